@@ -1,0 +1,121 @@
+// Runs one ONNX operator on concrete tensors: builds a single-node graph once per
+// (domain, op, attributes, input dtypes and ranks, output dtypes), caches its session, and calls it
+// synchronously. Input dims are symbolic, so one session serves every shape of that rank.
+
+import { type AttrValue, buildModel, type DType } from './graph.js';
+import { createSession, type NativeSession, type OrtTensor, runSession } from './ort.js';
+
+export interface KernelInput {
+  dtype: DType;
+  rank: number;
+  /** Fixed dims for this input (used for small int64 parameter vectors such as Resize sizes). */
+  dims?: readonly number[];
+  /** Lazily created onnxruntime tensor that views the data without copying. */
+  ort(): OrtTensor;
+}
+
+export interface KernelSpec {
+  op: string;
+  domain?: string;
+  attrs?: Record<string, AttrValue | undefined>;
+  /** Output dtypes, one per output. */
+  outputs: readonly DType[];
+}
+
+interface CachedKernel {
+  session: NativeSession;
+  inputNames: string[];
+  outputNames: string[];
+}
+
+const cache = new Map<string, CachedKernel>();
+let sessionsBuilt = 0;
+
+function attrKey(attrs: KernelSpec['attrs']): string {
+  if (!attrs) return '';
+  let s = '';
+  for (const k of Object.keys(attrs).sort()) {
+    const v = attrs[k];
+    if (v === undefined) continue;
+    s += `${k}=${typeof v === 'object' && !Array.isArray(v) ? tensorAttrKey(v.tensor) : JSON.stringify(v)};`;
+  }
+  return s;
+}
+
+function tensorAttrKey(t: {
+  dtype: DType;
+  dims: readonly number[];
+  data: ArrayLike<number | bigint>;
+}): string {
+  return `T(${t.dtype},${t.dims.join('x')},${Array.from(t.data as ArrayLike<number>, String).join(',')})`;
+}
+
+function kernelFor(spec: KernelSpec, inputs: readonly (KernelInput | null)[]): CachedKernel {
+  let key = `${spec.domain ?? ''}:${spec.op}|${attrKey(spec.attrs)}|`;
+  for (const x of inputs) key += x ? `${x.dtype}/${x.dims ? x.dims.join('x') : x.rank},` : '-,';
+  key += `|${spec.outputs.join(',')}`;
+  let k = cache.get(key);
+  if (k) return k;
+  const inputNames = inputs.map((x, i) => (x ? `x${i}` : ''));
+  const outputNames = spec.outputs.map((_, i) => `y${i}`);
+  const model = buildModel({
+    name: spec.op,
+    nodes: [
+      { op: spec.op, domain: spec.domain, inputs: inputNames, outputs: outputNames, attrs: spec.attrs },
+    ],
+    inputs: inputs.flatMap((x, i) =>
+      x
+        ? [
+            {
+              name: `x${i}`,
+              dtype: x.dtype,
+              dims: x.dims ?? Array.from({ length: x.rank }, (_, d) => `x${i}_${d}`),
+            },
+          ]
+        : [],
+    ),
+    outputs: spec.outputs.map((dtype, i) => ({ name: `y${i}`, dtype })),
+  });
+  let session: NativeSession;
+  try {
+    session = createSession(model);
+  } catch (e) {
+    const sig = inputs.map((x) => (x ? `${x.dtype}/rank ${x.rank}` : '-')).join(', ');
+    throw new Error(
+      `${spec.op}: onnxruntime could not build this op for inputs (${sig}): ${(e as Error).message}`,
+    );
+  }
+  sessionsBuilt++;
+  k = { session, inputNames, outputNames };
+  cache.set(key, k);
+  return k;
+}
+
+/**
+ * Runs one op. `inputs` may contain null for an omitted optional input (ONNX's empty name).
+ * Errors from onnxruntime are rethrown naming the op; callers validate shapes first where they can.
+ */
+export function runKernel(spec: KernelSpec, inputs: readonly (KernelInput | null)[]): OrtTensor[] {
+  const k = kernelFor(spec, inputs);
+  const feeds: Record<string, OrtTensor> = {};
+  for (let i = 0; i < inputs.length; i++) {
+    const x = inputs[i];
+    if (x) feeds[k.inputNames[i] as string] = x.ort();
+  }
+  try {
+    return runSession(k.session, feeds, k.outputNames);
+  } catch (e) {
+    const shapes = inputs.map((x) => (x ? `[${x.ort().dims.join(', ')}]` : '-')).join(', ');
+    throw new Error(`${spec.op}: onnxruntime failed on inputs ${shapes}: ${(e as Error).message}`);
+  }
+}
+
+export function kernelCacheStats(): { sessions: number; built: number } {
+  return { sessions: cache.size, built: sessionsBuilt };
+}
+
+/** Drops every cached session (e.g. after a thread-count change). */
+export function clearKernelCache(): void {
+  for (const k of cache.values()) k.session.dispose();
+  cache.clear();
+}

@@ -1,0 +1,97 @@
+// The one module that touches onnxruntime-node's native binding.
+//
+// The public `InferenceSession.run` of onnxruntime-node is async only because its wrapper defers the native
+// call with a promise and `setImmediate`; the native binding it loads runs synchronously and costs a few µs.
+// attnkit ops are synchronous, so we call the binding directly. It is internal to onnxruntime-node: the
+// version is pinned in package.json and `test/kernels/binding.test.ts` fails loudly if its shape changes.
+
+import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
+import { Tensor as OrtTensor } from 'onnxruntime-common';
+
+export { OrtTensor };
+
+export interface NativeSession {
+  loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
+  readonly inputMetadata: { name: string }[];
+  readonly outputMetadata: { name: string }[];
+  run(
+    feeds: Record<string, OrtTensor>,
+    fetches: Record<string, null>,
+    options: object,
+  ): Record<string, OrtTensor>;
+  dispose(): void;
+}
+
+interface NativeBinding {
+  InferenceSession: new () => NativeSession;
+  initOrtOnce(logLevel: number, tensorConstructor: typeof OrtTensor): void;
+}
+
+const require = createRequire(import.meta.url);
+export const ORT_VERSION: string = require('onnxruntime-node/package.json').version;
+
+let native: NativeBinding | undefined;
+
+/** Loads the native binding once; throws a clear error when onnxruntime-node's internals moved. */
+export function binding(): NativeBinding {
+  if (native) return native;
+  const mod = require('onnxruntime-node/dist/binding') as { binding?: NativeBinding };
+  const b = mod.binding;
+  if (!b || typeof b.InferenceSession !== 'function' || typeof b.initOrtOnce !== 'function') {
+    throw new Error(
+      `onnxruntime-node ${ORT_VERSION}: its internal native binding (dist/binding → binding.InferenceSession, ` +
+        'initOrtOnce) is not where attnkit expects it. Install the onnxruntime-node version pinned in ' +
+        "attnkit's package.json.",
+    );
+  }
+  b.initOrtOnce(3, OrtTensor); // log level 3 = errors only
+  native = b;
+  return b;
+}
+
+export interface SessionSettings {
+  /** Threads inside one op (default: the machine's cores). */
+  intraOpThreads: number;
+}
+
+const settings: SessionSettings = { intraOpThreads: availableParallelism() };
+
+/** Sets the thread count for sessions created from now on (already cached sessions keep theirs). */
+export function setThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 1) throw new Error(`setThreads: expected a positive integer, got ${n}`);
+  settings.intraOpThreads = n;
+}
+
+export function threads(): number {
+  return settings.intraOpThreads;
+}
+
+/** Creates a synchronous native session from serialized ONNX model bytes. */
+export function createSession(model: Uint8Array, opts: Partial<SessionSettings> = {}): NativeSession {
+  const b = binding();
+  const session = new b.InferenceSession();
+  session.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, {
+    intraOpNumThreads: opts.intraOpThreads ?? settings.intraOpThreads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+    executionProviders: [{ name: 'cpu' }],
+    enableCpuMemArena: false,
+  });
+  return session;
+}
+
+const runOptions = {};
+
+/** Runs a session synchronously; outputs come back in `outputNames` order. */
+export function runSession(
+  session: NativeSession,
+  feeds: Record<string, OrtTensor>,
+  outputNames: readonly string[],
+): OrtTensor[] {
+  const fetches: Record<string, null> = {};
+  for (const n of outputNames) fetches[n] = null;
+  const out = session.run(feeds, fetches, runOptions);
+  return outputNames.map((n) => out[n] as OrtTensor);
+}

@@ -1,0 +1,66 @@
+// Matrix products: matmul (batched, broadcasting) and linear (x · Wᵀ + b, PyTorch's weight layout).
+
+import { record } from '../autograd.js';
+import { formatShape, type Tensor } from '../tensor.js';
+import { sumToShape } from './reduce.js';
+import { runOp1 } from './run.js';
+import { broadcastShapes, requireFloat } from './shape-utils.js';
+
+/** op(A)·op(B) with optional transposes of the last two dims, on onnxruntime's FusedMatMul. */
+function fusedMatMul(a: Tensor, b: Tensor, transA: boolean, transB: boolean, alpha = 1): Tensor {
+  if (!transA && !transB && alpha === 1) return runOp1('MatMul', [a, b]);
+  return runOp1('FusedMatMul', [a, b], {
+    domain: 'com.microsoft',
+    attrs: { transA: transA ? 1 : 0, transB: transB ? 1 : 0, alpha },
+  });
+}
+
+function checkMatmul(op: string, a: Tensor, b: Tensor, transA: boolean, transB: boolean): void {
+  requireFloat(op, a, b);
+  if (a.rank < 2 || b.rank < 2) {
+    throw new Error(`${op}: expected rank ≥ 2, got ${formatShape(a.shape)} and ${formatShape(b.shape)}`);
+  }
+  const k1 = a.shape[a.rank - (transA ? 2 : 1)];
+  const k2 = b.shape[b.rank - (transB ? 1 : 2)];
+  if (k1 !== k2) {
+    throw new Error(
+      `${op}: inner dimensions differ: ${formatShape(a.shape)}${transA ? 'ᵀ' : ''} · ` +
+        `${formatShape(b.shape)}${transB ? 'ᵀ' : ''} (${k1} vs ${k2})`,
+    );
+  }
+  broadcastShapes(op, a.shape.slice(0, -2), b.shape.slice(0, -2));
+}
+
+/**
+ * Batched matrix product with broadcasting over leading dims: (…, n, k) · (…, k, m) → (…, n, m).
+ * `transA` / `transB` transpose the last two dims of an operand first; `alpha` scales the result.
+ */
+export function matmul(
+  a: Tensor,
+  b: Tensor,
+  opts: { transA?: boolean; transB?: boolean; alpha?: number } = {},
+): Tensor {
+  const tA = opts.transA ?? false;
+  const tB = opts.transB ?? false;
+  const alpha = opts.alpha ?? 1;
+  checkMatmul('matmul', a, b, tA, tB);
+  const out = fusedMatMul(a, b, tA, tB, alpha);
+  return record(out, 'matmul', [a, b], (g) => {
+    // C = α·op(A)·op(B):  dop(A) = α·g·op(B)ᵀ,  dop(B) = α·op(A)ᵀ·g
+    const dA = tA ? fusedMatMul(b, g, tB, true, alpha) : fusedMatMul(g, b, false, !tB, alpha);
+    const dB = tB ? fusedMatMul(g, a, true, tA, alpha) : fusedMatMul(a, g, !tA, false, alpha);
+    return [sumToShape(dA, a.shape), sumToShape(dB, b.shape)];
+  });
+}
+
+/** x · Wᵀ + b with W of shape (out, in), as torch.nn.Linear stores it. */
+export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+  if (weight.rank !== 2 || x.shape[x.rank - 1] !== weight.shape[1]) {
+    throw new Error(
+      `linear: input ${formatShape(x.shape)} does not fit weight ${formatShape(weight.shape)} ` +
+        '(expected the last input dim to equal weight.shape[1])',
+    );
+  }
+  const y = matmul(x, weight, { transB: true });
+  return bias ? y.add(bias) : y;
+}
