@@ -1,0 +1,583 @@
+// CLIP's byte-level BPE tokenizer (Radford et al. 2021, "Learning Transferable Visual Models From Natural
+// Language Supervision"), as openai/CLIP's SimpleTokenizer and transformers' CLIPTokenizer apply it, with
+// the batching that diffusers' Stable Diffusion pipelines do: bos + first maxLength − 2 ids + eos, padded.
+
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+// ---------------------------------------------------------------------------------------------------------
+// Byte ↔ unicode table
+
+/**
+ * The reversible table from the 256 byte values to printable unicode characters that byte-level BPE works
+ * on: bytes that are printable Latin-1 (`!`…`~`, `¡`…`¬`, `®`…`ÿ`) stand for themselves; the other 68, in
+ * increasing order, take U+0100, U+0101, … (so the space, byte 32, becomes `Ġ` = U+0120).
+ * Returns the characters indexed by byte value.
+ */
+export function bytesToUnicode(): string[] {
+  const printable = (b: number) =>
+    (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const table: string[] = [];
+  let next = 0x100;
+  for (let b = 0; b < 256; b++) table.push(String.fromCodePoint(printable(b) ? b : next++));
+  return table;
+}
+
+const BYTE_TO_CHAR = bytesToUnicode();
+const CHAR_TO_BYTE = new Map(BYTE_TO_CHAR.map((ch, b) => [ch, b]));
+const UTF8 = new TextEncoder();
+const END_OF_WORD = '</w>';
+const START_OF_TEXT = '<|startoftext|>';
+const END_OF_TEXT = '<|endoftext|>';
+
+// ---------------------------------------------------------------------------------------------------------
+// Text clean-up
+
+// Named HTML entities understood by `unescapeHtml` (with the `;`); the first group also without it, as
+// HTML5's legacy names are. Numeric references (`&#233;`, `&#xe9;`) are always decoded.
+const LEGACY_ENTITIES: Record<string, string> = {
+  amp: '&',
+  lt: '<',
+  gt: '>',
+  quot: '"',
+  nbsp: '\u00a0',
+  copy: '©',
+  reg: '®',
+  deg: '°',
+  times: '×',
+  divide: '÷',
+  middot: '·',
+  para: '¶',
+  sect: '§',
+  pound: '£',
+  yen: '¥',
+  cent: '¢',
+  plusmn: '±',
+  laquo: '«',
+  raquo: '»',
+  frac12: '½',
+  frac14: '¼',
+  frac34: '¾',
+};
+const ENTITIES: Record<string, string> = {
+  ...LEGACY_ENTITIES,
+  apos: "'",
+  euro: '€',
+  trade: '™',
+  hellip: '…',
+  mdash: '—',
+  ndash: '–',
+  lsquo: '‘',
+  rsquo: '’',
+  ldquo: '“',
+  rdquo: '”',
+  bull: '•',
+};
+// What HTML makes of the character references &#128; … &#159; (windows-1252).
+const CP1252_C1 = '€\x81‚ƒ„…†‡ˆ‰Š‹Œ\x8dŽ\x8f\x90‘’“”•–—˜™š›œ\x9džŸ';
+const ENTITY_RE = /&(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)/g;
+
+/** One pass of HTML character-reference decoding, following the rules of Python's `html.unescape`. */
+function unescapeHtml(text: string): string {
+  if (!text.includes('&')) return text;
+  return text.replace(ENTITY_RE, (whole, ref: string) => {
+    if (ref.startsWith('#')) {
+      const hex = ref[1] === 'x' || ref[1] === 'X';
+      const cp = Number.parseInt(ref.slice(hex ? 2 : 1).replace(';', ''), hex ? 16 : 10);
+      if (cp === 0) return '\ufffd';
+      if (cp === 0x0d) return '\r';
+      if (cp >= 0x80 && cp <= 0x9f) return CP1252_C1[cp - 0x80]!;
+      if ((cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff) return '\ufffd';
+      if ((cp >= 0x01 && cp <= 0x08) || cp === 0x0b || (cp >= 0x0e && cp <= 0x1f) || cp === 0x7f) return '';
+      if ((cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) === 0xfffe) return '';
+      return String.fromCodePoint(cp);
+    }
+    const name = ref.endsWith(';') ? ref.slice(0, -1) : ref;
+    if (ref.endsWith(';') && ENTITIES[name] !== undefined) return ENTITIES[name];
+    // the longest legacy name that starts the reference, e.g. `&ampx` → `&x`
+    for (let n = ref.length; n >= 2; n--) {
+      const value = LEGACY_ENTITIES[ref.slice(0, n)];
+      if (value !== undefined) return value + ref.slice(n);
+    }
+    return whole;
+  });
+}
+
+// Python's `\s` as the `regex` module reads it (the White_Space property), used by CLIP's whitespace_clean.
+const WHITESPACE_RUN = /\p{White_Space}+/gu;
+// Control characters that ftfy.fix_text removes.
+const isControl = (cp: number) =>
+  cp <= 0x08 ||
+  cp === 0x0b ||
+  (cp >= 0x0e && cp <= 0x1f) ||
+  cp === 0x7f ||
+  (cp >= 0x206a && cp <= 0x206f) ||
+  cp === 0xfeff ||
+  (cp >= 0xfff9 && cp <= 0xfffc) ||
+  (cp >= 0xe0000 && cp <= 0xe007f);
+const LATIN_LIGATURES = /[\u0132\u0133\u013f\u0140\u0149\u01c4-\u01cc\u01f1-\u01f3\ufb00-\ufb06]/g;
+const WIDE_FORMS = /[\u3000\uff01-\uffee]/g;
+
+/**
+ * Normalises a prompt the way CLIP's tokenizer does before splitting it: the parts of `ftfy.fix_text`
+ * that need no statistics (HTML entities when the text has no `<`, Latin ligatures and full-width forms
+ * to their plain letters, curly quotes to straight ones, control characters removed, NFC), then
+ * `html.unescape` twice, whitespace runs collapsed to one space, trimmed and lower-cased. ftfy's mojibake
+ * repair (text decoded with the wrong codec) is not done.
+ */
+export function cleanText(text: string): string {
+  let t = text.includes('<') ? text : unescapeHtml(text);
+  t = t
+    .replace(LATIN_LIGATURES, (ch) => ch.normalize('NFKC'))
+    .replace(WIDE_FORMS, (ch) => ch.normalize('NFKC'))
+    .replace(/[\u02bc\u2018-\u201b]/g, "'")
+    .replace(/[\u201c-\u201f]/g, '"');
+  t = Array.from(t)
+    .filter((ch) => !isControl(ch.codePointAt(0)!))
+    .join('')
+    .normalize('NFC');
+  t = unescapeHtml(unescapeHtml(t));
+  return t.replace(WHITESPACE_RUN, ' ').trim().toLowerCase();
+}
+
+// CLIP's pre-tokenisation: special tokens, English contractions, runs of letters, single digits, runs of
+// anything else that is not whitespace.
+const PRE_TOKEN_RE =
+  /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\p{White_Space}\p{L}\p{N}]+/giu;
+
+// ---------------------------------------------------------------------------------------------------------
+// The tokenizer
+
+export interface CLIPTokenizerInit {
+  /** token → id, as `vocab.json` holds it. */
+  vocab: Readonly<Record<string, number>>;
+  /** BPE merges in priority order: `"a b"` strings (the lines of `merges.txt`) or `[a, b]` pairs. */
+  merges: readonly string[] | readonly (readonly [string, string])[];
+  /** Default 77 (CLIP's context length). */
+  modelMaxLength?: number;
+  /** Default `<|startoftext|>`. */
+  bosToken?: string;
+  /** Default `<|endoftext|>`. */
+  eosToken?: string;
+  /** Default the eos token (Stable Diffusion 1.x); Stable Diffusion 2.x uses `!`. */
+  padToken?: string;
+  /** Stands for a symbol missing from the vocabulary. Default `<|endoftext|>` when the vocabulary has it. */
+  unkToken?: string;
+}
+
+export interface TokenizeOptions {
+  /** `'max_length'` (default): pad every sequence to maxLength; `'longest'`: to the batch's longest; false: none. */
+  padding?: 'max_length' | 'longest' | false;
+  /** Default true: keep bos, the first maxLength − 2 ids and eos. */
+  truncation?: boolean;
+  /** Default the tokenizer's modelMaxLength. */
+  maxLength?: number;
+  /** Called with a message when truncation drops tokens; default `console.warn`. */
+  onWarning?: (message: string) => void;
+}
+
+export interface TokenizerOutput {
+  /** One id sequence per text: bos, the text's ids, eos, then pad ids. */
+  ids: number[][];
+  /** 1 for bos, text and eos positions, 0 for padding. */
+  attentionMask: number[][];
+  /** Whether truncation dropped ids of that text. */
+  truncated: boolean[];
+}
+
+/** A whitespace-separated word of the cleaned prompt and the positions of its tokens (bos at 0). */
+export interface WordTokens {
+  word: string;
+  indices: number[];
+}
+
+interface Piece {
+  /** The pre-token's text (after clean-up). */
+  text: string;
+  /** Index of the whitespace-separated word it belongs to. */
+  word: number;
+  /** Offset of its first id in the text's ids (without bos). */
+  start: number;
+  ids: number[];
+}
+
+const DEFAULT_MAX_LENGTH = 77;
+const CACHE_LIMIT = 50_000;
+
+export class CLIPTokenizer {
+  readonly modelMaxLength: number;
+  readonly bosToken: string;
+  readonly eosToken: string;
+  readonly padToken: string;
+  readonly unkToken: string | undefined;
+  readonly bosTokenId: number;
+  readonly eosTokenId: number;
+  readonly padTokenId: number;
+  readonly unkTokenId: number | undefined;
+
+  private readonly encoder: Map<string, number>;
+  private readonly decoder: Map<number, string>;
+  private readonly ranks: Map<string, number>;
+  private readonly cache = new Map<string, string[]>();
+
+  constructor(init: CLIPTokenizerInit) {
+    this.encoder = new Map();
+    this.decoder = new Map();
+    for (const [token, id] of Object.entries(init.vocab)) {
+      if (!Number.isInteger(id) || id < 0) {
+        throw new Error(`CLIPTokenizer: vocab entry "${token}" has id ${id}`);
+      }
+      this.encoder.set(token, id);
+      this.decoder.set(id, token);
+    }
+    this.ranks = new Map();
+    init.merges.forEach((merge, rank) => {
+      const [a, b] = typeof merge === 'string' ? merge.split(' ') : merge;
+      this.ranks.set(`${a} ${b}`, rank);
+    });
+
+    this.modelMaxLength = init.modelMaxLength ?? DEFAULT_MAX_LENGTH;
+    if (!Number.isInteger(this.modelMaxLength) || this.modelMaxLength < 2) {
+      throw new Error(`CLIPTokenizer: modelMaxLength must be an integer ≥ 2, got ${this.modelMaxLength}`);
+    }
+    this.bosToken = init.bosToken ?? START_OF_TEXT;
+    this.eosToken = init.eosToken ?? END_OF_TEXT;
+    this.padToken = init.padToken ?? this.eosToken;
+    this.unkToken = init.unkToken ?? (this.encoder.has(END_OF_TEXT) ? END_OF_TEXT : undefined);
+    this.bosTokenId = this.specialId('bos', this.bosToken);
+    this.eosTokenId = this.specialId('eos', this.eosToken);
+    this.padTokenId = this.specialId('pad', this.padToken);
+    this.unkTokenId = this.unkToken === undefined ? undefined : this.specialId('unk', this.unkToken);
+  }
+
+  /** Reads `vocab.json`, `merges.txt` and (if present) `tokenizer_config.json` / `special_tokens_map.json`. */
+  static async fromDirectory(dir: string): Promise<CLIPTokenizer> {
+    const read = async (name: string) => {
+      try {
+        return await readFile(join(dir, name), 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+        throw err;
+      }
+    };
+    const [vocab, merges, config, specialMap] = await Promise.all(
+      ['vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json'].map(read),
+    );
+    return fromFiles(dir, vocab, merges, config, specialMap);
+  }
+
+  /** Synchronous `fromDirectory`. */
+  static fromDirectorySync(dir: string): CLIPTokenizer {
+    const read = (name: string) => {
+      const path = join(dir, name);
+      return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
+    };
+    const files = ['vocab.json', 'merges.txt', 'tokenizer_config.json', 'special_tokens_map.json'].map(read);
+    return fromFiles(dir, files[0], files[1], files[2], files[3]);
+  }
+
+  get vocabSize(): number {
+    return this.encoder.size;
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.encoder.get(token);
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.decoder.get(id);
+  }
+
+  /** The text's token ids: no bos/eos, no padding, no truncation. */
+  encode(text: string): number[] {
+    return this.pieces(text).pieces.flatMap((p) => p.ids);
+  }
+
+  /** The text that ids stand for; word ends become spaces. Special tokens are dropped if asked. */
+  decode(ids: readonly number[], options: { skipSpecialTokens?: boolean } = {}): string {
+    const specials = new Set([this.bosTokenId, this.eosTokenId, this.padTokenId]);
+    const bytes: number[] = [];
+    for (const id of ids) {
+      const token = this.decoder.get(id);
+      if (token === undefined) {
+        throw new RangeError(`CLIPTokenizer.decode: id ${id} is not in the vocabulary`);
+      }
+      if (options.skipSpecialTokens && specials.has(id)) continue;
+      for (const ch of token) {
+        const b = CHAR_TO_BYTE.get(ch);
+        if (b !== undefined) bytes.push(b);
+        else bytes.push(...UTF8.encode(ch));
+      }
+    }
+    return new TextDecoder('utf-8').decode(Uint8Array.from(bytes)).replaceAll(END_OF_WORD, ' ').trim();
+  }
+
+  /**
+   * Batches texts as a Stable Diffusion pipeline feeds its text encoder: for each text, bos, its first
+   * maxLength − 2 ids (with truncation), eos, then pad ids up to maxLength. Warns with the dropped text.
+   */
+  call(text: string | readonly string[], options: TokenizeOptions = {}): TokenizerOutput {
+    const texts = typeof text === 'string' ? [text] : text;
+    const { padding = 'max_length', truncation = true, onWarning = console.warn } = options;
+    const maxLength = this.checkMaxLength(options.maxLength, 'call');
+
+    const ids: number[][] = [];
+    const truncated: boolean[] = [];
+    for (const t of texts) {
+      const raw = this.encode(t);
+      const cut = truncation && raw.length > maxLength - 2;
+      if (cut) {
+        onWarning(
+          'The following part of your input was truncated because CLIP can only handle sequences up to ' +
+            `${maxLength} tokens: "${this.decode(raw.slice(maxLength - 2))}"`,
+        );
+      }
+      ids.push([this.bosTokenId, ...(cut ? raw.slice(0, maxLength - 2) : raw), this.eosTokenId]);
+      truncated.push(cut);
+    }
+
+    const target =
+      padding === 'max_length'
+        ? maxLength
+        : padding === 'longest'
+          ? Math.max(0, ...ids.map((s) => s.length))
+          : 0;
+    const attentionMask = ids.map((s) => {
+      const mask = s.map(() => 1);
+      while (s.length < target) {
+        s.push(this.padTokenId);
+        mask.push(0);
+      }
+      return mask;
+    });
+    return { ids, attentionMask, truncated };
+  }
+
+  /**
+   * For each whitespace-separated word of the cleaned prompt, the positions of its tokens in the batched
+   * sequence (bos at 0). Positions that truncation to maxLength drops are left out.
+   */
+  wordTokens(prompt: string, options: { maxLength?: number } = {}): WordTokens[] {
+    const limit = this.checkMaxLength(options.maxLength, 'wordTokens') - 1;
+    const { words, pieces } = this.pieces(prompt);
+    const result: WordTokens[] = words.map((word) => ({ word, indices: [] }));
+    for (const p of pieces) result[p.word]!.indices.push(...positions(p).filter((i) => i < limit));
+    return result;
+  }
+
+  /**
+   * Positions (bos at 0) of the tokens that make up `word` in the batched prompt — every occurrence, as
+   * Prompt-to-Prompt's `get_word_inds` gives them. `word` is cleaned like the prompt and matches a run of
+   * its pre-tokens, so "star" finds the star of "star," and "red circle" a two-word phrase; a number is
+   * the index of a whitespace-separated word. Positions dropped by truncation are left out.
+   */
+  tokenIndices(prompt: string, word: string | number, options: { maxLength?: number } = {}): number[] {
+    const limit = this.checkMaxLength(options.maxLength, 'tokenIndices') - 1;
+    const { words, pieces } = this.pieces(prompt);
+    let found: Piece[] = [];
+    if (typeof word === 'number') {
+      if (!Number.isInteger(word) || word < 0 || word >= words.length) {
+        throw new RangeError(
+          `CLIPTokenizer.tokenIndices: word index ${word} is out of range; the prompt has ${words.length} words`,
+        );
+      }
+      found = pieces.filter((p) => p.word === word);
+    } else {
+      const query = this.pieces(word).pieces.map((p) => p.text);
+      for (let i = 0; query.length > 0 && i + query.length <= pieces.length; i++) {
+        if (query.every((q, k) => pieces[i + k]!.text === q)) {
+          found.push(...pieces.slice(i, i + query.length));
+        }
+      }
+      if (found.length === 0) {
+        throw new Error(
+          `CLIPTokenizer.tokenIndices: "${word}" is not a word of the prompt "${prompt}" ` +
+            `(its words: ${words.map((w) => JSON.stringify(w)).join(', ')})`,
+        );
+      }
+    }
+    const indices = new Set(found.flatMap(positions));
+    return [...indices].filter((i) => i < limit).sort((a, b) => a - b);
+  }
+
+  // -------------------------------------------------------------------------------------------------------
+
+  /** Cleans the text, splits it in words and pre-tokens, and runs BPE on each pre-token. */
+  private pieces(text: string): { words: string[]; pieces: Piece[] } {
+    const cleaned = cleanText(text);
+    const words = cleaned === '' ? [] : cleaned.split(' ');
+    const pieces: Piece[] = [];
+    let start = 0;
+    words.forEach((w, wordIndex) => {
+      for (const match of w.matchAll(PRE_TOKEN_RE)) {
+        const pre = match[0];
+        let symbols = '';
+        for (const b of UTF8.encode(pre)) symbols += BYTE_TO_CHAR[b];
+        const ids = this.bpe(symbols).map((s) => this.symbolId(s));
+        pieces.push({ text: pre, word: wordIndex, start, ids });
+        start += ids.length;
+      }
+    });
+    return { words, pieces };
+  }
+
+  /** Byte-pair encoding of one pre-token: merge the adjacent pair of lowest rank until none is ranked. */
+  private bpe(token: string): string[] {
+    if (token === START_OF_TEXT || token === END_OF_TEXT) return [token]; // typed in a prompt: stays whole
+    const cached = this.cache.get(token);
+    if (cached) return cached;
+    const chars = Array.from(token);
+    let word = [...chars.slice(0, -1), `${chars[chars.length - 1]}${END_OF_WORD}`];
+    while (word.length > 1) {
+      let best = -1;
+      let bestRank = Number.POSITIVE_INFINITY;
+      for (let i = 0; i + 1 < word.length; i++) {
+        const rank = this.ranks.get(`${word[i]} ${word[i + 1]}`);
+        if (rank !== undefined && rank < bestRank) {
+          bestRank = rank;
+          best = i;
+        }
+      }
+      if (best < 0) break;
+      const first = word[best]!;
+      const second = word[best + 1]!;
+      const merged: string[] = [];
+      for (let i = 0; i < word.length; ) {
+        if (word[i] === first && word[i + 1] === second && i + 1 < word.length) {
+          merged.push(first + second);
+          i += 2;
+        } else {
+          merged.push(word[i]!);
+          i += 1;
+        }
+      }
+      word = merged;
+    }
+    if (this.cache.size >= CACHE_LIMIT) this.cache.clear();
+    this.cache.set(token, word);
+    return word;
+  }
+
+  private symbolId(symbol: string): number {
+    const id = this.encoder.get(symbol) ?? this.unkTokenId;
+    if (id === undefined) {
+      throw new Error(`CLIPTokenizer: symbol "${symbol}" is not in the vocabulary and there is no unk token`);
+    }
+    return id;
+  }
+
+  private specialId(role: string, token: string): number {
+    const id = this.encoder.get(token);
+    if (id === undefined) {
+      throw new Error(`CLIPTokenizer: the ${role} token "${token}" is not in the vocabulary`);
+    }
+    return id;
+  }
+
+  private checkMaxLength(maxLength: number | undefined, op: string): number {
+    const n = maxLength ?? this.modelMaxLength;
+    if (!Number.isInteger(n) || n < 2) {
+      throw new RangeError(
+        `CLIPTokenizer.${op}: maxLength must be an integer ≥ 2 (room for bos and eos), got ${n}`,
+      );
+    }
+    return n;
+  }
+}
+
+function positions(p: Piece): number[] {
+  return p.ids.map((_, k) => 1 + p.start + k);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Loading a tokenizer folder
+
+const FOLDER_NEEDS =
+  'A CLIP tokenizer folder (the tokenizer/ folder of a diffusers model) needs vocab.json (token → id) and ' +
+  'merges.txt (a "#version" line, then one BPE merge "a b" per line); tokenizer_config.json is optional.';
+
+function fromFiles(
+  dir: string,
+  vocabText: string | undefined,
+  mergesText: string | undefined,
+  configText: string | undefined,
+  specialMapText: string | undefined,
+): CLIPTokenizer {
+  const where = 'CLIPTokenizer.fromDirectory';
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new Error(`${where}: ${dir} is not a folder. ${FOLDER_NEEDS}`);
+  }
+  for (const [name, text] of [
+    ['vocab.json', vocabText],
+    ['merges.txt', mergesText],
+  ] as const) {
+    if (text === undefined) {
+      const hint = existsSync(join(dir, 'tokenizer', name)) ? ` Did you mean ${join(dir, 'tokenizer')}?` : '';
+      throw new Error(`${where}: ${join(dir, name)} is missing. ${FOLDER_NEEDS}${hint}`);
+    }
+  }
+
+  const vocab = parseJson(join(dir, 'vocab.json'), vocabText!);
+  for (const [token, id] of Object.entries(vocab)) {
+    if (typeof id !== 'number' || !Number.isInteger(id)) {
+      throw new Error(`${where}: ${join(dir, 'vocab.json')}: entry "${token}" is not an integer id`);
+    }
+  }
+
+  const lines = mergesText!.split(/\r?\n/);
+  const merges: [string, string][] = [];
+  lines.forEach((line, i) => {
+    if (line === '' || (i === 0 && line.startsWith('#version'))) return;
+    const parts = line.split(' ');
+    if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
+      throw new Error(
+        `${where}: ${join(dir, 'merges.txt')} line ${i + 1} is ${JSON.stringify(line)}; expected two symbols "a b"`,
+      );
+    }
+    merges.push([parts[0]!, parts[1]!]);
+  });
+
+  // special_tokens_map.json overrides tokenizer_config.json, as in transformers.
+  const config = {
+    ...(configText === undefined ? {} : parseJson(join(dir, 'tokenizer_config.json'), configText)),
+    ...(specialMapText === undefined ? {} : parseJson(join(dir, 'special_tokens_map.json'), specialMapText)),
+  };
+  const maxLength = config['model_max_length'];
+  return new CLIPTokenizer({
+    vocab: vocab as Record<string, number>,
+    merges,
+    // transformers writes a huge number (1e30) when the length is unknown.
+    modelMaxLength: typeof maxLength === 'number' && maxLength <= 1e6 ? maxLength : undefined,
+    bosToken: tokenContent(config['bos_token']),
+    eosToken: tokenContent(config['eos_token']),
+    padToken: tokenContent(config['pad_token']),
+    unkToken: tokenContent(config['unk_token']),
+  });
+}
+
+function parseJson(path: string, text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new Error(`CLIPTokenizer.fromDirectory: ${path} is not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new Error(`CLIPTokenizer.fromDirectory: ${path} must hold a JSON object`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** A special token as transformers saves it: a string or an AddedToken object `{ content, … }`. */
+function tokenContent(value: unknown): string | undefined {
+  if (typeof value === 'string') return value;
+  if (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { content?: unknown }).content === 'string'
+  ) {
+    return (value as { content: string }).content;
+  }
+  return undefined;
+}
