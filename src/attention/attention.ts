@@ -1,0 +1,250 @@
+// The attention layer: projections, then the five hook levels in the order they run (DESIGN.md §1).
+// `attend` is the shared core; `Attention` is diffusers' module (to_q / to_k / to_v / to_out.0, optional
+// group_norm and residual for the VAE); the CLIP text encoder calls `attend` with its own weight names.
+
+import { Linear, Module, ModuleList } from '../nn/index.js';
+import { GroupNorm } from '../nn/layers.js';
+import { formatShape, isGradEnabled, linear, softmax, type Tensor, tracksGrad } from '../tensor/index.js';
+import type { AttentionCall, AttentionLayerInfo } from './call.js';
+import { type AttentionFunction, attentionScores, flashAttention, softmaxAttention } from './functions.js';
+import type { AttentionContext, Controller, ProjectionWeights } from './hooks.js';
+
+/** Context for a forward pass with no controllers (plain inference). */
+export const NO_CONTROL: AttentionContext = {
+  controllers: [],
+  step: 0,
+  numSteps: 1,
+  timestep: 0,
+  batch: { guidance: [], prompt: [] },
+};
+
+export interface AttendArgs {
+  info: AttentionLayerInfo;
+  ctx?: AttentionContext;
+  /** Queries' source (batch, Tq, C). */
+  x: Tensor;
+  /** Keys' and values' source (batch, Tk, Cc); defaults to x (self-attention). */
+  context?: Tensor;
+  heads: number;
+  weights: ProjectionWeights;
+  size?: readonly [number, number];
+  /** Additive logits bias broadcastable to (batch, heads, Tq, Tk), e.g. a causal mask. */
+  bias?: Tensor;
+  /** Default 1/√headDim. */
+  scale?: number;
+}
+
+/** (B, T, H·d) → (B, H, T, d) */
+function splitHeads(x: Tensor, heads: number): Tensor {
+  const [b, t] = x.shape as [number, number];
+  return x.reshape([b, t, heads, -1]).permute([0, 2, 1, 3]);
+}
+
+/** (B, H, T, d) → (B, T, H·d) */
+function mergeHeads(x: Tensor): Tensor {
+  const [b, h, t, d] = x.shape as [number, number, number, number];
+  return x.permute([0, 2, 1, 3]).reshape([b, t, h * d]);
+}
+
+function chooseFunction(
+  call: AttentionCall,
+  active: readonly Controller[],
+  training: boolean,
+): AttentionFunction {
+  let chosen: { fn: AttentionFunction; by: string } | undefined;
+  for (const c of active) {
+    const fn = c.fn?.(call);
+    if (!fn) continue;
+    if (chosen) {
+      throw new Error(
+        `attention layer ${call.path}: two attention functions requested, '${chosen.fn.name}' by ` +
+          `${chosen.by} and '${fn.name}' by ${c.name}; restrict one of them with appliesTo()`,
+      );
+    }
+    chosen = { fn, by: c.name };
+  }
+  const needsProbs = active.some((c) => c.scores || c.map);
+  if (chosen) {
+    if (needsProbs && !chosen.fn.explicit) {
+      const reader = active.find((c) => c.scores || c.map)?.name;
+      throw new Error(
+        `attention layer ${call.path}: ${reader} reads attention probabilities but ${chosen.by} computes ` +
+          `attention with '${chosen.fn.name}', which never forms them; restrict one of them with appliesTo()`,
+      );
+    }
+    return chosen.fn;
+  }
+  return needsProbs || training ? softmaxAttention : flashAttention;
+}
+
+/** One attention call through all hook levels; returns (batch, Tq, outChannels) after the out projection. */
+export function attend(a: AttendArgs): Tensor {
+  const ctx = a.ctx ?? NO_CONTROL;
+  const x = a.x;
+  const context = a.context ?? x;
+  if (x.rank !== 3 || context.rank !== 3 || x.shape[0] !== context.shape[0]) {
+    throw new Error(
+      `attention ${a.info.path}: expected queries (B, Tq, C) and context (B, Tk, C), got ` +
+        `${formatShape(x.shape)} and ${formatShape(context.shape)}`,
+    );
+  }
+  const inner = a.weights.q.weight.shape[0] as number;
+  const headDim = inner / a.heads;
+  const call: AttentionCall = {
+    ...a.info,
+    step: ctx.step,
+    numSteps: ctx.numSteps,
+    timestep: ctx.timestep,
+    batch: ctx.batch,
+    size: a.size,
+    heads: a.heads,
+    headDim,
+    queryTokens: x.shape[1] as number,
+    keyTokens: context.shape[1] as number,
+  };
+  const active = ctx.controllers.filter((c) => !c.appliesTo || c.appliesTo(call));
+  const scale = a.scale ?? 1 / Math.sqrt(headDim);
+
+  // weight level
+  let w = a.weights;
+  for (const c of active) if (c.weights) w = c.weights(call, w);
+
+  // projections
+  let q = linear(x, w.q.weight, w.q.bias);
+  let k = linear(context, w.k.weight, w.k.bias);
+  let v = linear(context, w.v.weight, w.v.bias);
+
+  // function level: which function computes attention here
+  const training = isGradEnabled() && [x, context, w.q.weight, w.k.weight, w.v.weight].some(tracksGrad);
+  const fn = chooseFunction(call, active, training);
+  const needSplit = !fn.runPacked || a.bias !== undefined || active.some((c) => c.features);
+
+  let out: Tensor;
+  if (!needSplit && fn.runPacked) {
+    out = fn.runPacked(q, k, v, a.heads, scale); // (B, Tq, H·dv)
+  } else {
+    // feature level: (B, H, T, d)
+    let f = { q: splitHeads(q, a.heads), k: splitHeads(k, a.heads), v: splitHeads(v, a.heads) };
+    for (const c of active) if (c.features) f = c.features(call, f);
+    ({ q, k, v } = f);
+    if (fn.explicit && active.some((c) => c.scores || c.map)) {
+      // map level: logits, then probabilities, each open to hooks
+      let s = attentionScores({ q, k, v, scale, bias: a.bias }); // (B, H, Tq, Tk)
+      for (const c of active) if (c.scores) s = c.scores(call, s);
+      let p = softmax(s, -1);
+      for (const c of active) if (c.map) p = c.map(call, p);
+      out = mergeHeads(p.matmul(v));
+    } else {
+      out = mergeHeads(fn.run({ q, k, v, scale, bias: a.bias }));
+    }
+  }
+
+  out = linear(out, w.out.weight, w.out.bias);
+  // application level
+  for (const c of active) if (c.output) out = c.output(call, out);
+  return out;
+}
+
+export interface AttentionConfig {
+  queryDim: number;
+  /** Channels of the context (cross-attention); default queryDim (self-attention). */
+  crossAttentionDim?: number;
+  heads: number;
+  dimHead: number;
+  /** Bias on to_q / to_k / to_v. */
+  qkvBias?: boolean;
+  /** A GroupNorm before attention with this many groups (VAE). */
+  normGroups?: number;
+  normEps?: number;
+  /** Add the input to the output (VAE). */
+  residualConnection?: boolean;
+}
+
+/** diffusers' `Attention` module with its parameter names. */
+export class Attention extends Module {
+  /** Set once the model is built (see `assignAttentionLayers`). */
+  info: AttentionLayerInfo;
+  readonly heads: number;
+  readonly residualConnection: boolean;
+  group_norm?: GroupNorm;
+  to_q: Linear;
+  to_k: Linear;
+  to_v: Linear;
+  to_out: ModuleList<Linear>;
+
+  constructor(cfg: AttentionConfig, kind: 'self' | 'cross' = 'self') {
+    super();
+    const inner = cfg.heads * cfg.dimHead;
+    const kv = cfg.crossAttentionDim ?? cfg.queryDim;
+    this.heads = cfg.heads;
+    this.residualConnection = cfg.residualConnection ?? false;
+    this.info = { path: '', kind, place: 'mid', index: 0 };
+    if (cfg.normGroups) this.group_norm = new GroupNorm(cfg.normGroups, cfg.queryDim, cfg.normEps ?? 1e-6);
+    this.to_q = new Linear(cfg.queryDim, inner, { bias: cfg.qkvBias ?? false });
+    this.to_k = new Linear(kv, inner, { bias: cfg.qkvBias ?? false });
+    this.to_v = new Linear(kv, inner, { bias: cfg.qkvBias ?? false });
+    this.to_out = new ModuleList([new Linear(inner, cfg.queryDim)]);
+  }
+
+  projectionWeights(): ProjectionWeights {
+    const p = (l: Linear) => ({ weight: l.weight.value, bias: l.bias?.value });
+    return { q: p(this.to_q), k: p(this.to_k), v: p(this.to_v), out: p(this.to_out.at(0)) };
+  }
+
+  /** Token input (B, T, C). */
+  forward(
+    x: Tensor,
+    opts: { context?: Tensor; size?: readonly [number, number]; ctx?: AttentionContext } = {},
+  ): Tensor {
+    const out = attend({
+      info: this.info,
+      ctx: opts.ctx,
+      x,
+      context: opts.context,
+      heads: this.heads,
+      weights: this.projectionWeights(),
+      size: opts.size,
+    });
+    return this.residualConnection ? out.add(x) : out;
+  }
+
+  /** Spatial input (B, C, H, W), as the VAE's mid-block attention uses it. */
+  forwardSpatial(x: Tensor, ctx?: AttentionContext): Tensor {
+    const [b, c, h, w] = x.shape as [number, number, number, number];
+    let y = this.group_norm ? this.group_norm.forward(x) : x;
+    y = y.reshape([b, c, h * w]).transpose(1, 2); // (B, HW, C)
+    const out = attend({
+      info: this.info,
+      ctx,
+      x: y,
+      heads: this.heads,
+      weights: this.projectionWeights(),
+      size: [h, w],
+    });
+    const back = out.transpose(1, 2).reshape([b, c, h, w]);
+    return this.residualConnection ? back.add(x) : back;
+  }
+}
+
+/**
+ * Gives every attention layer of a model its module path, place and ordinal (by kind, in forward order
+ * = declaration order). `placeOf` maps a path to its place.
+ */
+export function assignAttentionLayers(
+  model: Module,
+  placeOf: (path: string) => AttentionLayerInfo['place'],
+  isAttention: (m: Module) => m is Module & { info: AttentionLayerInfo } = (m): m is Attention =>
+    m instanceof Attention,
+): AttentionLayerInfo[] {
+  const counts = new Map<string, number>();
+  const infos: AttentionLayerInfo[] = [];
+  for (const [path, m] of model.namedModules()) {
+    if (!isAttention(m)) continue;
+    const kind = m.info.kind;
+    const index = counts.get(kind) ?? 0;
+    counts.set(kind, index + 1);
+    m.info = { path, kind, place: placeOf(path), index };
+    infos.push(m.info);
+  }
+  return infos;
+}

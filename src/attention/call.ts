@@ -1,0 +1,67 @@
+// What every attention call tells its hooks: which layer, which step, how the batch is laid out.
+// Methods select layers by these fields, never by counting calls (DESIGN.md §1).
+
+/** Self-attention, cross-attention (to text), temporal (across frames), joint (MM-DiT). */
+export type AttentionKind = 'self' | 'cross' | 'temporal' | 'joint';
+
+/** Where in the model the layer sits: UNet down / mid / up path, VAE, or text encoder. */
+export type Place = 'down' | 'mid' | 'up' | 'vae' | 'text';
+
+/** Static facts about one attention layer, fixed when the model is built. */
+export interface AttentionLayerInfo {
+  /** Module path in diffusers naming, e.g. `up_blocks.1.attentions.0.transformer_blocks.0.attn2`. */
+  path: string;
+  kind: AttentionKind;
+  place: Place;
+  /** Ordinal among the model's layers of the same kind, in forward order (0-based). */
+  index: number;
+}
+
+/** Which batch row is what. All arrays have one entry per batch row. */
+export interface BatchRoles {
+  /** Classifier-free guidance branch of each row. */
+  guidance: readonly ('uncond' | 'cond')[];
+  /** Which prompt each row belongs to (0 = source, 1 = first target, … in editing). */
+  prompt: readonly number[];
+  /** Video frame of each row, when the batch holds frames. */
+  frame?: readonly number[];
+}
+
+/** Per-forward facts: the denoising step and the batch layout. */
+export interface StepInfo {
+  /** 0-based index of the denoising step. */
+  step: number;
+  /** Number of denoising steps in this run. */
+  numSteps: number;
+  /** The scheduler's timestep t at this step. */
+  timestep: number;
+  batch: BatchRoles;
+}
+
+/** The record every hook receives. */
+export interface AttentionCall extends AttentionLayerInfo, StepInfo {
+  /** Spatial size (h, w) of the queries, for image tokens; undefined for text. */
+  size?: readonly [number, number];
+  heads: number;
+  headDim: number;
+  /** Number of query and key tokens. */
+  queryTokens: number;
+  keyTokens: number;
+}
+
+/** A batch where every row is its own conditional prompt (plain forward passes, tests). */
+export function plainBatch(n: number): BatchRoles {
+  return { guidance: new Array(n).fill('cond'), prompt: Array.from({ length: n }, (_, i) => i) };
+}
+
+/**
+ * The batch of classifier-free guidance over `prompts` prompts: all unconditional rows first, then all
+ * conditional rows (diffusers' layout), prompt index i in each half.
+ */
+export function guidedBatch(prompts: number): BatchRoles {
+  const ids = Array.from({ length: prompts }, (_, i) => i);
+  return {
+    guidance: [...ids.map(() => 'uncond' as const), ...ids.map(() => 'cond' as const)],
+    prompt: [...ids, ...ids],
+  };
+}

@@ -1,0 +1,265 @@
+// The building blocks of Stable Diffusion's UNet and VAE, with diffusers' parameter names:
+// timestep embedding, ResnetBlock2D, Downsample2D / Upsample2D, Transformer2DModel and
+// BasicTransformerBlock (self-attention, cross-attention, GEGLU feed-forward).
+
+import type { AttentionContext } from '../attention/hooks.js';
+import { Attention } from '../attention/index.js';
+import { Conv2d, GroupNorm, LayerNorm, Linear, Module, ModuleList } from '../nn/index.js';
+import { concat, interpolate, Tensor } from '../tensor/index.js';
+
+// timestep embedding
+
+/**
+ * Sinusoidal embedding of timesteps (DDPM / "Attention is all you need"): for i < dim/2,
+ * freq_i = exp(−ln(10000)·i / (dim/2 − freqShift)); emb = [sin(t·freq), cos(t·freq)] (cos first when
+ * flipSinToCos).
+ */
+export function timestepEmbedding(
+  t: readonly number[],
+  dim: number,
+  flipSinToCos: boolean,
+  freqShift: number,
+): Tensor {
+  const half = Math.floor(dim / 2);
+  const out = new Float32Array(t.length * dim);
+  for (let b = 0; b < t.length; b++) {
+    for (let i = 0; i < half; i++) {
+      // float32 arithmetic step by step, as the reference computes it
+      const exponent = Math.fround(Math.fround(Math.fround(-Math.log(10000)) * i) / (half - freqShift));
+      const freq = Math.fround(Math.exp(exponent));
+      const arg = Math.fround(Math.fround(t[b] as number) * freq);
+      const [first, second] = flipSinToCos ? [Math.cos(arg), Math.sin(arg)] : [Math.sin(arg), Math.cos(arg)];
+      out[b * dim + i] = first;
+      out[b * dim + half + i] = second;
+    }
+  }
+  return new Tensor(out, [t.length, dim]);
+}
+
+export class TimestepEmbedding extends Module {
+  linear_1: Linear;
+  linear_2: Linear;
+  constructor(inChannels: number, timeEmbedDim: number) {
+    super();
+    this.linear_1 = new Linear(inChannels, timeEmbedDim);
+    this.linear_2 = new Linear(timeEmbedDim, timeEmbedDim);
+  }
+  forward(x: Tensor): Tensor {
+    return this.linear_2.forward(this.linear_1.forward(x).silu());
+  }
+}
+
+// ResNet block
+
+export interface ResnetConfig {
+  inChannels: number;
+  outChannels: number;
+  /** Channels of the time embedding; undefined for the VAE (no time conditioning). */
+  tembChannels?: number;
+  groups: number;
+  eps: number;
+  outputScaleFactor?: number;
+}
+
+export class ResnetBlock2D extends Module {
+  norm1: GroupNorm;
+  conv1: Conv2d;
+  time_emb_proj?: Linear;
+  norm2: GroupNorm;
+  conv2: Conv2d;
+  conv_shortcut?: Conv2d;
+  readonly outputScaleFactor: number;
+
+  constructor(c: ResnetConfig) {
+    super();
+    this.norm1 = new GroupNorm(c.groups, c.inChannels, c.eps);
+    this.conv1 = new Conv2d(c.inChannels, c.outChannels, 3, { padding: 1 });
+    if (c.tembChannels !== undefined) this.time_emb_proj = new Linear(c.tembChannels, c.outChannels);
+    this.norm2 = new GroupNorm(c.groups, c.outChannels, c.eps);
+    this.conv2 = new Conv2d(c.outChannels, c.outChannels, 3, { padding: 1 });
+    if (c.inChannels !== c.outChannels) this.conv_shortcut = new Conv2d(c.inChannels, c.outChannels, 1);
+    this.outputScaleFactor = c.outputScaleFactor ?? 1;
+  }
+
+  forward(x: Tensor, temb?: Tensor): Tensor {
+    let h = this.conv1.forward(this.norm1.forward(x).silu());
+    if (this.time_emb_proj && temb) {
+      const t = this.time_emb_proj.forward(temb.silu()); // (B, C)
+      h = h.add(t.reshape([t.shape[0] as number, -1, 1, 1]));
+    }
+    h = this.conv2.forward(this.norm2.forward(h).silu());
+    const skip = this.conv_shortcut ? this.conv_shortcut.forward(x) : x;
+    const out = skip.add(h);
+    return this.outputScaleFactor === 1 ? out : out.div(this.outputScaleFactor);
+  }
+}
+
+// resampling
+
+export class Downsample2D extends Module {
+  conv: Conv2d;
+  /** padding 0 means "pad right and bottom by one, then convolve" (the VAE's convention). */
+  readonly padding: number;
+  constructor(channels: number, padding: number) {
+    super();
+    this.padding = padding;
+    this.conv = new Conv2d(channels, channels, 3, { stride: 2, padding });
+  }
+  forward(x: Tensor): Tensor {
+    const input = this.padding === 0 ? x.pad([0, 0, 0, 0, 0, 0, 1, 1]) : x;
+    return this.conv.forward(input);
+  }
+}
+
+export class Upsample2D extends Module {
+  conv: Conv2d;
+  constructor(channels: number) {
+    super();
+    this.conv = new Conv2d(channels, channels, 3, { padding: 1 });
+  }
+  /** Nearest-neighbour ×2 (or to `size`, to match a skip connection), then a 3×3 conv. */
+  forward(x: Tensor, size?: readonly [number, number]): Tensor {
+    const up = size ? interpolate(x, { size: [size[0], size[1]] }) : interpolate(x, { scale: 2 });
+    return this.conv.forward(up);
+  }
+}
+
+// transformer
+
+/** GEGLU (Shazeer 2020): proj to 2·inner, then hidden ⊙ gelu(gate). */
+export class GEGLU extends Module {
+  proj: Linear;
+  constructor(dim: number, inner: number) {
+    super();
+    this.proj = new Linear(dim, inner * 2);
+  }
+  forward(x: Tensor): Tensor {
+    const [hidden, gate] = this.proj.forward(x).split(2, -1) as [Tensor, Tensor];
+    return hidden.mul(gate.gelu());
+  }
+}
+
+/** `ff.net`: index 0 is GEGLU, 1 is dropout (no parameters), 2 the output Linear. */
+class FeedForwardNet extends Module {
+  '0': GEGLU;
+  '2': Linear;
+  constructor(dim: number, inner: number) {
+    super();
+    this['0'] = new GEGLU(dim, inner);
+    this['2'] = new Linear(inner, dim);
+  }
+}
+
+export class FeedForward extends Module {
+  net: FeedForwardNet;
+  constructor(dim: number, mult = 4) {
+    super();
+    this.net = new FeedForwardNet(dim, dim * mult);
+  }
+  forward(x: Tensor): Tensor {
+    return this.net['2'].forward(this.net['0'].forward(x));
+  }
+}
+
+export interface TransformerConfig {
+  heads: number;
+  headDim: number;
+  inChannels: number;
+  numLayers: number;
+  crossAttentionDim: number;
+  groups: number;
+  useLinearProjection: boolean;
+  onlyCrossAttention: boolean;
+}
+
+export class BasicTransformerBlock extends Module {
+  norm1: LayerNorm;
+  attn1: Attention;
+  norm2: LayerNorm;
+  attn2: Attention;
+  norm3: LayerNorm;
+  ff: FeedForward;
+  readonly onlyCrossAttention: boolean;
+
+  constructor(dim: number, c: TransformerConfig) {
+    super();
+    this.onlyCrossAttention = c.onlyCrossAttention;
+    this.norm1 = new LayerNorm(dim);
+    this.attn1 = new Attention(
+      {
+        queryDim: dim,
+        heads: c.heads,
+        dimHead: c.headDim,
+        crossAttentionDim: c.onlyCrossAttention ? c.crossAttentionDim : undefined,
+      },
+      c.onlyCrossAttention ? 'cross' : 'self',
+    );
+    this.norm2 = new LayerNorm(dim);
+    this.attn2 = new Attention(
+      { queryDim: dim, heads: c.heads, dimHead: c.headDim, crossAttentionDim: c.crossAttentionDim },
+      'cross',
+    );
+    this.norm3 = new LayerNorm(dim);
+    this.ff = new FeedForward(dim);
+  }
+
+  /** x: (B, HW, C) image tokens; context: (B, Tk, Cc) text states. */
+  forward(x: Tensor, context: Tensor, size: readonly [number, number], ctx?: AttentionContext): Tensor {
+    // self-attention (or cross-attention only)
+    const selfContext = this.onlyCrossAttention ? context : undefined;
+    let h = this.attn1.forward(this.norm1.forward(x), { context: selfContext, size, ctx }).add(x);
+    // cross-attention
+    h = this.attn2.forward(this.norm2.forward(h), { context, size, ctx }).add(h);
+    // feed-forward
+    return this.ff.forward(this.norm3.forward(h)).add(h);
+  }
+}
+
+export class Transformer2DModel extends Module {
+  norm: GroupNorm;
+  proj_in: Conv2d | Linear;
+  transformer_blocks: ModuleList<BasicTransformerBlock>;
+  proj_out: Conv2d | Linear;
+  readonly useLinearProjection: boolean;
+
+  constructor(c: TransformerConfig) {
+    super();
+    const inner = c.heads * c.headDim;
+    this.useLinearProjection = c.useLinearProjection;
+    this.norm = new GroupNorm(c.groups, c.inChannels, 1e-6);
+    this.proj_in = c.useLinearProjection
+      ? new Linear(c.inChannels, inner)
+      : new Conv2d(c.inChannels, inner, 1);
+    this.transformer_blocks = new ModuleList(
+      Array.from({ length: c.numLayers }, () => new BasicTransformerBlock(inner, c)),
+    );
+    this.proj_out = c.useLinearProjection
+      ? new Linear(inner, c.inChannels)
+      : new Conv2d(inner, c.inChannels, 1);
+  }
+
+  forward(x: Tensor, context: Tensor, ctx?: AttentionContext): Tensor {
+    const [b, , h, w] = x.shape as [number, number, number, number];
+    let y = this.norm.forward(x);
+    // (B, C, H, W) → (B, HW, inner)
+    if (this.useLinearProjection) {
+      y = this.proj_in.forward(y.permute([0, 2, 3, 1]).reshape([b, h * w, -1]));
+    } else {
+      y = this.proj_in.forward(y);
+      y = y.permute([0, 2, 3, 1]).reshape([b, h * w, -1]);
+    }
+    for (const block of this.transformer_blocks) y = block.forward(y, context, [h, w], ctx);
+    // (B, HW, inner) → (B, C, H, W)
+    if (this.useLinearProjection) {
+      y = this.proj_out.forward(y).reshape([b, h, w, -1]).permute([0, 3, 1, 2]);
+    } else {
+      y = this.proj_out.forward(y.reshape([b, h, w, -1]).permute([0, 3, 1, 2]));
+    }
+    return y.add(x);
+  }
+}
+
+/** Concatenates along channels (skip connections of the up path). */
+export function catChannels(a: Tensor, b: Tensor): Tensor {
+  return concat([a, b], 1);
+}

@@ -1,0 +1,3 @@
+export * from './layers.js';
+export * from './module.js';
+export * from './optim.js';

@@ -1,0 +1,94 @@
+// The standard layers, with PyTorch's parameter names and layouts.
+
+import { conv2d, gather, groupNorm, layerNorm, linear, type Tensor } from '../tensor/index.js';
+import { Module, Parameter } from './module.js';
+
+export class Linear extends Module {
+  weight: Parameter;
+  bias?: Parameter;
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: { bias?: boolean } = {},
+  ) {
+    super();
+    this.weight = new Parameter([outFeatures, inFeatures]);
+    if (opts.bias ?? true) this.bias = new Parameter([outFeatures]);
+  }
+  forward(x: Tensor): Tensor {
+    return linear(x, this.weight.value, this.bias?.value);
+  }
+}
+
+export class Conv2d extends Module {
+  weight: Parameter;
+  bias?: Parameter;
+  readonly stride: number;
+  readonly padding: number;
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    readonly kernelSize: number,
+    opts: { stride?: number; padding?: number; bias?: boolean } = {},
+  ) {
+    super();
+    this.stride = opts.stride ?? 1;
+    this.padding = opts.padding ?? 0;
+    this.weight = new Parameter([outChannels, inChannels, kernelSize, kernelSize]);
+    if (opts.bias ?? true) this.bias = new Parameter([outChannels]);
+  }
+  forward(x: Tensor): Tensor {
+    return conv2d(x, this.weight.value, this.bias?.value ?? null, {
+      stride: this.stride,
+      padding: this.padding,
+    });
+  }
+}
+
+export class GroupNorm extends Module {
+  weight: Parameter;
+  bias: Parameter;
+  constructor(
+    readonly numGroups: number,
+    readonly numChannels: number,
+    readonly eps = 1e-5,
+  ) {
+    super();
+    this.weight = new Parameter([numChannels]);
+    this.bias = new Parameter([numChannels]);
+  }
+  forward(x: Tensor): Tensor {
+    return groupNorm(x, this.numGroups, this.weight.value, this.bias.value, this.eps);
+  }
+}
+
+export class LayerNorm extends Module {
+  weight: Parameter;
+  bias: Parameter;
+  constructor(
+    readonly dim: number,
+    readonly eps = 1e-5,
+  ) {
+    super();
+    this.weight = new Parameter([dim]);
+    this.bias = new Parameter([dim]);
+  }
+  forward(x: Tensor): Tensor {
+    return layerNorm(x, this.weight.value, this.bias.value, this.eps);
+  }
+}
+
+export class Embedding extends Module {
+  weight: Parameter;
+  constructor(
+    readonly numEmbeddings: number,
+    readonly dim: number,
+  ) {
+    super();
+    this.weight = new Parameter([numEmbeddings, dim]);
+  }
+  /** ids: int64 or int32 tensor of any shape → (…ids, dim). */
+  forward(ids: Tensor): Tensor {
+    return gather(this.weight.value, ids, 0);
+  }
+}
