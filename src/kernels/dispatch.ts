@@ -52,7 +52,8 @@ function tensorAttrKey(t: {
 
 function kernelFor(spec: KernelSpec, inputs: readonly (KernelInput | null)[]): CachedKernel {
   let key = `${spec.domain ?? ''}:${spec.op}|${attrKey(spec.attrs)}|`;
-  for (const x of inputs) key += x ? `${x.dtype}/${x.dims ? x.dims.join('x') : x.rank},` : '-,';
+  // fixed dims and symbolic rank are tagged apart: [2] (fixed) and rank 2 must not share a session
+  for (const x of inputs) key += x ? `${x.dtype}/${x.dims ? `d${x.dims.join('x')}` : `r${x.rank}`},` : '-,';
   key += `|${spec.outputs.join(',')}`;
   let k = cache.get(key);
   if (k) return k;
