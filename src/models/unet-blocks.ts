@@ -12,28 +12,19 @@ import { concat, interpolate, Tensor } from '../tensor/index.js';
 /**
  * Sinusoidal embedding of timesteps (DDPM / "Attention is all you need"): for i < dim/2,
  * freq_i = exp(−ln(10000)·i / (dim/2 − freqShift)); emb = [sin(t·freq), cos(t·freq)] (cos first when
- * flipSinToCos).
+ * flipSinToCos). `t` is a float32 tensor (B,), so the embedding is part of a traced graph.
  */
-export function timestepEmbedding(
-  t: readonly number[],
-  dim: number,
-  flipSinToCos: boolean,
-  freqShift: number,
-): Tensor {
+export function timestepEmbedding(t: Tensor, dim: number, flipSinToCos: boolean, freqShift: number): Tensor {
   const half = Math.floor(dim / 2);
-  const out = new Float32Array(t.length * dim);
-  for (let b = 0; b < t.length; b++) {
-    for (let i = 0; i < half; i++) {
-      // float32 arithmetic step by step, as the reference computes it
-      const exponent = Math.fround(Math.fround(Math.fround(-Math.log(10000)) * i) / (half - freqShift));
-      const freq = Math.fround(Math.exp(exponent));
-      const arg = Math.fround(Math.fround(t[b] as number) * freq);
-      const [first, second] = flipSinToCos ? [Math.cos(arg), Math.sin(arg)] : [Math.sin(arg), Math.cos(arg)];
-      out[b * dim + i] = first;
-      out[b * dim + half + i] = second;
-    }
+  const freqs = new Float32Array(half);
+  for (let i = 0; i < half; i++) {
+    // float32 arithmetic step by step, as the reference computes it
+    const exponent = Math.fround(Math.fround(Math.fround(-Math.log(10000)) * i) / (half - freqShift));
+    freqs[i] = Math.exp(exponent);
   }
-  return new Tensor(out, [t.length, dim]);
+  const args = t.reshape([-1, 1]).mul(new Tensor(freqs, [1, half])); // (B, half)
+  const [sin, cos] = [args.sin(), args.cos()];
+  return concat(flipSinToCos ? [cos, sin] : [sin, cos], 1);
 }
 
 export class TimestepEmbedding extends Module {

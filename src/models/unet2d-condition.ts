@@ -4,7 +4,7 @@
 import { assignAttentionLayers } from '../attention/attention.js';
 import type { AttentionContext } from '../attention/hooks.js';
 import { Conv2d, GroupNorm, loadStateDict, Module, ModuleList } from '../nn/index.js';
-import { formatShape, type Tensor } from '../tensor/index.js';
+import { formatShape, Tensor } from '../tensor/index.js';
 import { ConfigReader, type JsonConfig } from './config.js';
 import {
   catChannels,
@@ -391,7 +391,7 @@ export class UNet2DConditionModel extends Module {
    */
   forward(
     sample: Tensor,
-    timestep: number | readonly number[],
+    timestep: number | readonly number[] | Tensor,
     context: Tensor,
     ctx?: AttentionContext,
   ): Tensor {
@@ -405,8 +405,11 @@ export class UNet2DConditionModel extends Module {
         `unet: expected encoder hidden states (${b}, T, ${c.crossAttentionDim}), got ${formatShape(context.shape)}`,
       );
     }
-    const ts = typeof timestep === 'number' ? new Array<number>(b).fill(timestep) : [...timestep];
-    if (ts.length !== b) throw new Error(`unet: ${ts.length} timesteps for a batch of ${b}`);
+    const ts =
+      timestep instanceof Tensor
+        ? timestep.reshape([-1]).expand([b])
+        : Tensor.from(typeof timestep === 'number' ? new Array<number>(b).fill(timestep) : timestep);
+    if (ts.size !== b) throw new Error(`unet: ${ts.size} timesteps for a batch of ${b}`);
 
     // time embedding
     const tEmb = timestepEmbedding(ts, c.blockOutChannels[0] as number, c.flipSinToCos, c.freqShift);

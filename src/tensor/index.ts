@@ -2,3 +2,4 @@
 export * from './autograd.js';
 export * from './ops/index.js';
 export * from './tensor.js';
+export * from './trace.js';

@@ -1,0 +1,64 @@
+// attnkit export — one model component as one ONNX graph for plain onnxruntime.
+
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import {
+  type ExportComponent,
+  exportTextEncoder,
+  exportUNet,
+  exportVAEDecoder,
+  exportVAEEncoder,
+} from '../pipelines/export.js';
+import { StableDiffusion } from '../pipelines/stable-diffusion.js';
+import { int } from './args.js';
+import { resolveModel } from './models.js';
+
+interface ExportFlags {
+  model?: string;
+  component: ExportComponent;
+  out: string;
+  batch: number;
+  height?: number;
+  width?: number;
+}
+
+const COMPONENTS: ExportComponent[] = ['unet', 'vae-decoder', 'vae-encoder', 'text-encoder'];
+
+export function registerExport(program: Command): void {
+  program
+    .command('export')
+    .description('trace a model component into one ONNX graph')
+    .option('-m, --model <dir>', 'diffusers model folder (default: the built-in Shapes model)')
+    .option('-c, --component <name>', `one of ${COMPONENTS.join(', ')}`, 'unet')
+    .option('-o, --out <file>', 'output .onnx file', 'model.onnx')
+    .option('--batch <n>', 'batch size of the graph', int('--batch'), 2)
+    .option('--height <px>', 'image height (default: the model’s)', int('--height'))
+    .option('--width <px>', 'image width (default: the model’s)', int('--width'))
+    .action((f: ExportFlags) => {
+      if (!COMPONENTS.includes(f.component)) {
+        throw new Error(`--component must be one of ${COMPONENTS.join(', ')}, got '${f.component}'`);
+      }
+      const log = (s: string) => process.stderr.write(`${s}\n`);
+      const sd = StableDiffusion.fromPretrained(resolveModel(f.model, log));
+      const factor = sd.vae.scaleFactor;
+      const height = f.height ?? sd.defaultSize;
+      const width = f.width ?? sd.defaultSize;
+      if (height % factor !== 0 || width % factor !== 0) {
+        throw new Error(`--height and --width must be multiples of ${factor}`);
+      }
+      const latent = { batch: f.batch, height: height / factor, width: width / factor };
+      const textLength = sd.tokenizer.modelMaxLength;
+      const bytes =
+        f.component === 'unet'
+          ? exportUNet(sd.unet, { ...latent, textLength })
+          : f.component === 'vae-decoder'
+            ? exportVAEDecoder(sd.vae, { ...latent, textLength })
+            : f.component === 'vae-encoder'
+              ? exportVAEEncoder(sd.vae, { batch: f.batch, height, width, textLength })
+              : exportTextEncoder(sd.textEncoder, { ...latent, textLength });
+      writeFileSync(f.out, bytes);
+      log(
+        `wrote ${f.out} (${(bytes.length / 1e6).toFixed(1)} MB, ${f.component}, batch ${f.batch}, ${width}×${height})`,
+      );
+    });
+}

@@ -1,0 +1,19 @@
+#!/usr/bin/env node
+// The `attnkit` command.
+
+import { Command } from 'commander';
+import { registerExport } from './export.js';
+import { registerGenerate } from './generate.js';
+
+const program = new Command()
+  .name('attnkit')
+  .description('Stable Diffusion in Node.js with every attention layer open to change')
+  .showHelpAfterError();
+
+registerGenerate(program);
+registerExport(program);
+
+program.parseAsync(process.argv).catch((e: unknown) => {
+  process.stderr.write(`attnkit: ${(e as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,190 @@
+// Text-to-image with classifier-free guidance (Ho & Salimans 2022) on a Stable Diffusion model folder.
+// Controllers receive the step, timestep and batch layout through the AttentionContext of each UNet call.
+
+import { join } from 'node:path';
+import { type BatchRoles, guidedBatch, plainBatch } from '../attention/call.js';
+import type { AttentionContext, Controller } from '../attention/hooks.js';
+import { AutoencoderKL } from '../models/autoencoder-kl.js';
+import { CLIPTextModel } from '../models/clip-text.js';
+import { CLIPTokenizer } from '../models/clip-tokenizer.js';
+import type { JsonConfig } from '../models/config.js';
+import { UNet2DConditionModel } from '../models/unet2d-condition.js';
+import { type Scheduler, type SchedulerName, schedulerFromConfig } from '../schedulers/index.js';
+import { concat, formatShape, noGrad, type Tensor } from '../tensor/index.js';
+import { randn } from '../tensor/random.js';
+import { componentConfig, readComponentWeights, readModelIndex } from './load.js';
+
+export interface StepEvent {
+  step: number;
+  numSteps: number;
+  timestep: number;
+  latents: Tensor;
+}
+
+export interface GenerateOptions {
+  /** One prompt or several (one image each). */
+  prompt?: string | string[];
+  negativePrompt?: string | string[];
+  /** Precomputed text states (B, T, D) instead of prompts. */
+  promptEmbeds?: Tensor;
+  negativePromptEmbeds?: Tensor;
+  steps?: number;
+  guidanceScale?: number;
+  seed?: number;
+  width?: number;
+  height?: number;
+  /** Starting latents (B, C, h, w); default: seeded Gaussian noise × the scheduler's initial sigma. */
+  latents?: Tensor;
+  scheduler?: SchedulerName;
+  /** DDIM's η (0 = deterministic). */
+  eta?: number;
+  controllers?: readonly Controller[];
+  onStep?: (e: StepEvent) => void;
+}
+
+export interface GenerateResult {
+  /** (B, 3, H, W) in [-1, 1]. */
+  images: Tensor;
+  latents: Tensor;
+}
+
+export interface StableDiffusionParts {
+  unet: UNet2DConditionModel;
+  vae: AutoencoderKL;
+  textEncoder: CLIPTextModel;
+  tokenizer: CLIPTokenizer;
+  schedulerConfig: JsonConfig;
+}
+
+export class StableDiffusion {
+  readonly unet: UNet2DConditionModel;
+  readonly vae: AutoencoderKL;
+  readonly textEncoder: CLIPTextModel;
+  readonly tokenizer: CLIPTokenizer;
+  readonly schedulerConfig: JsonConfig;
+
+  constructor(parts: StableDiffusionParts) {
+    this.unet = parts.unet;
+    this.vae = parts.vae;
+    this.textEncoder = parts.textEncoder;
+    this.tokenizer = parts.tokenizer;
+    this.schedulerConfig = parts.schedulerConfig;
+  }
+
+  /** Loads a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/). */
+  static fromPretrained(dir: string, opts: { variant?: string } = {}): StableDiffusion {
+    readModelIndex(dir);
+    const unet = UNet2DConditionModel.fromConfig(componentConfig(dir, 'unet')).load(
+      readComponentWeights(join(dir, 'unet'), 'diffusion_pytorch_model', opts.variant),
+    );
+    const vae = AutoencoderKL.fromConfig(componentConfig(dir, 'vae')).load(
+      readComponentWeights(join(dir, 'vae'), 'diffusion_pytorch_model', opts.variant),
+    );
+    const textEncoder = CLIPTextModel.fromPretrained(join(dir, 'text_encoder'));
+    const tokenizer = CLIPTokenizer.fromDirectorySync(join(dir, 'tokenizer'));
+    const schedulerConfig = componentConfig(dir, 'scheduler', 'scheduler_config.json');
+    return new StableDiffusion({ unet, vae, textEncoder, tokenizer, schedulerConfig });
+  }
+
+  scheduler(name?: SchedulerName): Scheduler {
+    return schedulerFromConfig(this.schedulerConfig, name);
+  }
+
+  /** Text states (B, T, D) of the prompts, padded to the tokenizer's length. */
+  encodePrompt(prompts: readonly string[]): Tensor {
+    return noGrad(() => this.textEncoder.encodePrompts(this.tokenizer, prompts).lastHiddenState);
+  }
+
+  /** Image (B, 3, H, W) in [-1, 1] → latents (mean of q(z|x)) × scaling factor. */
+  encodeImage(image: Tensor): Tensor {
+    return noGrad(() => this.vae.encode(image).mean.mul(this.vae.config.scalingFactor));
+  }
+
+  /** Latents → image (B, 3, H, W), nominally in [-1, 1]. */
+  decodeLatents(latents: Tensor): Tensor {
+    return noGrad(() => this.vae.decode(latents.div(this.vae.config.scalingFactor)));
+  }
+
+  /** Spatial size of images by default (the UNet's sample size × the VAE's factor). */
+  get defaultSize(): number {
+    return this.unet.config.sampleSize * this.vae.scaleFactor;
+  }
+
+  generate(opts: GenerateOptions): GenerateResult {
+    const steps = opts.steps ?? 25;
+    const guidance = opts.guidanceScale ?? 7.5;
+    if (!Number.isInteger(steps) || steps < 1)
+      throw new Error(`generate: steps must be a positive integer, got ${steps}`);
+    const cond = this.conditionalStates(opts);
+    const n = cond.shape[0] as number;
+    const guided = guidance > 1;
+    const uncond = guided ? this.unconditionalStates(opts, n) : undefined;
+    const context = uncond ? concat([uncond, cond], 0) : cond;
+    const batch: BatchRoles = guided ? guidedBatch(n) : plainBatch(n);
+    const controllers = opts.controllers ?? [];
+
+    const scheduler = this.scheduler(opts.scheduler);
+    scheduler.setTimesteps(steps);
+    let latents = this.initialLatents(opts, n, scheduler);
+
+    return noGrad(() => {
+      scheduler.timesteps.forEach((t, step) => {
+        const info = { step, numSteps: scheduler.timesteps.length, timestep: t, batch };
+        for (const c of controllers) c.beforeStep?.({ ...info, latents });
+        const ctx: AttentionContext = { ...info, controllers };
+        const input = scheduler.scaleModelInput(guided ? concat([latents, latents], 0) : latents, t);
+        let eps = this.unet.forward(input, t, context, ctx);
+        if (guided) {
+          // ε̂ = ε(∅) + w · (ε(c) − ε(∅))
+          const [epsU, epsC] = eps.split(2, 0) as [Tensor, Tensor];
+          eps = epsU.add(epsC.sub(epsU).mul(guidance));
+        }
+        latents = scheduler.step(eps, t, latents, { eta: opts.eta }).prevSample;
+        for (const c of controllers) latents = c.afterStep?.({ ...info, latents }) ?? latents;
+        opts.onStep?.({ step, numSteps: info.numSteps, timestep: t, latents });
+      });
+      return { images: this.decodeLatents(latents), latents };
+    });
+  }
+
+  private conditionalStates(opts: GenerateOptions): Tensor {
+    if (opts.promptEmbeds) return opts.promptEmbeds;
+    const prompts = typeof opts.prompt === 'string' ? [opts.prompt] : (opts.prompt ?? []);
+    if (prompts.length === 0) throw new Error('generate: give a prompt (or promptEmbeds)');
+    return this.encodePrompt(prompts);
+  }
+
+  private unconditionalStates(opts: GenerateOptions, n: number): Tensor {
+    if (opts.negativePromptEmbeds) {
+      if (opts.negativePromptEmbeds.shape[0] !== n) {
+        throw new Error(
+          `generate: negativePromptEmbeds ${formatShape(opts.negativePromptEmbeds.shape)} must have ${n} rows`,
+        );
+      }
+      return opts.negativePromptEmbeds;
+    }
+    const neg = opts.negativePrompt ?? '';
+    const list = typeof neg === 'string' ? new Array<string>(n).fill(neg) : neg;
+    if (list.length !== n) throw new Error(`generate: ${list.length} negative prompts for ${n} prompts`);
+    return this.encodePrompt(list);
+  }
+
+  private initialLatents(opts: GenerateOptions, n: number, scheduler: Scheduler): Tensor {
+    const f = this.vae.scaleFactor;
+    const c = this.unet.config.inChannels;
+    if (opts.latents) {
+      if (opts.latents.rank !== 4 || opts.latents.shape[0] !== n || opts.latents.shape[1] !== c) {
+        throw new Error(
+          `generate: latents must be (${n}, ${c}, h, w), got ${formatShape(opts.latents.shape)}`,
+        );
+      }
+      return opts.latents;
+    }
+    const width = opts.width ?? this.defaultSize;
+    const height = opts.height ?? this.defaultSize;
+    if (width % f !== 0 || height % f !== 0) {
+      throw new Error(`generate: width and height must be multiples of ${f}, got ${width}×${height}`);
+    }
+    return randn([n, c, height / f, width / f], opts.seed ?? 0).mul(scheduler.initNoiseSigma);
+  }
+}
