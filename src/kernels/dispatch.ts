@@ -104,11 +104,32 @@ export function runKernel(spec: KernelSpec, inputs: readonly (KernelInput | null
     if (x) feeds[k.inputNames[i] as string] = x.ort();
   }
   try {
-    return runSession(k.session, feeds, k.outputNames);
+    if (!profile) return runSession(k.session, feeds, k.outputNames);
+    const t0 = performance.now();
+    const out = runSession(k.session, feeds, k.outputNames);
+    const key = `${spec.op}`;
+    const p = profile.get(key) ?? { calls: 0, ms: 0 };
+    p.calls++;
+    p.ms += performance.now() - t0;
+    profile.set(key, p);
+    return out;
   } catch (e) {
     const shapes = inputs.map((x) => (x ? `[${x.ort().dims.join(', ')}]` : '-')).join(', ');
     throw new Error(`${spec.op}: onnxruntime failed on inputs ${shapes}: ${(e as Error).message}`);
   }
+}
+
+let profile: Map<string, { calls: number; ms: number }> | null = null;
+
+/** Starts collecting time per op type (for profiling); `stopProfile` returns and clears it. */
+export function startProfile(): void {
+  profile = new Map();
+}
+
+export function stopProfile(): Map<string, { calls: number; ms: number }> {
+  const p = profile ?? new Map();
+  profile = null;
+  return p;
 }
 
 export function kernelCacheStats(): { sessions: number; built: number } {

@@ -77,7 +77,13 @@ export function createSession(model: Uint8Array, opts: Partial<SessionSettings> 
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
     executionProviders: [{ name: 'cpu' }],
-    enableCpuMemArena: false,
+    enableCpuMemArena: process.env.ARENA === '1',
+    // Every cached op has its own session and so its own intra-op thread pool. By default a pool's workers
+    // spin for a while after each Run, and with one session per op the next op (another session) then
+    // competes with them for the cores: on 2 cores a GroupNorm→SiLU→Conv ResNet block ran 3–5× slower
+    // than its ops timed alone (bench/engine.ts, "resnet block"). Stop spinning when a Run returns; within
+    // a Run (and in fused multi-node graphs) workers still spin between parallel sections.
+    extra: { session: { force_spinning_stop: '1' } },
   });
   return session;
 }
@@ -90,8 +96,11 @@ export function runSession(
   feeds: Record<string, OrtTensor>,
   outputNames: readonly string[],
 ): OrtTensor[] {
+  // plain loops, no closures: this runs once per op
   const fetches: Record<string, null> = {};
-  for (const n of outputNames) fetches[n] = null;
+  for (let i = 0; i < outputNames.length; i++) fetches[outputNames[i] as string] = null;
   const out = session.run(feeds, fetches, runOptions);
-  return outputNames.map((n) => out[n] as OrtTensor);
+  const res = new Array<OrtTensor>(outputNames.length);
+  for (let i = 0; i < outputNames.length; i++) res[i] = out[outputNames[i] as string] as OrtTensor;
+  return res;
 }

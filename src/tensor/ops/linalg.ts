@@ -28,7 +28,13 @@ function checkMatmul(op: string, a: Tensor, b: Tensor, transA: boolean, transB: 
         `${formatShape(b.shape)}${transB ? 'ᵀ' : ''} (${k1} vs ${k2})`,
     );
   }
-  broadcastShapes(op, a.shape.slice(0, -2), b.shape.slice(0, -2));
+  try {
+    broadcastShapes(op, a.shape.slice(0, -2), b.shape.slice(0, -2));
+  } catch {
+    throw new Error(
+      `${op}: batch dims of ${formatShape(a.shape)} and ${formatShape(b.shape)} cannot be broadcast together`,
+    );
+  }
 }
 
 /**

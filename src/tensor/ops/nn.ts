@@ -156,8 +156,15 @@ export function convTranspose2d(
   };
   const inputs = bias ? [x, weight, bias] : [x, weight];
   const out = runOp1('ConvTranspose', inputs, { attrs });
-  return record(out, 'convTranspose2d', inputs, () => {
-    throw new Error('convTranspose2d: gradient is not implemented yet');
+  return record(out, 'convTranspose2d', inputs, (g) => {
+    // the adjoint of a transposed convolution is the convolution with the same weight and attributes
+    const { output_padding: _, ...convAttrs } = attrs;
+    const dx = runOp1('Conv', [g, weight], { attrs: convAttrs });
+    // dW[c, o, i, j] = Σ x[n, c, y, x] · gp[n, o, y·s + i·d, x·s + j·d]: conv2d's weight gradient with the
+    // roles of input (here g) and output gradient (here x) exchanged
+    const [kh, kw] = weight.shape.slice(2) as [number, number];
+    const dW = conv2dWeightGrad(g, x, [kh, kw], [sh, sw], [ph, pw], [dh, dw], groups);
+    return bias ? [dx, dW, sum(g, { axes: [0, 2, 3] })] : [dx, dW];
   });
 }
 
@@ -194,6 +201,21 @@ export function layerNorm(
   eps = 1e-5,
   normalizedDims = 1,
 ): Tensor {
+  if (!Number.isInteger(normalizedDims) || normalizedDims < 1 || normalizedDims > x.rank) {
+    throw new Error(`layerNorm: cannot normalise the last ${normalizedDims} dims of ${formatShape(x.shape)}`);
+  }
+  const featureShape = x.shape.slice(x.rank - normalizedDims);
+  for (const [name, t] of [
+    ['weight', weight],
+    ['bias', bias],
+  ] as const) {
+    if (t && (t.rank !== normalizedDims || t.shape.some((d, i) => d !== featureShape[i]))) {
+      throw new Error(
+        `layerNorm: ${name} ${formatShape(t.shape)} does not match the normalised dims ` +
+          `${formatShape(featureShape)} of input ${formatShape(x.shape)}`,
+      );
+    }
+  }
   const axes = Array.from({ length: normalizedDims }, (_, i) => x.rank - normalizedDims + i);
   if (isGradEnabled() && [x, weight, bias].some((t) => t !== null && tracksGrad(t))) {
     const mu = mean(x, { axes, keepDims: true });
@@ -203,7 +225,6 @@ export function layerNorm(
     if (bias) y = y.add(bias);
     return y;
   }
-  const featureShape = x.shape.slice(x.rank - normalizedDims);
   const w = weight ?? Tensor.ones(featureShape);
   return runOp1('LayerNormalization', bias ? [x, w, bias] : [x, w], {
     attrs: { axis: x.rank - normalizedDims, epsilon: eps },

@@ -1,8 +1,10 @@
 // Bridge from tensors to kernels: every eager op ends in `runOp`.
 
-import { runKernel } from '../../kernels/dispatch.js';
+import { type KernelInput, runKernel } from '../../kernels/dispatch.js';
 import type { AttrValue } from '../../kernels/graph.js';
+import type { OrtTensor } from '../../kernels/ort.js';
 import { type DType, Tensor } from '../tensor.js';
+import { activeTrace } from '../trace.js';
 
 export interface OpOptions {
   attrs?: Record<string, AttrValue | undefined>;
@@ -11,14 +13,39 @@ export interface OpOptions {
   outputs?: readonly DType[];
 }
 
+/** A tensor as a kernel input. A class, so the hot path allocates one small object and no closures per input. */
+class TensorInput implements KernelInput {
+  readonly dtype: DType;
+  readonly rank: number;
+  readonly dims: readonly number[] | undefined;
+  readonly #t: Tensor;
+  constructor(t: Tensor) {
+    this.#t = t;
+    this.dtype = t.dtype;
+    this.rank = t.rank;
+    this.dims = fixedDims(t);
+  }
+  ort(): OrtTensor {
+    return this.#t.ort();
+  }
+}
+
 /** Runs one ONNX op on tensors (null = omitted optional input) and returns its outputs. */
 export function runOp(op: string, inputs: readonly (Tensor | null)[], opts: OpOptions = {}): Tensor[] {
-  const first = inputs.find((x): x is Tensor => x !== null);
+  // plain loops: this runs once per op, and closures here cost more than the rest of the TypeScript side
+  let first: Tensor | null = null;
+  const kin = new Array<KernelInput | null>(inputs.length);
+  for (let i = 0; i < inputs.length; i++) {
+    const x = inputs[i] ?? null;
+    if (x && !first) first = x;
+    kin[i] = x ? new TensorInput(x) : null;
+  }
   const outputs = opts.outputs ?? [first?.dtype ?? 'float32'];
-  const kin = inputs.map((x) =>
-    x ? { dtype: x.dtype, rank: x.rank, dims: fixedDims(x), ort: () => x.ort() } : null,
-  );
-  return runKernel({ op, domain: opts.domain, attrs: opts.attrs, outputs }, kin).map(Tensor.fromOrt);
+  const res = runKernel({ op, domain: opts.domain, attrs: opts.attrs, outputs }, kin);
+  const out = new Array<Tensor>(res.length);
+  for (let i = 0; i < res.length; i++) out[i] = Tensor.fromOrt(res[i] as OrtTensor);
+  activeTrace()?.node(op, inputs, out, opts.attrs, opts.domain);
+  return out;
 }
 
 /** `runOp` for single-output ops. */

@@ -2,6 +2,7 @@
 
 import { record } from '../autograd.js';
 import { formatShape, type Shape, sizeOf, Tensor } from '../tensor.js';
+import { activeTrace } from '../trace.js';
 import { sumToShape } from './reduce.js';
 import { runOp, runOp1 } from './run.js';
 import { normAxis } from './shape-utils.js';
@@ -24,6 +25,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
     );
   }
   const out = new Tensor(x.data, target, x.dtype);
+  activeTrace()?.node('Reshape', [x, Tensor.int64(target)], [out]);
   return record(out, 'reshape', [x], (g) => [g.reshape(x.shape)]);
 }
 
@@ -103,8 +105,18 @@ export function slice(x: Tensor, axis: number, start: number, end?: number, step
   const a = normAxis('slice', axis, x.rank);
   const n = x.shape[a] as number;
   if (step === 0) throw new Error('slice: step cannot be 0');
-  const s = start < 0 ? Math.max(start + n, 0) : Math.min(start, n);
-  const e = end === undefined ? n : end < 0 ? Math.max(end + n, 0) : Math.min(end, n);
+  let s: number;
+  let e: number;
+  if (step > 0) {
+    s = start < 0 ? Math.max(start + n, 0) : Math.min(start, n);
+    e = end === undefined ? n : end < 0 ? Math.max(end + n, 0) : Math.min(end, n);
+  } else {
+    // Python clamps to [−1, n−1] for negative steps, −1 meaning "before index 0"
+    s = start < 0 ? Math.max(start + n, -1) : Math.min(start, n - 1);
+    e = end === undefined ? -1 : end < 0 ? Math.max(end + n, -1) : Math.min(end, n - 1);
+    if (s <= e) [s, e] = [0, 0]; // empty
+    else if (e === -1) e = -n - 1; // ONNX reads −1 as the last index; −n−1 clamps to "before 0"
+  }
   if (step === 1 && s === 0 && e === n) return x;
   const out = runOp1('Slice', [
     x,
@@ -114,11 +126,19 @@ export function slice(x: Tensor, axis: number, start: number, end?: number, step
     Tensor.int64([step]),
   ]);
   return record(out, 'slice', [x], (g) => {
-    if (step !== 1) throw new Error('slice: gradient of a strided slice is not supported');
+    if (step < 0) throw new Error('slice: gradient of a negative-step slice is not supported');
+    let spread = g;
+    const m = g.shape[a] as number;
+    if (step > 1) {
+      // interleave step − 1 zeros after every picked element: (…, m, …) → (…, m, step, …) → (…, m·step, …)
+      const gp = new Array<number>(2 * (g.rank + 1)).fill(0);
+      gp[g.rank + 1 + a + 1] = step - 1;
+      spread = pad(unsqueeze(g, a + 1), gp).reshape(g.shape.map((d, i) => (i === a ? d * step : d)));
+    }
     const pads = new Array<number>(2 * x.rank).fill(0);
     pads[a] = s;
-    pads[x.rank + a] = n - Math.max(e, s);
-    return [pad(g, pads)];
+    pads[x.rank + a] = n - s - (spread.shape[a] as number); // negative: crops the trailing zeros
+    return [m === 0 ? Tensor.zeros(x.shape) : pad(spread, pads)];
   });
 }
 
@@ -128,15 +148,13 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   if (!first) throw new Error('concat: no tensors given');
   const a = normAxis('concat', axis, first.rank);
   for (const x of xs) {
-    if (
-      x.rank !== first.rank ||
-      x.shape.some((d, i) => i !== a && d !== first.shape[i]) ||
-      x.dtype !== first.dtype
-    ) {
+    if (x.rank !== first.rank || x.shape.some((d, i) => i !== a && d !== first.shape[i])) {
       throw new Error(
-        `concat: shapes ${xs.map((t) => formatShape(t.shape)).join(', ')} differ outside axis ${axis} ` +
-          `(or dtypes differ)`,
+        `concat: shapes ${xs.map((t) => formatShape(t.shape)).join(', ')} differ outside axis ${axis}`,
       );
+    }
+    if (x.dtype !== first.dtype) {
+      throw new Error(`concat: dtypes differ (${xs.map((t) => t.dtype).join(', ')}); cast first`);
     }
   }
   if (xs.length === 1) return first;
