@@ -1,7 +1,7 @@
 // attnkit export — one model component as one ONNX graph for plain onnxruntime.
 
-import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { writeOnnx } from '../io/onnx.js';
 import {
   type ExportComponent,
   exportTextEncoder,
@@ -48,7 +48,7 @@ export function registerExport(program: Command): void {
       }
       const latent = { batch: f.batch, height: height / factor, width: width / factor };
       const textLength = sd.tokenizer.modelMaxLength;
-      const bytes =
+      const graph =
         f.component === 'unet'
           ? exportUNet(sd.unet, { ...latent, textLength })
           : f.component === 'vae-decoder'
@@ -56,9 +56,9 @@ export function registerExport(program: Command): void {
             : f.component === 'vae-encoder'
               ? exportVAEEncoder(sd.vae, { batch: f.batch, height, width, textLength })
               : exportTextEncoder(sd.textEncoder, { ...latent, textLength });
-      writeFileSync(f.out, bytes);
+      const files = writeOnnx(f.out, graph);
       log(
-        `wrote ${f.out} (${(bytes.length / 1e6).toFixed(1)} MB, ${f.component}, batch ${f.batch}, ${width}×${height})`,
+        `wrote ${files.join(' + ')} (${f.component}, batch ${f.batch}, ${width}×${height}, ${graph.nodes.length} nodes)`,
       );
     });
 }

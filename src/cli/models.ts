@@ -17,7 +17,7 @@ export function resolveModel(flag: string | undefined, log: (s: string) => void)
   if (existsSync(join(TEST_MODEL, 'model_index.json'))) {
     log(
       'note: the built-in Shapes model (models/shapes-v1) is not trained yet; running the tiny random-weight ' +
-        'test model test/fixtures/tiny-sd-a instead, so the image will be noise. Pass --model <diffusers folder> ' +
+        'test model test/fixtures/tiny-sd-a instead, so its outputs are noise. Pass --model <diffusers folder> ' +
         'to use real weights.',
     );
     return TEST_MODEL;

@@ -110,8 +110,61 @@ function valueInfo(v: ValueSpec): onnxProto.onnx.IValueInfoProto {
   return { name: v.name, type: { tensorType } };
 }
 
-/** Serializes a graph into ONNX model bytes. */
+/** Serializes a graph into ONNX model bytes (initializers inline: the whole model must stay under 2 GB). */
 export function buildModel(g: GraphSpec): Uint8Array {
+  return encodeModel(g, g.initializers ?? [], []);
+}
+
+export interface ModelWithExternalData {
+  model: Uint8Array;
+  /** Chunks to write, in order, to the external data file (each starting at a 4096-byte aligned offset). */
+  chunks: Uint8Array[];
+  location: string;
+}
+
+/**
+ * Serializes a graph whose initializers larger than `minBytes` live in an external data file named
+ * `location` beside the model (ONNX's external data format; needed past protobuf's 2 GB limit).
+ */
+export function buildModelWithExternalData(
+  g: GraphSpec,
+  location: string,
+  minBytes = 1024,
+): ModelWithExternalData {
+  const inline: (TensorValue & { name: string })[] = [];
+  const external: onnxProto.onnx.ITensorProto[] = [];
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  for (const t of g.initializers ?? []) {
+    if (t.data.byteLength < minBytes) {
+      inline.push(t);
+      continue;
+    }
+    const pad = (4096 - (offset % 4096)) % 4096;
+    if (pad) chunks.push(new Uint8Array(pad));
+    offset += pad;
+    chunks.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+    external.push({
+      name: t.name,
+      dims: [...t.dims],
+      dataType: ONNX_DTYPE[t.dtype],
+      dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+      externalData: [
+        { key: 'location', value: location },
+        { key: 'offset', value: String(offset) },
+        { key: 'length', value: String(t.data.byteLength) },
+      ],
+    });
+    offset += t.data.byteLength;
+  }
+  return { model: encodeModel(g, inline, external), chunks, location };
+}
+
+function encodeModel(
+  g: GraphSpec,
+  inline: readonly (TensorValue & { name: string })[],
+  external: readonly onnxProto.onnx.ITensorProto[],
+): Uint8Array {
   const domains = new Set(g.nodes.map((n) => n.domain ?? ''));
   const opsetImport: onnxProto.onnx.IOperatorSetIdProto[] = [{ domain: '', version: OPSET }];
   if (domains.has('com.microsoft')) opsetImport.push({ domain: 'com.microsoft', version: 1 });
@@ -133,7 +186,7 @@ export function buildModel(g: GraphSpec): Uint8Array {
       })),
       input: g.inputs.map(valueInfo),
       output: g.outputs.map(valueInfo),
-      initializer: (g.initializers ?? []).map(tensorProto),
+      initializer: [...inline.map(tensorProto), ...external],
     },
   };
   return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();

@@ -13,6 +13,7 @@ export { OrtTensor };
 
 export interface NativeSession {
   loadModel(buffer: ArrayBuffer, byteOffset: number, byteLength: number, options: object): void;
+  loadModel(path: string, options: object): void;
   readonly inputMetadata: { name: string }[];
   readonly outputMetadata: { name: string }[];
   run(
@@ -67,11 +68,8 @@ export function threads(): number {
   return settings.intraOpThreads;
 }
 
-/** Creates a synchronous native session from serialized ONNX model bytes. */
-export function createSession(model: Uint8Array, opts: Partial<SessionSettings> = {}): NativeSession {
-  const b = binding();
-  const session = new b.InferenceSession();
-  session.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, {
+function sessionOptions(opts: Partial<SessionSettings>): object {
+  return {
     intraOpNumThreads: opts.intraOpThreads ?? settings.intraOpThreads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -84,7 +82,20 @@ export function createSession(model: Uint8Array, opts: Partial<SessionSettings> 
     // than its ops timed alone (bench/engine.ts, "resnet block"). Stop spinning when a Run returns; within
     // a Run (and in fused multi-node graphs) workers still spin between parallel sections.
     extra: { session: { force_spinning_stop: '1' } },
-  });
+  };
+}
+
+/** Creates a synchronous native session from serialized ONNX model bytes. */
+export function createSession(model: Uint8Array, opts: Partial<SessionSettings> = {}): NativeSession {
+  const session = new (binding().InferenceSession)();
+  session.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, sessionOptions(opts));
+  return session;
+}
+
+/** Creates a session from an .onnx file (external data files are found beside it). */
+export function createSessionFromFile(path: string, opts: Partial<SessionSettings> = {}): NativeSession {
+  const session = new (binding().InferenceSession)();
+  session.loadModel(path, sessionOptions(opts));
   return session;
 }
 

@@ -3,8 +3,7 @@
 // benchmarks). Ops still run eagerly, so the trace follows exactly the code path taken; tensors the graph
 // did not produce (weights, constants) become initializers. Shapes are those of the traced call.
 
-import type { AttrValue } from '../kernels/graph.js';
-import { buildModel, type DType, type NodeSpec, type TensorValue, type ValueSpec } from '../kernels/graph.js';
+import type { AttrValue, DType, GraphSpec, NodeSpec, TensorValue, ValueSpec } from '../kernels/graph.js';
 import type { Tensor } from './tensor.js';
 
 export class GraphTrace {
@@ -54,11 +53,11 @@ export class GraphTrace {
     });
   }
 
-  /** Serialises the trace with the given tensors as the graph's outputs. */
-  build(
+  /** The traced graph with the given tensors as its outputs. */
+  graph(
     outputs: readonly { name: string; tensor: Tensor; dims?: readonly (number | string)[] }[],
     graphName = 'attnkit',
-  ): Uint8Array {
+  ): GraphSpec {
     const outSpecs: ValueSpec[] = [];
     const nodes = [...this.nodes];
     for (const o of outputs) {
@@ -67,13 +66,13 @@ export class GraphTrace {
       nodes.push({ op: 'Identity', inputs: [inner], outputs: [o.name] });
       outSpecs.push({ name: o.name, dtype: o.tensor.dtype as DType, dims: o.dims ?? o.tensor.shape });
     }
-    return buildModel({
+    return {
       name: graphName,
       nodes,
       inputs: this.inputs,
       outputs: outSpecs,
       initializers: this.initializers,
-    });
+    };
   }
 }
 
