@@ -1,0 +1,138 @@
+// Reading a diffusers `scheduler_config.json` into a typed config, as diffusers' `from_config` does: each
+// scheduler takes the keys of its own constructor (missing or null → the diffusers default) and ignores
+// keys that belong to other schedulers, so one config can drive any scheduler. A key whose value attnkit
+// does not implement is an error that names the scheduler, the key, the value and what is supported.
+
+import type { BetaConfig, BetaSchedule, PredictionType, TimestepSpacing } from './noise-schedule.js';
+
+export type SchedulerConfigJson = Readonly<Record<string, unknown>>;
+
+/** The keys every scheduler here reads (diffusers' names and defaults). */
+export interface CommonSchedulerConfig extends BetaConfig {
+  prediction_type: PredictionType;
+  timestep_spacing: TimestepSpacing;
+  steps_offset: number;
+}
+
+/** Keys that carry no math: bookkeeping written by diffusers. */
+const BOOKKEEPING = new Set(['_class_name', '_diffusers_version', '_use_default_values']);
+
+const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
+
+export class SchedulerConfigReader {
+  readonly #read = new Set<string>();
+
+  constructor(
+    readonly className: string,
+    readonly json: SchedulerConfigJson,
+  ) {}
+
+  #get(key: string): unknown {
+    this.#read.add(key);
+    const v = this.json[key];
+    return v === null ? undefined : v;
+  }
+
+  #bad(key: string, value: unknown, what: string): Error {
+    return new Error(`${this.className} config: "${key}" must be ${what}, got ${show(value)}`);
+  }
+
+  unsupported(key: string, value: unknown, supported: string): Error {
+    return new Error(
+      `${this.className} config: "${key}" = ${show(value)} is not supported by attnkit (supported: ${supported})`,
+    );
+  }
+
+  number(key: string, fallback: number, opts: { integer?: boolean; min?: number } = {}): number {
+    const v = this.#get(key) ?? fallback;
+    const ok = typeof v === 'number' && !Number.isNaN(v) && (!opts.integer || Number.isInteger(v));
+    if (!ok || (opts.min !== undefined && v < opts.min)) {
+      const what = `${opts.integer ? 'an integer' : 'a number'}${opts.min !== undefined ? ` ≥ ${opts.min}` : ''}`;
+      throw this.#bad(key, v, what);
+    }
+    return v;
+  }
+
+  /** A number, or null when the key is absent or null. */
+  numberOrNull(key: string, opts: { min?: number } = {}): number | null {
+    this.accept(key);
+    return this.json[key] == null ? null : this.number(key, 0, opts);
+  }
+
+  boolean(key: string, fallback: boolean): boolean {
+    const v = this.#get(key) ?? fallback;
+    if (typeof v !== 'boolean') throw this.#bad(key, v, 'true or false');
+    return v;
+  }
+
+  /** A string from `supported`; any other value is an error naming the supported ones. */
+  choice<T extends string>(key: string, fallback: T, supported: readonly T[]): T {
+    const v = this.#get(key) ?? fallback;
+    if (typeof v !== 'string') throw this.#bad(key, v, `one of ${supported.map(show).join(', ')}`);
+    if (!(supported as readonly string[]).includes(v))
+      throw this.unsupported(key, v, supported.map(show).join(', '));
+    return v as T;
+  }
+
+  /** The key must be absent, null, or equal to one of `supported` (a feature attnkit does not implement). */
+  only(key: string, supported: readonly (string | number | boolean)[]): void {
+    const v = this.#get(key);
+    if (v !== undefined && !supported.includes(v as string | number | boolean)) {
+      throw this.unsupported(key, v, supported.map(show).join(', '));
+    }
+  }
+
+  /** Read and accepted whatever its value: it changes nothing in what attnkit computes. */
+  accept(key: string): void {
+    this.#read.add(key);
+  }
+
+  numbersOrNull(key: string): number[] | null {
+    const v = this.#get(key);
+    if (v === undefined) return null;
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'number'))
+      throw this.#bad(key, v, 'a list of numbers');
+    return v as number[];
+  }
+
+  /** The keys of the file this scheduler did not read (other schedulers' keys, unknown keys). */
+  ignoredKeys(): string[] {
+    return Object.keys(this.json).filter((k) => !this.#read.has(k) && !BOOKKEEPING.has(k));
+  }
+
+  /** The keys all five schedulers share. */
+  common(opts: {
+    spacing: TimestepSpacing;
+    predictionTypes: readonly PredictionType[];
+    zeroSnr: boolean;
+  }): CommonSchedulerConfig {
+    const trained = this.numbersOrNull('trained_betas');
+    const T = this.number('num_train_timesteps', 1000, { integer: true, min: 1 });
+    if (trained && trained.length !== T) {
+      throw new Error(
+        `${this.className} config: "trained_betas" has ${trained.length} values but num_train_timesteps is ${T}`,
+      );
+    }
+    const config: CommonSchedulerConfig = {
+      num_train_timesteps: T,
+      beta_start: this.number('beta_start', 0.0001),
+      beta_end: this.number('beta_end', 0.02),
+      beta_schedule: this.choice<BetaSchedule>('beta_schedule', 'linear', [
+        'linear',
+        'scaled_linear',
+        'squaredcos_cap_v2',
+      ]),
+      trained_betas: trained,
+      prediction_type: this.choice('prediction_type', 'epsilon', opts.predictionTypes),
+      timestep_spacing: this.choice<TimestepSpacing>('timestep_spacing', opts.spacing, [
+        'leading',
+        'trailing',
+        'linspace',
+      ]),
+      steps_offset: this.number('steps_offset', 0, { integer: true, min: 0 }),
+    };
+    if (opts.zeroSnr) config.rescale_betas_zero_snr = this.boolean('rescale_betas_zero_snr', false);
+    else this.only('rescale_betas_zero_snr', [false]);
+    return config;
+  }
+}

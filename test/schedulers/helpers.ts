@@ -1,0 +1,26 @@
+// Shared pieces of the scheduler tests: the goldens' stand-in model and a max-abs-error check.
+
+import assert from 'node:assert/strict';
+import type { Tensor } from '../../src/tensor/index.js';
+
+/** The goldens' stand-in model output at step i: ε = 0.5 · sin(3x + i), elementwise on the current sample. */
+export function standInModel(x: Tensor, i: number): Tensor {
+  return x.mul(3).add(i).sin().mul(0.5);
+}
+
+/** max |a − b| over all elements; shapes must match. */
+export function maxAbsError(a: Tensor, b: Tensor): number {
+  assert.deepEqual(a.shape, b.shape, `shapes differ: [${a.shape}] vs [${b.shape}]`);
+  let worst = 0;
+  for (let i = 0; i < a.size; i++) {
+    const d = Math.abs((a.data[i] as number) - (b.data[i] as number));
+    if (!(d <= worst)) worst = d; // NaN propagates as the worst error
+  }
+  return worst;
+}
+
+export function assertMaxAbs(a: Tensor, b: Tensor, atol: number, label: string): number {
+  const err = maxAbsError(a, b);
+  assert.ok(err <= atol, `${label}: max abs error ${err} > ${atol}`);
+  return err;
+}
