@@ -49,6 +49,18 @@ export interface AttentionCall extends AttentionLayerInfo, StepInfo {
   keyTokens: number;
 }
 
+/**
+ * The record a ResNet-block hook receives (`Controller.resnet`): the block's module path in diffusers
+ * naming (`up_blocks.1.resnets.1`), its place and ordinal among the model's ResNet blocks in forward order,
+ * the spatial size of its output, and the step and batch layout of the forward pass.
+ */
+export interface ResnetCall extends StepInfo {
+  path: string;
+  place: Place;
+  index: number;
+  size: readonly [number, number];
+}
+
 /** A batch where every row is its own conditional prompt (plain forward passes, tests). */
 export function plainBatch(n: number): BatchRoles {
   return { guidance: new Array(n).fill('cond'), prompt: Array.from({ length: n }, (_, i) => i) };

@@ -6,9 +6,11 @@
 //   map       → softmax probabilities (Prompt-to-Prompt, stores)        map level
 //   fn        → how attention is computed (softmax, flash, linear…)     function level
 //   output / tokens / step callbacks (masks, ToMe, caching, guidance)   application level
+//   resnet    → a UNet ResNet block's residual branch (PnP's feature injection): the feature level
+//               extended from attention layers to the convolutional blocks between them
 
 import type { Tensor } from '../tensor/index.js';
-import type { AttentionCall, StepInfo } from './call.js';
+import type { AttentionCall, ResnetCall, StepInfo } from './call.js';
 import type { AttentionFunction } from './functions.js';
 
 export interface Projection {
@@ -64,6 +66,12 @@ export interface Controller {
   output?(call: AttentionCall, out: Tensor): Tensor;
   /** Reduce the token set (batch, T, C) before a transformer block's branch; restore after. */
   tokens?(call: AttentionCall, x: Tensor): TokenReduction | undefined;
+  /**
+   * The residual branch (batch, C, h, w) of a UNet ResNet block: after conv2, before the skip is added
+   * (where Plug-and-Play injects its features). Runs for every ResNet block of the denoiser, in controller
+   * order; `appliesTo` does not filter it (it sees attention calls): select blocks by `call.path`.
+   */
+  resnet?(call: ResnetCall, h: Tensor): Tensor;
   beforeStep?(state: StepState): void;
   /** May return new latents (e.g. LocalBlend). */
   afterStep?(state: StepState): Tensor | undefined;

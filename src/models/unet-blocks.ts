@@ -2,6 +2,7 @@
 // timestep embedding, ResnetBlock2D, Downsample2D / Upsample2D, Transformer2DModel and
 // BasicTransformerBlock (self-attention, cross-attention, GEGLU feed-forward).
 
+import type { ResnetCall } from '../attention/call.js';
 import type { AttentionContext } from '../attention/hooks.js';
 import { Attention } from '../attention/index.js';
 import { Conv2d, GroupNorm, LayerNorm, Linear, Module, ModuleList } from '../nn/index.js';
@@ -52,7 +53,11 @@ export interface ResnetConfig {
   outputScaleFactor?: number;
 }
 
+/** Static facts about one ResNet block, set once the model is built (see `assignResnetBlocks`). */
+export type ResnetLayerInfo = Pick<ResnetCall, 'path' | 'place' | 'index'>;
+
 export class ResnetBlock2D extends Module {
+  info: ResnetLayerInfo = { path: '', place: 'mid', index: 0 };
   norm1: GroupNorm;
   conv1: Conv2d;
   time_emb_proj?: Linear;
@@ -72,16 +77,39 @@ export class ResnetBlock2D extends Module {
     this.outputScaleFactor = c.outputScaleFactor ?? 1;
   }
 
-  forward(x: Tensor, temb?: Tensor): Tensor {
+  /** `ctx` hands the residual branch to the controllers' `resnet` hooks (UNet blocks only). */
+  forward(x: Tensor, temb?: Tensor, ctx?: AttentionContext): Tensor {
     let h = this.conv1.forward(this.norm1.forward(x).silu());
     if (this.time_emb_proj && temb) {
       const t = this.time_emb_proj.forward(temb.silu()); // (B, C)
       h = h.add(t.reshape([t.shape[0] as number, -1, 1, 1]));
     }
     h = this.conv2.forward(this.norm2.forward(h).silu());
+    if (ctx?.controllers.some((c) => c.resnet)) h = this.#resnetHooks(h, ctx);
     const skip = this.conv_shortcut ? this.conv_shortcut.forward(x) : x;
     const out = skip.add(h);
     return this.outputScaleFactor === 1 ? out : out.div(this.outputScaleFactor);
+  }
+
+  #resnetHooks(h: Tensor, ctx: AttentionContext): Tensor {
+    const call: ResnetCall = {
+      ...this.info,
+      size: [h.shape[2] as number, h.shape[3] as number],
+      step: ctx.step,
+      numSteps: ctx.numSteps,
+      timestep: ctx.timestep,
+      batch: ctx.batch,
+    };
+    for (const c of ctx.controllers) if (c.resnet) h = c.resnet(call, h);
+    return h;
+  }
+}
+
+/** Gives every ResNet block of a model its module path, place and ordinal (declaration = forward order). */
+export function assignResnetBlocks(model: Module, placeOf: (path: string) => ResnetLayerInfo['place']): void {
+  let index = 0;
+  for (const [path, m] of model.namedModules()) {
+    if (m instanceof ResnetBlock2D) m.info = { path, place: placeOf(path), index: index++ };
   }
 }
 

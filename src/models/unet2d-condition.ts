@@ -7,6 +7,7 @@ import { Conv2d, GroupNorm, loadStateDict, Module, ModuleList } from '../nn/inde
 import { formatShape, Tensor } from '../tensor/index.js';
 import { ConfigReader, type JsonConfig } from './config.js';
 import {
+  assignResnetBlocks,
   catChannels,
   Downsample2D,
   ResnetBlock2D,
@@ -183,7 +184,7 @@ export class DownBlock extends Module {
   forward(x: Tensor, temb: Tensor, context: Tensor, ctx?: AttentionContext): [Tensor, Tensor[]] {
     const skips: Tensor[] = [];
     this.resnets.items.forEach((resnet, j) => {
-      x = resnet.forward(x, temb);
+      x = resnet.forward(x, temb, ctx);
       if (this.attentions) x = this.attentions.at(j).forward(x, context, ctx);
       skips.push(x);
     });
@@ -216,10 +217,10 @@ export class MidBlock extends Module {
   }
 
   forward(x: Tensor, temb: Tensor, context: Tensor, ctx?: AttentionContext): Tensor {
-    x = this.resnets.at(0).forward(x, temb);
+    x = this.resnets.at(0).forward(x, temb, ctx);
     this.attentions.items.forEach((attn, i) => {
       x = attn.forward(x, context, ctx);
-      x = this.resnets.at(i + 1).forward(x, temb);
+      x = this.resnets.at(i + 1).forward(x, temb, ctx);
     });
     return x;
   }
@@ -265,7 +266,7 @@ export class UpBlock extends Module {
   ): Tensor {
     this.resnets.items.forEach((resnet, j) => {
       const skip = skips.pop() as Tensor;
-      x = resnet.forward(catChannels(x, skip), temb);
+      x = resnet.forward(catChannels(x, skip), temb, ctx);
       if (this.attentions) x = this.attentions.at(j).forward(x, context, ctx);
     });
     if (this.upsamplers) x = this.upsamplers.at(0).forward(x, upsampleSize);
@@ -374,6 +375,7 @@ export class UNet2DConditionModel extends Module {
       padding: (c.convOutKernel - 1) / 2,
     });
     assignAttentionLayers(this, placeOf);
+    assignResnetBlocks(this, placeOf);
   }
 
   static fromConfig(json: JsonConfig): UNet2DConditionModel {
