@@ -2,6 +2,7 @@
 // The `attnkit` command.
 
 import { Command } from 'commander';
+import { registerEdit } from './edit.js';
 import { registerExport } from './export.js';
 import { registerGenerate } from './generate.js';
 
@@ -12,6 +13,7 @@ const program = new Command()
 
 registerGenerate(program);
 registerExport(program);
+registerEdit(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`attnkit: ${(e as Error).message}\n`);

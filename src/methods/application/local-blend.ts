@@ -1,0 +1,170 @@
+// Prompt-to-Prompt's local blending (Hertz et al. 2022, "Prompt-to-Prompt Image Editing with Cross Attention Control").
+//
+// Restricts an edit to where the chosen words attend: after each step from `startBlend` on, the words'
+// cross-attention (summed over tokens, averaged over layers and heads of one resolution and over the steps so
+// far) is max-pooled 3×3, resized (nearest) to the latents, divided by its maximum and thresholded at th[0]; the
+// union of the source's and each target's mask keeps the target's latents, elsewhere they are the source's:
+// x_t = x_src + mask · (x_t − x_src). `substructWords` remove their own region (not pooled, threshold th[1]).
+// Place it after the editor in the controller list: like the reference's store, it then sees the edited maps.
+
+import type { AttentionCall } from '../../attention/call.js';
+import type { Controller, StepState } from '../../attention/hooks.js';
+import type { CLIPTokenizer } from '../../models/clip-tokenizer.js';
+import { formatShape, Tensor } from '../../tensor/index.js';
+import { selectRows, takeRows } from '../map/attention-store.js';
+import { tokenIndicesOrNone } from '../map/token-alignment.js';
+
+export interface LocalBlendOptions {
+  tokenizer: CLIPTokenizer;
+  /** The prompts of the batch, source first. */
+  prompts: readonly string[];
+  /** Per prompt, the word(s) whose region may change; a single list applies to every prompt containing them. */
+  words: readonly (string | readonly string[])[];
+  /** Per prompt, words whose region must not change. */
+  substructWords?: readonly (string | readonly string[])[];
+  /** Fraction of the steps before blending starts (reference 0.2). */
+  startBlend?: number;
+  /** Thresholds for the words' mask and the substracted mask (reference (0.3, 0.3)). */
+  th?: readonly [number, number];
+  /** Side of the attention maps used; default a quarter of the latent side (the reference's 16 of 64) when such
+   *  maps exist, else the largest stored. */
+  res?: number;
+}
+
+export class LocalBlend implements Controller {
+  readonly name: string = 'LocalBlend';
+  readonly startBlend: number;
+  readonly th: readonly [number, number];
+  /** (prompts, Tk) 0/1 weights of the blend words' tokens, and of the substracted words'. */
+  readonly alphaLayers: Float32Array[];
+  readonly substructLayers?: Float32Array[];
+  /** The last mask applied, (prompts, 1, h, w) 0/1, for inspection. */
+  lastMask?: Tensor;
+  private readonly res?: number;
+  private sums = new Map<string, { size: number; sum: Tensor }>();
+
+  constructor(opts: LocalBlendOptions) {
+    const n = opts.tokenizer.modelMaxLength;
+    const layers = (words: LocalBlendOptions['words']) =>
+      opts.prompts.map((p, i) => {
+        const a = new Float32Array(n);
+        const list = words.length === opts.prompts.length ? words[i]! : words.flat();
+        for (const w of typeof list === 'string' ? [list] : list) {
+          for (const t of tokenIndicesOrNone(opts.tokenizer, p, w, n)) a[t] = 1;
+        }
+        return a;
+      });
+    this.alphaLayers = layers(opts.words);
+    if (this.alphaLayers.every((a) => a.every((v) => v === 0))) {
+      throw new Error(`LocalBlend: none of the words ${JSON.stringify(opts.words)} occurs in the prompts`);
+    }
+    this.substructLayers = opts.substructWords ? layers(opts.substructWords) : undefined;
+    this.startBlend = opts.startBlend ?? 0.2;
+    this.th = opts.th ?? [0.3, 0.3];
+    this.res = opts.res;
+  }
+
+  appliesTo(call: AttentionCall): boolean {
+    const unet = call.place === 'down' || call.place === 'mid' || call.place === 'up';
+    return unet && call.kind === 'cross' && call.size !== undefined && call.queryTokens <= 32 ** 2;
+  }
+
+  map(call: AttentionCall, p: Tensor): Tensor {
+    const rows = selectRows(call, ['cond']);
+    if (rows.length !== this.alphaLayers.length) {
+      throw new Error(
+        `LocalBlend: the batch has ${rows.length} conditional rows for ${this.alphaLayers.length} prompts`,
+      );
+    }
+    // Σ_tokens α·map per row: (rows, H, Tq, Tk) · (rows, 1, Tk, 1) → (rows, H, Tq, 1) → mean over heads
+    const all = [this.alphaLayers, ...(this.substructLayers ? [this.substructLayers] : [])];
+    const kept = takeRows(p, rows);
+    const tk = p.shape[3] as number;
+    const w = new Tensor(Float32Array.from(all.flatMap((l) => l.flatMap((a) => [...a]))), [
+      all.length,
+      rows.length,
+      1,
+      tk,
+      1,
+    ]);
+    const m = kept.unsqueeze(0).matmul(w).mean({ axes: 2 }); // (sets, rows, Tq, 1)
+    const e = this.sums.get(call.path);
+    this.sums.set(call.path, { size: call.size![0], sum: e ? e.sum.add(m) : m });
+    return p;
+  }
+
+  afterStep(state: StepState): Tensor | undefined {
+    if (state.step + 1 <= Math.floor(this.startBlend * state.numSteps)) return undefined;
+    const [b, , h, w] = state.latents.shape as [number, number, number, number];
+    if (b !== this.alphaLayers.length) {
+      throw new Error(
+        `LocalBlend: latents ${formatShape(state.latents.shape)} hold ${b} rows for ${this.alphaLayers.length} prompts`,
+      );
+    }
+    const sizes = [...new Set([...this.sums.values()].map((e) => e.size))];
+    const res = this.res ?? (sizes.includes(Math.floor(h / 4)) ? Math.floor(h / 4) : Math.max(...sizes));
+    const chosen = [...this.sums.values()].filter((e) => e.size === res);
+    if (chosen.length === 0)
+      throw new Error(`LocalBlend: no cross-attention maps of size ${res}² (have ${sizes.join(', ')})`);
+    const mean = chosen
+      .map((e) => e.sum)
+      .reduce((a, c) => a.add(c))
+      .toArray();
+    const plane = res * res;
+    const maskOf = (set: number, pool: boolean, th: number) => {
+      const rows = Array.from({ length: b }, (_, r) => {
+        const m = Float32Array.from(mean.slice((set * b + r) * plane, (set * b + r + 1) * plane));
+        const big = resizeNearest(pool ? maxPool3(m, res) : m, res, h, w);
+        const top = Math.max(...big);
+        return big.map((v) => (v / top > th ? 1 : 0));
+      });
+      return rows.map((m) => m.map((v, i) => (v || rows[0]![i] ? 1 : 0))); // mask[:1] + mask
+    };
+    let mask = maskOf(0, true, this.th[0]);
+    if (this.substructLayers) {
+      const sub = maskOf(1, false, this.th[1]);
+      mask = mask.map((m, r) => m.map((v, i) => v * (1 - sub[r]![i]!)));
+    }
+    this.lastMask = new Tensor(Float32Array.from(mask.flatMap((m) => [...m])), [b, 1, h, w]);
+    return LocalBlend.blend(state.latents, this.lastMask);
+  }
+
+  /** x_t = x_t[:1] + mask · (x_t − x_t[:1]) with latents (B, C, h, w) and mask (B, 1, h, w). */
+  static blend(latents: Tensor, mask: Tensor): Tensor {
+    const src = latents.slice(0, 0, 1);
+    return src.add(mask.mul(latents.sub(src)));
+  }
+
+  reset(): void {
+    this.sums = new Map();
+    this.lastMask = undefined;
+  }
+}
+
+/** 3×3 max-pooling with stride 1 and padding 1 (the reference's k = 1). */
+function maxPool3(m: Float32Array, n: number): Float32Array {
+  const out = new Float32Array(n * n);
+  for (let y = 0; y < n; y++) {
+    for (let x = 0; x < n; x++) {
+      let best = -Infinity;
+      for (let dy = -1; dy <= 1; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          const yy = y + dy;
+          const xx = x + dx;
+          if (yy >= 0 && yy < n && xx >= 0 && xx < n) best = Math.max(best, m[yy * n + xx]!);
+        }
+      }
+      out[y * n + x] = best;
+    }
+  }
+  return out;
+}
+
+/** PyTorch's nearest resize: output (y, x) reads input (⌊y·n/h⌋, ⌊x·n/w⌋). */
+function resizeNearest(m: Float32Array, n: number, h: number, w: number): Float32Array {
+  const out = new Float32Array(h * w);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) out[y * w + x] = m[Math.floor((y * n) / h) * n + Math.floor((x * n) / w)]!;
+  }
+  return out;
+}

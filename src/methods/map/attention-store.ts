@@ -1,0 +1,177 @@
+// Prompt-to-Prompt's attention store (Hertz et al. 2022, "Prompt-to-Prompt Image Editing with Cross Attention Control").
+//
+// Records the attention probabilities of the UNet's layers, keyed like the reference (`down_cross`, `mid_self`, …),
+// summed over steps and averaged on read. As the reference, it skips maps with more than 32² query tokens and
+// keeps only the conditional rows of a classifier-free-guidance batch (both options can be changed). Unlike the
+// reference, nothing is found by counting calls: each map is keyed by its layer's module path.
+
+import type { AttentionCall, AttentionKind, Place } from '../../attention/call.js';
+import type { Controller } from '../../attention/hooks.js';
+import { concat, type Tensor } from '../../tensor/index.js';
+
+/** The reference's store keys: place and kind. */
+export type StoreKey = `${'down' | 'mid' | 'up'}_${'cross' | 'self'}`;
+
+/** One layer's map, averaged over the steps it was recorded in. */
+export interface StoredMap {
+  path: string;
+  place: 'down' | 'mid' | 'up';
+  kind: 'cross' | 'self';
+  /** Ordinal of the layer among layers of its kind (forward order). */
+  index: number;
+  /** Spatial size (h, w) of the queries. */
+  size: readonly [number, number];
+  /** (rows, heads, Tq, Tk): the recorded rows, in the order of `prompts`. */
+  map: Tensor;
+  /** Prompt index (batch role) of each row of `map`. */
+  prompts: readonly number[];
+  /** Number of steps summed. */
+  steps: number;
+}
+
+export interface AttentionStoreOptions {
+  /** Maps with more query tokens are not stored (reference: 32², "avoid memory overhead"). */
+  maxTokens?: number;
+  /** Kinds to record (default both). */
+  kinds?: readonly ('cross' | 'self')[];
+  /** Places to record (default down, mid, up). */
+  places?: readonly ('down' | 'mid' | 'up')[];
+  /** Guidance branches whose rows are recorded (default `['cond']`, as the reference; plain batches are all cond). */
+  guidance?: readonly ('cond' | 'uncond')[];
+  /** Steps recorded: [start, end) indices of denoising steps (default all). */
+  steps?: readonly [number, number];
+  /** Further layer filter, e.g. on `call.size` or `call.path`. */
+  layers?: (call: AttentionCall) => boolean;
+}
+
+const UNET_PLACES: readonly Place[] = ['down', 'mid', 'up'];
+
+interface Entry extends Omit<StoredMap, 'map' | 'steps'> {
+  sum: Tensor;
+  steps: number;
+  lastStep: number;
+}
+
+export class AttentionStore implements Controller {
+  readonly name: string = 'AttentionStore';
+  readonly maxTokens: number;
+  readonly kinds: readonly ('cross' | 'self')[];
+  readonly places: readonly ('down' | 'mid' | 'up')[];
+  readonly guidance: readonly ('cond' | 'uncond')[];
+  readonly steps?: readonly [number, number];
+  private readonly layers?: (call: AttentionCall) => boolean;
+  private entries = new Map<string, Entry>();
+
+  constructor(opts: AttentionStoreOptions = {}) {
+    this.maxTokens = opts.maxTokens ?? 32 ** 2;
+    this.kinds = opts.kinds ?? ['cross', 'self'];
+    this.places = opts.places ?? ['down', 'mid', 'up'];
+    this.guidance = opts.guidance ?? ['cond'];
+    this.steps = opts.steps;
+    this.layers = opts.layers;
+  }
+
+  appliesTo(call: AttentionCall): boolean {
+    if (!UNET_PLACES.includes(call.place) || !isStoredKind(call.kind)) return false;
+    if (!this.kinds.includes(call.kind) || !this.places.includes(call.place as 'down')) return false;
+    if (call.queryTokens > this.maxTokens || !call.size) return false;
+    if (this.steps && (call.step < this.steps[0] || call.step >= this.steps[1])) return false;
+    return this.layers ? this.layers(call) : true;
+  }
+
+  map(call: AttentionCall, p: Tensor): Tensor {
+    const rows = selectRows(call, this.guidance);
+    if (rows.length === 0) return p;
+    const kept = takeRows(p, rows);
+    const prompts = rows.map((r) => call.batch.prompt[r] ?? r);
+    const e = this.entries.get(call.path);
+    if (!e) {
+      this.entries.set(call.path, {
+        path: call.path,
+        place: call.place as 'down',
+        kind: call.kind as 'cross',
+        index: call.index,
+        size: call.size!,
+        prompts,
+        sum: kept,
+        steps: 1,
+        lastStep: call.step,
+      });
+    } else {
+      if (e.lastStep === call.step) {
+        throw new Error(
+          `AttentionStore: layer ${call.path} was called twice in step ${call.step}; call reset() between runs`,
+        );
+      }
+      e.sum = e.sum.add(kept);
+      e.steps += 1;
+      e.lastStep = call.step;
+    }
+    return p;
+  }
+
+  /** Every stored layer's map averaged over its steps, in the order the layers ran. */
+  maps(filter: (m: StoredMap) => boolean = () => true): StoredMap[] {
+    const out: StoredMap[] = [];
+    for (const { sum, lastStep: _, ...e } of this.entries.values()) {
+      const m: StoredMap = { ...e, map: sum.div(e.steps) };
+      if (filter(m)) out.push(m);
+    }
+    return out;
+  }
+
+  /** The reference's `get_average_attention()`: per key, the averaged maps in layer order. */
+  averageAttention(): Record<StoreKey, Tensor[]> {
+    const out: Record<StoreKey, Tensor[]> = {
+      down_cross: [],
+      mid_cross: [],
+      up_cross: [],
+      down_self: [],
+      mid_self: [],
+      up_self: [],
+    };
+    for (const m of this.maps()) out[`${m.place}_${m.kind}`].push(m.map);
+    return out;
+  }
+
+  /** Number of steps recorded so far (of the layer recorded most often). */
+  get numSteps(): number {
+    let n = 0;
+    for (const e of this.entries.values()) n = Math.max(n, e.steps);
+    return n;
+  }
+
+  reset(): void {
+    this.entries = new Map();
+  }
+}
+
+function isStoredKind(kind: AttentionKind): kind is 'cross' | 'self' {
+  return kind === 'cross' || kind === 'self';
+}
+
+/** Batch rows of the given guidance branches, ordered by prompt index (then by row). */
+export function selectRows(call: AttentionCall, guidance: readonly ('cond' | 'uncond')[]): number[] {
+  if (call.batch.guidance.length === 0) {
+    throw new Error(
+      `layer ${call.path} was called without batch roles; pass an AttentionContext with ` +
+        'batch: plainBatch(n) or guidedBatch(n)',
+    );
+  }
+  const rows: number[] = [];
+  call.batch.guidance.forEach((g, r) => {
+    if (guidance.includes(g)) rows.push(r);
+  });
+  return rows.sort((a, b) => (call.batch.prompt[a] ?? a) - (call.batch.prompt[b] ?? b) || a - b);
+}
+
+/** The given rows of a batch tensor, in that order (one slice when they are consecutive). */
+export function takeRows(x: Tensor, rows: readonly number[]): Tensor {
+  const consecutive = rows.every((r, i) => r === rows[0]! + i);
+  if (consecutive && rows.length === x.shape[0]) return x;
+  if (consecutive) return x.slice(0, rows[0]!, rows[0]! + rows.length);
+  return concat(
+    rows.map((r) => x.slice(0, r, r + 1)),
+    0,
+  );
+}
