@@ -5,6 +5,8 @@ import { Command } from 'commander';
 import { registerEdit } from './edit.js';
 import { registerExport } from './export.js';
 import { registerGenerate } from './generate.js';
+import { registerMaps } from './maps.js';
+import { registerSegment } from './segment.js';
 
 const program = new Command()
   .name('attnkit')
@@ -14,6 +16,8 @@ const program = new Command()
 registerGenerate(program);
 registerExport(program);
 registerEdit(program);
+registerMaps(program);
+registerSegment(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`attnkit: ${(e as Error).message}\n`);

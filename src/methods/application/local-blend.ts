@@ -13,6 +13,7 @@ import type { CLIPTokenizer } from '../../models/clip-tokenizer.js';
 import { formatShape, Tensor } from '../../tensor/index.js';
 import { selectRows, takeRows } from '../map/attention-store.js';
 import { tokenIndicesOrNone } from '../map/token-alignment.js';
+import { maxPool3 } from './attention-mask.js';
 
 export interface LocalBlendOptions {
   tokenizer: CLIPTokenizer;
@@ -114,7 +115,7 @@ export class LocalBlend implements Controller {
     const maskOf = (set: number, pool: boolean, th: number) => {
       const rows = Array.from({ length: b }, (_, r) => {
         const m = Float32Array.from(mean.slice((set * b + r) * plane, (set * b + r + 1) * plane));
-        const big = resizeNearest(pool ? maxPool3(m, res) : m, res, h, w);
+        const big = resizeNearest(pool ? maxPool3(m, res, res) : m, res, h, w);
         const top = Math.max(...big);
         return big.map((v) => (v / top > th ? 1 : 0));
       });
@@ -139,25 +140,6 @@ export class LocalBlend implements Controller {
     this.sums = new Map();
     this.lastMask = undefined;
   }
-}
-
-/** 3×3 max-pooling with stride 1 and padding 1 (the reference's k = 1). */
-function maxPool3(m: Float32Array, n: number): Float32Array {
-  const out = new Float32Array(n * n);
-  for (let y = 0; y < n; y++) {
-    for (let x = 0; x < n; x++) {
-      let best = -Infinity;
-      for (let dy = -1; dy <= 1; dy++) {
-        for (let dx = -1; dx <= 1; dx++) {
-          const yy = y + dy;
-          const xx = x + dx;
-          if (yy >= 0 && yy < n && xx >= 0 && xx < n) best = Math.max(best, m[yy * n + xx]!);
-        }
-      }
-      out[y * n + x] = best;
-    }
-  }
-  return out;
 }
 
 /** PyTorch's nearest resize: output (y, x) reads input (⌊y·n/h⌋, ⌊x·n/w⌋). */

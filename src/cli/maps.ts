@@ -1,0 +1,110 @@
+// attnkit maps "<prompt>" — DAAM heat-maps of every word of the prompt over the generated image, as a grid.
+
+import type { Command } from 'commander';
+import { writePng } from '../io/png.js';
+import { type ColorMapName, imageGrid, overlayHeatMap } from '../io/render.js';
+import { setThreads } from '../kernels/ort.js';
+import { expandAs } from '../methods/map/heatmap.js';
+import { generateWithHeatMaps } from '../pipelines/heatmaps.js';
+import { StableDiffusion } from '../pipelines/stable-diffusion.js';
+import type { Tensor } from '../tensor/index.js';
+import { float, int } from './args.js';
+import { resolveModel } from './models.js';
+import { progressBar } from './progress.js';
+
+interface MapsFlags {
+  model?: string;
+  out: string;
+  seed: number;
+  samplingSteps: number;
+  guidance: number;
+  steps?: string;
+  res?: string;
+  tokens?: boolean;
+  normalize?: boolean;
+  colormap: ColorMapName;
+  threads?: number;
+  quiet?: boolean;
+}
+
+/** "a:b" → [a, b) over `n` steps; either end may be left out ("5:", ":10"). */
+export function parseStepRange(s: string, n: number): [number, number] {
+  const m = /^(\d*):(\d*)$/.exec(s.trim());
+  if (!m) throw new Error(`--steps expects a range a:b of step indices, got '${s}'`);
+  const a = m[1] ? Number(m[1]) : 0;
+  const b = m[2] ? Number(m[2]) : n;
+  if (a >= b || a >= n) throw new Error(`--steps ${s}: the range is empty for ${n} sampling steps`);
+  return [a, b];
+}
+
+/** "16,8" → [16, 8]. */
+export function parseIntList(s: string, flag: string): number[] {
+  const out = s.split(',').map((x) => Number(x.trim()));
+  if (out.some((v) => !Number.isInteger(v) || v <= 0))
+    throw new Error(`${flag} expects sizes like 16,8; got '${s}'`);
+  return out;
+}
+
+/** Integer zoom that makes a tile at least 128 px wide. */
+export function tileZoom(width: number): number {
+  return Math.max(1, Math.ceil(128 / width));
+}
+
+export function registerMaps(program: Command): void {
+  program
+    .command('maps')
+    .description('cross-attention heat-maps (DAAM) of each word of a prompt, over the generated image')
+    .argument('<prompt>', 'the text prompt')
+    .option('-m, --model <dir>', 'diffusers model folder (default: the built-in Shapes model)')
+    .option('-o, --out <file>', 'output PNG (a grid: the image, then one overlay per word)', 'maps.png')
+    .option('--seed <n>', 'random seed', int('--seed'), 0)
+    .option('--sampling-steps <n>', 'denoising steps', int('--sampling-steps'), 25)
+    .option('--guidance <w>', 'classifier-free guidance scale', float('--guidance'), 7.5)
+    .option('--steps <a:b>', 'aggregate the maps of denoising steps a (incl.) to b (excl.); default all')
+    .option('--res <sizes>', 'aggregate only maps of these sides, e.g. 16,8; default all')
+    .option('--tokens', 'one tile per token (bos and eos included) instead of per word')
+    .option('--normalize', "DAAM's normalisation: each token's map over the sum of the words' maps")
+    .option('--colormap <name>', 'jet | viridis | gray', 'jet')
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
+    .option('-q, --quiet', 'no progress bar')
+    .action((prompt: string, f: MapsFlags) => {
+      if (f.threads) setThreads(f.threads);
+      const log = (s: string) => process.stderr.write(`${s}\n`);
+      const sd = StableDiffusion.fromPretrained(resolveModel(f.model, log));
+      const bar = progressBar('denoising', f.samplingSteps, { quiet: f.quiet });
+      const run = generateWithHeatMaps(sd, {
+        prompt,
+        seed: f.seed,
+        steps: f.samplingSteps,
+        guidanceScale: f.guidance,
+        stepRange: f.steps ? parseStepRange(f.steps, f.samplingSteps) : undefined,
+        resolutions: f.res ? parseIntList(f.res, '--res') : undefined,
+        onStep: (e) => bar.update(e.step + 1),
+      });
+      bar.stop();
+      const heat = f.normalize ? run.heatMap.normalized() : run.heatMap;
+      const [, , h, w] = run.image.shape as [number, number, number, number];
+      const maps: { label: string; map: Tensor }[] = f.tokens
+        ? Array.from({ length: heat.numTokens + 2 }, (_, i) => ({
+            label: tokenLabel(sd, prompt, i),
+            map: heat.token(i),
+          }))
+        : heat.wordHeatMaps().map((m) => ({ label: m.word, map: m.map }));
+      const tiles = [
+        run.image,
+        ...maps.map((m) => overlayHeatMap(run.image, expandAs(m.map, [h, w]), { colorMap: f.colormap })),
+      ];
+      const labels = ['image', ...maps.map((m) => m.label)];
+      writePng(f.out, imageGrid(tiles, { cols: Math.min(tiles.length, 6), labels, zoom: tileZoom(w) }));
+      log(
+        `wrote ${f.out} (${maps.length} ${f.tokens ? 'tokens' : 'words'}, ${run.store.numSteps} steps aggregated)`,
+      );
+    });
+}
+
+function tokenLabel(sd: StableDiffusion, prompt: string, i: number): string {
+  const id = sd.tokenizer.call(prompt, { onWarning: () => {} }).ids[0]![i]!;
+  if (id === sd.tokenizer.bosTokenId) return '<bos>';
+  if (id === sd.tokenizer.eosTokenId) return '<eos>';
+  return sd.tokenizer.decode([id]);
+}

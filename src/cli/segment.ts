@@ -1,0 +1,85 @@
+// attnkit segment "<prompt>" --word <w> — a mask of a word from its cross-attention (DAAM map + threshold).
+
+import type { Command } from 'commander';
+import { writeGrayPng, writePng } from '../io/png.js';
+import { imageGrid, overlayHeatMap } from '../io/render.js';
+import { setThreads } from '../kernels/ort.js';
+import { attentionMask, normalizedAttention } from '../methods/application/attention-mask.js';
+import { generateWithHeatMaps } from '../pipelines/heatmaps.js';
+import { StableDiffusion } from '../pipelines/stable-diffusion.js';
+import { float, int } from './args.js';
+import { parseIntList, parseStepRange, tileZoom } from './maps.js';
+import { resolveModel } from './models.js';
+import { progressBar } from './progress.js';
+
+interface SegmentFlags {
+  word: string;
+  model?: string;
+  out: string;
+  preview?: string;
+  threshold: string;
+  normalize: 'minmax' | 'max';
+  seed: number;
+  samplingSteps: number;
+  guidance: number;
+  steps?: string;
+  res?: string;
+  threads?: number;
+  quiet?: boolean;
+}
+
+export function registerSegment(program: Command): void {
+  program
+    .command('segment')
+    .description("generate an image and segment a word's object from its cross-attention")
+    .argument('<prompt>', 'the text prompt')
+    .requiredOption('--word <word>', 'the word (or phrase) of the prompt to segment')
+    .option('-m, --model <dir>', 'diffusers model folder (default: the built-in Shapes model)')
+    .option('-o, --out <file>', 'the mask, a grayscale PNG at image size', 'mask.png')
+    .option('--preview <file>', 'also write image | heat-map | mask side by side')
+    .option('--threshold <t>', "a value in [0, 1] after normalisation, or 'otsu'", '0.4')
+    .option('--normalize <how>', 'minmax (DAAM) | max (LocalBlend)', 'minmax')
+    .option('--seed <n>', 'random seed', int('--seed'), 0)
+    .option('--sampling-steps <n>', 'denoising steps', int('--sampling-steps'), 25)
+    .option('--guidance <w>', 'classifier-free guidance scale', float('--guidance'), 7.5)
+    .option('--steps <a:b>', 'aggregate the maps of denoising steps a to b (excl.); default all')
+    .option('--res <sizes>', 'aggregate only maps of these sides, e.g. 16,8; default all')
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
+    .option('-q, --quiet', 'no progress bar')
+    .action((prompt: string, f: SegmentFlags) => {
+      if (f.threads) setThreads(f.threads);
+      const threshold = f.threshold === 'otsu' ? 'otsu' : float('--threshold')(f.threshold);
+      if (f.normalize !== 'minmax' && f.normalize !== 'max')
+        throw new Error('--normalize must be minmax or max');
+      const log = (s: string) => process.stderr.write(`${s}\n`);
+      const sd = StableDiffusion.fromPretrained(resolveModel(f.model, log));
+      sd.tokenizer.tokenIndices(prompt, f.word); // fails early, naming the prompt's words
+      const bar = progressBar('denoising', f.samplingSteps, { quiet: f.quiet });
+      const run = generateWithHeatMaps(sd, {
+        prompt,
+        seed: f.seed,
+        steps: f.samplingSteps,
+        guidanceScale: f.guidance,
+        stepRange: f.steps ? parseStepRange(f.steps, f.samplingSteps) : undefined,
+        resolutions: f.res ? parseIntList(f.res, '--res') : undefined,
+        onStep: (e) => bar.update(e.step + 1),
+      });
+      bar.stop();
+      const [, , h, w] = run.image.shape as [number, number, number, number];
+      const map = run.heatMap.wordHeatMap(f.word);
+      const mask = attentionMask(map, { size: [h, w], threshold, normalize: f.normalize });
+      writeGrayPng(f.out, mask);
+      const area = mask.toArray().reduce((a, b) => a + b, 0) / (h * w);
+      log(`wrote ${f.out} (${w}×${h}, '${f.word}' covers ${(100 * area).toFixed(1)}%)`);
+      if (f.preview) {
+        const heat = normalizedAttention(map, { size: [h, w], normalize: f.normalize });
+        const tiles = [run.image, overlayHeatMap(run.image, heat), mask.mul(2).sub(1).reshape([1, 1, h, w])];
+        const grid = imageGrid(
+          tiles.map((t) => (t.shape[1] === 1 ? t.expand([1, 3, h, w]) : t)),
+          { labels: ['image', f.word, 'mask'], zoom: tileZoom(w) },
+        );
+        writePng(f.preview, grid);
+        log(`wrote ${f.preview}`);
+      }
+    });
+}
