@@ -2,7 +2,7 @@
 // Normalisations run as one fused kernel; when gradients are recorded they are built from primitive ops,
 // whose backward rules then apply.
 
-import { isGradEnabled, record, tracksGrad } from '../autograd.js';
+import { isGradEnabled, noGrad, record, tracksGrad } from '../autograd.js';
 import { formatShape, Tensor } from '../tensor.js';
 import { max, mean, sum, variance } from './reduce.js';
 import { runOp1 } from './run.js';
@@ -102,6 +102,14 @@ function conv2dWeightGrad(
   [dh, dw]: [number, number],
   groups: number,
 ): Tensor {
+  if (groups === 1) {
+    // One convolution with batch and channels exchanged: the input is x as (c, n, h, w), the kernel is g as
+    // (o, n, ho, wo) dilated by the stride, stepped by the dilation → (c, o, ≥kh, ≥kw).
+    const dW = runOp1('Conv', [x.permute([1, 0, 2, 3]), g.permute([1, 0, 2, 3])], {
+      attrs: { strides: [dh, dw], pads: [ph, pw, ph, pw], dilations: [sh, sw], group: 1 },
+    });
+    return dW.slice(2, 0, kh).slice(3, 0, kw).permute([1, 0, 2, 3]);
+  }
   const [n, c] = x.shape as [number, number];
   const [, o, ho, wo] = g.shape as [number, number, number, number];
   const xp = x.pad([0, 0, ph, pw, 0, 0, ph, pw]);
@@ -181,16 +189,33 @@ export function groupNorm(x: Tensor, numGroups: number, weight: Tensor, bias: Te
   if (weight.size !== c || bias.size !== c) {
     throw new Error(`groupNorm: weight/bias sizes ${weight.size}/${bias.size} do not match ${c} channels`);
   }
-  const affineShape = [c, ...x.shape.slice(2).map(() => 1)];
-  if (isGradEnabled() && [x, weight, bias].some(tracksGrad)) {
-    const n = x.shape[0] as number;
-    const g = x.reshape([n, numGroups, -1]);
-    const mu = mean(g, { axes: 2, keepDims: true });
-    const v = variance(g, { axes: 2, keepDims: true });
-    const normed = g.sub(mu).div(v.add(eps).sqrt()).reshape(x.shape);
-    return normed.mul(weight.reshape(affineShape)).add(bias.reshape(affineShape));
+  if (!(isGradEnabled() && [x, weight, bias].some(tracksGrad))) {
+    return runOp1('GroupNormalization', [x, weight, bias], {
+      attrs: { num_groups: numGroups, epsilon: eps },
+    });
   }
-  return runOp1('GroupNormalization', [x, weight, bias], { attrs: { num_groups: numGroups, epsilon: eps } });
+  // Under recording: x̂ = (x − μ)·rstd per (sample, group), y = γ·x̂ + β, with the analytic backward
+  //   dβ = Σ g,  dγ = Σ g·x̂,  dx = rstd·(dx̂ − mean(dx̂) − x̂·mean(dx̂·x̂)),  dx̂ = γ·g  (means over the group)
+  const n = x.shape[0] as number;
+  const affineShape = [c, ...x.shape.slice(2).map(() => 1)];
+  const out = noGrad(() => {
+    const xg = x.reshape([n, numGroups, -1]);
+    const mu = mean(xg, { axes: 2, keepDims: true });
+    const centered = xg.sub(mu);
+    const rstd = mean(centered.mul(centered), { axes: 2, keepDims: true }).add(eps).sqrt().pow(-1);
+    const xhat = centered.mul(rstd);
+    const y = xhat.reshape(x.shape).mul(weight.reshape(affineShape)).add(bias.reshape(affineShape));
+    return { y, xhat, rstd };
+  });
+  const reduceAxes = [0, ...x.shape.slice(2).map((_, i) => i + 2)];
+  return record(out.y, 'groupNorm', [x, weight, bias], (g) => {
+    const xhat = out.xhat.reshape(x.shape);
+    const dxhat = g.mul(weight.reshape(affineShape)).reshape([n, numGroups, -1]);
+    const m1 = mean(dxhat, { axes: 2, keepDims: true });
+    const m2 = mean(dxhat.mul(out.xhat), { axes: 2, keepDims: true });
+    const dx = dxhat.sub(m1).sub(out.xhat.mul(m2)).mul(out.rstd).reshape(x.shape);
+    return [dx, sum(g.mul(xhat), { axes: reduceAxes }), sum(g, { axes: reduceAxes })];
+  });
 }
 
 /** LayerNorm over the last `normalizedDims` dims (default 1), with optional affine weight and bias. */
