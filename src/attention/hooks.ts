@@ -10,7 +10,7 @@
 //               extended from attention layers to the convolutional blocks between them
 
 import type { Tensor } from '../tensor/index.js';
-import type { AttentionCall, ResnetCall, StepInfo } from './call.js';
+import type { AttentionCall, AttentionLayerInfo, ResnetCall, StepInfo } from './call.js';
 import type { AttentionFunction } from './functions.js';
 
 export interface Projection {
@@ -33,9 +33,19 @@ export interface Features {
   v: Tensor;
 }
 
-/** A token set reduced before a block's branch and restored after it (ToMe). */
+/** The three branches of a transformer block: self-attention, cross-attention, feed-forward. */
+export type BlockBranch = 'attn1' | 'attn2' | 'ff';
+
+/**
+ * A transformer block's token set reduced before some of its branches and restored after each (ToMe:
+ * merge before, unmerge after). Made once per block from the block's input.
+ */
 export interface TokenReduction {
-  x: Tensor;
+  /** The branches whose (normalised) input is reduced and whose output is restored. */
+  readonly branches: readonly BlockBranch[];
+  /** (batch, T, C) → (batch, T′, C). */
+  reduce(x: Tensor): Tensor;
+  /** (batch, T′, C′) → (batch, T, C′). */
   restore(y: Tensor): Tensor;
 }
 
@@ -64,7 +74,10 @@ export interface Controller {
   fn?(call: AttentionCall): AttentionFunction | undefined;
   /** The layer's output (batch, Tq, channels) after the out projection. */
   output?(call: AttentionCall, out: Tensor): Tensor;
-  /** Reduce the token set (batch, T, C) before a transformer block's branch; restore after. */
+  /**
+   * A token reduction for one transformer block, from its input x (batch, T, C); `call` is the block's
+   * self-attention (attn1) layer. At most one controller may reduce a block's tokens.
+   */
   tokens?(call: AttentionCall, x: Tensor): TokenReduction | undefined;
   /**
    * The residual branch (batch, C, h, w) of a UNet ResNet block: after conv2, before the skip is added
@@ -80,4 +93,42 @@ export interface Controller {
 /** Everything an attention layer needs to know about the current forward pass. */
 export interface AttentionContext extends StepInfo {
   controllers: readonly Controller[];
+}
+
+/**
+ * The token reduction of a transformer block (the `tokens` hook of the controllers that apply to its
+ * self-attention layer `info`), or undefined. Two reductions of one block are refused: each is made from
+ * the block's own tokens, so they cannot be chained.
+ */
+export function blockTokenReduction(
+  ctx: AttentionContext,
+  info: AttentionLayerInfo,
+  x: Tensor,
+  layer: { size: readonly [number, number]; heads: number; headDim: number; keyTokens: number },
+): TokenReduction | undefined {
+  if (!ctx.controllers.some((c) => c.tokens)) return undefined;
+  const { step, numSteps, timestep, batch } = ctx;
+  const call: AttentionCall = {
+    ...info,
+    step,
+    numSteps,
+    timestep,
+    batch,
+    ...layer,
+    queryTokens: x.shape[1] as number,
+  };
+  let found: { r: TokenReduction; by: string } | undefined;
+  for (const c of ctx.controllers) {
+    if (!c.tokens || (c.appliesTo && !c.appliesTo(call))) continue;
+    const r = c.tokens(call, x);
+    if (!r) continue;
+    if (found) {
+      throw new Error(
+        `transformer block of ${call.path}: two token reductions, by ${found.by} and ${c.name}; ` +
+          'restrict one of them with appliesTo()',
+      );
+    }
+    found = { r, by: c.name };
+  }
+  return found?.r;
 }

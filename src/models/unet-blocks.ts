@@ -3,7 +3,7 @@
 // BasicTransformerBlock (self-attention, cross-attention, GEGLU feed-forward).
 
 import type { ResnetCall } from '../attention/call.js';
-import type { AttentionContext } from '../attention/hooks.js';
+import { type AttentionContext, type BlockBranch, blockTokenReduction } from '../attention/hooks.js';
 import { Attention } from '../attention/index.js';
 import { Conv2d, GroupNorm, LayerNorm, Linear, Module, ModuleList } from '../nn/index.js';
 import { concat, interpolate, Tensor } from '../tensor/index.js';
@@ -224,13 +224,28 @@ export class BasicTransformerBlock extends Module {
 
   /** x: (B, HW, C) image tokens; context: (B, Tk, Cc) text states. */
   forward(x: Tensor, context: Tensor, size: readonly [number, number], ctx?: AttentionContext): Tensor {
-    // self-attention (or cross-attention only)
     const selfContext = this.onlyCrossAttention ? context : undefined;
-    let h = this.attn1.forward(this.norm1.forward(x), { context: selfContext, size, ctx }).add(x);
+    // token reduction (ToMe): made once from the block's input; reduces the branches it names, restores after
+    const heads = this.attn1.heads;
+    const headDim = (this.attn1.to_q.weight.shape[0] as number) / heads;
+    const keyTokens = (selfContext ?? x).shape[1] as number;
+    const r = ctx && blockTokenReduction(ctx, this.attn1.info, x, { size, heads, headDim, keyTokens });
+    const reduce = (b: BlockBranch, t: Tensor) => (r?.branches.includes(b) ? r.reduce(t) : t);
+    const restore = (b: BlockBranch, t: Tensor) => (r?.branches.includes(b) ? r.restore(t) : t);
+    // self-attention (or cross-attention only)
+    const a1 = this.attn1.forward(reduce('attn1', this.norm1.forward(x)), {
+      context: selfContext,
+      size,
+      ctx,
+    });
+    let h = restore('attn1', a1).add(x);
     // cross-attention
-    h = this.attn2.forward(this.norm2.forward(h), { context, size, ctx }).add(h);
+    h = restore(
+      'attn2',
+      this.attn2.forward(reduce('attn2', this.norm2.forward(h)), { context, size, ctx }),
+    ).add(h);
     // feed-forward
-    return this.ff.forward(this.norm3.forward(h)).add(h);
+    return restore('ff', this.ff.forward(reduce('ff', this.norm3.forward(h)))).add(h);
   }
 }
 
