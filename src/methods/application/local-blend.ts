@@ -72,9 +72,9 @@ export class LocalBlend implements Controller {
 
   map(call: AttentionCall, p: Tensor): Tensor {
     const rows = selectRows(call, ['cond']);
-    if (rows.length !== this.alphaLayers.length) {
+    if (rows.length !== this.alphaLayers.length || rows.some((r, i) => call.batch.prompt[r] !== i)) {
       throw new Error(
-        `LocalBlend: the batch has ${rows.length} conditional rows for ${this.alphaLayers.length} prompts`,
+        `LocalBlend: the batch must hold one conditional row per prompt (${this.alphaLayers.length}), in prompt order`,
       );
     }
     // Σ_tokens α·map per row: (rows, H, Tq, Tk) · (rows, 1, Tk, 1) → (rows, H, Tq, 1) → mean over heads

@@ -21,10 +21,12 @@ export interface StoredMap {
   index: number;
   /** Spatial size (h, w) of the queries. */
   size: readonly [number, number];
-  /** (rows, heads, Tq, Tk): the recorded rows, in the order of `prompts`. */
+  /** (rows, heads, Tq, Tk): the recorded rows, in batch order. */
   map: Tensor;
   /** Prompt index (batch role) of each row of `map`. */
   prompts: readonly number[];
+  /** Guidance branch of each row of `map`. */
+  guidance: readonly ('cond' | 'uncond')[];
   /** Number of steps summed. */
   steps: number;
 }
@@ -84,6 +86,7 @@ export class AttentionStore implements Controller {
     if (rows.length === 0) return p;
     const kept = takeRows(p, rows);
     const prompts = rows.map((r) => call.batch.prompt[r] ?? r);
+    const guidance = rows.map((r) => call.batch.guidance[r]!);
     const e = this.entries.get(call.path);
     if (!e) {
       this.entries.set(call.path, {
@@ -93,6 +96,7 @@ export class AttentionStore implements Controller {
         index: call.index,
         size: call.size!,
         prompts,
+        guidance,
         sum: kept,
         steps: 1,
         lastStep: call.step,
@@ -150,7 +154,7 @@ function isStoredKind(kind: AttentionKind): kind is 'cross' | 'self' {
   return kind === 'cross' || kind === 'self';
 }
 
-/** Batch rows of the given guidance branches, ordered by prompt index (then by row). */
+/** Batch rows of the given guidance branches, in batch order. */
 export function selectRows(call: AttentionCall, guidance: readonly ('cond' | 'uncond')[]): number[] {
   if (call.batch.guidance.length === 0) {
     throw new Error(
@@ -162,7 +166,7 @@ export function selectRows(call: AttentionCall, guidance: readonly ('cond' | 'un
   call.batch.guidance.forEach((g, r) => {
     if (guidance.includes(g)) rows.push(r);
   });
-  return rows.sort((a, b) => (call.batch.prompt[a] ?? a) - (call.batch.prompt[b] ?? b) || a - b);
+  return rows;
 }
 
 /** The given rows of a batch tensor, in that order (one slice when they are consecutive). */

@@ -1,0 +1,99 @@
+// attnkit maps / segment / edit on the tiny-sd-a model: they run and write PNGs of the expected sizes.
+
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { companionPaths, parseWeights } from '../../src/cli/edit.js';
+import { parseIntList, parseStepRange } from '../../src/cli/maps.js';
+import { readPng } from '../../src/io/png.js';
+import { goldenDir, repoRoot } from '../helpers/fixtures.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'attnkit-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function attnkit(...args: string[]): string {
+  return execFileSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      join(repoRoot, 'src/cli/main.ts'),
+      ...args,
+      '--model',
+      goldenDir(),
+      '--threads',
+      '1',
+      '-q',
+    ],
+    { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+}
+
+test('maps writes a grid: the image and one overlay per word', () => {
+  const out = join(dir, 'maps.png');
+  attnkit('maps', 'a red circle', '--out', out, '--sampling-steps', '2', '--steps', '0:2', '--res', '8');
+  // 4 tiles of 32 px zoomed ×4 = 128 px, gaps 2, label strip 5·2 + 4
+  assert.deepEqual(readPng(out).shape, [1, 3, 128 + 14 + 4, 4 * 128 + 5 * 2]);
+});
+
+test('segment writes a binary mask at image size, and a preview', () => {
+  const out = join(dir, 'mask.png');
+  const preview = join(dir, 'preview.png');
+  attnkit(
+    'segment',
+    'a red circle',
+    '--word',
+    'circle',
+    '--out',
+    out,
+    '--preview',
+    preview,
+    '--sampling-steps',
+    '2',
+  );
+  const mask = readPng(out);
+  assert.deepEqual(mask.shape, [1, 3, 32, 32]);
+  assert.ok(
+    mask.toArray().every((v) => v === -1 || v === 1),
+    'mask pixels are 0 or 255',
+  );
+  assert.ok(existsSync(preview));
+});
+
+test('edit writes source, target and the side-by-side', () => {
+  const out = join(dir, 'edit.png');
+  attnkit(
+    'edit',
+    '--source',
+    'a red circle',
+    '--target',
+    'a green circle',
+    '--blend',
+    'red',
+    'green',
+    '--reweight',
+    'green=2',
+    '--steps',
+    '2',
+    '--out',
+    out,
+  );
+  const paths = companionPaths(out);
+  assert.deepEqual(readPng(paths.source).shape, [1, 3, 32, 32]);
+  assert.deepEqual(readPng(paths.target).shape, [1, 3, 32, 32]);
+  assert.deepEqual(readPng(out).shape, [1, 3, 36, 70]);
+  assert.throws(() => attnkit('edit', '--source', 'a circle', '--method', 'nope'), /Allowed choices are p2p/);
+});
+
+test('option parsers', () => {
+  assert.deepEqual(parseStepRange('5:', 10), [5, 10]);
+  assert.deepEqual(parseStepRange(':3', 10), [0, 3]);
+  assert.throws(() => parseStepRange('4:2', 10), /empty/);
+  assert.deepEqual(parseIntList('16, 8', '--res'), [16, 8]);
+  assert.deepEqual(parseWeights(['circle=2', 'a=b=-1']), { circle: 2, 'a=b': -1 });
+  assert.throws(() => parseWeights(['circle']), /word=weight/);
+  assert.deepEqual(companionPaths('out/x.png'), { source: 'out/x.source.png', target: 'out/x.target.png' });
+});
