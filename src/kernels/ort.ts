@@ -75,7 +75,7 @@ function sessionOptions(opts: Partial<SessionSettings>): object {
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
     executionProviders: [{ name: 'cpu' }],
-    enableCpuMemArena: process.env.ARENA === '1',
+    enableCpuMemArena: false,
     // Every cached op has its own session and so its own intra-op thread pool. By default a pool's workers
     // spin for a while after each Run, and with one session per op the next op (another session) then
     // competes with them for the cores: on 2 cores a GroupNorm→SiLU→Conv ResNet block ran 3–5× slower
