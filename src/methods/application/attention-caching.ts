@@ -1,0 +1,237 @@
+// Attention caching across steps and guidance branches: Yuan et al. 2024, "DiTFastAttn: Attention Compression
+// for Diffusion Transformer Models" (output sharing, window attention with residual caching, CFG sharing),
+// applied to the UNet's attention layers; diffusers' Pyramid Attention Broadcast is the nearest peer.
+
+import type { AttentionCall } from '../../attention/call.js';
+import { type AttentionFunction, flashAttention } from '../../attention/functions.js';
+import type { Controller, StepState } from '../../attention/hooks.js';
+import { gather, Tensor } from '../../tensor/index.js';
+import { windowAttention } from '../function/window-attention.js';
+
+/** DiTFastAttn's per-layer, per-step methods (its names). */
+export type CacheMethod =
+  | 'full_attn'
+  | 'output_share'
+  | 'residual_window_attn'
+  | 'full_attn+cfg_attn_share'
+  | 'residual_window_attn+cfg_attn_share';
+
+export interface AttentionCachingOptions {
+  /** Largest relative change ‖O′ − O‖ / ‖O‖ a shortcut may cause where it is calibrated (0: none is taken). */
+  threshold?: number;
+  /** Shortcuts tried in this order at calibration, the first within the threshold wins (DiTFastAttn's). */
+  methods?: readonly CacheMethod[];
+  /** Window of `residual_window_attn` on the layer's grid (default 8). */
+  windowSize?: number;
+  /** Computes attention where it is computed (default: onnxruntime's flash attention). */
+  fn?: AttentionFunction;
+  appliesTo?: (call: AttentionCall) => boolean;
+  /** A fixed plan instead of a calibrated one: the method of each call (undefined: full_attn). */
+  plan?: (call: AttentionCall) => CacheMethod | undefined;
+}
+
+interface LayerCache {
+  /** The layer's last attention output (B, T, H·d), before the out projection. */
+  out?: Tensor;
+  /** Full minus window attention at the last full step, for residual_window_attn. */
+  residual?: Tensor;
+}
+
+const DEFAULT_METHODS: readonly CacheMethod[] = [
+  'output_share',
+  'residual_window_attn+cfg_attn_share',
+  'residual_window_attn',
+  'full_attn+cfg_attn_share',
+];
+
+/** ‖a − b‖ / ‖b‖ over all elements. */
+function relativeChange(a: Tensor, b: Tensor): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < b.size; i++) {
+    const d = (a.data[i] as number) - (b.data[i] as number);
+    num += d * d;
+    den += (b.data[i] as number) ** 2;
+  }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+/** Each row's conditional partner (same prompt), or undefined when the batch is not CFG-paired. */
+function cfgRows(call: AttentionCall): { cond: number[]; from: number[] } | undefined {
+  const { guidance, prompt } = call.batch;
+  const cond = guidance.flatMap((g, i) => (g === 'cond' ? [i] : []));
+  if (cond.length === guidance.length) return undefined;
+  const from = prompt.map((p) => cond.findIndex((j) => prompt[j] === p));
+  return from.every((j) => j >= 0) ? { cond, from } : undefined;
+}
+
+/**
+ * Reuses attention where it barely changes. `calibrate(run)` runs a generation computing every layer,
+ * choosing per layer and step the first shortcut whose output stays within `threshold` of the full one (and
+ * continuing with that output, as the cached run will); later runs follow that plan. Outputs are cached
+ * before the out projection (Q/K/V/out projections still run). The cache is dropped at step 0.
+ */
+export class AttentionCaching implements Controller {
+  readonly name = 'AttentionCaching';
+  readonly threshold: number;
+  readonly methods: readonly CacheMethod[];
+  readonly appliesTo?: (call: AttentionCall) => boolean;
+  /** The calibrated plan: layer path → method at each step. */
+  readonly table = new Map<string, CacheMethod[]>();
+  /** Calls per method since the last step 0. */
+  readonly counts = new Map<CacheMethod, number>();
+  readonly #fn: AttentionFunction;
+  readonly #window: ReturnType<typeof windowAttention>;
+  readonly #plan?: (call: AttentionCall) => CacheMethod | undefined;
+  readonly #cache = new Map<string, LayerCache>();
+  #calibrating = false;
+
+  constructor(opts: AttentionCachingOptions = {}) {
+    this.threshold = opts.threshold ?? 0.05;
+    this.methods = opts.methods ?? DEFAULT_METHODS;
+    if (opts.appliesTo) this.appliesTo = opts.appliesTo;
+    this.#fn = opts.fn ?? flashAttention;
+    this.#window = windowAttention({ windowSize: opts.windowSize ?? 8 });
+    this.#plan = opts.plan;
+    if (!(this.threshold >= 0))
+      throw new Error(`AttentionCaching: threshold must be ≥ 0, got ${this.threshold}`);
+  }
+
+  /** Runs `run` (a generation with this controller) computing every layer, and records the plan. */
+  calibrate<T>(run: () => T): T {
+    this.table.clear();
+    this.#calibrating = true;
+    try {
+      return run();
+    } finally {
+      this.#calibrating = false;
+    }
+  }
+
+  beforeStep(s: StepState): void {
+    if (s.step !== 0) return;
+    this.#cache.clear();
+    this.counts.clear();
+  }
+
+  fn(call: AttentionCall): AttentionFunction {
+    const runPacked = (q: Tensor, k: Tensor, v: Tensor, heads: number, scale: number) =>
+      this.#attend(call, { q, k, v, heads, scale });
+    return {
+      name: 'cached',
+      explicit: false,
+      runPacked,
+      run: ({ q, k, v, scale, bias }) => {
+        if (bias) return this.#fn.run({ q, k, v, scale, bias });
+        const [b, h, t] = q.shape as [number, number, number];
+        const pack = (x: Tensor) => x.permute([0, 2, 1, 3]).reshape([b, x.shape[2] as number, -1]);
+        const out = runPacked(pack(q), pack(k), pack(v), h, scale);
+        return out.reshape([b, t, h, -1]).permute([0, 2, 1, 3]);
+      },
+    };
+  }
+
+  #attend(call: AttentionCall, a: Packed): Tensor {
+    const cache = this.#cache.get(call.path) ?? {};
+    this.#cache.set(call.path, cache);
+    const usable = (m: CacheMethod) => this.#usable(call, cache, a, m);
+    let method: CacheMethod = 'full_attn';
+    let out: Tensor;
+    if (this.#calibrating) {
+      const full = this.#compute(call, cache, a, 'full_attn');
+      out = full;
+      for (const m of this.methods.filter(usable)) {
+        const candidate = this.#compute(call, cache, a, m);
+        if (relativeChange(candidate, full) < this.threshold) {
+          [method, out] = [m, candidate];
+          break;
+        }
+      }
+      const row = this.table.get(call.path) ?? [];
+      row[call.step] = method;
+      this.table.set(call.path, row);
+    } else {
+      const planned = this.#plan ? this.#plan(call) : this.table.get(call.path)?.[call.step];
+      if (planned && usable(planned)) method = planned;
+      out = this.#compute(call, cache, a, method);
+    }
+    // what the next steps reuse: the output used here, and the residual of a full step
+    if (method !== 'output_share') cache.out = out;
+    if (method.startsWith('full_attn') && this.#needsResidual(call))
+      cache.residual = out.sub(this.#windowed(call, a));
+    this.counts.set(method, (this.counts.get(method) ?? 0) + 1);
+    return out;
+  }
+
+  #usable(call: AttentionCall, cache: LayerCache, a: Packed, m: CacheMethod): boolean {
+    if (m === 'full_attn') return true;
+    if (m === 'output_share') return cache.out?.shape.every((d, i) => d === a.q.shape[i]) ?? false;
+    if (m.includes('cfg_attn_share') && !cfgRows(call)) return false;
+    if (m.startsWith('residual'))
+      return !!cache.residual && !!this.#window(call) && cache.residual.size === a.q.size;
+    return true;
+  }
+
+  /** A residual is kept where some later step may use it: always while calibrating, else per the plan. */
+  #needsResidual(call: AttentionCall): boolean {
+    if (!this.methods.some((m) => m.startsWith('residual')) || !this.#window(call)) return false;
+    if (this.#calibrating || this.#plan) return true;
+    const row = this.table.get(call.path) ?? [];
+    for (let s = call.step + 1; s < row.length; s++) {
+      if (row[s]?.startsWith('residual')) return true;
+      if (row[s]?.startsWith('full_attn')) return false;
+    }
+    return false;
+  }
+
+  #compute(call: AttentionCall, cache: LayerCache, a: Packed, m: CacheMethod): Tensor {
+    if (m === 'output_share') return cache.out as Tensor;
+    const rows = m.includes('cfg_attn_share') ? cfgRows(call) : undefined;
+    // cfg_attn_share: attention of the conditional rows only, copied to their unconditional partners
+    const pick = (x: Tensor) => (rows ? gather(x, Tensor.int64(rows.cond), 0) : x);
+    const part = { ...a, q: pick(a.q), k: pick(a.k), v: pick(a.v) };
+    let out = m.startsWith('residual') ? this.#windowed(call, part) : this.#full(part);
+    if (rows) out = gather(out, Tensor.int64(rows.from), 0);
+    return m.startsWith('residual') ? out.add(cache.residual as Tensor) : out;
+  }
+
+  #full(a: Packed): Tensor {
+    if (this.#fn.runPacked) return this.#fn.runPacked(a.q, a.k, a.v, a.heads, a.scale);
+    return merge(
+      this.#fn.run({
+        q: split(a.q, a.heads),
+        k: split(a.k, a.heads),
+        v: split(a.v, a.heads),
+        scale: a.scale,
+      }),
+    );
+  }
+
+  #windowed(call: AttentionCall, a: Packed): Tensor {
+    const fn = this.#window(call) as AttentionFunction;
+    return merge(
+      fn.run({ q: split(a.q, a.heads), k: split(a.k, a.heads), v: split(a.v, a.heads), scale: a.scale }),
+    );
+  }
+}
+
+interface Packed {
+  /** (B, T, H·d) */
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  heads: number;
+  scale: number;
+}
+
+/** (B, T, H·d) → (B, H, T, d) */
+function split(x: Tensor, heads: number): Tensor {
+  const [b, t] = x.shape as [number, number];
+  return x.reshape([b, t, heads, -1]).permute([0, 2, 1, 3]);
+}
+
+/** (B, H, T, d) → (B, T, H·d) */
+function merge(x: Tensor): Tensor {
+  const [b, h, t, d] = x.shape as [number, number, number, number];
+  return x.permute([0, 2, 1, 3]).reshape([b, t, h * d]);
+}

@@ -1,0 +1,109 @@
+// DiTFastAttn-style caching on the tiny golden pipeline: threshold 0 reproduces the uncached generation bit
+// for bit; a plan skips exactly the layers and steps it names; CFG sharing gives both branches one
+// attention; calibration records a plan that the next run follows.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type AttentionFunction, type Controller, flashAttention } from '../../src/attention/index.js';
+import { AttentionCaching } from '../../src/methods/application/attention-caching.js';
+import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
+import type { Tensor } from '../../src/tensor/index.js';
+import { goldenDir } from '../helpers/fixtures.js';
+
+const sd = StableDiffusion.fromPretrained(goldenDir());
+const STEPS = 4;
+
+function generate(controllers: Controller[]): Tensor {
+  return sd.generate({ prompt: 'a red circle', steps: STEPS, seed: 3, guidanceScale: 5, controllers })
+    .latents;
+}
+
+function sameBits(a: Tensor, b: Tensor): boolean {
+  return a.size === b.size && a.data.every((v, i) => Object.is(v, b.data[i]));
+}
+
+/** flash attention that counts its calls. */
+function counting(): AttentionFunction & { calls: number } {
+  const f = { ...flashAttention, name: 'counted', calls: 0 };
+  f.runPacked = (q, k, v, h, s) => {
+    f.calls++;
+    return flashAttention.runPacked?.(q, k, v, h, s) as Tensor;
+  };
+  return f;
+}
+
+const reference = generate([]);
+
+test('threshold 0: calibration and the cached run reproduce the uncached generation bit for bit', () => {
+  const cache = new AttentionCaching({ threshold: 0 });
+  assert.ok(
+    sameBits(
+      cache.calibrate(() => generate([cache])),
+      reference,
+    ),
+  );
+  assert.ok(sameBits(generate([cache]), reference));
+  assert.equal(cache.table.size, 12);
+  for (const row of cache.table.values()) assert.deepEqual(row, new Array(STEPS).fill('full_attn'));
+});
+
+test('a plan skips exactly the layers and steps it names (output_share after step 0 on self-attention)', () => {
+  const fn = counting();
+  const cache = new AttentionCaching({
+    fn,
+    plan: (c) => (c.kind === 'self' && c.step > 0 ? 'output_share' : undefined),
+  });
+  const out = generate([cache]);
+  assert.equal(cache.counts.get('output_share'), 6 * (STEPS - 1));
+  assert.equal(cache.counts.get('full_attn'), 6 + 6 * STEPS);
+  assert.equal(fn.calls, 6 + 6 * STEPS, 'the attention function ran only where the plan computes');
+  assert.ok(!sameBits(out, reference));
+  // restricted by appliesTo: the cross-attention layers are not its to cache
+  const selfOnly = new AttentionCaching({ plan: () => 'output_share', appliesTo: (c) => c.kind === 'self' });
+  generate([selfOnly]);
+  assert.equal(selfOnly.counts.get('output_share'), 6 * (STEPS - 1));
+  assert.equal(selfOnly.counts.get('full_attn'), 6, 'only the first step computes');
+});
+
+test('cfg_attn_share: the unconditional rows get the conditional rows’ attention', () => {
+  const outputs: Tensor[] = [];
+  const spy: Controller = {
+    name: 'spy',
+    appliesTo: (c) => c.path === 'mid_block.attentions.0.transformer_blocks.0.attn1',
+    output: (_c, o) => {
+      outputs.push(o);
+      return o;
+    },
+  };
+  const cache = new AttentionCaching({ plan: () => 'full_attn+cfg_attn_share' });
+  generate([cache, spy]);
+  assert.equal(outputs.length, STEPS);
+  for (const o of outputs) {
+    const [u, c] = o.split(2, 0) as [Tensor, Tensor];
+    assert.ok(sameBits(u, c));
+  }
+});
+
+test('residual_window_attn runs on grid layers and falls back to full where it cannot', () => {
+  const cache = new AttentionCaching({
+    windowSize: 4,
+    plan: (c) => (c.step > 0 ? 'residual_window_attn' : undefined),
+  });
+  const out = generate([cache]);
+  assert.equal(
+    cache.counts.get('residual_window_attn'),
+    6 * (STEPS - 1),
+    'self-attention layers after step 0',
+  );
+  assert.ok(out.data.every(Number.isFinite));
+});
+
+test('calibration with a loose threshold records shortcuts that the next run follows', () => {
+  const cache = new AttentionCaching({ threshold: 10 });
+  cache.calibrate(() => generate([cache]));
+  const planned = new Map<string, number>();
+  for (const row of cache.table.values()) for (const m of row) planned.set(m, (planned.get(m) ?? 0) + 1);
+  assert.equal(planned.get('output_share'), 12 * (STEPS - 1), 'every layer reuses after its first step');
+  generate([cache]);
+  assert.deepEqual(cache.counts, planned);
+});
