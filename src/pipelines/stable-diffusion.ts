@@ -10,7 +10,7 @@ import { CLIPTokenizer } from '../models/clip-tokenizer.js';
 import type { JsonConfig } from '../models/config.js';
 import { UNet2DConditionModel } from '../models/unet2d-condition.js';
 import { type Scheduler, type SchedulerName, schedulerFromConfig } from '../schedulers/index.js';
-import { concat, formatShape, noGrad, type Tensor } from '../tensor/index.js';
+import { concat, formatShape, noGrad, Tensor } from '../tensor/index.js';
 import { randn } from '../tensor/random.js';
 import { componentConfig, readComponentWeights, readModelIndex } from './load.js';
 
@@ -27,7 +27,11 @@ export interface GenerateOptions {
   negativePrompt?: string | string[];
   /** Precomputed text states (B, T, D) instead of prompts. */
   promptEmbeds?: Tensor;
-  negativePromptEmbeds?: Tensor;
+  /**
+   * Unconditional text states (n or 1 rows, 1 is repeated over the prompts), or one such tensor per step
+   * (null-text inversion's optimised ∅_t, see pipelines/inversion.ts).
+   */
+  negativePromptEmbeds?: Tensor | readonly Tensor[];
   steps?: number;
   guidanceScale?: number;
   seed?: number;
@@ -118,8 +122,18 @@ export class StableDiffusion {
     const cond = this.conditionalStates(opts);
     const n = cond.shape[0] as number;
     const guided = guidance > 1;
-    const uncond = guided ? this.unconditionalStates(opts, n) : undefined;
-    const context = uncond ? concat([uncond, cond], 0) : cond;
+    const uncond = guided ? this.unconditionalStates(opts, n, steps) : undefined;
+    const fixed = uncond?.length === 1 ? concat([uncond[0] as Tensor, cond], 0) : undefined;
+    const contextAt = (step: number): Tensor => {
+      if (!uncond) return cond;
+      if (fixed) return fixed;
+      const u = uncond[step];
+      if (!u)
+        throw new Error(
+          `generate: no negativePromptEmbeds for step ${step} (this scheduler runs more steps)`,
+        );
+      return concat([u, cond], 0);
+    };
     const batch: BatchRoles = guided ? guidedBatch(n) : plainBatch(n);
     const controllers = opts.controllers ?? [];
 
@@ -133,7 +147,7 @@ export class StableDiffusion {
         for (const c of controllers) c.beforeStep?.({ ...info, latents });
         const ctx: AttentionContext = { ...info, controllers };
         const input = scheduler.scaleModelInput(guided ? concat([latents, latents], 0) : latents, t);
-        let eps = this.unet.forward(input, t, context, ctx);
+        let eps = this.unet.forward(input, t, contextAt(step), ctx);
         if (guided) {
           // ε̂ = ε(∅) + w · (ε(c) − ε(∅))
           const [epsU, epsC] = eps.split(2, 0) as [Tensor, Tensor];
@@ -154,19 +168,26 @@ export class StableDiffusion {
     return this.encodePrompt(prompts);
   }
 
-  private unconditionalStates(opts: GenerateOptions, n: number): Tensor {
-    if (opts.negativePromptEmbeds) {
-      if (opts.negativePromptEmbeds.shape[0] !== n) {
+  /** One tensor (n rows) for all steps, or one per step. */
+  private unconditionalStates(opts: GenerateOptions, n: number, steps: number): Tensor[] {
+    const given = opts.negativePromptEmbeds;
+    if (given) {
+      const list = given instanceof Tensor ? [given] : [...given];
+      if (!(given instanceof Tensor) && list.length !== steps) {
         throw new Error(
-          `generate: negativePromptEmbeds ${formatShape(opts.negativePromptEmbeds.shape)} must have ${n} rows`,
+          `generate: ${list.length} negativePromptEmbeds for ${steps} steps (give one per step)`,
         );
       }
-      return opts.negativePromptEmbeds;
+      return list.map((e) => {
+        if (e.shape[0] === n) return e;
+        if (e.shape[0] === 1 && e.rank === 3) return concat(new Array<Tensor>(n).fill(e), 0);
+        throw new Error(`generate: negativePromptEmbeds ${formatShape(e.shape)} must have ${n} rows (or 1)`);
+      });
     }
     const neg = opts.negativePrompt ?? '';
     const list = typeof neg === 'string' ? new Array<string>(n).fill(neg) : neg;
     if (list.length !== n) throw new Error(`generate: ${list.length} negative prompts for ${n} prompts`);
-    return this.encodePrompt(list);
+    return [this.encodePrompt(list)];
   }
 
   private initialLatents(opts: GenerateOptions, n: number, scheduler: Scheduler): Tensor {
