@@ -2,9 +2,10 @@
 
 import type { Command } from 'commander';
 import { writePng } from '../io/png.js';
-import { type ColorMapName, imageGrid, overlayHeatMap } from '../io/render.js';
+import { type ColorMapName, colorize, imageGrid, overlayHeatMap } from '../io/render.js';
 import { setThreads } from '../kernels/ort.js';
 import { expandAs } from '../methods/map/heatmap.js';
+import { resize2d } from '../methods/map/upsample.js';
 import { generateWithHeatMaps } from '../pipelines/heatmaps.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { Tensor } from '../tensor/index.js';
@@ -23,6 +24,7 @@ interface MapsFlags {
   tokens?: boolean;
   normalize?: boolean;
   colormap: ColorMapName;
+  selfComponents?: number;
   threads?: number;
   quiet?: boolean;
 }
@@ -65,6 +67,11 @@ export function registerMaps(program: Command): void {
     .option('--tokens', 'one tile per token (bos and eos included) instead of per word')
     .option('--normalize', "DAAM's normalisation: each token's map over the sum of the words' maps")
     .option('--colormap <name>', 'jet | viridis | gray', 'jet')
+    .option(
+      '--self-components <k>',
+      "also the top k components of the self-attention maps (P2P's view)",
+      int('--self-components'),
+    )
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
     .option('-q, --quiet', 'no progress bar')
     .action((prompt: string, f: MapsFlags) => {
@@ -79,6 +86,7 @@ export function registerMaps(program: Command): void {
         guidanceScale: f.guidance,
         stepRange: f.steps ? parseStepRange(f.steps, f.samplingSteps) : undefined,
         resolutions: f.res ? parseIntList(f.res, '--res') : undefined,
+        selfComponents: f.selfComponents ? { maxCom: f.selfComponents } : undefined,
         onStep: (e) => bar.update(e.step + 1),
       });
       bar.stop();
@@ -94,7 +102,13 @@ export function registerMaps(program: Command): void {
         run.image,
         ...maps.map((m) => overlayHeatMap(run.image, expandAs(m.map, [h, w]), { colorMap: f.colormap })),
       ];
-      const labels = ['image', ...maps.map((m) => m.label)];
+      for (const c of run.selfComponents ?? [])
+        tiles.push(colorize(resize2d(c, [h, w], 'nearest'), f.colormap));
+      const labels = [
+        'image',
+        ...maps.map((m) => m.label),
+        ...(run.selfComponents ?? []).map((_, i) => `self ${i + 1}`),
+      ];
       writePng(f.out, imageGrid(tiles, { cols: Math.min(tiles.length, 6), labels, zoom: tileZoom(w) }));
       log(
         `wrote ${f.out} (${maps.length} ${f.tokens ? 'tokens' : 'words'}, ${run.store.numSteps} steps aggregated)`,

@@ -3,6 +3,7 @@
 
 import { AttentionStore } from '../methods/map/attention-store.js';
 import { aggregateCrossAttention, GlobalHeatMap } from '../methods/map/heatmap.js';
+import { selfAttentionComponents } from '../methods/map/self-attention-components.js';
 import type { ResizeMode } from '../methods/map/upsample.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import type { Tensor } from '../tensor/index.js';
@@ -22,6 +23,8 @@ export interface HeatMapRunOptions {
   /** Maps with more queries are not recorded (default: none skipped; prompt-to-prompt's store skips > 32²). */
   maxTokens?: number;
   mode?: ResizeMode;
+  /** Also the principal components of the self-attention maps of side `res` (default the largest ≤ 32). */
+  selfComponents?: { maxCom: number; res?: number };
   onStep?: (e: StepEvent) => void;
 }
 
@@ -30,14 +33,21 @@ export interface HeatMapRun {
   image: Tensor;
   heatMap: GlobalHeatMap;
   store: AttentionStore;
+  /** (res, res) images in [0, 1], when asked for. */
+  selfComponents?: Tensor[];
 }
 
 export function generateWithHeatMaps(sd: StableDiffusion, opts: HeatMapRunOptions): HeatMapRun {
+  const self = opts.selfComponents;
+  const selfTokens = self?.res ? self.res ** 2 : 32 ** 2;
   const store = new AttentionStore({
-    kinds: ['cross'],
+    kinds: self ? ['cross', 'self'] : ['cross'],
     maxTokens: opts.maxTokens ?? Number.POSITIVE_INFINITY,
     steps: opts.stepRange,
-    layers: opts.resolutions ? (c) => opts.resolutions!.includes(c.size![0]) : undefined,
+    layers: (c) =>
+      c.kind === 'self'
+        ? c.queryTokens <= selfTokens && (!self?.res || c.size![0] === self.res)
+        : !opts.resolutions || opts.resolutions.includes(c.size![0]),
   });
   const { images, latents } = sd.generate({
     prompt: opts.prompt,
@@ -57,5 +67,13 @@ export function generateWithHeatMaps(sd: StableDiffusion, opts: HeatMapRunOption
   }
   const [, , h, w] = latents.shape as [number, number, number, number];
   const heat = aggregateCrossAttention(store.maps(), { latentSize: [h, w], mode: opts.mode });
-  return { image: images, heatMap: new GlobalHeatMap(sd.tokenizer, opts.prompt, heat), store };
+  const heatMap = new GlobalHeatMap(sd.tokenizer, opts.prompt, heat);
+  if (!self) return { image: images, heatMap, store };
+  const selfMaps = store.maps((m) => m.kind === 'self');
+  const res = self.res ?? Math.max(...selfMaps.map((m) => m.size[0]));
+  const fromWhere = selfMaps.some((m) => m.place !== 'mid' && m.size[0] === res)
+    ? undefined
+    : (['mid'] as const);
+  const selfComponents = selfAttentionComponents(selfMaps, { res, maxCom: self.maxCom, fromWhere });
+  return { image: images, heatMap, store, selfComponents };
 }

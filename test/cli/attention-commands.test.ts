@@ -32,11 +32,12 @@ function attnkit(...args: string[]): string {
   );
 }
 
-test('maps writes a grid: the image and one overlay per word', () => {
+test('maps writes a grid: the image, one overlay per word, then self-attention components', () => {
   const out = join(dir, 'maps.png');
-  attnkit('maps', 'a red circle', '--out', out, '--sampling-steps', '2', '--steps', '0:2', '--res', '8');
-  // 4 tiles of 32 px zoomed ×4 = 128 px, gaps 2, label strip 5·2 + 4
-  assert.deepEqual(readPng(out).shape, [1, 3, 128 + 14 + 4, 4 * 128 + 5 * 2]);
+  const args = ['--sampling-steps', '2', '--steps', '0:2', '--res', '8', '--self-components', '2'];
+  attnkit('maps', 'a red circle', '--out', out, ...args);
+  // 6 tiles of 32 px zoomed ×4 = 128 px in one row, gaps 2, label strip 5·2 + 4
+  assert.deepEqual(readPng(out).shape, [1, 3, 128 + 14 + 4, 6 * 128 + 7 * 2]);
 });
 
 test('segment writes a binary mask at image size, and a preview', () => {
