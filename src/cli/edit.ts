@@ -11,6 +11,7 @@ import { editPrompt, type PromptEditMethod } from '../pipelines/edit.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { Tensor } from '../tensor/index.js';
 import { float, int } from './args.js';
+import { masactrlMethod, pnpMethod } from './edit-features.js';
 import { resolveModel } from './models.js';
 import { progressBar } from './progress.js';
 
@@ -83,6 +84,8 @@ const promptToPrompt: EditMethod = {
 /** The edit methods by name: one line per method. */
 export const EDIT_METHODS: Record<string, EditMethod> = {
   p2p: promptToPrompt,
+  masactrl: masactrlMethod,
+  pnp: pnpMethod,
 };
 
 /** `word=2` flags → { word: 2 }. */

@@ -1,0 +1,57 @@
+// `attnkit edit --method masactrl | pnp`: the feature-level editors of src/pipelines/feature-edit.ts as entries
+// of the edit command's method table (EDIT_METHODS in edit.ts). Both take --image (DDIM inversion).
+
+import { Option } from 'commander';
+import { editFeatures, type FeatureEditMethod } from '../pipelines/feature-edit.js';
+import type { Tensor } from '../tensor/index.js';
+import { float, int } from './args.js';
+import type { EditContext, EditMethod } from './edit.js';
+
+function run(method: FeatureEditMethod, c: EditContext): { source: Tensor; target: Tensor } {
+  const f = c.flags;
+  if (c.image) c.log(`inverting ${f['image']} with the source prompt (DDIM, ${c.steps} steps)`);
+  return editFeatures(c.sd, {
+    method,
+    source: c.source,
+    target: c.target,
+    image: c.image,
+    masactrl: {
+      startStep: f['startStep'] as number | undefined,
+      startLayer: f['startLayer'] as number | undefined,
+      mask: f['mask'] as boolean | undefined,
+    },
+    pnp: { pnpAttnT: f['pnpAttnT'] as number | undefined, pnpFT: f['pnpFT'] as number | undefined },
+    seed: c.seed,
+    steps: c.steps,
+    guidanceScale: c.guidance,
+    onStep: (e) => c.onStep(e.step + 1),
+  });
+}
+
+export const masactrlMethod: EditMethod = {
+  description: 'MasaCtrl: the target queries the source’s self-attention K/V (keeps appearance, new layout)',
+  options: [
+    new Option('--start-step <n>', 'MasaCtrl: first step with mutual self-attention (4)').argParser(
+      int('--start-step'),
+    ),
+    new Option(
+      '--start-layer <n>',
+      'MasaCtrl: first self-attention layer by index (SD: 10; default: the decoder above its lowest block)',
+    ).argParser(int('--start-layer')),
+    new Option('--mask', 'MasaCtrl: restrict by cross-attention masks (foreground ↔ foreground, MaskAuto)'),
+  ],
+  run: (c) => run('masactrl', c),
+};
+
+export const pnpMethod: EditMethod = {
+  description: 'Plug-and-Play: inject the source’s self-attention Q/K and decoder ResNet features',
+  options: [
+    new Option('--pnp-attn-t <f>', 'PnP: fraction of steps with Q/K injection (0.5)').argParser(
+      float('--pnp-attn-t'),
+    ),
+    new Option('--pnp-f-t <f>', 'PnP: fraction of steps with ResNet feature injection (0.8)').argParser(
+      float('--pnp-f-t'),
+    ),
+  ],
+  run: (c) => run('pnp', c),
+};
