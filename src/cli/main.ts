@@ -7,6 +7,7 @@ import { registerExport } from './export.js';
 import { registerGenerate } from './generate.js';
 import { registerMaps } from './maps.js';
 import { registerSegment } from './segment.js';
+import { registerTrain } from './train.js';
 
 const program = new Command()
   .name('attnkit')
@@ -18,6 +19,7 @@ registerExport(program);
 registerEdit(program);
 registerMaps(program);
 registerSegment(program);
+registerTrain(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`attnkit: ${(e as Error).message}\n`);

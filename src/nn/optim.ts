@@ -1,6 +1,6 @@
 // AdamW (Loshchilov & Hutter 2019): Adam with decoupled weight decay, as torch.optim.AdamW.
 
-import { noGrad, Tensor } from '../tensor/index.js';
+import { Tensor } from '../tensor/index.js';
 import type { Parameter } from './module.js';
 
 export interface AdamWOptions {
@@ -40,21 +40,33 @@ export class AdamW {
     const t = this.#step;
     const bc1 = 1 - this.beta1 ** t;
     const bc2 = 1 - this.beta2 ** t;
-    noGrad(() => {
-      for (const p of this.params) {
-        const g = p.value.grad;
-        if (!g) continue;
+    // one fused loop per parameter in plain JS: a few flops per element, no kernel launches
+    const decay = 1 - lr * this.weightDecay;
+    for (const p of this.params) {
+      const g = p.value.grad;
+      if (!g) continue;
+      const gd = g.data as Float32Array;
+      const m = Float32Array.from(
+        (this.#m.get(p)?.data as Float32Array | undefined) ?? new Float32Array(gd.length),
+      );
+      const v = Float32Array.from(
+        (this.#v.get(p)?.data as Float32Array | undefined) ?? new Float32Array(gd.length),
+      );
+      const w = Float32Array.from(p.value.data as Float32Array);
+      for (let i = 0; i < w.length; i++) {
+        const gi = gd[i] as number;
         // m ← β1 m + (1−β1) g ;  v ← β2 v + (1−β2) g²
-        const m = (this.#m.get(p) ?? Tensor.zeros(g.shape)).mul(this.beta1).add(g.mul(1 - this.beta1));
-        const v = (this.#v.get(p) ?? Tensor.zeros(g.shape)).mul(this.beta2).add(g.mul(g).mul(1 - this.beta2));
-        this.#m.set(p, m);
-        this.#v.set(p, v);
+        const mi = this.beta1 * (m[i] as number) + (1 - this.beta1) * gi;
+        const vi = this.beta2 * (v[i] as number) + (1 - this.beta2) * gi * gi;
+        m[i] = mi;
+        v[i] = vi;
         // θ ← θ − lr·λ·θ − lr · m̂ / (√v̂ + ε)
-        const update = m.div(bc1).div(v.div(bc2).sqrt().add(this.eps));
-        const decayed = p.value.mul(1 - lr * this.weightDecay);
-        p.value = decayed.sub(update.mul(lr)).detach().requireGrad(p.value.requiresGrad);
+        w[i] = (w[i] as number) * decay - (lr * (mi / bc1)) / (Math.sqrt(vi / bc2) + this.eps);
       }
-    });
+      this.#m.set(p, new Tensor(m, g.shape));
+      this.#v.set(p, new Tensor(v, g.shape));
+      p.value = new Tensor(w, p.shape).requireGrad(p.value.requiresGrad);
+    }
   }
 
   zeroGrad(): void {

@@ -1,0 +1,105 @@
+// attnkit train shapes — trains the built-in Shapes model (docs/training.md).
+
+import type { Command } from 'commander';
+import { setThreads } from '../kernels/ort.js';
+import {
+  SHAPES_TRAIN_DEFAULTS,
+  type ShapesTrainOptions,
+  trainTextToImage,
+  trainVAE,
+} from '../training/shapes.js';
+import { float, int } from './args.js';
+
+interface TrainFlags {
+  out: string;
+  stage: 'vae' | 'unet' | 'all';
+  resume?: boolean;
+  steps?: number;
+  vaeSteps?: number;
+  minutes?: number;
+  vaeMinutes?: number;
+  batch?: number;
+  lr?: number;
+  seed: number;
+  checkpointMinutes: number;
+  threads?: number;
+  quiet?: boolean;
+}
+
+export function registerTrain(program: Command): void {
+  const train = program.command('train').description('train a model');
+  train
+    .command('shapes')
+    .description(
+      'train the Shapes model: stage vae (AutoencoderKL), then stage unet (UNet + CLIP text encoder)',
+    )
+    .option('-o, --out <dir>', 'run folder (checkpoints, tokenizer)', SHAPES_TRAIN_DEFAULTS.out)
+    .option('--stage <stage>', 'vae | unet | all', 'all')
+    .option('--resume', 'continue from the checkpoints in --out')
+    .option('--steps <n>', 'total steps of the stage (with --stage all: of the unet stage)', int('--steps'))
+    .option('--vae-steps <n>', 'total steps of the vae stage', int('--vae-steps'))
+    .option(
+      '--minutes <m>',
+      'time budget of this run; the stage stops and saves when it is spent',
+      float('--minutes'),
+    )
+    .option(
+      '--vae-minutes <m>',
+      'with --stage all: the vae stage’s share of --minutes',
+      float('--vae-minutes'),
+    )
+    .option('--batch <n>', 'batch size of the stage', int('--batch'))
+    .option('--lr <x>', 'peak learning rate of the stage', float('--lr'))
+    .option('--seed <n>', 'initialisation and noise seed', int('--seed'), 0)
+    .option('--checkpoint-minutes <m>', 'save a checkpoint this often', float('--checkpoint-minutes'), 3)
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
+    .option('-q, --quiet', 'no progress bar')
+    .action((flags: TrainFlags) => {
+      if (!['vae', 'unet', 'all'].includes(flags.stage)) {
+        throw new Error(`train shapes: --stage must be vae, unet or all, got '${flags.stage}'`);
+      }
+      if (flags.threads) setThreads(flags.threads);
+      const d = SHAPES_TRAIN_DEFAULTS;
+      const t0 = Date.now();
+      const pick = <T>(v: T | undefined, fallback: T): T => (v === undefined ? fallback : v);
+      const stageFlags = (stage: 'vae' | 'unet') => ({
+        ...(flags.batch !== undefined &&
+        (flags.stage === stage || (flags.stage === 'all' && stage === 'unet'))
+          ? { batchSize: flags.batch }
+          : {}),
+        ...(flags.lr !== undefined && (flags.stage === stage || (flags.stage === 'all' && stage === 'unet'))
+          ? { lr: flags.lr }
+          : {}),
+      });
+      const o: ShapesTrainOptions = {
+        ...d,
+        out: flags.out,
+        seed: flags.seed,
+        resume: flags.resume ?? false,
+        checkpointMinutes: flags.checkpointMinutes,
+        vae: {
+          ...d.vae,
+          ...stageFlags('vae'),
+          steps: pick(flags.stage === 'vae' ? flags.steps : flags.vaeSteps, d.vae.steps),
+        },
+        unet: { ...d.unet, ...stageFlags('unet'), steps: pick(flags.steps, d.unet.steps) },
+        ...(flags.quiet ? { quiet: true } : {}),
+        log: (line) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`),
+      };
+      const left = () =>
+        flags.minutes === undefined ? undefined : flags.minutes - (Date.now() - t0) / 60_000;
+      if (flags.stage !== 'unet') {
+        const minutes = flags.stage === 'all' && flags.vaeMinutes !== undefined ? flags.vaeMinutes : left();
+        const r = trainVAE({ ...o, vae: { ...o.vae, ...(minutes !== undefined ? { minutes } : {}) } });
+        o.log?.(`vae: stopped at step ${r.step} (${r.reason}), ${r.secondsPerStep.toFixed(2)} s/step`);
+      }
+      if (flags.stage !== 'vae') {
+        const minutes = left();
+        const r = trainTextToImage({
+          ...o,
+          unet: { ...o.unet, ...(minutes !== undefined ? { minutes } : {}) },
+        });
+        o.log?.(`unet: stopped at step ${r.step} (${r.reason}), ${r.secondsPerStep.toFixed(2)} s/step`);
+      }
+    });
+}

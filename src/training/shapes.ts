@@ -1,0 +1,171 @@
+// `attnkit train shapes`: the two stages of the built-in Shapes model, each resumable from its folder:
+//
+//   <out>/vae/        stage 1 checkpoint (AutoencoderKL)
+//   <out>/tokenizer/  the BPE vocabulary learned from captions
+//   <out>/unet/       stage 2 checkpoint (UNet2DConditionModel + CLIP text encoder)
+//
+// Data: stage 1 draws scenes of data seed 1, stage 2 of data seed 2, the vocabulary and the scaling factor
+// come from data seed 3 (see data.ts); evaluation prompts use scene seeds below 10⁷, never trained on.
+
+import { join } from 'node:path';
+import { readSafetensors } from '../io/safetensors.js';
+import type { AutoencoderKL } from '../models/autoencoder-kl.js';
+import { AdamW, initParameters } from '../nn/index.js';
+import { captionOf } from '../shapes/caption.js';
+import { sampleScene } from '../shapes/scene.js';
+import { Generator } from '../tensor/random.js';
+import { learnBPE, tokenizerOf, writeTokenizer } from './bpe.js';
+import { hasCheckpoint, readCheckpointMeta, type TrainState } from './checkpoint.js';
+import { exampleSeed, shapesBatch, shapesExamples } from './data.js';
+import { type LoopResult, trainLoop } from './loop.js';
+import {
+  buildTextToImage,
+  TEXT_TO_IMAGE_DEFAULTS,
+  type TextToImageConfig,
+  textToImageLoss,
+  trainingNoiseSchedule,
+} from './text-to-image.js';
+import {
+  buildVAE,
+  initVAE,
+  measureScalingFactor,
+  VAE_DEFAULTS,
+  type VAETrainConfig,
+  vaeLoss,
+} from './vae.js';
+
+export interface StageOptions {
+  steps: number;
+  batchSize: number;
+  lr: number;
+  warmup: number;
+  minutes?: number;
+}
+
+export interface ShapesTrainOptions {
+  out: string;
+  seed: number;
+  resume: boolean;
+  checkpointMinutes: number;
+  vae: VAETrainConfig & StageOptions;
+  unet: TextToImageConfig & StageOptions;
+  quiet?: boolean;
+  log?: (line: string) => void;
+}
+
+export const SHAPES_TRAIN_DEFAULTS: ShapesTrainOptions = {
+  out: 'runs/shapes',
+  seed: 0,
+  resume: true,
+  checkpointMinutes: 3,
+  vae: { ...VAE_DEFAULTS, steps: 1000, batchSize: 4, lr: 1e-3, warmup: 50 },
+  unet: { ...TEXT_TO_IMAGE_DEFAULTS, steps: 20000, batchSize: 8, lr: 5e-4, warmup: 100 },
+};
+
+const VAE_DATA = 1;
+const UNET_DATA = 2;
+const VOCAB_DATA = 3;
+
+/** Stage 1. */
+export function trainVAE(o: ShapesTrainOptions): LoopResult {
+  const c = o.vae;
+  const vae = buildVAE(c);
+  initVAE(vae, new Generator(o.seed + 1));
+  vae.requiresGrad();
+  const state: TrainState = {
+    modules: { vae },
+    optimizer: new AdamW(vae.parameters(), { lr: c.lr }),
+    gen: new Generator(o.seed + 2),
+    history: [],
+  };
+  return trainLoop(
+    state,
+    (step) => vaeLoss(vae, shapesBatch(VAE_DATA, step, c.batchSize).images, state.gen, c.klWeight),
+    {
+      dir: join(o.out, 'vae'),
+      label: 'vae',
+      steps: c.steps,
+      ...(c.minutes !== undefined ? { minutes: c.minutes } : {}),
+      lr: c.lr,
+      warmup: c.warmup,
+      clip: 1,
+      checkpointMinutes: o.checkpointMinutes,
+      resume: o.resume,
+      extra: { config: c },
+      ...(o.quiet !== undefined ? { quiet: o.quiet } : {}),
+      ...(o.log ? { log: o.log } : {}),
+    },
+  );
+}
+
+/** The trained stage-1 VAE of a run folder (frozen). */
+export function loadTrainedVAE(out: string): AutoencoderKL {
+  const dir = join(out, 'vae');
+  if (!hasCheckpoint(dir)) throw new Error(`no VAE checkpoint in ${dir}: run stage 'vae' first`);
+  const meta = readCheckpointMeta(dir);
+  const vae = buildVAE(meta.extra.config as VAETrainConfig);
+  const { tensors } = readSafetensors(join(dir, 'checkpoint.safetensors'));
+  vae.load(new Map([...tensors].filter(([k]) => k.startsWith('vae.')).map(([k, t]) => [k.slice(4), t])));
+  return vae;
+}
+
+const vocabularyCache = new Map<number, string[]>();
+
+/** Captions that the vocabulary is learned from (1000 cover every word of the grammar several times). */
+export function vocabularyCaptions(n = 1000): string[] {
+  let captions = vocabularyCache.get(n);
+  if (!captions) {
+    captions = Array.from({ length: n }, (_, i) => captionOf(sampleScene(exampleSeed(VOCAB_DATA, i))).text);
+    vocabularyCache.set(n, captions);
+  }
+  return captions;
+}
+
+/** Stage 2. */
+export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
+  const c = o.unet;
+  const dir = join(o.out, 'unet');
+  const vae = loadTrainedVAE(o.out);
+  const bpe = learnBPE(vocabularyCaptions());
+  writeTokenizer(join(o.out, 'tokenizer'), bpe, c.maxLength);
+  const tokenizer = tokenizerOf(bpe, c.maxLength);
+  const vocabSize = Object.keys(bpe.vocab).length;
+  const scalingFactor =
+    o.resume && hasCheckpoint(dir)
+      ? (readCheckpointMeta(dir).extra.scalingFactor as number)
+      : measureScalingFactor(vae, shapesExamples(VOCAB_DATA, 0, 128).images, new Generator(o.seed + 3));
+  o.log?.(`latent scaling factor ${scalingFactor.toFixed(5)}, vocabulary ${vocabSize} tokens`);
+  const { unet, textEncoder } = buildTextToImage(c, vocabSize);
+  initParameters(unet, new Generator(o.seed + 4));
+  initParameters(textEncoder, new Generator(o.seed + 5), { embeddingStd: 0.02 });
+  unet.requiresGrad();
+  textEncoder.requiresGrad();
+  const state: TrainState = {
+    modules: { unet, text_encoder: textEncoder },
+    optimizer: new AdamW([...unet.parameters(), ...textEncoder.parameters()], { lr: c.lr }),
+    gen: new Generator(o.seed + 6),
+    history: [],
+  };
+  const models = { unet, textEncoder, tokenizer, vae, scalingFactor, noise: trainingNoiseSchedule() };
+  return trainLoop(
+    state,
+    (step) => {
+      const { images, captions } = shapesBatch(UNET_DATA, step, c.batchSize);
+      return textToImageLoss(models, images, captions, state.gen, c.captionDropout);
+    },
+    {
+      dir,
+      label: 'unet',
+      steps: c.steps,
+      ...(c.minutes !== undefined ? { minutes: c.minutes } : {}),
+      lr: c.lr,
+      warmup: c.warmup,
+      clip: 1,
+      checkpointMinutes: o.checkpointMinutes,
+      resume: o.resume,
+      extra: { config: c, scalingFactor, vocabSize },
+      ...(o.quiet !== undefined ? { quiet: o.quiet } : {}),
+      ...(o.log ? { log: o.log } : {}),
+    },
+  );
+}

@@ -1,0 +1,138 @@
+// Stage 2: a CLIP-architecture text encoder and a UNet2DConditionModel trained jointly on the frozen VAE's
+// latents with the DDPM ε-objective (Ho et al. 2020, eq. 14; Rombach et al. 2022, eq. 2):
+//
+//   L = E_{z₀, c, ε, t} ‖ε − ε_θ(√ᾱ_t z₀ + √(1 − ᾱ_t) ε, t, τ_θ(c))‖²,  t ~ U{0, …, 999}
+//
+// z₀ = scaling_factor · (a sample of q(z|x)); ᾱ_t from Stable Diffusion's scaled_linear betas; the caption
+// c is replaced by the empty caption with probability 0.1, so one model gives both terms of
+// classifier-free guidance (Ho & Salimans 2022).
+
+import type { AutoencoderKL } from '../models/autoencoder-kl.js';
+import { CLIPTextModel } from '../models/clip-text.js';
+import type { CLIPTokenizer } from '../models/clip-tokenizer.js';
+import type { JsonConfig } from '../models/config.js';
+import { UNet2DConditionModel } from '../models/unet2d-condition.js';
+import { DDPMScheduler } from '../schedulers/index.js';
+import { noGrad, type Tensor } from '../tensor/index.js';
+import type { Generator } from '../tensor/random.js';
+import { sampleLatent } from './vae.js';
+
+export interface TextToImageConfig {
+  blockOutChannels: number[];
+  /** Heads per block (diffusers' `attention_head_dim`). */
+  heads: number;
+  normNumGroups: number;
+  textHidden: number;
+  textLayers: number;
+  textHeads: number;
+  /** Token length of the text encoder (and the tokenizer's model_max_length). */
+  maxLength: number;
+  captionDropout: number;
+}
+
+export const TEXT_TO_IMAGE_DEFAULTS: TextToImageConfig = {
+  blockOutChannels: [32, 64],
+  heads: 4,
+  normNumGroups: 32,
+  textHidden: 64,
+  textLayers: 2,
+  textHeads: 4,
+  maxLength: 32,
+  captionDropout: 0.1,
+};
+
+/** Stable Diffusion's training noise schedule (scaled_linear, β from 0.00085 to 0.012, 1000 steps). */
+export const SD_NOISE_SCHEDULE = {
+  num_train_timesteps: 1000,
+  beta_start: 0.00085,
+  beta_end: 0.012,
+  beta_schedule: 'scaled_linear',
+} as const;
+
+export function unetConfigJson(c: TextToImageConfig): JsonConfig {
+  return {
+    _class_name: 'UNet2DConditionModel',
+    sample_size: 16,
+    in_channels: 4,
+    out_channels: 4,
+    down_block_types: c.blockOutChannels.map(() => 'CrossAttnDownBlock2D'),
+    up_block_types: c.blockOutChannels.map(() => 'CrossAttnUpBlock2D'),
+    mid_block_type: 'UNetMidBlock2DCrossAttn',
+    block_out_channels: c.blockOutChannels,
+    layers_per_block: 1,
+    attention_head_dim: c.heads,
+    cross_attention_dim: c.textHidden,
+    norm_num_groups: c.normNumGroups,
+    act_fn: 'silu',
+    flip_sin_to_cos: true,
+    freq_shift: 0,
+  };
+}
+
+export function textEncoderConfigJson(c: TextToImageConfig, vocabSize: number): JsonConfig {
+  // CLIP's layout puts <|startoftext|>, <|endoftext|> last (see bpe.ts)
+  return {
+    architectures: ['CLIPTextModel'],
+    model_type: 'clip_text_model',
+    vocab_size: vocabSize,
+    hidden_size: c.textHidden,
+    intermediate_size: 4 * c.textHidden,
+    num_hidden_layers: c.textLayers,
+    num_attention_heads: c.textHeads,
+    max_position_embeddings: c.maxLength,
+    hidden_act: 'quick_gelu',
+    layer_norm_eps: 1e-5,
+    bos_token_id: vocabSize - 2,
+    eos_token_id: vocabSize - 1,
+    pad_token_id: vocabSize - 1,
+  };
+}
+
+export interface TextToImageModels {
+  unet: UNet2DConditionModel;
+  textEncoder: CLIPTextModel;
+  tokenizer: CLIPTokenizer;
+  vae: AutoencoderKL;
+  scalingFactor: number;
+  noise: DDPMScheduler;
+}
+
+export function buildTextToImage(
+  c: TextToImageConfig,
+  vocabSize: number,
+): { unet: UNet2DConditionModel; textEncoder: CLIPTextModel } {
+  return {
+    unet: UNet2DConditionModel.fromConfig(unetConfigJson(c)),
+    textEncoder: CLIPTextModel.fromConfig(textEncoderConfigJson(c, vocabSize)),
+  };
+}
+
+export function trainingNoiseSchedule(): DDPMScheduler {
+  return DDPMScheduler.fromConfig({ _class_name: 'DDPMScheduler', ...SD_NOISE_SCHEDULE });
+}
+
+/** Captions with each replaced by '' with probability `p` (one uniform draw per caption from `gen`). */
+export function dropCaptions(captions: readonly string[], p: number, gen: Generator): string[] {
+  const u = gen.rand([captions.length]).data as Float32Array;
+  return captions.map((c, i) => ((u[i] as number) < p ? '' : c));
+}
+
+/** The stage-2 loss on images (B, 3, 64, 64) and captions; record gradients around it. */
+export function textToImageLoss(
+  m: TextToImageModels,
+  images: Tensor,
+  captions: readonly string[],
+  gen: Generator,
+  captionDropout: number,
+): { loss: Tensor; logs: Record<string, number> } {
+  const b = images.shape[0] as number;
+  const z0 = noGrad(() => sampleLatent(m.vae.encode(images), gen).mul(m.scalingFactor)); // (B, 4, 16, 16)
+  const t = gen.randint([b], 0, m.noise.alphasCumprod.length).toArray();
+  const eps = gen.randn(z0.shape);
+  const zt = m.noise.addNoise(z0, eps, t);
+  const text = dropCaptions(captions, captionDropout, gen);
+  const context = m.textEncoder.encodePrompts(m.tokenizer, text).lastHiddenState; // (B, T, D)
+  const pred = m.unet.forward(zt, t, context);
+  const loss = pred.sub(eps).pow(2).mean();
+  return { loss, logs: {} };
+}

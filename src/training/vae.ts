@@ -1,0 +1,115 @@
+// Stage 1: the AutoencoderKL of the Shapes model (Rombach et al. 2022, §3 and appendix G), 64×64×3 →
+// 16×16×4, trained with an L1 reconstruction loss and a small KL term towards N(0, I):
+//
+//   L = mean |x − D(z)| + β · KL(q(z|x) ‖ N(0, I)),  z = μ + σ·ε  (reparameterisation),  β ≪ 1
+//   KL = ½ Σ (μ² + σ² − 1 − log σ²), summed over the latent's elements, averaged over the batch
+//
+// (no perceptual or adversarial loss: the Shapes world's flat colours do not need them).
+
+import { AutoencoderKL, type LatentDistribution } from '../models/autoencoder-kl.js';
+import type { JsonConfig } from '../models/config.js';
+import { initParameters } from '../nn/init.js';
+import { noGrad, Tensor } from '../tensor/index.js';
+import type { Generator } from '../tensor/random.js';
+
+export interface VAETrainConfig {
+  blockOutChannels: number[];
+  normNumGroups: number;
+  layersPerBlock: number;
+  klWeight: number;
+}
+
+export const VAE_DEFAULTS: VAETrainConfig = {
+  blockOutChannels: [16, 32, 64],
+  normNumGroups: 16,
+  layersPerBlock: 1,
+  klWeight: 1e-6,
+};
+
+/** The diffusers config.json of the VAE. */
+export function vaeConfigJson(c: VAETrainConfig, scalingFactor = 1): JsonConfig {
+  return {
+    _class_name: 'AutoencoderKL',
+    in_channels: 3,
+    out_channels: 3,
+    down_block_types: c.blockOutChannels.map(() => 'DownEncoderBlock2D'),
+    up_block_types: c.blockOutChannels.map(() => 'UpDecoderBlock2D'),
+    block_out_channels: c.blockOutChannels,
+    layers_per_block: c.layersPerBlock,
+    act_fn: 'silu',
+    latent_channels: 4,
+    norm_num_groups: c.normNumGroups,
+    sample_size: 64,
+    scaling_factor: scalingFactor,
+  };
+}
+
+/** z = μ + σ·ε with ε from `gen`. */
+export function sampleLatent(q: LatentDistribution, gen: Generator): Tensor {
+  return q.mean.add(q.logvar.mul(0.5).exp().mul(gen.randn(q.mean.shape)));
+}
+
+/** KL(q ‖ N(0, I)) summed over each latent, averaged over the batch. */
+export function klDivergence(q: LatentDistribution): Tensor {
+  const b = q.mean.shape[0] as number;
+  return q.mean
+    .mul(q.mean)
+    .add(q.logvar.exp())
+    .sub(1)
+    .sub(q.logvar)
+    .sum()
+    .mul(0.5 / b);
+}
+
+export interface VAELoss {
+  loss: Tensor;
+  logs: Record<string, number>;
+}
+
+/** The stage-1 loss on images (B, 3, H, W) in [-1, 1]; record gradients around it. */
+export function vaeLoss(vae: AutoencoderKL, images: Tensor, gen: Generator, klWeight: number): VAELoss {
+  const q = vae.encode(images);
+  const recon = vae.decode(sampleLatent(q, gen));
+  const l1 = recon.sub(images).abs().mean();
+  const kl = klDivergence(q);
+  return { loss: l1.add(kl.mul(klWeight)), logs: { l1: l1.item(), kl: kl.item() } };
+}
+
+/**
+ * The latent scaling factor as Stable Diffusion chose its 0.18215: 1 / std of sampled latents over
+ * `images`, so that scaled latents have unit variance.
+ */
+export function measureScalingFactor(vae: AutoencoderKL, images: Tensor, gen: Generator): number {
+  return noGrad(() => {
+    const z = sampleLatent(vae.encode(images), gen).data as Float32Array;
+    let s = 0;
+    let s2 = 0;
+    for (const x of z) {
+      s += x;
+      s2 += x * x;
+    }
+    const mean = s / z.length;
+    return 1 / Math.sqrt(s2 / z.length - mean * mean);
+  });
+}
+
+export function buildVAE(c: VAETrainConfig, scalingFactor = 1): AutoencoderKL {
+  return AutoencoderKL.fromConfig(vaeConfigJson(c, scalingFactor));
+}
+
+/** log σ² that q(z|x) starts from: σ = 0.05, so early training decodes nearly deterministic latents. */
+export const INITIAL_LOGVAR = -6;
+
+/**
+ * PyTorch's default init (nn/init.ts), except the log-variance half of quant_conv's bias, which starts at
+ * INITIAL_LOGVAR. From log σ² ≈ 0 (σ = 1 against means of size ~0.1) the decoder would see mostly noise,
+ * and with β = 1e-6 the encoder takes thousands of steps to shrink σ by itself.
+ */
+export function initVAE(vae: AutoencoderKL, gen: Generator): void {
+  initParameters(vae, gen);
+  const bias = vae.quant_conv.bias;
+  if (!bias) throw new Error('initVAE: quant_conv has no bias');
+  const b = Float32Array.from(bias.value.data as Float32Array);
+  b.fill(INITIAL_LOGVAR, vae.config.latentChannels);
+  bias.value = new Tensor(b, bias.shape);
+}
