@@ -2,6 +2,7 @@
 // The `attnkit` command.
 
 import { Command } from 'commander';
+import { registerBench } from './bench.js';
 import { registerEdit } from './edit.js';
 import { registerExport } from './export.js';
 import { registerGenerate } from './generate.js';
@@ -15,6 +16,7 @@ const program = new Command()
   .showHelpAfterError();
 
 registerGenerate(program);
+registerBench(program);
 registerExport(program);
 registerEdit(program);
 registerMaps(program);

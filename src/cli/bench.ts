@@ -1,0 +1,213 @@
+// attnkit bench — every attention method side by side in one run: SD1.5-architecture UNet (random weights),
+// a guided denoising loop, and the built-in Shapes model when it is installed. Seconds per step, peak memory,
+// speed-up against the softmax reference measured in the same run, and quality against its output.
+
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join } from 'node:path';
+import type { Command } from 'commander';
+import { int } from './args.js';
+import { type Measured, measureAttention, measureLoop, measureUNet } from './bench-methods.js';
+import { benchTargets, printSection, type Row, type Section } from './bench-report.js';
+import { measureShapes, type ShapesScore, scoreShapes, shapesPrompts } from './bench-shapes.js';
+import { loadF32, median, mse, runWorker } from './bench-support.js';
+import { BUILTIN_MODEL } from './models.js';
+
+type Job =
+  | { kind: 'attention'; method: string; runs: number; out: string }
+  | { kind: 'unet'; method: string; size: number; runs: number; out: string }
+  | { kind: 'loop'; method: string; size: number; steps: number; out: string }
+  | { kind: 'shapes'; method: string; dir: string; prompts: number; steps: number; out: string };
+
+function work(job: Job): Measured {
+  if (job.kind === 'attention') return measureAttention(job.method, job.runs, job.out);
+  if (job.kind === 'unet') return measureUNet(job.method, job.size, job.runs, job.out);
+  if (job.kind === 'loop') return measureLoop(job.method, job.size, job.steps, job.out);
+  return measureShapes(job.method, job.dir, job.prompts, job.steps, job.out);
+}
+
+const ATTENTION = ['softmax', 'flash', 'chunked', 'sliced', 'linear-elu', 'linear-relu', 'agent', 'window'];
+const UNET = [...ATTENTION, 'tome', 'tome+softmax'];
+const LOOP = ['softmax', 'flash', 'tome', 'caching', 'cfg-share'];
+const SHAPES = [
+  'softmax',
+  'flash',
+  'chunked',
+  'linear-elu',
+  'agent',
+  'window',
+  'tome',
+  'caching',
+  'cfg-share',
+];
+
+interface Flags {
+  sizes: string;
+  runs: number;
+  loopSize: number;
+  loopSteps: number;
+  shapesPrompts: number;
+  shapesSteps: number;
+  methods?: string;
+  skip: string;
+  model: string;
+  out: string;
+  worker?: string;
+}
+
+/** Runs `methods` one child process each; the first is the reference every row is compared with. */
+async function section(
+  name: string,
+  methods: readonly string[],
+  job: (m: string, out: string) => Job,
+  tmp: string,
+) {
+  const rows: Row[] = [];
+  for (const m of methods) {
+    process.stderr.write(`[bench] ${name}: ${m}\n`);
+    const out = join(tmp, `${name}-${m}`.replace(/[^\w.-]/g, '_'));
+    const r = await runWorker<Measured>(job(m, out));
+    rows.push({
+      method: m,
+      seconds: median(r.samples),
+      samples: r.samples,
+      peak: r.peak - r.baseline,
+      out,
+      note: r.note,
+    });
+  }
+  const ref = rows[0] ? loadF32(rows[0].out) : new Float32Array();
+  for (const r of rows) {
+    r.speedup = (rows[0]?.seconds ?? Number.NaN) / r.seconds;
+    const flash = rows.find((x) => x.method === 'flash');
+    if (flash) r.speedupVsFlash = flash.seconds / r.seconds;
+    r.quality = mse(loadF32(r.out), ref);
+  }
+  return rows;
+}
+
+export function registerBench(program: Command): void {
+  program
+    .command('bench')
+    .description('time every attention method against the softmax reference (speed, peak memory, quality)')
+    .option('--sizes <list>', 'latent sizes of the SD1.5 UNet evaluations', '32,64')
+    .option('--runs <n>', 'timed UNet evaluations per method (after one warm-up)', int('--runs'), 2)
+    .option('--loop-size <n>', 'latent size of the guided denoising loop', int('--loop-size'), 32)
+    .option('--loop-steps <n>', 'steps of the denoising loop', int('--loop-steps'), 10)
+    .option('--shapes-prompts <n>', 'prompts generated on the built-in model', int('--shapes-prompts'), 16)
+    .option('--shapes-steps <n>', 'denoising steps on the built-in model', int('--shapes-steps'), 20)
+    .option('--methods <list>', 'only these methods (the reference softmax is always run)')
+    .option('--skip <list>', 'sections to skip: attention, unet, loop, shapes', '')
+    .option('--model <dir>', 'the built-in model folder', BUILTIN_MODEL)
+    .option('--out <file>', 'results JSON', 'bench/results/attention-methods.json')
+    .option('--worker <json>', 'internal: run one measurement and print it')
+    .action(async (f: Flags) => {
+      if (f.worker) {
+        process.stdout.write(`\nRESULT ${JSON.stringify(work(JSON.parse(f.worker) as Job))}\n`);
+        return;
+      }
+      const keep = (list: readonly string[]) =>
+        f.methods ? list.filter((m) => m === 'softmax' || f.methods?.split(',').includes(m)) : list;
+      const skip = new Set(f.skip.split(','));
+      const tmp = mkdtempSync(join(os.tmpdir(), 'attnkit-bench-'));
+      const sections: Section[] = [];
+      const notes: string[] = [];
+      try {
+        if (!skip.has('attention')) {
+          const rows = await section(
+            'attention',
+            keep(ATTENTION),
+            (method, out) => ({ kind: 'attention', method, runs: 3, out }),
+            tmp,
+          );
+          sections.push({
+            name: 'self-attention (2, 8 heads, 4096 tokens, 40): one call',
+            key: 'attention',
+            rows,
+          });
+        }
+        for (const size of skip.has('unet') ? [] : f.sizes.split(',').map(Number)) {
+          const rows = await section(
+            `unet${size}`,
+            keep(UNET),
+            (method, out) => ({ kind: 'unet', method, size, runs: f.runs, out }),
+            tmp,
+          );
+          sections.push({
+            name: `SD1.5 UNet, batch 2 (one guided step), ${size}×${size} latent`,
+            key: `unet${size}`,
+            rows,
+          });
+        }
+        if (!skip.has('loop')) {
+          const { loopSize: size, loopSteps: steps } = f;
+          const rows = await section(
+            'loop',
+            keep(LOOP),
+            (method, out) => ({ kind: 'loop', method, size, steps, out }),
+            tmp,
+          );
+          sections.push({
+            name: `SD1.5 UNet, ${steps}-step guided DDIM loop, ${size}×${size}: final latents`,
+            key: 'loop',
+            rows,
+          });
+        }
+        if (!skip.has('shapes')) {
+          if (existsSync(join(f.model, 'model_index.json'))) {
+            const { shapesPrompts: prompts, shapesSteps: steps, model: dir } = f;
+            const job = (method: string, out: string): Job => ({
+              kind: 'shapes',
+              method,
+              dir,
+              prompts,
+              steps,
+              out,
+            });
+            const rows = await section('shapes', keep(SHAPES), job, tmp);
+            const texts = shapesPrompts(prompts);
+            const shape = [prompts, 3, 64, 64];
+            const ref = scoreShapes(loadF32(rows[0]?.out as string), shape, texts);
+            for (const r of rows)
+              r.shapes = scoreShapes(loadF32(r.out), shape, texts, ref.reports).score as ShapesScore;
+            sections.push({
+              name: `built-in model ${dir}: ${prompts} prompts, ${steps} steps: images`,
+              key: 'shapes',
+              rows,
+            });
+          } else {
+            notes.push(
+              `built-in model not measured: ${f.model} has no model_index.json (not trained/installed yet)`,
+            );
+          }
+        }
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+      for (const s of sections) printSection(s);
+      const targets = benchTargets(sections);
+      printSection({ name: 'targets (issue 6)', key: 'targets', rows: [] }, targets);
+      for (const n of notes) console.log(`- ${n}`);
+      mkdirSync(dirname(f.out), { recursive: true });
+      const json = {
+        date: new Date().toISOString(),
+        machine: machine(),
+        flags: { ...f, worker: undefined },
+        sections,
+        targets,
+        notes,
+      };
+      writeFileSync(f.out, `${JSON.stringify(json, (k, v) => (k === 'out' ? undefined : v), 2)}\n`);
+      console.log(`wrote ${f.out}`);
+    });
+}
+
+function machine(): Record<string, unknown> {
+  return {
+    cpu: os.cpus()[0]?.model,
+    cores: os.availableParallelism(),
+    memGiB: os.totalmem() / 2 ** 30,
+    node: process.version,
+    load: os.loadavg(),
+  };
+}
