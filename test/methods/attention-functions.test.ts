@@ -4,7 +4,12 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { type AttentionCall, type AttentionInputs, softmaxAttention } from '../../src/attention/index.js';
+import {
+  type AttentionCall,
+  type AttentionInputs,
+  flashAttention,
+  softmaxAttention,
+} from '../../src/attention/index.js';
 import {
   agentAttention,
   chunkedAttention,
@@ -127,7 +132,7 @@ test('chunked attention applies an additive bias tile by tile (causal mask)', ()
   });
 });
 
-test('chunked and sliced attention equal the reference within 1e-5 on 1024 tokens', () => {
+test('flash, chunked and sliced attention equal the reference within 1e-5 on 1024 tokens', () => {
   const a = inputs(1, 4, 1024, 1024, 40, 7, 2);
   const ref = softmaxAttention.run(a);
   assertClose(chunkedAttention({ queryChunkSize: 256, keyChunkSize: 384 }).run(a), ref, {
@@ -136,6 +141,7 @@ test('chunked and sliced attention equal the reference within 1e-5 on 1024 token
   });
   assertClose(chunkedAttention().run(a), ref, { atol: 1e-5, rtol: 0 });
   assertClose(slicedAttention({ sliceSize: 3 }).run(a), ref, { atol: 1e-5, rtol: 0 });
+  assertClose(flashAttention.run(a), ref, { atol: 1e-5, rtol: 0 });
 });
 
 test('sliced attention equals a float64 loop for every slice size', () => {
