@@ -4,9 +4,11 @@
 import { Command } from 'commander';
 import { registerBench } from './bench.js';
 import { registerEdit } from './edit.js';
+import { registerEval } from './eval.js';
 import { registerExport } from './export.js';
 import { registerGenerate } from './generate.js';
 import { registerMaps } from './maps.js';
+import { registerMeasure } from './measure.js';
 import { registerSegment } from './segment.js';
 import { registerTrain } from './train.js';
 
@@ -20,6 +22,8 @@ registerBench(program);
 registerExport(program);
 registerEdit(program);
 registerMaps(program);
+registerEval(program);
+registerMeasure(program);
 registerSegment(program);
 registerTrain(program);
 

@@ -1,0 +1,101 @@
+// attnkit eval — ShapesEval of the model on held-out Shapes prompts (issue 4): the target table, ShapesEval's
+// summary, and with --heatmaps the shape-word heat-map IoU; --out writes everything as JSON.
+
+import { writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { writePng } from '../io/png.js';
+import { imageGrid } from '../io/render.js';
+import { setThreads } from '../kernels/ort.js';
+import { evalRunJSON, formatEvalRun, runShapesEval } from '../pipelines/evaluate.js';
+import { StableDiffusion } from '../pipelines/stable-diffusion.js';
+import type { SchedulerName } from '../schedulers/index.js';
+import { formatReport } from '../shapes/index.js';
+import { float, int } from './args.js';
+import { resolveModel } from './models.js';
+import { progressBar } from './progress.js';
+
+interface EvalFlags {
+  model?: string;
+  prompts: number;
+  start: number;
+  steps: number;
+  guidance: number;
+  scheduler: SchedulerName;
+  batch: number;
+  heatmaps?: number | true;
+  threshold: number;
+  out?: string;
+  grid?: string;
+  rows?: boolean;
+  threads?: number;
+  quiet?: boolean;
+}
+
+export function registerEval(program: Command): void {
+  program
+    .command('eval')
+    .description(
+      'ShapesEval on held-out Shapes prompts (scene seeds ≥ 10⁹, never trained on): prints the table',
+    )
+    .option('-m, --model <dir>', 'diffusers model folder (default: the built-in Shapes model)')
+    .option('-n, --prompts <n>', 'number of held-out prompts', int('--prompts'), 200)
+    .option('--start <i>', 'first held-out prompt index', int('--start'), 0)
+    .option('--steps <n>', 'denoising steps', int('--steps'), 25)
+    .option('--guidance <w>', 'classifier-free guidance scale', float('--guidance'), 5)
+    .option('--scheduler <name>', 'ddim | ddpm | euler | dpmpp2m | pndm', 'ddim')
+    .option('--batch <n>', 'prompts per generate call', int('--batch'), 8)
+    .option(
+      '--heatmaps [n]',
+      'also the shape-word heat-map IoU on the first n prompts (default 100)',
+      int('--heatmaps'),
+    )
+    .option(
+      '--threshold <t>',
+      'heat-map threshold after min–max normalisation (Otsu is reported too)',
+      float('--threshold'),
+      0.4,
+    )
+    .option('-o, --out <file>', 'write the results as JSON')
+    .option('--grid <file>', 'write a PNG grid of the generated images')
+    .option('--rows', 'print the report of every prompt')
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
+    .option('-q, --quiet', 'no progress bar')
+    .action((f: EvalFlags) => {
+      if (f.threads) setThreads(f.threads);
+      const log = (s: string) => process.stderr.write(`${s}\n`);
+      const sd = StableDiffusion.fromPretrained(resolveModel(f.model, log));
+      const heatMaps = f.heatmaps === true ? 100 : (f.heatmaps ?? 0);
+      const bar = progressBar('eval', f.prompts, { quiet: f.quiet });
+      let done = 0;
+      const run = runShapesEval(sd, {
+        prompts: f.prompts,
+        start: f.start,
+        steps: f.steps,
+        guidanceScale: f.guidance,
+        scheduler: f.scheduler,
+        batchSize: f.batch,
+        heatMaps,
+        threshold: f.threshold,
+        keepImages: f.grid !== undefined,
+        onStep: (s, n) => bar.update(done, { step: `${s}/${n}` }),
+        onProgress: (d) => {
+          done = d;
+          bar.update(d);
+        },
+      });
+      bar.stop();
+      if (f.rows)
+        process.stdout.write(
+          `${run.rows.map((r) => `[${r.seed}] ${formatReport(r.report)}`).join('\n')}\n\n`,
+        );
+      process.stdout.write(`${formatEvalRun(run)}\n`);
+      if (f.out) {
+        writeFileSync(f.out, `${evalRunJSON(run)}\n`);
+        log(`wrote ${f.out}`);
+      }
+      if (f.grid && run.images) {
+        writePng(f.grid, imageGrid(run.images, { cols: Math.min(16, run.images.length) }));
+        log(`wrote ${f.grid}`);
+      }
+    });
+}

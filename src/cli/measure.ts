@@ -1,0 +1,194 @@
+// attnkit measure edits — the issue-5 measurements (P2P colour/shape swap, reweight, heat-maps, MasaCtrl/PnP,
+// inversion) on a Shapes model; attnkit measure report — docs/results.md from the JSON of `eval` and
+// `measure edits`.
+
+import { readFileSync, writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { setThreads } from '../kernels/ort.js';
+import { evalMarkdown, type ShapesEvalRun } from '../pipelines/evaluate.js';
+import {
+  type EditMeasurements,
+  editsMarkdown,
+  MEASUREMENTS,
+  type MeasurementName,
+  measureEdits,
+} from '../pipelines/measure-edits.js';
+import { StableDiffusion } from '../pipelines/stable-diffusion.js';
+import { formatSummary } from '../shapes/index.js';
+import { float, int } from './args.js';
+import { resolveModel } from './models.js';
+import { type Progress, progressBar } from './progress.js';
+
+interface EditsFlags {
+  model?: string;
+  only?: string;
+  seeds: number;
+  steps: number;
+  guidance: number;
+  batch: number;
+  weights: string;
+  reweightWord: string;
+  nullTextSeeds: number;
+  nullTextInner: number;
+  threshold: number;
+  out?: string;
+  markdown?: string;
+  threads?: number;
+  quiet?: boolean;
+}
+
+interface ReportFlags {
+  eval?: string;
+  edits?: string;
+  model: string;
+  out: string;
+}
+
+function parseOnly(v: string | undefined): MeasurementName[] {
+  if (!v) return [...MEASUREMENTS];
+  const names = v.split(',').map((s) => s.trim());
+  for (const n of names) {
+    if (!(MEASUREMENTS as readonly string[]).includes(n))
+      throw new Error(`--only: unknown measurement '${n}'; choose from ${MEASUREMENTS.join(', ')}`);
+  }
+  return names as MeasurementName[];
+}
+
+/** docs/results.md: the eval table and the edit measurements. */
+export function resultsMarkdown(model: string, evalRun?: ShapesEvalRun, edits?: EditMeasurements): string {
+  const out = [
+    '# Results on the built-in Shapes model',
+    '',
+    `Model: \`${model}\`. Written by \`attnkit measure report\` from the JSON of \`attnkit eval\` and ` +
+      '`attnkit measure edits`; every number below comes from those runs.',
+    '',
+  ];
+  if (evalRun) {
+    const c = evalRun.config;
+    out.push(
+      `## ShapesEval on held-out prompts (issue 4)`,
+      '',
+      `${c.prompts} held-out prompts (scene seeds ${c.seeds[0]}–${c.seeds[1]}; training draws seeds below 4·10⁷), ` +
+        `${c.scheduler.toUpperCase()} ${c.steps} steps, guidance ${c.guidanceScale}, ${c.batchSize} prompts per batch, ` +
+        `${evalRun.seconds.toFixed(0)} s.`,
+      '',
+      evalMarkdown(evalRun),
+      '',
+    );
+    if (evalRun.heatMaps) out.push(`Heat-map masks: ${evalRun.heatMaps.maskSource}.`, '');
+    out.push(
+      '<details><summary>ShapesEval summary</summary>',
+      '',
+      '```',
+      formatSummary(evalRun.summary),
+      '```',
+      '',
+      '</details>',
+      '',
+    );
+  }
+  if (edits) {
+    out.push('## Attention control (issue 5)', '', editsMarkdown(edits));
+  }
+  out.push(
+    '## Reproduce',
+    '',
+    '```sh',
+    `attnkit eval${evalRun?.heatMaps ? ` --heatmaps ${evalRun.heatMaps.scenes}` : ''} --out eval.json`,
+    `attnkit measure edits${edits ? ` --seeds ${edits.config.seeds}` : ''} --out edits.json`,
+    'attnkit measure report --eval eval.json --edits edits.json --out docs/results.md',
+    '```',
+    '',
+  );
+  return out.join('\n');
+}
+
+export function registerMeasure(program: Command): void {
+  const measure = program
+    .command('measure')
+    .description('measurements of the attention methods on a Shapes model');
+  measure
+    .command('edits')
+    .description(`issue-5 measurements: ${MEASUREMENTS.join(', ')}`)
+    .option('-m, --model <dir>', 'diffusers model folder (default: the built-in Shapes model)')
+    .option('--only <names>', `comma-separated subset of ${MEASUREMENTS.join(',')}`)
+    .option('--seeds <n>', 'scenes per measurement', int('--seeds'), 50)
+    .option('--steps <n>', 'DDIM steps (sampling and inversion)', int('--steps'), 25)
+    .option('--guidance <w>', 'classifier-free guidance scale', float('--guidance'), 5)
+    .option('--batch <n>', 'prompts per generate call', int('--batch'), 16)
+    .option('--weights <list>', 'reweight weights (1 = the source image)', '1,2,4')
+    .option('--reweight-word <which>', 'color | shape: the word reweighted', 'color')
+    .option(
+      '--null-text-seeds <n>',
+      'scenes that also get null-text inversion and a real-image edit',
+      int('--null-text-seeds'),
+      5,
+    )
+    .option(
+      '--null-text-inner <n>',
+      "null-text inversion's Adam iterations per step",
+      int('--null-text-inner'),
+      10,
+    )
+    .option('--threshold <t>', 'heat-map threshold after min–max normalisation', float('--threshold'), 0.4)
+    .option('-o, --out <file>', 'write the results as JSON')
+    .option('--markdown <file>', 'write the markdown tables')
+    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
+    .option('-q, --quiet', 'no progress bar')
+    .action((f: EditsFlags) => {
+      if (f.threads) setThreads(f.threads);
+      if (f.reweightWord !== 'color' && f.reweightWord !== 'shape')
+        throw new Error('--reweight-word must be color or shape');
+      const weights = f.weights.split(',').map((s) => float('--weights')(s.trim()));
+      const log = (s: string) => process.stderr.write(`${s}\n`);
+      const model = resolveModel(f.model, log);
+      const sd = StableDiffusion.fromPretrained(model);
+      let bar: { name: string; bar: Progress } | undefined;
+      const results = measureEdits(sd, {
+        only: parseOnly(f.only),
+        seeds: f.seeds,
+        steps: f.steps,
+        guidanceScale: f.guidance,
+        batchPrompts: f.batch,
+        weights,
+        reweightWord: f.reweightWord,
+        nullTextSeeds: f.nullTextSeeds,
+        nullTextInnerSteps: f.nullTextInner,
+        threshold: f.threshold,
+        onProgress: (m, done, total) => {
+          if (bar?.name !== m) {
+            bar?.bar.stop();
+            bar = { name: m, bar: progressBar(m.padEnd(11), total, { quiet: f.quiet }) };
+          }
+          bar.bar.update(done);
+        },
+      });
+      bar?.bar.stop();
+      const md = editsMarkdown(results);
+      process.stdout.write(`${md}\n`);
+      if (f.out) {
+        writeFileSync(f.out, `${JSON.stringify({ model, ...results }, null, 2)}\n`);
+        log(`wrote ${f.out}`);
+      }
+      if (f.markdown) {
+        writeFileSync(f.markdown, `${md}\n`);
+        log(`wrote ${f.markdown}`);
+      }
+    });
+  measure
+    .command('report')
+    .description('write docs/results.md from the JSON of `attnkit eval` and `attnkit measure edits`')
+    .option('--eval <file>', 'JSON written by attnkit eval --out')
+    .option('--edits <file>', 'JSON written by attnkit measure edits --out')
+    .option('--model <name>', 'the model named in the report', 'models/shapes-v1')
+    .option('-o, --out <file>', 'the markdown file', 'docs/results.md')
+    .action((f: ReportFlags) => {
+      if (!f.eval && !f.edits) throw new Error('give --eval and/or --edits');
+      const read = <T>(p: string | undefined) => (p ? (JSON.parse(readFileSync(p, 'utf8')) as T) : undefined);
+      writeFileSync(
+        f.out,
+        resultsMarkdown(f.model, read<ShapesEvalRun>(f.eval), read<EditMeasurements>(f.edits)),
+      );
+      process.stderr.write(`wrote ${f.out}\n`);
+    });
+}

@@ -1,0 +1,424 @@
+// ShapesEval of a text-to-image model on held-out prompts of the Shapes world (issue 4's "Done when"), and the
+// first attention metric: each object's shape-word heat-map against that object's mask.
+//
+// Held-out prompts are the captions of scenes whose seeds lie at or above 10⁹. Training draws the scenes of
+// seeds dataSeed·10⁷ + k, k < 10⁷, for the data seeds 1, 2 and 3 (src/training/data.ts, shapes.ts), so every
+// data seed below 100 stays under 10⁹: the two sets never meet. The initial noise of each prompt is seeded by
+// its scene seed alone, so a prompt's image does not depend on the batch it was generated in.
+//
+// Heat-maps: the cross-attention of the conditional rows is stored over all steps, aggregated as DAAM (per head
+// upsampled bicubically to the latent size, clamped, averaged), the shape word's map upsampled to the image,
+// min–max normalised and thresholded (DAAM's 0.4, and Otsu's), then compared with the mask of the detected
+// object that ShapesEval matched to the prompt object: the template (shape, centre, scale) the detector fitted,
+// rasterised, coverage ≥ 0.5. Generated images have no ground truth, so the detector's mask stands in for it.
+
+import { type AttentionMaskOptions, attentionMask } from '../methods/application/attention-mask.js';
+import { AttentionStore } from '../methods/map/attention-store.js';
+import { aggregateCrossAttention, GlobalHeatMap } from '../methods/map/heatmap.js';
+import type { SchedulerName } from '../schedulers/index.js';
+import {
+  type Caption,
+  captionOf,
+  type DetectedObject,
+  type EvalSummary,
+  evaluate,
+  formatSummary,
+  maskIoU,
+  type Rate,
+  rasterize,
+  type Scene,
+  type SceneReport,
+  sampleScene,
+  summarize,
+} from '../shapes/index.js';
+import { concat, type Tensor } from '../tensor/index.js';
+import { initialNoise } from './edit.js';
+import type { StableDiffusion } from './stable-diffusion.js';
+
+/** First scene seed of the held-out prompts. */
+export const HELD_OUT_SEED_BASE = 1_000_000_000;
+
+/** Scene seeds per data seed in training (src/training/data.ts: exampleSeed = dataSeed·10⁷ + k). */
+export const TRAINING_SEED_STRIDE = 10_000_000;
+
+/** The data seeds `attnkit train shapes` draws scenes from: VAE, UNet and vocabulary (src/training/shapes.ts). */
+export const TRAINING_DATA_SEEDS: readonly number[] = [1, 2, 3];
+
+/** The scene-seed ranges [start, end) that training draws from. */
+export function trainingSeedRanges(dataSeeds: readonly number[] = TRAINING_DATA_SEEDS): [number, number][] {
+  return dataSeeds.map((d) => [d * TRAINING_SEED_STRIDE, (d + 1) * TRAINING_SEED_STRIDE]);
+}
+
+/** Scene seed of held-out prompt `i` (0-based). */
+export function heldOutSeed(i: number): number {
+  if (!Number.isInteger(i) || i < 0)
+    throw new Error(`heldOutSeed: index must be a non-negative integer, got ${i}`);
+  return HELD_OUT_SEED_BASE + i;
+}
+
+/** Seeds of held-out prompts [start, start + n). */
+export function heldOutSeeds(n: number, start = 0): number[] {
+  return Array.from({ length: n }, (_, i) => heldOutSeed(start + i));
+}
+
+export interface HeldOutPrompt {
+  /** Scene seed; also seeds the initial noise. */
+  seed: number;
+  scene: Scene;
+  caption: Caption;
+}
+
+/** Held-out prompts [start, start + n): scenes of the held-out seeds and their captions. */
+export function heldOutPrompts(n: number, start = 0): HeldOutPrompt[] {
+  return heldOutSeeds(n, start).map((seed) => {
+    const scene = sampleScene(seed);
+    return { seed, scene, caption: captionOf(scene) };
+  });
+}
+
+/** Initial latents (n, C, h, w): one row per seed, each seeded alone (as `initialNoise`). */
+export function seededLatents(
+  sd: StableDiffusion,
+  seeds: readonly number[],
+  scheduler?: SchedulerName,
+): Tensor {
+  return concat(
+    seeds.map((s) => initialNoise(sd, s, scheduler)),
+    0,
+  );
+}
+
+/** The mask (H, W) of a detected object: its fitted template rasterised, coverage ≥ 0.5. */
+export function detectedMask(d: DetectedObject, width: number, height: number): Float32Array {
+  const cover = rasterize({ shape: d.shape, cx: d.cx, cy: d.cy, scale: d.scale }, width, height);
+  return Float32Array.from(cover, (c) => (c >= 0.5 ? 1 : 0));
+}
+
+export interface ShapesEvalOptions {
+  /** Number of held-out prompts (default 200). */
+  prompts?: number;
+  /** First held-out prompt (default 0). */
+  start?: number;
+  /** Denoising steps (default 25). */
+  steps?: number;
+  /** Classifier-free guidance (default 5). */
+  guidanceScale?: number;
+  /** Default 'ddim'. */
+  scheduler?: SchedulerName;
+  /** Prompts per generate call (default 8). */
+  batchSize?: number;
+  /** Heat-map IoU on the first this many prompts (default 0: none). */
+  heatMaps?: number;
+  /** Threshold of the normalised heat-map (default 0.4, DAAM's); Otsu's is always reported beside it. */
+  threshold?: number;
+  /** Called after each batch with the number of prompts done. */
+  onProgress?: (done: number, total: number) => void;
+  /** Called after each denoising step of a batch. */
+  onStep?: (step: number, steps: number) => void;
+  /** Keep the generated images in the result (default false). */
+  keepImages?: boolean;
+}
+
+export interface HeatMapObjectScore {
+  /** Held-out prompt index and object index in its caption. */
+  prompt: number;
+  object: number;
+  /** The shape word, and its word index in the caption. */
+  word: string;
+  wordIndex: number;
+  /** Whether ShapesEval matched a detected object to it (else no mask, IoU null). */
+  matched: boolean;
+  iou: number | null;
+  iouOtsu: number | null;
+  /** Fraction of the image the thresholded map covers. */
+  area: number | null;
+}
+
+export interface HeatMapEval {
+  scenes: number;
+  objects: number;
+  /** Objects ShapesEval matched to a detected object, of those whose word is within the tokenizer's length. */
+  matched: number;
+  /** Objects whose shape word was cut by the tokenizer's length (left out). */
+  truncated: number;
+  threshold: number;
+  /** Mean IoU over matched objects, at `threshold` and at Otsu's threshold. */
+  meanIoU: number | null;
+  meanIoUOtsu: number | null;
+  /** Mean IoU counting unmatched objects as 0. */
+  meanIoUWithMissing: number | null;
+  maskSource: string;
+  perObject: HeatMapObjectScore[];
+}
+
+export interface EvalHeadline {
+  /** 1-object prompts with the object's colour and shape right (target ≥ 90%). */
+  singleColorShape: Rate;
+  /** 2-object prompts with both objects' colour and shape right (target ≥ 70%). */
+  twoColorShape: Rate;
+  /** 2-object prompts with both objects fully correct (colour, shape, and size and cell where given). */
+  twoAllCorrect: Rate;
+  /** Objects whose prompt gives a cell, in that cell (target ≥ 70%). */
+  position: Rate;
+}
+
+export interface ShapesEvalRun {
+  config: {
+    prompts: number;
+    start: number;
+    seeds: [number, number];
+    steps: number;
+    guidanceScale: number;
+    scheduler: SchedulerName;
+    batchSize: number;
+  };
+  rows: { index: number; seed: number; caption: string; report: SceneReport }[];
+  summary: EvalSummary;
+  headline: EvalHeadline;
+  heatMaps?: HeatMapEval;
+  seconds: number;
+  /** (1, 3, H, W) per prompt, when `keepImages`. */
+  images?: Tensor[];
+}
+
+const EMPTY: Rate = { correct: 0, total: 0, rate: null };
+
+export function headlineOf(summary: EvalSummary): EvalHeadline {
+  return {
+    singleColorShape: summary.byObjectCount['1']?.colorShape ?? EMPTY,
+    twoColorShape: summary.byObjectCount['2']?.colorShape ?? EMPTY,
+    twoAllCorrect: summary.byObjectCount['2']?.allCorrect ?? EMPTY,
+    position: summary.position,
+  };
+}
+
+const mean = (xs: readonly number[]) => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+
+/** Generates the held-out prompts in batches and scores every image with ShapesEval. */
+export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {}): ShapesEvalRun {
+  const n = opts.prompts ?? 200;
+  const start = opts.start ?? 0;
+  const steps = opts.steps ?? 25;
+  const guidanceScale = opts.guidanceScale ?? 5;
+  const scheduler = opts.scheduler ?? 'ddim';
+  const batchSize = opts.batchSize ?? 8;
+  const heatN = Math.min(opts.heatMaps ?? 0, n);
+  const threshold = opts.threshold ?? 0.4;
+  if (!Number.isInteger(n) || n < 1)
+    throw new Error(`runShapesEval: prompts must be a positive integer, got ${n}`);
+  if (!Number.isInteger(batchSize) || batchSize < 1)
+    throw new Error(`runShapesEval: batchSize must be a positive integer, got ${batchSize}`);
+  const prompts = heldOutPrompts(n, start);
+  const t0 = performance.now();
+  const rows: ShapesEvalRun['rows'] = [];
+  const heat: HeatMapObjectScore[] = [];
+  let truncated = 0;
+  const images: Tensor[] = [];
+  for (let b = 0; b < n; b += batchSize) {
+    const batch = prompts.slice(b, b + batchSize);
+    const store =
+      b < heatN ? new AttentionStore({ kinds: ['cross'], maxTokens: Number.POSITIVE_INFINITY }) : undefined;
+    const { images: out, latents } = sd.generate({
+      prompt: batch.map((p) => p.caption.text),
+      latents: seededLatents(
+        sd,
+        batch.map((p) => p.seed),
+        scheduler,
+      ),
+      steps,
+      guidanceScale,
+      scheduler,
+      controllers: store ? [store] : [],
+      onStep: (e) => opts.onStep?.(e.step + 1, e.numSteps),
+    });
+    const [, , height, width] = out.shape as [number, number, number, number];
+    const maps = store?.maps();
+    batch.forEach((p, k) => {
+      const index = b + k;
+      const image = out.slice(0, k, k + 1);
+      if (opts.keepImages) images.push(image);
+      const report = evaluate(image, p.caption.text);
+      rows.push({ index: start + index, seed: p.seed, caption: p.caption.text, report });
+      if (!maps || index >= heatN) return;
+      const [, , lh, lw] = latents.shape as [number, number, number, number];
+      const heatMap = new GlobalHeatMap(
+        sd.tokenizer,
+        p.caption.text,
+        aggregateCrossAttention(maps, { latentSize: [lh, lw], prompt: k }),
+      );
+      p.caption.objects.forEach((phrase, o) => {
+        const word = phrase.shape;
+        if (sd.tokenizer.tokenIndices(p.caption.text, word.index).length === 0) {
+          truncated++;
+          return;
+        }
+        const detected = report.objects[o]?.detected ?? null;
+        const score: HeatMapObjectScore = {
+          prompt: start + index,
+          object: o,
+          word: word.word,
+          wordIndex: word.index,
+          matched: detected !== null,
+          iou: null,
+          iouOtsu: null,
+          area: null,
+        };
+        if (detected) {
+          const map = heatMap.wordHeatMap(word.index);
+          const maskOpts: AttentionMaskOptions = { size: [height, width] };
+          const fixed = attentionMask(map, { ...maskOpts, threshold });
+          const otsu = attentionMask(map, { ...maskOpts, threshold: 'otsu' });
+          const truth = detectedMask(detected, width, height);
+          score.iou = maskIoU(fixed, truth);
+          score.iouOtsu = maskIoU(otsu, truth);
+          score.area = (fixed.data as Float32Array).reduce((a, v) => a + v, 0) / (width * height);
+        }
+        heat.push(score);
+      });
+    });
+    opts.onProgress?.(Math.min(b + batchSize, n), n);
+  }
+  const summary = summarize(rows.map((r) => r.report));
+  const run: ShapesEvalRun = {
+    config: {
+      prompts: n,
+      start,
+      seeds: [heldOutSeed(start), heldOutSeed(start + n - 1)],
+      steps,
+      guidanceScale,
+      scheduler,
+      batchSize,
+    },
+    rows,
+    summary,
+    headline: headlineOf(summary),
+    seconds: (performance.now() - t0) / 1000,
+  };
+  if (heatN > 0) {
+    const matched = heat.filter((h) => h.matched);
+    run.heatMaps = {
+      scenes: heatN,
+      objects: heat.length + truncated,
+      matched: matched.length,
+      truncated,
+      threshold,
+      meanIoU: mean(matched.map((h) => h.iou!)),
+      meanIoUOtsu: mean(matched.map((h) => h.iouOtsu!)),
+      meanIoUWithMissing: mean(heat.map((h) => h.iou ?? 0)),
+      maskSource:
+        'generated images have no ground truth: each object mask is the template (shape, centre, scale) that ' +
+        "ShapesEval's detector fitted to the detected object matched to the prompt object, rasterised at " +
+        'coverage ≥ 0.5; unmatched objects have no mask',
+      perObject: heat,
+    };
+  }
+  if (opts.keepImages) run.images = images;
+  return run;
+}
+
+const pct = (r: Rate) => (r.rate === null ? '—' : `${(100 * r.rate).toFixed(1)}%`);
+const frac = (r: Rate) => `${r.correct}/${r.total}`;
+const verdict = (ok: boolean | null) => (ok === null ? 'n/a' : ok ? 'pass' : 'FAIL');
+const atLeast = (r: Rate, t: number) => (r.rate === null ? null : r.rate >= t);
+
+/** The issue-4 targets as rows: name, measured, target, verdict. */
+export function headlineRows(run: ShapesEvalRun): [string, string, string, string][] {
+  const h = run.headline;
+  const rows: [string, string, string, string][] = [
+    [
+      '1-object prompts: colour + shape',
+      `${pct(h.singleColorShape)} (${frac(h.singleColorShape)})`,
+      '≥ 90%',
+      verdict(atLeast(h.singleColorShape, 0.9)),
+    ],
+    [
+      '2-object prompts: both colour + shape',
+      `${pct(h.twoColorShape)} (${frac(h.twoColorShape)})`,
+      '≥ 70%',
+      verdict(atLeast(h.twoColorShape, 0.7)),
+    ],
+    ['2-object prompts: both fully correct', `${pct(h.twoAllCorrect)} (${frac(h.twoAllCorrect)})`, '—', ''],
+    [
+      'position (where the prompt gives one)',
+      `${pct(h.position)} (${frac(h.position)})`,
+      '≥ 70%',
+      verdict(atLeast(h.position, 0.7)),
+    ],
+  ];
+  const m = run.heatMaps;
+  if (m) {
+    const iou = m.meanIoU === null ? '—' : m.meanIoU.toFixed(3);
+    rows.push([
+      `heat-map IoU, shape word (th ${m.threshold}), ${m.matched}/${m.objects - m.truncated} objects matched`,
+      iou,
+      '≥ 0.5',
+      verdict(m.meanIoU === null ? null : m.meanIoU >= 0.5),
+    ]);
+    rows.push(['  same, Otsu threshold', m.meanIoUOtsu === null ? '—' : m.meanIoUOtsu.toFixed(3), '', '']);
+    rows.push([
+      '  same, unmatched objects as 0',
+      m.meanIoUWithMissing === null ? '—' : m.meanIoUWithMissing.toFixed(3),
+      '',
+      '',
+    ]);
+  }
+  return rows;
+}
+
+function alignRows(rows: readonly (readonly string[])[]): string[] {
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  return rows.map((r) =>
+    r
+      .map((v, c) => v.padEnd(widths[c]!))
+      .join('  ')
+      .trimEnd(),
+  );
+}
+
+/** The run as text: the issue-4 targets, then ShapesEval's full summary. */
+export function formatEvalRun(run: ShapesEvalRun): string {
+  const c = run.config;
+  const lines = [
+    `held-out prompts ${c.start}..${c.start + c.prompts - 1} (scene seeds ${c.seeds[0]}..${c.seeds[1]}), ` +
+      `${c.scheduler} ${c.steps} steps, guidance ${c.guidanceScale}, ${run.seconds.toFixed(1)} s`,
+    '',
+    ...alignRows([['target', 'measured', 'goal', ''], ...headlineRows(run)]),
+  ];
+  if (run.heatMaps) lines.push(`note: ${run.heatMaps.maskSource}`);
+  lines.push('', formatSummary(run.summary));
+  return lines.join('\n');
+}
+
+/** The issue-4 targets as a markdown table. */
+export function evalMarkdown(run: ShapesEvalRun): string {
+  const rows = [['metric', 'measured', 'target', ''], ...headlineRows(run)];
+  return [
+    `| ${rows[0]!.join(' | ')} |`,
+    '|---|---|---|---|',
+    ...rows.slice(1).map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
+}
+
+/** JSON of the run (config, headline, summary, heat-maps, then per-prompt rows; images left out). */
+export function evalRunJSON(run: ShapesEvalRun): string {
+  const { images: _, rows, ...rest } = run;
+  return JSON.stringify(
+    {
+      ...rest,
+      rows: rows.map((r) => ({
+        index: r.index,
+        seed: r.seed,
+        caption: r.caption,
+        report: stripDetection(r.report),
+      })),
+    },
+    null,
+    2,
+  );
+}
+
+/** A report without the detector's full object list (kept: the matched objects, the background). */
+function stripDetection(report: SceneReport): Omit<SceneReport, 'detection'> & { detected: number } {
+  const { detection, ...rest } = report;
+  return { ...rest, detected: detection.objects.length };
+}

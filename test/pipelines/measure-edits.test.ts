@@ -1,0 +1,101 @@
+// The issue-5 measurements: their scoring on rendered scenes where the answer is known, and every measurement
+// end to end on tiny-sd-a with one seed and two steps (well-formed results and markdown).
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { heldOutSeed } from '../../src/pipelines/evaluate.js';
+import {
+  colourStats,
+  dilate,
+  editsMarkdown,
+  MEASUREMENTS,
+  meanAbsError,
+  measureEdits,
+  psnr,
+  scoreSwap,
+} from '../../src/pipelines/measure-edits.js';
+import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
+import { captionOf, evaluate, renderScene, sampleScene } from '../../src/shapes/index.js';
+import { Tensor } from '../../src/tensor/index.js';
+import { goldenDir } from '../helpers/fixtures.js';
+
+test('measure: a rendered colour swap scores as changed, same mask, nothing changed outside', () => {
+  const scene = sampleScene(heldOutSeed(7), { objects: 2 });
+  const swapped = {
+    ...scene,
+    objects: scene.objects.map((o, i) => (i === 0 ? { ...o, color: 'cyan' as const } : o)),
+  };
+  if (scene.objects.some((o) => o.color === 'cyan')) swapped.objects[0]!.color = 'white';
+  const source = renderScene(scene).image;
+  const edited = renderScene(swapped).image;
+  const caption = captionOf(scene).text;
+  const s = scoreSwap(source, evaluate(source, caption), edited, captionOf(swapped).text, 'color');
+  assert.equal(s.changed, true);
+  assert.ok(s.iou > 0.95, `iou ${s.iou}`);
+  assert.ok(s.maeOutside < 1e-3, `outside error ${s.maeOutside}`);
+  assert.equal(s.othersIoU.length, 1);
+  assert.ok(s.othersIoU[0]! > 0.95);
+  // the unedited source is not "changed", and a different scene moves the object
+  assert.equal(
+    scoreSwap(source, evaluate(source, caption), source, captionOf(swapped).text, 'color').changed,
+    false,
+  );
+  const other = renderScene(sampleScene(heldOutSeed(8), { objects: 2 })).image;
+  assert.ok(
+    scoreSwap(source, evaluate(source, caption), other, captionOf(swapped).text, 'color').maeOutside > 1,
+  );
+});
+
+test('measure: image utilities (PSNR, mean abs error, colour statistics, dilation)', () => {
+  const a = new Tensor(new Float32Array(3 * 4).fill(0), [1, 3, 2, 2]);
+  const b = new Tensor(new Float32Array(3 * 4).fill(0.1), [1, 3, 2, 2]);
+  assert.equal(psnr(a, a), Number.POSITIVE_INFINITY);
+  assert.ok(Math.abs(psnr(a, b) - 10 * Math.log10(1 / (0.05 * 0.05))) < 0.01);
+  assert.ok(Math.abs(meanAbsError(a, b) - 12.75) < 1e-3);
+  assert.equal(meanAbsError(a, b, [0, 0, 0, 0]), 0);
+  const red = new Tensor(Float32Array.from([1, 1, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1]), [1, 3, 2, 2]);
+  const c = colourStats(red, [1, 0, 0, 0])!;
+  assert.deepEqual(c.rgb, [255, 0, 0]);
+  assert.equal(c.saturation, 1);
+  assert.equal(colourStats(red, [0, 0, 0, 0]), null);
+  assert.deepEqual([...dilate([0, 0, 0, 0, 1, 0, 0, 0, 0], 3, 3)], new Array(9).fill(1));
+});
+
+test('measure: every measurement runs end to end on tiny-sd-a (1 seed, 2 steps)', () => {
+  const sd = StableDiffusion.fromPretrained(goldenDir());
+  const seen: string[] = [];
+  const r = measureEdits(sd, {
+    seeds: 1,
+    steps: 2,
+    nullTextSeeds: 1,
+    nullTextInnerSteps: 1,
+    onProgress: (m) => {
+      if (!seen.includes(m)) seen.push(m);
+    },
+  });
+  assert.deepEqual(seen, [...MEASUREMENTS]);
+  assert.deepEqual(Object.keys(r.seconds), [...MEASUREMENTS]);
+  assert.equal(r.colourSwap!.seeds, 1);
+  assert.deepEqual(Object.keys(r.colourSwap!.methods), ['replace', 'none']);
+  assert.equal(r.colourSwap!.rows.length, 1);
+  assert.deepEqual(Object.keys(r.shapeSwap!.methods), ['replace+blend', 'none']);
+  assert.equal(r.reweight!.rows[0]!.area.length, 3);
+  assert.ok(r.heatMaps!.objects >= 1);
+  for (const v of Object.values(r.heatMaps!.meanIoU)) assert.ok(v !== null && v >= 0 && v <= 1);
+  assert.deepEqual(Object.keys(r.feature!.methods), ['masactrl', 'pnp', 'none']);
+  const inv = r.inversion!;
+  assert.equal(inv.seeds, 1);
+  assert.equal(inv.nullText.seeds, 1);
+  for (const v of [inv.vaePSNR, inv.ddimPSNR, inv.ddimGuidedPSNR, inv.nullText.psnr])
+    assert.ok(Number.isFinite(v));
+  const md = editsMarkdown(r);
+  for (const h of ['Colour word swap', 'Shape word swap', 'Reweight', 'Heat-maps', 'MasaCtrl', 'Inversion']) {
+    assert.ok(md.includes(`### ${h}`), `markdown lacks ${h}`);
+  }
+  JSON.parse(JSON.stringify(r));
+  // --only
+  const one = measureEdits(sd, { seeds: 1, steps: 2, only: ['heatmaps'] });
+  assert.deepEqual(Object.keys(one.seconds), ['heatmaps']);
+  assert.equal(one.colourSwap, undefined);
+  assert.throws(() => measureEdits(sd, { only: ['nope' as 'heatmaps'] }), /unknown measurement/);
+});
