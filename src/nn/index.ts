@@ -1,4 +1,4 @@
+export * from './init.js';
 export * from './layers.js';
 export * from './module.js';
 export * from './optim.js';
-export * from './init.js';

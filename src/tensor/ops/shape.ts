@@ -114,7 +114,8 @@ export function slice(x: Tensor, axis: number, start: number, end?: number, step
     // Python clamps to [−1, n−1] for negative steps, −1 meaning "before index 0"
     s = start < 0 ? Math.max(start + n, -1) : Math.min(start, n - 1);
     e = end === undefined ? -1 : end < 0 ? Math.max(end + n, -1) : Math.min(end, n - 1);
-    if (s <= e) [s, e] = [0, 0]; // empty
+    if (s <= e)
+      [s, e] = [0, 0]; // empty
     else if (e === -1) e = -n - 1; // ONNX reads −1 as the last index; −n−1 clamps to "before 0"
   }
   if (step === 1 && s === 0 && e === n) return x;
