@@ -31,6 +31,7 @@ interface EditsFlags {
   nullTextSeeds: number;
   nullTextInner: number;
   threshold: number;
+  minutes?: number;
   out?: string;
   markdown?: string;
   threads?: number;
@@ -131,6 +132,11 @@ export function registerMeasure(program: Command): void {
       10,
     )
     .option('--threshold <t>', 'heat-map threshold after min–max normalisation', float('--threshold'), 0.4)
+    .option(
+      '--minutes <m>',
+      'time budget: each measurement gets a share and stops starting batches past it (the output says how many scenes each used)',
+      float('--minutes'),
+    )
     .option('-o, --out <file>', 'write the results as JSON')
     .option('--markdown <file>', 'write the markdown tables')
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
@@ -155,6 +161,7 @@ export function registerMeasure(program: Command): void {
         nullTextSeeds: f.nullTextSeeds,
         nullTextInnerSteps: f.nullTextInner,
         threshold: f.threshold,
+        minutes: f.minutes,
         onProgress: (m, done, total) => {
           if (bar?.name !== m) {
             bar?.bar.stop();

@@ -52,7 +52,7 @@ import { concat, noGrad, Tensor } from '../tensor/index.js';
 import { initialNoise } from './edit.js';
 import { detectedMask, heldOutSeed } from './evaluate.js';
 import { defaultPnPLayers, defaultStartLayer } from './feature-edit.js';
-import { ddimInvert, nullTextInversion } from './inversion.js';
+import { type DDIMInversion, nullTextInversion } from './inversion.js';
 import type { StableDiffusion } from './stable-diffusion.js';
 
 export const MEASUREMENTS = [
@@ -96,6 +96,11 @@ export interface MeasureOptions {
   nullTextInnerSteps?: number;
   /** Heat-map threshold after min–max normalisation (default 0.4, DAAM's); Otsu's is reported too. */
   threshold?: number;
+  /**
+   * Time budget for all the measurements: each gets a share by MEASUREMENT_COST and stops starting batches
+   * that would overrun it (each runs at least one); the results say how many scenes each used.
+   */
+  minutes?: number;
   onProgress?: (measurement: MeasurementName, done: number, total: number) => void;
 }
 
@@ -206,15 +211,32 @@ interface Job {
   groups: PromptGroup[];
 }
 
+/** Whether another chunk of work fits before `deadline` (ms, performance.now), judged by the chunks so far. */
+export class Pace {
+  private readonly t0 = performance.now();
+  private chunks = 0;
+  constructor(readonly deadline: number) {}
+  fits(): boolean {
+    if (this.chunks === 0) return true;
+    const now = performance.now();
+    return now + (now - this.t0) / this.chunks <= this.deadline;
+  }
+  tick(): void {
+    this.chunks++;
+  }
+}
+
+/** Runs the jobs in batches while they fit before the deadline (at least one batch); images per job run. */
 function runJobs(
   sd: StableDiffusion,
   jobs: readonly Job[],
-  o: Required<Pick<MeasureOptions, 'steps' | 'guidanceScale' | 'batchPrompts'>>,
+  o: Pick<ResolvedOptions, 'steps' | 'guidanceScale' | 'batchPrompts' | 'deadline'>,
   progress: (done: number) => void,
 ): Tensor[][] {
   const out: Tensor[][] = [];
+  const pace = new Pace(o.deadline);
   let i = 0;
-  while (i < jobs.length) {
+  while (i < jobs.length && pace.fits()) {
     const chunk: Job[] = [];
     let n = 0;
     while (i < jobs.length && (chunk.length === 0 || n + jobs[i]!.prompts.length <= o.batchPrompts)) {
@@ -243,6 +265,7 @@ function runJobs(
     for (const job of chunk) {
       out.push(job.prompts.map(() => images.slice(0, row, ++row)));
     }
+    pace.tick();
     progress(i);
   }
   return out;
@@ -400,7 +423,7 @@ export function measureColourSwap(sd: StableDiffusion, o: ResolvedOptions): Swap
     }),
   );
   const images = runJobs(sd, jobs, o, (d) => o.progress('colour-swap', d, jobs.length));
-  const rows = items.map((it, k): SwapRow => {
+  const rows = items.slice(0, images.length).map((it, k): SwapRow => {
     const [src, replaced, plain] = images[k]!;
     const srcReport = evaluate(src!, it.caption.text);
     return {
@@ -416,7 +439,7 @@ export function measureColourSwap(sd: StableDiffusion, o: ResolvedOptions): Swap
   });
   return {
     kind: 'colour',
-    seeds: items.length,
+    seeds: rows.length,
     methods: { replace: summarizeSwap(rows, 'replace', 0.8), none: summarizeSwap(rows, 'none', 0.8) },
     rows,
   };
@@ -441,13 +464,13 @@ export function measureShapeSwap(sd: StableDiffusion, o: ResolvedOptions): SwapR
     const blend = new LocalBlend({ tokenizer: sd.tokenizer, prompts, words: [it.old, it.shape] });
     return {
       seed: it.seed,
-      prompts: [it.caption.text, it.target, it.target],
+      prompts,
       groups: [{ prompts: [0, 1], controllers: [new AttentionReplace(editOptions(sd, prompts)), blend] }],
     };
   });
   const images = runJobs(sd, jobs, o, (d) => o.progress('shape-swap', d, jobs.length));
-  const rows = items.map((it, k): SwapRow => {
-    const [src, blended, plain] = images[k]!;
+  const rows = items.slice(0, images.length).map((it, k): SwapRow => {
+    const [src, blended] = images[k]!;
     const srcReport = evaluate(src!, it.caption.text);
     return {
       seed: it.seed,
@@ -456,17 +479,13 @@ export function measureShapeSwap(sd: StableDiffusion, o: ResolvedOptions): SwapR
       sourceValid: rightObject(srcReport.objects[0]),
       perMethod: {
         'replace+blend': scoreSwap(src!, srcReport, blended!, it.target, 'shape'),
-        none: scoreSwap(src!, srcReport, plain!, it.target, 'shape'),
       },
     };
   });
   return {
     kind: 'shape',
-    seeds: items.length,
-    methods: {
-      'replace+blend': summarizeSwap(rows, 'replace+blend', 0.8),
-      none: summarizeSwap(rows, 'none', 0.8),
-    },
+    seeds: rows.length,
+    methods: { 'replace+blend': summarizeSwap(rows, 'replace+blend', 0.8) },
     rows,
   };
 }
@@ -521,7 +540,7 @@ export function measureReweight(sd: StableDiffusion, o: ResolvedOptions): Reweig
     };
   });
   const images = runJobs(sd, jobs, o, (d) => o.progress('reweight', d, jobs.length));
-  const rows = items.map((it, k) => {
+  const rows = items.slice(0, images.length).map((it, k) => {
     const [src, ...edited] = images[k]!;
     let t = 0;
     const byWeight = weights.map((w) => (w === 1 ? src! : edited[t++]!));
@@ -548,7 +567,7 @@ export function measureReweight(sd: StableDiffusion, o: ResolvedOptions): Reweig
   const column = (key: 'area' | 'saturation', i: number) =>
     mean(valid.map((r) => r[key][i]).filter((v): v is number => v !== null));
   return {
-    seeds: items.length,
+    seeds: rows.length,
     word: o.reweightWord,
     weights,
     scenes: valid.length,
@@ -564,20 +583,24 @@ export function measureReweight(sd: StableDiffusion, o: ResolvedOptions): Reweig
 // ----------------------------------------------------------------------------------------------------------
 // batched DDIM inversion (with controllers, e.g. an attention store)
 
-/** DDIM inversion of latents (n, C, h, w) with text states (n, T, D) at guidance 1: z_T. */
+/**
+ * DDIM inversion of latents (n, C, h, w) with text states (n, T, D) at guidance 1, as `ddimInvert` for a
+ * batch (controllers see each UNet pass): the trajectory z_0 … z_T and the sampling timesteps.
+ */
 export function invertBatch(
   sd: StableDiffusion,
   latents: Tensor,
   promptEmbeds: Tensor,
   steps: number,
   controllers: readonly Controller[] = [],
-): Tensor {
+): { trajectory: Tensor[]; timesteps: readonly number[] } {
   const scheduler = sd.scheduler('ddim');
   if (!(scheduler instanceof DDIMScheduler)) throw new Error('invertBatch: the DDIM scheduler is required');
   scheduler.setTimesteps(steps);
   const n = latents.shape[0] as number;
   const batch = plainBatch(n);
   return noGrad(() => {
+    const trajectory = [latents];
     let z = latents;
     scheduler.inversionTimesteps.forEach((t, step) => {
       const eps = sd.unet.forward(z, t, promptEmbeds, {
@@ -588,8 +611,9 @@ export function invertBatch(
         controllers,
       });
       z = scheduler.invertStep(eps, t, z).nextSample;
+      trajectory.push(z);
     });
-    return z;
+    return { trajectory, timesteps: scheduler.timesteps };
   });
 }
 
@@ -621,7 +645,9 @@ export function measureHeatMaps(sd: StableDiffusion, o: ResolvedOptions): HeatMa
   const rows: HeatMapsResult['rows'] = [];
   const otsu = { shape: [] as number[], color: [] as number[], object: [] as number[] };
   let done = 0;
+  const pace = new Pace(o.deadline);
   for (const chunk of chunks(items, o.batchPrompts)) {
+    if (!pace.fits()) break;
     const store = new AttentionStore({ kinds: ['cross'], maxTokens: Number.POSITIVE_INFINITY });
     const latents = sd.encodeImage(
       concat(
@@ -663,10 +689,11 @@ export function measureHeatMaps(sd: StableDiffusion, o: ResolvedOptions): HeatMa
       });
     });
     done += chunk.length;
+    pace.tick();
     o.progress('heatmaps', done, items.length);
   }
   return {
-    seeds: items.length,
+    seeds: done,
     objects: rows.length,
     threshold: o.threshold,
     source:
@@ -746,7 +773,7 @@ export function measureFeature(sd: StableDiffusion, o: ResolvedOptions): Feature
     }),
   );
   const images = runJobs(sd, jobs, o, (d) => o.progress('feature', d, jobs.length));
-  const rows = items.map((it, k) => {
+  const rows = items.slice(0, images.length).map((it, k) => {
     const [src, ...targets] = images[k]!;
     const srcObj = evaluate(src!, it.source).objects[0];
     const srcMask = maskOf(srcObj, src!);
@@ -792,7 +819,7 @@ export function measureFeature(sd: StableDiffusion, o: ResolvedOptions): Feature
       meanBackgroundError: mean(xs.map((x) => x.backgroundError).filter((v): v is number => v !== null)),
     };
   }
-  return { seeds: items.length, scenes: valid.length, methods: summary, rows };
+  return { seeds: rows.length, scenes: valid.length, methods: summary, rows };
 }
 
 // ----------------------------------------------------------------------------------------------------------
@@ -809,6 +836,8 @@ export interface InversionResult {
   nullText: {
     seeds: number;
     innerSteps: number;
+    /** Time of the null-text part (inversion and edit). */
+    seconds: number;
     psnr: number | null;
     /** Colour swap of object 0 on the null-text-inverted scene (P2P replace). */
     edit: {
@@ -830,8 +859,13 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
   });
   const rows: InversionResult['rows'] = [];
   const total = items.length + Math.min(o.nullTextSeeds, items.length);
+  const inversions: DDIMInversion[] = [];
   let done = 0;
+  // with a deadline, the batched part takes half the time and null-text inversion the rest
+  const start = performance.now();
+  const pace = new Pace(o.nullTextSeeds > 0 ? start + (o.deadline - start) / 2 : o.deadline);
   for (const chunk of chunks(items, o.batchPrompts)) {
+    if (!pace.fits()) break;
     const images = concat(
       chunk.map((c) => c.rendering.image),
       0,
@@ -840,7 +874,18 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
     const vae = sd.decodeLatents(latents);
     const prompts = chunk.map((c) => c.caption.text);
     const embeds = sd.encodePrompt(prompts);
-    const zT = invertBatch(sd, latents, embeds, o.steps);
+    const { trajectory, timesteps } = invertBatch(sd, latents, embeds, o.steps);
+    const zT = trajectory[o.steps]!;
+    chunk.forEach((_, k) => {
+      if (inversions.length >= o.nullTextSeeds) return;
+      const row = (x: Tensor) => x.slice(0, k, k + 1);
+      inversions.push({
+        trajectory: trajectory.map(row),
+        timesteps,
+        promptEmbeds: row(embeds),
+        steps: o.steps,
+      });
+    });
     const regen = (w: number) =>
       sd.generate({ promptEmbeds: embeds, latents: zT, steps: o.steps, guidanceScale: w, scheduler: 'ddim' })
         .images;
@@ -857,13 +902,18 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
       });
     });
     done += chunk.length;
+    pace.tick();
     o.progress('inversion', done, total);
   }
-  // null-text inversion, then a colour swap on the inverted scene
-  const nt = items.slice(0, o.nullTextSeeds);
+  // null-text inversion of the first scenes (their DDIM trajectories from above), then a colour swap there
+  const ntStart = performance.now();
+  const ntPace = new Pace(o.deadline);
+  const nt: typeof items = [];
   const edits: { changed: boolean; others: number[]; mae: number; maeRec: number }[] = [];
-  nt.forEach((it, k) => {
-    const inv = ddimInvert(sd, { image: it.rendering.image, prompt: it.caption.text, steps: o.steps });
+  inversions.forEach((inv, k) => {
+    if (!ntPace.fits()) return;
+    const it = items[k]!;
+    nt.push(it);
     const nti = nullTextInversion(sd, inv, {
       guidanceScale: o.guidanceScale,
       numInnerSteps: o.nullTextInnerSteps,
@@ -900,12 +950,14 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
       mae: meanAbsError(edited, it.rendering.image, outside),
       maeRec: meanAbsError(rec, it.rendering.image, outside),
     });
+    ntPace.tick();
     o.progress('inversion', items.length + k + 1, total);
   });
+  const ntSeconds = (performance.now() - ntStart) / 1000;
   const col = (f: (r: InversionResult['rows'][number]) => number | undefined) =>
     mean(rows.map(f).filter((v): v is number => v !== undefined && Number.isFinite(v)));
   return {
-    seeds: items.length,
+    seeds: rows.length,
     vaePSNR: col((r) => r.vae),
     ddimPSNR: col((r) => r.ddim),
     ddimGuidedPSNR: col((r) => r.ddimGuided),
@@ -913,6 +965,7 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
     nullText: {
       seeds: nt.length,
       innerSteps: o.nullTextInnerSteps,
+      seconds: ntSeconds,
       psnr: col((r) => r.nullText),
       edit: {
         changedRate: rate(edits.map((e) => e.changed)),
@@ -938,11 +991,28 @@ interface ResolvedOptions {
   nullTextSeeds: number;
   nullTextInnerSteps: number;
   threshold: number;
+  /** Minutes for all the measurements (Infinity: none). */
+  minutes: number;
+  /** performance.now() by which the current measurement should end (Infinity: none). */
+  deadline: number;
   progress: (m: MeasurementName, done: number, total: number) => void;
 }
 
+/**
+ * Relative cost of one scene per measurement (images of 25 steps with guidance, P2P's explicit maps counted),
+ * measured on the Shapes architecture: how a time budget is shared.
+ */
+export const MEASUREMENT_COST: Readonly<Record<MeasurementName, number>> = {
+  'colour-swap': 3,
+  'shape-swap': 2,
+  reweight: 3,
+  heatmaps: 0.6,
+  feature: 3,
+  inversion: 4,
+};
+
 export interface EditMeasurements {
-  config: Omit<ResolvedOptions, 'progress'> & { only: MeasurementName[] };
+  config: Omit<ResolvedOptions, 'progress' | 'deadline'> & { only: MeasurementName[] };
   seconds: Partial<Record<MeasurementName, number>>;
   colourSwap?: SwapResult;
   shapeSwap?: SwapResult;
@@ -968,25 +1038,28 @@ export function measureEdits(sd: StableDiffusion, opts: MeasureOptions = {}): Ed
     nullTextSeeds: opts.nullTextSeeds ?? 5,
     nullTextInnerSteps: opts.nullTextInnerSteps ?? 10,
     threshold: opts.threshold ?? 0.4,
+    minutes: opts.minutes ?? Number.POSITIVE_INFINITY,
+    deadline: Number.POSITIVE_INFINITY,
     progress: opts.onProgress ?? (() => {}),
   };
   if (o.weights.length < 2) throw new Error('measureEdits: give at least two reweight weights');
-  const { progress: _, ...config } = o;
+  if (!(o.minutes > 0)) throw new Error(`measureEdits: minutes must be positive, got ${o.minutes}`);
+  const { progress: _, deadline: __, ...config } = o;
   const out: EditMeasurements = { config: { ...config, only }, seconds: {} };
-  const timed = <T>(m: MeasurementName, f: () => T): T => {
+  const end = performance.now() + o.minutes * 60_000;
+  only.forEach((m, i) => {
+    // this measurement's share of the time left, by cost; what one leaves unused goes to the next
+    const left = only.slice(i).reduce((a, x) => a + MEASUREMENT_COST[x], 0);
     const t0 = performance.now();
-    const r = f();
+    const mo = { ...o, deadline: t0 + ((end - t0) * MEASUREMENT_COST[m]) / left };
+    if (m === 'colour-swap') out.colourSwap = measureColourSwap(sd, mo);
+    if (m === 'shape-swap') out.shapeSwap = measureShapeSwap(sd, mo);
+    if (m === 'reweight') out.reweight = measureReweight(sd, mo);
+    if (m === 'heatmaps') out.heatMaps = measureHeatMaps(sd, mo);
+    if (m === 'feature') out.feature = measureFeature(sd, mo);
+    if (m === 'inversion') out.inversion = measureInversion(sd, mo);
     out.seconds[m] = (performance.now() - t0) / 1000;
-    return r;
-  };
-  for (const m of only) {
-    if (m === 'colour-swap') out.colourSwap = timed(m, () => measureColourSwap(sd, o));
-    if (m === 'shape-swap') out.shapeSwap = timed(m, () => measureShapeSwap(sd, o));
-    if (m === 'reweight') out.reweight = timed(m, () => measureReweight(sd, o));
-    if (m === 'heatmaps') out.heatMaps = timed(m, () => measureHeatMaps(sd, o));
-    if (m === 'feature') out.feature = timed(m, () => measureFeature(sd, o));
-    if (m === 'inversion') out.inversion = timed(m, () => measureInversion(sd, o));
-  }
+  });
   return out;
 }
 
@@ -1059,7 +1132,6 @@ export function editsMarkdown(r: EditMeasurements): string {
   if (r.shapeSwap) {
     const s = r.shapeSwap;
     const b = s.methods['replace+blend']!;
-    const none = s.methods.none!;
     out.push(
       `### Shape word swap with LocalBlend — ${s.seeds} seeds (2–3 objects), ${b.scenes} with the source object right${secs('shape-swap')}`,
       '',
@@ -1080,14 +1152,6 @@ export function editsMarkdown(r: EditMeasurements): string {
             pc(b.othersAtLeast),
             f2(b.meanIoU, 3),
             f2(b.meanMaeOutside),
-          ],
-          [
-            'plain regeneration, same seed',
-            pc(none.changedRate),
-            f2(none.othersMeanIoU, 3),
-            pc(none.othersAtLeast),
-            f2(none.meanIoU, 3),
-            f2(none.meanMaeOutside),
           ],
         ],
       ),

@@ -61,13 +61,16 @@ test('measure: image utilities (PSNR, mean abs error, colour statistics, dilatio
   assert.deepEqual([...dilate([0, 0, 0, 0, 1, 0, 0, 0, 0], 3, 3)], new Array(9).fill(1));
 });
 
-test('measure: every measurement runs end to end on tiny-sd-a (1 seed, 2 steps)', () => {
+test('measure: every measurement runs end to end on tiny-sd-a (one batch each within a tiny budget, 2 steps)', () => {
   const sd = StableDiffusion.fromPretrained(goldenDir());
   const seen: string[] = [];
+  // a budget that ends at once: every measurement runs its first batch (3 prompts) and stops
   const r = measureEdits(sd, {
-    seeds: 1,
+    seeds: 4,
     steps: 2,
-    nullTextSeeds: 1,
+    batchPrompts: 3,
+    minutes: 1e-6,
+    nullTextSeeds: 2,
     nullTextInnerSteps: 1,
     onProgress: (m) => {
       if (!seen.includes(m)) seen.push(m);
@@ -78,13 +81,17 @@ test('measure: every measurement runs end to end on tiny-sd-a (1 seed, 2 steps)'
   assert.equal(r.colourSwap!.seeds, 1);
   assert.deepEqual(Object.keys(r.colourSwap!.methods), ['replace', 'none']);
   assert.equal(r.colourSwap!.rows.length, 1);
-  assert.deepEqual(Object.keys(r.shapeSwap!.methods), ['replace+blend', 'none']);
+  assert.deepEqual(Object.keys(r.shapeSwap!.methods), ['replace+blend']);
+  assert.equal(r.shapeSwap!.seeds, 1);
+  assert.equal(r.reweight!.seeds, 1);
+  assert.equal(r.feature!.seeds, 1);
+  assert.equal(r.heatMaps!.seeds, 3);
   assert.equal(r.reweight!.rows[0]!.area.length, 3);
   assert.ok(r.heatMaps!.objects >= 1);
   for (const v of Object.values(r.heatMaps!.meanIoU)) assert.ok(v !== null && v >= 0 && v <= 1);
   assert.deepEqual(Object.keys(r.feature!.methods), ['masactrl', 'pnp', 'none']);
   const inv = r.inversion!;
-  assert.equal(inv.seeds, 1);
+  assert.equal(inv.seeds, 3);
   assert.equal(inv.nullText.seeds, 1);
   for (const v of [inv.vaePSNR, inv.ddimPSNR, inv.ddimGuidedPSNR, inv.nullText.psnr])
     assert.ok(Number.isFinite(v));
