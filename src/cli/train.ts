@@ -1,7 +1,12 @@
-// attnkit train shapes — trains the built-in Shapes model (docs/training.md).
+// attnkit train shapes — trains the built-in Shapes model; attnkit train export-shapes — writes it as a
+// diffusers folder (docs/training.md).
 
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { setThreads } from '../kernels/ort.js';
+import { hasCheckpoint, readCheckpointMeta } from '../training/checkpoint.js';
+import { exportShapesModel } from '../training/export.js';
+import { plotRun } from '../training/plot.js';
 import {
   SHAPES_TRAIN_DEFAULTS,
   type ShapesTrainOptions,
@@ -101,5 +106,23 @@ export function registerTrain(program: Command): void {
         });
         o.log?.(`unet: stopped at step ${r.step} (${r.reason}), ${r.secondsPerStep.toFixed(2)} s/step`);
       }
+    });
+
+  train
+    .command('export-shapes')
+    .description('write a Shapes run as a diffusers folder (float16) and plot its loss curves')
+    .option('--run <dir>', 'run folder of `attnkit train shapes`', SHAPES_TRAIN_DEFAULTS.out)
+    .option('-o, --out <dir>', 'diffusers folder to write', 'models/shapes-v1')
+    .option('--plot <png>', 'loss curves PNG', 'docs/training-loss.png')
+    .action((flags: { run: string; out: string; plot: string }) => {
+      exportShapesModel(flags.out, flags.run);
+      const history = (stage: string) =>
+        hasCheckpoint(join(flags.run, stage))
+          ? readCheckpointMeta(join(flags.run, stage)).history
+          : undefined;
+      const vae = history('vae');
+      const unet = history('unet');
+      plotRun(flags.plot, { ...(vae ? { vae } : {}), ...(unet ? { unet } : {}) });
+      process.stdout.write(`wrote ${flags.out} and ${flags.plot}\n`);
     });
 }

@@ -1,10 +1,12 @@
 // Stage 1: the AutoencoderKL of the Shapes model (Rombach et al. 2022, §3 and appendix G), 64×64×3 →
-// 16×16×4, trained with an L1 reconstruction loss and a small KL term towards N(0, I):
+// 16×16×4, trained with an L2 reconstruction loss and a small KL term towards N(0, I):
 //
-//   L = mean |x − D(z)| + β · KL(q(z|x) ‖ N(0, I)),  z = μ + σ·ε  (reparameterisation),  β ≪ 1
+//   L = mean (x − D(z))² + β · KL(q(z|x) ‖ N(0, I)),  z = μ + σ·ε  (reparameterisation),  β ≪ 1
 //   KL = ½ Σ (μ² + σ² − 1 − log σ²), summed over the latent's elements, averaged over the batch
 //
-// (no perceptual or adversarial loss: the Shapes world's flat colours do not need them).
+// (no perceptual or adversarial loss: the Shapes world's flat colours do not need them). L2 rather than L1:
+// under L1 an object the latent does not yet encode is best drawn as background (the median), which gives
+// the encoder no signal; L2 draws it as a faint mean, and the model leaves that plateau much sooner.
 
 import { AutoencoderKL, type LatentDistribution } from '../models/autoencoder-kl.js';
 import type { JsonConfig } from '../models/config.js';
@@ -70,9 +72,9 @@ export interface VAELoss {
 export function vaeLoss(vae: AutoencoderKL, images: Tensor, gen: Generator, klWeight: number): VAELoss {
   const q = vae.encode(images);
   const recon = vae.decode(sampleLatent(q, gen));
-  const l1 = recon.sub(images).abs().mean();
+  const rec = recon.sub(images).pow(2).mean();
   const kl = klDivergence(q);
-  return { loss: l1.add(kl.mul(klWeight)), logs: { l1: l1.item(), kl: kl.item() } };
+  return { loss: rec.add(kl.mul(klWeight)), logs: { rec: rec.item(), kl: kl.item() } };
 }
 
 /**
@@ -97,8 +99,8 @@ export function buildVAE(c: VAETrainConfig, scalingFactor = 1): AutoencoderKL {
   return AutoencoderKL.fromConfig(vaeConfigJson(c, scalingFactor));
 }
 
-/** log σ² that q(z|x) starts from: σ = 0.05, so early training decodes nearly deterministic latents. */
-export const INITIAL_LOGVAR = -6;
+/** log σ² that q(z|x) starts from: σ ≈ 0.007, so early training decodes nearly deterministic latents. */
+export const INITIAL_LOGVAR = -10;
 
 /**
  * PyTorch's default init (nn/init.ts), except the log-variance half of quant_conv's bias, which starts at
