@@ -43,7 +43,7 @@ export function registerEval(program: Command): void {
     .option('--steps <n>', 'denoising steps', int('--steps'), 25)
     .option('--guidance <w>', 'classifier-free guidance scale', float('--guidance'), 5)
     .option('--scheduler <name>', 'ddim | ddpm | euler | dpmpp2m | pndm', 'ddim')
-    .option('--batch <n>', 'prompts per generate call', int('--batch'), 8)
+    .option('--batch <n>', 'prompts per generate call', int('--batch'), 16)
     .option(
       '--heatmaps [n]',
       'also the shape-word heat-map IoU on the first n prompts (default 100)',
@@ -63,7 +63,8 @@ export function registerEval(program: Command): void {
     .action((f: EvalFlags) => {
       if (f.threads) setThreads(f.threads);
       const log = (s: string) => process.stderr.write(`${s}\n`);
-      const sd = StableDiffusion.fromPretrained(resolveModel(f.model, log));
+      const model = resolveModel(f.model, log);
+      const sd = StableDiffusion.fromPretrained(model);
       const heatMaps = f.heatmaps === true ? 100 : (f.heatmaps ?? 0);
       const bar = progressBar('eval', f.prompts, { quiet: f.quiet });
       let done = 0;
@@ -90,7 +91,7 @@ export function registerEval(program: Command): void {
         );
       process.stdout.write(`${formatEvalRun(run)}\n`);
       if (f.out) {
-        writeFileSync(f.out, `${evalRunJSON(run)}\n`);
+        writeFileSync(f.out, `${JSON.stringify({ model, ...JSON.parse(evalRunJSON(run)) }, null, 2)}\n`);
         log(`wrote ${f.out}`);
       }
       if (f.grid && run.images) {

@@ -3,6 +3,7 @@
 // `measure edits`.
 
 import { readFileSync, writeFileSync } from 'node:fs';
+import { isAbsolute, relative } from 'node:path';
 import type { Command } from 'commander';
 import { setThreads } from '../kernels/ort.js';
 import { evalMarkdown, type ShapesEvalRun } from '../pipelines/evaluate.js';
@@ -16,7 +17,7 @@ import {
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { formatSummary } from '../shapes/index.js';
 import { float, int } from './args.js';
-import { resolveModel } from './models.js';
+import { packageRoot, resolveModel } from './models.js';
 import { type Progress, progressBar } from './progress.js';
 
 interface EditsFlags {
@@ -41,7 +42,7 @@ interface EditsFlags {
 interface ReportFlags {
   eval?: string;
   edits?: string;
-  model: string;
+  model?: string;
   out: string;
 }
 
@@ -92,6 +93,20 @@ export function resultsMarkdown(model: string, evalRun?: ShapesEvalRun, edits?: 
     out.push('## Attention control (issue 5)', '', editsMarkdown(edits));
   }
   out.push(
+    '## How the numbers are measured',
+    '',
+    '- Prompts are captions of held-out scenes (scene seeds ≥ 10⁹; training draws seeds dataSeed·10⁷ + k for the ' +
+      'data seeds 1–3), each image from noise seeded by its scene seed, so an image does not depend on its batch.',
+    '- ShapesEval (src/shapes) reads every image with no learned model: palette colour unmixing, connected ' +
+      'components, template fitting. An object is right when the object matched to the prompt object has its ' +
+      'colour and shape; position is the 3×3 grid cell.',
+    '- Object masks of generated images are the templates the detector fitted (shape, centre, scale) rasterised; ' +
+      'rendered scenes use their ground-truth masks. Heat-maps are DAAM-aggregated cross-attention (all steps, ' +
+      'layers and heads), upsampled bicubically, min–max normalised and thresholded at 0.4 (Otsu also reported).',
+    '- Edits run many scenes per batch: each scene is a prompt group with its own controllers ' +
+      '(src/methods/application/prompt-groups.ts), equal to running it alone (test/methods/prompt-groups.test.ts).',
+    '- A measurement with fewer scenes than asked ran under a time budget (`--minutes`); the count is in its heading.',
+    '',
     '## Reproduce',
     '',
     '```sh',
@@ -187,15 +202,17 @@ export function registerMeasure(program: Command): void {
     .description('write docs/results.md from the JSON of `attnkit eval` and `attnkit measure edits`')
     .option('--eval <file>', 'JSON written by attnkit eval --out')
     .option('--edits <file>', 'JSON written by attnkit measure edits --out')
-    .option('--model <name>', 'the model named in the report', 'models/shapes-v1')
+    .option('--model <name>', 'the model named in the report (default: the one the JSON names)')
     .option('-o, --out <file>', 'the markdown file', 'docs/results.md')
     .action((f: ReportFlags) => {
       if (!f.eval && !f.edits) throw new Error('give --eval and/or --edits');
-      const read = <T>(p: string | undefined) => (p ? (JSON.parse(readFileSync(p, 'utf8')) as T) : undefined);
-      writeFileSync(
-        f.out,
-        resultsMarkdown(f.model, read<ShapesEvalRun>(f.eval), read<EditMeasurements>(f.edits)),
-      );
+      const read = <T>(p: string | undefined) =>
+        p ? (JSON.parse(readFileSync(p, 'utf8')) as T & { model?: string }) : undefined;
+      const evalRun = read<ShapesEvalRun>(f.eval);
+      const edits = read<EditMeasurements>(f.edits);
+      const named = f.model ?? evalRun?.model ?? edits?.model ?? 'models/shapes-v1';
+      const model = isAbsolute(named) ? relative(packageRoot, named) || named : named;
+      writeFileSync(f.out, resultsMarkdown(model, evalRun, edits));
       process.stderr.write(`wrote ${f.out}\n`);
     });
 }

@@ -105,7 +105,7 @@ export interface ShapesEvalOptions {
   guidanceScale?: number;
   /** Default 'ddim'. */
   scheduler?: SchedulerName;
-  /** Prompts per generate call (default 8). */
+  /** Prompts per generate call (default 16). */
   batchSize?: number;
   /** Heat-map IoU on the first this many prompts (default 0: none). */
   heatMaps?: number;
@@ -201,7 +201,7 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
   const steps = opts.steps ?? 25;
   const guidanceScale = opts.guidanceScale ?? 5;
   const scheduler = opts.scheduler ?? 'ddim';
-  const batchSize = opts.batchSize ?? 8;
+  const batchSize = opts.batchSize ?? 16;
   const heatN = Math.min(opts.heatMaps ?? 0, n);
   const threshold = opts.threshold ?? 0.4;
   if (!Number.isInteger(n) || n < 1)
