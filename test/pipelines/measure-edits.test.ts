@@ -2,7 +2,11 @@
 // end to end on tiny-sd-a with one seed and two steps (well-formed results and markdown).
 
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
 import { heldOutSeed } from '../../src/pipelines/evaluate.js';
 import {
   colourStats,
@@ -17,7 +21,10 @@ import {
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
 import { captionOf, evaluate, renderScene, sampleScene } from '../../src/shapes/index.js';
 import { Tensor } from '../../src/tensor/index.js';
-import { goldenDir } from '../helpers/fixtures.js';
+import { goldenDir, repoRoot } from '../helpers/fixtures.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'attnkit-measure-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('measure: a rendered colour swap scores as changed, same mask, nothing changed outside', () => {
   const scene = sampleScene(heldOutSeed(7), { objects: 2 });
@@ -105,4 +112,24 @@ test('measure: every measurement runs end to end on tiny-sd-a (one batch each wi
   assert.deepEqual(Object.keys(one.seconds), ['heatmaps']);
   assert.equal(one.colourSwap, undefined);
   assert.throws(() => measureEdits(sd, { only: ['nope' as 'heatmaps'] }), /unknown measurement/);
+});
+
+test('measure: attnkit measure edits --only writes JSON, and measure report turns it into markdown', () => {
+  const run = (...args: string[]) =>
+    execFileSync(process.execPath, ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  const json = join(dir, 'edits.json');
+  const md = join(dir, 'results.md');
+  const common = ['--model', goldenDir(), '--threads', '1', '-q'];
+  run('measure', 'edits', '--only', 'heatmaps', '--seeds', '1', '--steps', '1', '--out', json, ...common);
+  const r = JSON.parse(readFileSync(json, 'utf8'));
+  assert.deepEqual(r.config.only, ['heatmaps']);
+  assert.equal(r.heatMaps.seeds, 1);
+  run('measure', 'report', '--edits', json, '--out', md);
+  const text = readFileSync(md, 'utf8');
+  assert.match(text, /### Heat-maps per object word — 1 rendered scenes/);
+  assert.match(text, /tiny-sd-a/);
 });
