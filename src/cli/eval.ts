@@ -27,6 +27,7 @@ interface EvalFlags {
   out?: string;
   grid?: string;
   rows?: boolean;
+  minutes?: number;
   threads?: number;
   quiet?: boolean;
 }
@@ -58,6 +59,11 @@ export function registerEval(program: Command): void {
     .option('-o, --out <file>', 'write the results as JSON')
     .option('--grid <file>', 'write a PNG grid of the generated images')
     .option('--rows', 'print the report of every prompt')
+    .option(
+      '--minutes <m>',
+      'time budget: start no batch that would end past it (the output says how many ran)',
+      float('--minutes'),
+    )
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
     .option('-q, --quiet', 'no progress bar')
     .action((f: EvalFlags) => {
@@ -78,6 +84,7 @@ export function registerEval(program: Command): void {
         heatMaps,
         threshold: f.threshold,
         keepImages: f.grid !== undefined,
+        minutes: f.minutes,
         onStep: (s, n) => bar.update(done, { step: `${s}/${n}` }),
         onProgress: (d) => {
           done = d;

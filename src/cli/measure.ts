@@ -70,7 +70,8 @@ export function resultsMarkdown(model: string, evalRun?: ShapesEvalRun, edits?: 
     out.push(
       `## ShapesEval on held-out prompts (issue 4)`,
       '',
-      `${c.prompts} held-out prompts (scene seeds ${c.seeds[0]}–${c.seeds[1]}; training draws seeds below 4·10⁷), ` +
+      `${c.prompts} held-out prompts${c.asked !== undefined && c.prompts < c.asked ? ` (of ${c.asked} asked; the time budget ran out)` : ''} ` +
+        `(scene seeds ${c.seeds[0]}–${c.seeds[1]}; training draws seeds below 4·10⁷), ` +
         `${c.scheduler.toUpperCase()} ${c.steps} steps, guidance ${c.guidanceScale}, ${c.batchSize} prompts per batch, ` +
         `${evalRun.seconds.toFixed(0)} s.`,
       '',

@@ -117,6 +117,11 @@ export interface ShapesEvalOptions {
   onStep?: (step: number, steps: number) => void;
   /** Keep the generated images in the result (default false). */
   keepImages?: boolean;
+  /**
+   * Time budget: no batch is started that would end past it (judged by the batches so far; the first always
+   * runs). The result counts only the prompts generated, and says how many were asked.
+   */
+  minutes?: number;
 }
 
 export interface HeatMapObjectScore {
@@ -164,7 +169,9 @@ export interface EvalHeadline {
 
 export interface ShapesEvalRun {
   config: {
+    /** Prompts generated and scored, of `asked` (fewer when a time budget ran out). */
     prompts: number;
+    asked: number;
     start: number;
     seeds: [number, number];
     steps: number;
@@ -214,7 +221,13 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
   const heat: HeatMapObjectScore[] = [];
   let truncated = 0;
   const images: Tensor[] = [];
+  const deadline = t0 + (opts.minutes ?? Number.POSITIVE_INFINITY) * 60_000;
+  let generated = 0;
   for (let b = 0; b < n; b += batchSize) {
+    if (b > 0) {
+      const now = performance.now();
+      if (now + (now - t0) / (b / batchSize) > deadline) break;
+    }
     const batch = prompts.slice(b, b + batchSize);
     const store =
       b < heatN ? new AttentionStore({ kinds: ['cross'], maxTokens: Number.POSITIVE_INFINITY }) : undefined;
@@ -276,14 +289,16 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
         heat.push(score);
       });
     });
-    opts.onProgress?.(Math.min(b + batchSize, n), n);
+    generated = Math.min(b + batchSize, n);
+    opts.onProgress?.(generated, n);
   }
   const summary = summarize(rows.map((r) => r.report));
   const run: ShapesEvalRun = {
     config: {
-      prompts: n,
+      prompts: generated,
+      asked: n,
       start,
-      seeds: [heldOutSeed(start), heldOutSeed(start + n - 1)],
+      seeds: [heldOutSeed(start), heldOutSeed(start + generated - 1)],
       steps,
       guidanceScale,
       scheduler,
@@ -297,7 +312,7 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
   if (heatN > 0) {
     const matched = heat.filter((h) => h.matched);
     run.heatMaps = {
-      scenes: heatN,
+      scenes: Math.min(heatN, generated),
       objects: heat.length + truncated,
       matched: matched.length,
       truncated,
@@ -379,7 +394,8 @@ function alignRows(rows: readonly (readonly string[])[]): string[] {
 export function formatEvalRun(run: ShapesEvalRun): string {
   const c = run.config;
   const lines = [
-    `held-out prompts ${c.start}..${c.start + c.prompts - 1} (scene seeds ${c.seeds[0]}..${c.seeds[1]}), ` +
+    `held-out prompts ${c.start}..${c.start + c.prompts - 1} (scene seeds ${c.seeds[0]}..${c.seeds[1]})` +
+      `${c.prompts < c.asked ? ` — ${c.prompts} of the ${c.asked} asked, the time budget ran out` : ''}, ` +
       `${c.scheduler} ${c.steps} steps, guidance ${c.guidanceScale}, ${run.seconds.toFixed(1)} s`,
     '',
     ...alignRows([['target', 'measured', 'goal', ''], ...headlineRows(run)]),

@@ -148,3 +148,14 @@ test('eval: attnkit eval prints the table and writes JSON', () => {
   assert.equal(json.config.prompts, 2);
   assert.equal(json.heatMaps.scenes, 1);
 });
+
+test('eval: a time budget stops starting batches and the result says how many prompts ran', () => {
+  const sd = StableDiffusion.fromPretrained(goldenDir());
+  const run = runShapesEval(sd, { prompts: 4, steps: 1, batchSize: 1, minutes: 1e-6, heatMaps: 4 });
+  assert.equal(run.config.prompts, 1);
+  assert.equal(run.config.asked, 4);
+  assert.equal(run.rows.length, 1);
+  assert.equal(run.summary.prompts, 1);
+  assert.equal(run.heatMaps!.scenes, 1);
+  assert.match(formatEvalRun(run), /1 of the 4 asked/);
+});
