@@ -81,22 +81,8 @@ export function otsuThreshold(values: ArrayLike<number>, bins = 256): number {
   return (cut + 1) / bins; // values ≥ the upper edge of the cut's bin are foreground
 }
 
-/** Intersection over union of two binary masks of one shape (1 when both are empty). */
-export function maskIoU(a: Tensor, b: Tensor): number {
-  if (a.size !== b.size)
-    throw new Error(`maskIoU: masks ${formatShape(a.shape)} and ${formatShape(b.shape)} differ`);
-  let inter = 0;
-  let union = 0;
-  const x = a.toArray();
-  const y = b.toArray();
-  for (let i = 0; i < x.length; i++) {
-    const p = x[i]! > 0.5;
-    const q = y[i]! > 0.5;
-    if (p && q) inter++;
-    if (p || q) union++;
-  }
-  return union === 0 ? 1 : inter / union;
-}
+/** Intersection over union of two binary masks (one implementation, shared with ShapesEval). */
+export { maskIoU } from '../../shapes/masks.js';
 
 /** 3×3 max-pooling with stride 1 and padding 1 of an (h, w) map (PyTorch's max_pool2d(3, 1, 1)). */
 export function maxPool3(m: Float32Array, h: number, w: number): Float32Array {
