@@ -5,7 +5,8 @@
 //   <out>/unet/       stage 2 checkpoint (UNet2DConditionModel + CLIP text encoder)
 //
 // Data: stage 1 draws scenes of data seed 1, stage 2 of data seed 2, the vocabulary and the scaling factor
-// come from data seed 3 (see data.ts); evaluation prompts use scene seeds below 10⁷, never trained on.
+// come from data seed 3 (see data.ts): scene seeds in [10⁷, 4·10⁷). `attnkit eval` draws its held-out
+// prompts from scene seeds ≥ 10⁹, never trained on.
 
 import { join } from 'node:path';
 import { readSafetensors } from '../io/safetensors.js';
@@ -133,7 +134,11 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
   const scalingFactor =
     o.resume && hasCheckpoint(dir)
       ? (readCheckpointMeta(dir).extra.scalingFactor as number)
-      : measureScalingFactor(vae, shapesExamples(VOCAB_DATA, 0, 128).images, new Generator(o.seed + 3));
+      : measureScalingFactor(
+          vae,
+          shapesExamples(VOCAB_DATA, 0, c.scalingImages).images,
+          new Generator(o.seed + 3),
+        );
   o.log?.(`latent scaling factor ${scalingFactor.toFixed(5)}, vocabulary ${vocabSize} tokens`);
   const { unet, textEncoder } = buildTextToImage(c, vocabSize);
   initParameters(unet, new Generator(o.seed + 4));

@@ -28,6 +28,8 @@ export interface TextToImageConfig {
   /** Token length of the text encoder (and the tokenizer's model_max_length). */
   maxLength: number;
   captionDropout: number;
+  /** Images the latent scaling factor is measured on. */
+  scalingImages: number;
 }
 
 export const TEXT_TO_IMAGE_DEFAULTS: TextToImageConfig = {
@@ -39,6 +41,7 @@ export const TEXT_TO_IMAGE_DEFAULTS: TextToImageConfig = {
   textHeads: 4,
   maxLength: 32,
   captionDropout: 0.1,
+  scalingImages: 128,
 };
 
 /** Stable Diffusion's training noise schedule (scaled_linear, β from 0.00085 to 0.012, 1000 steps). */

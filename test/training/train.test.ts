@@ -54,6 +54,7 @@ function tiny(out: string, vaeSteps: number, unetSteps: number, resume = false):
       batchSize: 2,
       lr: 2e-3,
       warmup: 1,
+      scalingImages: 8,
     },
   };
 }
