@@ -67,8 +67,14 @@ async function main(argv: readonly string[]): Promise<number> {
   const machine = machineInfo();
   console.log(
     `${machine.cpu}, ${machine.cores} cores, ${machine.totalMemGiB} GiB; node ${machine.node}; ` +
-      `onnxruntime-node ${machine.onnxruntime}`,
+      `onnxruntime-node ${machine.onnxruntime}; load average ${machine.loadAverage1m}`,
   );
+  if (machine.loadAverage1m > 0.5) {
+    console.log(
+      `note: the machine is busy (load average ${machine.loadAverage1m} on ${machine.cores} cores): absolute ` +
+        "times run slow and noisy; the ratios against each case's baseline are what to read.",
+    );
+  }
   let failed = 0;
   for (const b of selected) {
     const t0 = performance.now();
@@ -80,7 +86,15 @@ async function main(argv: readonly string[]): Promise<number> {
     if (write) {
       mkdirSync(RESULTS_DIR, { recursive: true });
       const file = path.join(RESULTS_DIR, `${b.name}.json`);
-      const json = { bench: b.name, date: new Date().toISOString(), seconds, machine, ...result };
+      const loadAverage1mAfter = machineInfo().loadAverage1m;
+      const json = {
+        bench: b.name,
+        date: new Date().toISOString(),
+        seconds,
+        machine,
+        loadAverage1mAfter,
+        ...result,
+      };
       writeFileSync(file, `${JSON.stringify(json, null, 2)}\n`);
       console.log(`wrote ${path.relative(process.cwd(), file)}`);
     }

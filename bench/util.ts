@@ -82,6 +82,8 @@ export interface MachineInfo {
   totalMemGiB: number;
   node: string;
   onnxruntime: string;
+  /** 1-minute load average when the info was taken: other work on the (shared) machine. */
+  loadAverage1m: number;
 }
 
 const require = createRequire(import.meta.url);
@@ -103,6 +105,7 @@ export function machineInfo(): MachineInfo {
     totalMemGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     node: process.version,
     onnxruntime: packageVersion('onnxruntime-node'),
+    loadAverage1m: Math.round((os.loadavg()[0] ?? 0) * 100) / 100,
   };
 }
 
