@@ -1004,7 +1004,7 @@ interface ResolvedOptions {
  */
 export const MEASUREMENT_COST: Readonly<Record<MeasurementName, number>> = {
   'colour-swap': 3,
-  'shape-swap': 2,
+  'shape-swap': 2.5,
   reweight: 3,
   heatmaps: 0.6,
   feature: 3,
