@@ -1,8 +1,12 @@
 // Stage 1: the AutoencoderKL of the Shapes model (Rombach et al. 2022, §3 and appendix G), 64×64×3 →
 // 16×16×4, trained with an L2 reconstruction loss and a small KL term towards N(0, I):
 //
-//   L = mean (x − D(z))² + β · KL(q(z|x) ‖ N(0, I)),  z = μ + σ·ε  (reparameterisation),  β ≪ 1
+//   L = [Σ (x − D(z))² + β · KL(q(z|x) ‖ N(0, I))] / (3·H·W),  z = μ + σ·ε  (reparameterisation),  β = 1e-6
 //   KL = ½ Σ (μ² + σ² − 1 − log σ²), summed over the latent's elements, averaged over the batch
+//
+// i.e. LDM's weighting (reconstruction summed over pixels against β · KL), divided by the pixel count so
+// that the loss reads as a per-pixel MSE. (β on a per-pixel mean instead is 12288× stronger: with Adam it
+// drove σ of three of the four latent channels up to ~0.7 and the VAE lost colour.)
 //
 // (no perceptual or adversarial loss: the Shapes world's flat colours do not need them). L2 rather than L1:
 // under L1 an object the latent does not yet encode is best drawn as background (the median), which gives
@@ -74,7 +78,8 @@ export function vaeLoss(vae: AutoencoderKL, images: Tensor, gen: Generator, klWe
   const recon = vae.decode(sampleLatent(q, gen));
   const rec = recon.sub(images).pow(2).mean();
   const kl = klDivergence(q);
-  return { loss: rec.add(kl.mul(klWeight)), logs: { rec: rec.item(), kl: kl.item() } };
+  const pixels = images.size / (images.shape[0] as number);
+  return { loss: rec.add(kl.mul(klWeight / pixels)), logs: { rec: rec.item(), kl: kl.item() } };
 }
 
 /**
@@ -102,16 +107,25 @@ export function buildVAE(c: VAETrainConfig, scalingFactor = 1): AutoencoderKL {
 /** log σ² that q(z|x) starts from: σ ≈ 0.007, so early training decodes nearly deterministic latents. */
 export const INITIAL_LOGVAR = -10;
 
+/** Sets the log-variance half of quant_conv to weight 0, bias INITIAL_LOGVAR (σ ≈ 0.007 everywhere). */
+export function resetPosteriorVariance(vae: AutoencoderKL): void {
+  const c = vae.config.latentChannels;
+  const bias = vae.quant_conv.bias;
+  if (!bias) throw new Error('resetPosteriorVariance: quant_conv has no bias');
+  const b = Float32Array.from(bias.value.data as Float32Array);
+  b.fill(INITIAL_LOGVAR, c);
+  bias.value = new Tensor(b, bias.shape);
+  const w = Float32Array.from(vae.quant_conv.weight.value.data as Float32Array);
+  w.fill(0, (w.length / (2 * c)) * c);
+  vae.quant_conv.weight.value = new Tensor(w, vae.quant_conv.weight.shape);
+}
+
 /**
- * PyTorch's default init (nn/init.ts), except the log-variance half of quant_conv's bias, which starts at
- * INITIAL_LOGVAR. From log σ² ≈ 0 (σ = 1 against means of size ~0.1) the decoder would see mostly noise,
- * and with β = 1e-6 the encoder takes thousands of steps to shrink σ by itself.
+ * PyTorch's default init (nn/init.ts), except the log-variance half of quant_conv (resetPosteriorVariance).
+ * From log σ² ≈ 0 (σ = 1 against means of size ~0.1) the decoder would see mostly noise and learn the mean
+ * image, and the encoder would take thousands of steps to shrink σ by itself.
  */
 export function initVAE(vae: AutoencoderKL, gen: Generator): void {
   initParameters(vae, gen);
-  const bias = vae.quant_conv.bias;
-  if (!bias) throw new Error('initVAE: quant_conv has no bias');
-  const b = Float32Array.from(bias.value.data as Float32Array);
-  b.fill(INITIAL_LOGVAR, vae.config.latentChannels);
-  bias.value = new Tensor(b, bias.shape);
+  resetPosteriorVariance(vae);
 }
