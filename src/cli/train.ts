@@ -7,7 +7,9 @@ import { setThreads } from '../kernels/ort.js';
 import { hasCheckpoint, readCheckpointMeta } from '../training/checkpoint.js';
 import { exportShapesModel } from '../training/export.js';
 import { plotRun } from '../training/plot.js';
+import { writeReconstructionGrid } from '../training/preview.js';
 import {
+  loadTrainedVAE,
   SHAPES_TRAIN_DEFAULTS,
   type ShapesTrainOptions,
   trainTextToImage,
@@ -114,7 +116,8 @@ export function registerTrain(program: Command): void {
     .option('--run <dir>', 'run folder of `attnkit train shapes`', SHAPES_TRAIN_DEFAULTS.out)
     .option('-o, --out <dir>', 'diffusers folder to write', 'models/shapes-v1')
     .option('--plot <png>', 'loss curves PNG', 'docs/training-loss.png')
-    .action((flags: { run: string; out: string; plot: string }) => {
+    .option('--recon <png>', 'VAE reconstructions of held-out scenes', 'docs/training-vae.png')
+    .action((flags: { run: string; out: string; plot: string; recon: string }) => {
       exportShapesModel(flags.out, flags.run);
       const history = (stage: string) =>
         hasCheckpoint(join(flags.run, stage))
@@ -123,6 +126,7 @@ export function registerTrain(program: Command): void {
       const vae = history('vae');
       const unet = history('unet');
       plotRun(flags.plot, { ...(vae ? { vae } : {}), ...(unet ? { unet } : {}) });
-      process.stdout.write(`wrote ${flags.out} and ${flags.plot}\n`);
+      writeReconstructionGrid(loadTrainedVAE(flags.run), flags.recon);
+      process.stdout.write(`wrote ${flags.out}, ${flags.plot} and ${flags.recon}\n`);
     });
 }
