@@ -384,7 +384,7 @@ async function resnetBlock(cores: number, notes: string[]): Promise<BenchRow[]> 
     }),
     row(c, "one native session per op, attnkit's options", ts[2]!, {
       flops,
-      note: 'session.force_spinning_stop = 1',
+      note: 'session.intra_op.allow_spinning = 0',
     }),
     row(c, 'attnkit eager (10 ops)', ts[3]!, { flops }),
   ]);

@@ -68,7 +68,16 @@ export function threads(): number {
   return settings.intraOpThreads;
 }
 
-function sessionOptions(opts: Partial<SessionSettings>): object {
+/**
+ * Session options. `spinning` says what the session's intra-op thread-pool workers do when their work is
+ * done. By default onnxruntime lets them spin for a while; every cached op has its own session and so its
+ * own pool, and the next op (another session) then competes with those spinning workers for the cores: on
+ * 2 cores a GroupNorm→SiLU→Conv ResNet block ran 3–5× slower than its ops timed alone (bench/engine.ts,
+ * "resnet block"). 'none' (op sessions): workers sleep at once. 'within-run' (whole-graph sessions): they
+ * spin between a graph's nodes and stop when Run returns (`session.force_spinning_stop`); for op sessions
+ * that did as well as 'none' on a quiet machine but 2–3× worse while other processes loaded it.
+ */
+function sessionOptions(opts: Partial<SessionSettings>, spinning: 'none' | 'within-run'): object {
   return {
     intraOpNumThreads: opts.intraOpThreads ?? settings.intraOpThreads,
     interOpNumThreads: 1,
@@ -76,26 +85,29 @@ function sessionOptions(opts: Partial<SessionSettings>): object {
     graphOptimizationLevel: 'all',
     executionProviders: [{ name: 'cpu' }],
     enableCpuMemArena: false,
-    // Every cached op has its own session and so its own intra-op thread pool. By default a pool's workers
-    // spin for a while after each Run, and with one session per op the next op (another session) then
-    // competes with them for the cores: on 2 cores a GroupNorm→SiLU→Conv ResNet block ran 3–5× slower
-    // than its ops timed alone (bench/engine.ts, "resnet block"). Stop spinning when a Run returns; within
-    // a Run (and in fused multi-node graphs) workers still spin between parallel sections.
-    extra: { session: { force_spinning_stop: '1' } },
+    extra:
+      spinning === 'none'
+        ? { session: { intra_op: { allow_spinning: '0' } } }
+        : { session: { force_spinning_stop: '1' } },
   };
 }
 
-/** Creates a synchronous native session from serialized ONNX model bytes. */
+/** Creates a synchronous native session from serialized ONNX model bytes (an op's or a small graph's). */
 export function createSession(model: Uint8Array, opts: Partial<SessionSettings> = {}): NativeSession {
   const session = new (binding().InferenceSession)();
-  session.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, sessionOptions(opts));
+  session.loadModel(
+    model.buffer as ArrayBuffer,
+    model.byteOffset,
+    model.byteLength,
+    sessionOptions(opts, 'none'),
+  );
   return session;
 }
 
-/** Creates a session from an .onnx file (external data files are found beside it). */
+/** Creates a session from an .onnx file (external data files are found beside it), e.g. a whole exported model. */
 export function createSessionFromFile(path: string, opts: Partial<SessionSettings> = {}): NativeSession {
   const session = new (binding().InferenceSession)();
-  session.loadModel(path, sessionOptions(opts));
+  session.loadModel(path, sessionOptions(opts, 'within-run'));
   return session;
 }
 
