@@ -12,6 +12,7 @@ import {
   colourStats,
   dilate,
   editsMarkdown,
+  MEASUREMENT_OFFSETS,
   MEASUREMENTS,
   meanAbsError,
   measureEdits,
@@ -19,8 +20,8 @@ import {
   scoreSwap,
 } from '../../src/pipelines/measure-edits.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
-import { captionOf, evaluate, renderScene, sampleScene } from '../../src/shapes/index.js';
-import { Tensor } from '../../src/tensor/index.js';
+import { captionOf, captionOfSpec, evaluate, renderScene, sampleScene } from '../../src/shapes/index.js';
+import { concat, Tensor } from '../../src/tensor/index.js';
 import { goldenDir, repoRoot } from '../helpers/fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'attnkit-measure-'));
@@ -132,4 +133,61 @@ test('measure: attnkit measure edits --only writes JSON, and measure report turn
   const text = readFileSync(md, 'utf8');
   assert.match(text, /### Heat-maps per object word — 1 rendered scenes/);
   assert.match(text, /tiny-sd-a/);
+});
+
+test('measure: with a model whose edits change nothing, the scores say so (rendered scenes as images)', () => {
+  // Every source prompt "generates" its rendered scene; every other prompt of a job gets the job's source
+  // image back: an editor that does nothing. The scoring paths over valid scenes then have known answers.
+  const real = StableDiffusion.fromPretrained(goldenDir());
+  const table = new Map<string, Tensor>();
+  const add = (
+    m: keyof typeof MEASUREMENT_OFFSETS,
+    options: Parameters<typeof sampleScene>[1],
+    feature = false,
+  ) => {
+    for (let i = 0; i < 12; i++) {
+      const scene = sampleScene(heldOutSeed(MEASUREMENT_OFFSETS[m] + i), options);
+      const o = scene.objects[0]!;
+      const text = feature
+        ? captionOfSpec({ objects: [{ color: o.color, shape: o.shape, cell: o.cell }], relations: [] }).text
+        : captionOf(scene).text;
+      table.set(text, renderScene(scene).image);
+    }
+  };
+  add('colour-swap', { objects: [1, 2] });
+  add('shape-swap', { objects: [2, 3] });
+  add('reweight', { objects: 1 });
+  add('feature', { objects: 1 }, true);
+  const fake = Object.create(real) as StableDiffusion;
+  fake.generate = (o) => {
+    let last: Tensor | undefined;
+    const images = (o.prompt as string[]).map((p) => {
+      last = table.get(p) ?? last;
+      assert.ok(last, `no image for the first prompt "${p}"`);
+      return last;
+    });
+    return { images: concat(images, 0), latents: o.latents! };
+  };
+  const r = measureEdits(fake, { seeds: 3, only: ['colour-swap', 'shape-swap', 'reweight', 'feature'] });
+  const colour = r.colourSwap!.methods.replace!;
+  assert.equal(colour.scenes, 3);
+  assert.equal(colour.changedRate, 0);
+  assert.ok(colour.meanIoU! > 0.999);
+  assert.equal(colour.meanMaeOutside, 0);
+  const shape = r.shapeSwap!.methods['replace+blend']!;
+  assert.equal(shape.scenes, 3);
+  assert.equal(shape.changedRate, 0);
+  assert.ok(shape.othersCount >= 3);
+  assert.ok(shape.othersMeanIoU! > 0.999);
+  const rw = r.reweight!;
+  assert.equal(rw.scenes, 3);
+  assert.equal(rw.monotoneEither, 0);
+  assert.equal(new Set(rw.meanArea).size, 1);
+  const f = r.feature!;
+  assert.equal(f.scenes, 3);
+  for (const m of ['masactrl', 'pnp', 'none']) {
+    assert.equal(f.methods[m]!.position, 0, m);
+    assert.ok(f.methods[m]!.meanColourError! < 1e-6, m);
+    assert.equal(f.methods[m]!.meanBackgroundError, 0, m);
+  }
 });
