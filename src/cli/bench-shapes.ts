@@ -10,8 +10,8 @@ import { Tensor } from '../tensor/index.js';
 import { type Measured, method } from './bench-methods.js';
 import { memory, now, saveF32, startPeak } from './bench-support.js';
 
-/** Held-out prompts: captions of scenes sampled from seeds far above the training range. */
-export function shapesPrompts(n: number, offset = 1_000_000): string[] {
+/** Held-out prompts: captions of scenes sampled from seeds ≥ 10⁹, the held-out range of attnkit eval. */
+export function shapesPrompts(n: number, offset = 1_000_000_000): string[] {
   return Array.from({ length: n }, (_, i) => captionOf(sampleScene(offset + i)).text);
 }
 
@@ -29,12 +29,12 @@ export function measureShapes(
     sd.generate({ prompt: shapesPrompts(prompts, offset), steps: n, seed: offset, controllers });
   // warm-up (op sessions); the calibrated cache calibrates there, on other prompts and another seed
   const cache = controllers.find((c) => c.name === 'AttentionCaching') as AttentionCaching | undefined;
-  if (cache && name === 'caching') cache.calibrate(() => run(2_000_000, steps));
-  else run(2_000_000, 1);
+  if (cache && name === 'caching') cache.calibrate(() => run(1_100_000_000, steps));
+  else run(1_100_000_000, 1);
   startPeak();
   const baseline = memory().rss;
   const t0 = now();
-  const { images } = run(1_000_000, steps);
+  const { images } = run(1_000_000_000, steps);
   const seconds = (now() - t0) / steps;
   const peak = memory().hwm;
   saveF32(out, images);
