@@ -11,6 +11,7 @@ import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import { formatReport } from '../shapes/index.js';
 import { float, int } from './args.js';
+import { parseIntList } from './maps.js';
 import { resolveModel } from './models.js';
 import { progressBar } from './progress.js';
 
@@ -24,6 +25,7 @@ interface EvalFlags {
   batch: number;
   heatmaps?: number | true;
   threshold: number;
+  res?: string;
   out?: string;
   grid?: string;
   rows?: boolean;
@@ -56,6 +58,10 @@ export function registerEval(program: Command): void {
       float('--threshold'),
       0.4,
     )
+    .option(
+      '--res <sides>',
+      'heat-maps from cross-attention maps of these sides only, e.g. 8 or 16,8 (default all)',
+    )
     .option('-o, --out <file>', 'write the results as JSON')
     .option('--grid <file>', 'write a PNG grid of the generated images')
     .option('--rows', 'print the report of every prompt')
@@ -83,6 +89,7 @@ export function registerEval(program: Command): void {
         batchSize: f.batch,
         heatMaps,
         threshold: f.threshold,
+        resolutions: f.res ? parseIntList(f.res, '--res') : undefined,
         keepImages: f.grid !== undefined,
         minutes: f.minutes,
         onStep: (s, n) => bar.update(done, { step: `${s}/${n}` }),

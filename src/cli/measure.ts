@@ -17,6 +17,7 @@ import {
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { formatSummary } from '../shapes/index.js';
 import { float, int } from './args.js';
+import { parseIntList } from './maps.js';
 import { packageRoot, resolveModel } from './models.js';
 import { type Progress, progressBar } from './progress.js';
 
@@ -32,6 +33,7 @@ interface EditsFlags {
   nullTextSeeds: number;
   nullTextInner: number;
   threshold: number;
+  res?: string;
   minutes?: number;
   out?: string;
   markdown?: string;
@@ -153,6 +155,10 @@ export function registerMeasure(program: Command): void {
       'time budget: each measurement gets a share and stops starting batches past it (the output says how many scenes each used)',
       float('--minutes'),
     )
+    .option(
+      '--res <sides>',
+      'heat-maps from cross-attention maps of these sides only, e.g. 8 or 16,8 (default all)',
+    )
     .option('-o, --out <file>', 'write the results as JSON')
     .option('--markdown <file>', 'write the markdown tables')
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
@@ -177,6 +183,7 @@ export function registerMeasure(program: Command): void {
         nullTextSeeds: f.nullTextSeeds,
         nullTextInnerSteps: f.nullTextInner,
         threshold: f.threshold,
+        resolutions: f.res ? parseIntList(f.res, '--res') : undefined,
         minutes: f.minutes,
         onProgress: (m, done, total) => {
           if (bar?.name !== m) {

@@ -111,6 +111,8 @@ export interface ShapesEvalOptions {
   heatMaps?: number;
   /** Threshold of the normalised heat-map (default 0.4, DAAM's); Otsu's is always reported beside it. */
   threshold?: number;
+  /** Heat-maps from cross-attention maps of these sides only, e.g. [8] (default all, as the issue asks). */
+  resolutions?: readonly number[];
   /** Called after each batch with the number of prompts done. */
   onProgress?: (done: number, total: number) => void;
   /** Called after each denoising step of a batch. */
@@ -147,6 +149,8 @@ export interface HeatMapEval {
   /** Objects whose shape word was cut by the tokenizer's length (left out). */
   truncated: number;
   threshold: number;
+  /** Map sides aggregated (null: all). */
+  resolutions: number[] | null;
   /** Mean IoU over matched objects, at `threshold` and at Otsu's threshold. */
   meanIoU: number | null;
   meanIoUOtsu: number | null;
@@ -257,7 +261,7 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
       const heatMap = new GlobalHeatMap(
         sd.tokenizer,
         p.caption.text,
-        aggregateCrossAttention(maps, { latentSize: [lh, lw], prompt: k }),
+        aggregateCrossAttention(maps, { latentSize: [lh, lw], prompt: k, resolutions: opts.resolutions }),
       );
       p.caption.objects.forEach((phrase, o) => {
         const word = phrase.shape;
@@ -317,6 +321,7 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
       matched: matched.length,
       truncated,
       threshold,
+      resolutions: opts.resolutions ? [...opts.resolutions] : null,
       meanIoU: mean(matched.map((h) => h.iou!)),
       meanIoUOtsu: mean(matched.map((h) => h.iouOtsu!)),
       meanIoUWithMissing: mean(heat.map((h) => h.iou ?? 0)),
@@ -364,7 +369,8 @@ export function headlineRows(run: ShapesEvalRun): [string, string, string, strin
   if (m) {
     const iou = m.meanIoU === null ? '—' : m.meanIoU.toFixed(3);
     rows.push([
-      `heat-map IoU, shape word (th ${m.threshold}), ${m.matched}/${m.objects - m.truncated} objects matched`,
+      `heat-map IoU, shape word (th ${m.threshold}${m.resolutions ? `, maps ${m.resolutions.join('/')}` : ''}), ` +
+        `${m.matched}/${m.objects - m.truncated} objects matched`,
       iou,
       '≥ 0.5',
       verdict(m.meanIoU === null ? null : m.meanIoU >= 0.5),

@@ -96,6 +96,8 @@ export interface MeasureOptions {
   nullTextInnerSteps?: number;
   /** Heat-map threshold after min–max normalisation (default 0.4, DAAM's); Otsu's is reported too. */
   threshold?: number;
+  /** Heat-maps from cross-attention maps of these sides only (default all). */
+  resolutions?: readonly number[];
   /**
    * Time budget for all the measurements: each gets a share by MEASUREMENT_COST and stops starting batches
    * that would overrun it (each runs at least one); the results say how many scenes each used.
@@ -663,7 +665,7 @@ export function measureHeatMaps(sd: StableDiffusion, o: ResolvedOptions): HeatMa
       const heat = new GlobalHeatMap(
         sd.tokenizer,
         it.caption.text,
-        aggregateCrossAttention(maps, { latentSize: [lh, lw], prompt: k }),
+        aggregateCrossAttention(maps, { latentSize: [lh, lw], prompt: k, resolutions: o.resolutions }),
       );
       const [h, w] = [it.scene.height, it.scene.width];
       it.caption.objects.forEach((phrase, j) => {
@@ -991,6 +993,7 @@ interface ResolvedOptions {
   nullTextSeeds: number;
   nullTextInnerSteps: number;
   threshold: number;
+  resolutions?: readonly number[];
   /** Minutes for all the measurements (Infinity: none). */
   minutes: number;
   /** performance.now() by which the current measurement should end (Infinity: none). */
@@ -1038,6 +1041,7 @@ export function measureEdits(sd: StableDiffusion, opts: MeasureOptions = {}): Ed
     nullTextSeeds: opts.nullTextSeeds ?? 5,
     nullTextInnerSteps: opts.nullTextInnerSteps ?? 10,
     threshold: opts.threshold ?? 0.4,
+    ...(opts.resolutions ? { resolutions: [...opts.resolutions] } : {}),
     minutes: opts.minutes ?? Number.POSITIVE_INFINITY,
     deadline: Number.POSITIVE_INFINITY,
     progress: opts.onProgress ?? (() => {}),
