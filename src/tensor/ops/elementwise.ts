@@ -1,6 +1,6 @@
 // Elementwise ops with NumPy broadcasting: arithmetic, unary math, activations, comparisons, where, cast.
 
-import { record } from '../autograd.js';
+import { isGradEnabled, record, tracksGrad } from '../autograd.js';
 import { type DType, Tensor } from '../tensor.js';
 import { sumToShape } from './reduce.js';
 import { runOp1 } from './run.js';
@@ -125,6 +125,11 @@ export function relu(x: Tensor): Tensor {
 
 /** x · sigmoid(x) (a.k.a. swish). */
 export function silu(x: Tensor): Tensor {
+  // Without gradients, one kernel: onnxruntime's QuickGelu with alpha 1 is x·sigmoid(x) in one pass,
+  // bit-identical to Sigmoid then Mul and half their time (bench/unet.ts notes).
+  if (x.dtype === 'float32' && !(isGradEnabled() && tracksGrad(x))) {
+    return runOp1('QuickGelu', [x], { domain: 'com.microsoft', attrs: { alpha: 1 } });
+  }
   const s = unary('Sigmoid', x);
   const out = runOp1('Mul', [x, s]);
   // d/dx = s + x·s·(1−s)

@@ -1,6 +1,6 @@
 // Matrix products: matmul (batched, broadcasting) and linear (x · Wᵀ + b, PyTorch's weight layout).
 
-import { record } from '../autograd.js';
+import { isGradEnabled, record, tracksGrad } from '../autograd.js';
 import { formatShape, type Tensor } from '../tensor.js';
 import { sumToShape } from './reduce.js';
 import { runOp1 } from './run.js';
@@ -66,6 +66,19 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
       `linear: input ${formatShape(x.shape)} does not fit weight ${formatShape(weight.shape)} ` +
         '(expected the last input dim to equal weight.shape[1])',
     );
+  }
+  const [n, k] = weight.shape as [number, number];
+  if (
+    bias &&
+    bias.rank === 1 &&
+    bias.shape[0] === n &&
+    x.size > 0 &&
+    !(isGradEnabled() && (tracksGrad(x) || tracksGrad(weight) || tracksGrad(bias)))
+  ) {
+    // Without gradients, one Gemm on a 2-D view of x (free: tensors are contiguous) adds the bias inside
+    // the product instead of a separate Add pass over the output (bench/unet.ts notes).
+    const y = runOp1('Gemm', [x.reshape([-1, k]), weight, bias], { attrs: { transB: 1 } });
+    return y.reshape([...x.shape.slice(0, -1), n]);
   }
   const y = matmul(x, weight, { transB: true });
   return bias ? y.add(bias) : y;
