@@ -16,6 +16,16 @@
 // runs one extra profiled evaluation (src/kernels/dispatch.ts startProfile) for the time per op type.
 //
 // The exported .onnx files (2 × 3.44 GB) go to a temporary folder that is removed at the end.
+//
+// Where the eager engine loses time (UNET_BENCH_ANALYSIS=1, 32×32, busy 2-core machine, CPU s/eval, which
+// other processes' load disturbs less than wall time): eager ≈ 1.34–1.40× the graph. Graph with its weights
+// fed as inputs (what op sessions see: no prepacking, no NCHWc conv layout, no constant folding) ≈ 1.15×;
+// graph at optimisation level 'basic' (no NCHWc, no extended fusions) ≈ 1.16×, so constant weights (mostly
+// NCHWc convs) explain ≈ 15 %, one session per op (unfused elementwise ops, thread-pool hand-offs) the
+// rest. Single ops: conv 3×3 with constant weights 1.15–1.24× less CPU at 320/640 channels (not at 1280×4×4);
+// Conv + residual as com.microsoft.FusedConv with Z 1.1–1.36×; linear + bias as one Gemm 1.2–1.4× (done in
+// src/tensor/ops/linalg.ts); SiLU as QuickGelu(alpha 1) ≈ 2× (done in elementwise.ts); together the last two
+// gave 4–10 % on the whole eager UNet.
 
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
@@ -143,7 +153,7 @@ function loadF32(file: string): Float32Array {
  * (seeded by its index) instead of the Philox generator: 860 M values in ~2 s rather than ~30 s, in each of
  * the four processes that build the model. Deterministic, so every child builds the same model.
  */
-function buildUNet(): UNet2DConditionModel {
+export function buildUNet(): UNet2DConditionModel {
   const unet = new UNet2DConditionModel(parseUNetConfig(SD15_UNET_CONFIG));
   const norms = new Set<unknown>();
   for (const [, m] of unet.namedModules()) {
@@ -171,13 +181,13 @@ function buildUNet(): UNet2DConditionModel {
   return unet;
 }
 
-interface UNetInputs {
+export interface UNetInputs {
   sample: Tensor;
   context: Tensor;
   timestep: Tensor;
 }
 
-function unetInputs(size: number): UNetInputs {
+export function unetInputs(size: number): UNetInputs {
   return {
     sample: new Generator(1).randn([BATCH, 4, size, size]),
     context: new Generator(2).randn([BATCH, TEXT_TOKENS, 768]),
