@@ -613,6 +613,14 @@ const unet: Bench = {
     // UNET_BENCH_ANALYSIS=1 adds the graph variants that split the eager/graph gap (see `analyse`)
     const analysis = process.env['UNET_BENCH_ANALYSIS'] === '1';
     const tmp = mkdtempSync(path.join(os.tmpdir(), 'attnkit-bench-unet-'));
+    // the exported graphs take 7 GB: remove them on Ctrl-C / kill too, not only when run() ends
+    const cleanup = () => rmSync(tmp, { recursive: true, force: true });
+    const onSignal = (sig: NodeJS.Signals) => {
+      cleanup();
+      process.kill(process.pid, sig);
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
     const rows: BenchRow[] = [];
     const targets: Target[] = [];
     const notes: string[] = [
@@ -793,7 +801,9 @@ const unet: Bench = {
         printCase(c, graph, eager, weightBytes);
       }
     } finally {
-      rmSync(tmp, { recursive: true, force: true });
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      cleanup();
     }
     notes.push(
       `load average at end: ${os
