@@ -37,6 +37,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { flashAttention, softmaxAttention } from '../src/attention/functions.js';
+import { SD15_UNET_CONFIG } from '../src/cli/bench-support.js';
 import { initializerBytes, writeOnnx } from '../src/io/onnx.js';
 import { startProfile, stopProfile } from '../src/kernels/dispatch.js';
 import type { GraphSpec } from '../src/kernels/graph.js';
@@ -57,28 +58,6 @@ import { Generator } from '../src/tensor/random.js';
 import type { Bench, BenchResult, BenchRow, Target, Timing } from './util.js';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
-
-/** Stable Diffusion 1.5's unet/config.json (the architecture; the weights here are random). */
-export const SD15_UNET_CONFIG = {
-  _class_name: 'UNet2DConditionModel',
-  act_fn: 'silu',
-  attention_head_dim: 8,
-  block_out_channels: [320, 640, 1280, 1280],
-  center_input_sample: false,
-  cross_attention_dim: 768,
-  down_block_types: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'],
-  downsample_padding: 1,
-  flip_sin_to_cos: true,
-  freq_shift: 0,
-  in_channels: 4,
-  layers_per_block: 2,
-  mid_block_scale_factor: 1,
-  norm_eps: 1e-5,
-  norm_num_groups: 32,
-  out_channels: 4,
-  sample_size: 64,
-  up_block_types: ['UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'],
-};
 
 const BATCH = 2;
 const TEXT_TOKENS = 77;
