@@ -200,9 +200,11 @@ async function gemm(cores: number, tfw: TfWasm | null, notes: string[]): Promise
       return d;
     };
     agree('gemm: tfjs-wasm vs session', ref, tfRun(), notes);
-    fns.push(tfRun);
   }
-  const ts = await timeRounds(fns, { rounds: 5, warmup: 2, repeats: 3 });
+  // onnxruntime paths: many short rounds, so load from other processes averages out in the ratios;
+  // tfjs-wasm (several times slower, far from any target) gets one short block of its own
+  const ts = await timeRounds(fns, { rounds: 9, warmup: 1, repeats: 3 });
+  if (tfRun) ts.push(...(await timeRounds([tfRun], { rounds: 1, warmup: 1, repeats: 5 })));
   await plain.release();
   native.dispose();
   const c = `gemm ${n}³ f32`;
@@ -251,9 +253,9 @@ async function conv(cores: number, tfw: TfWasm | null, notes: string[]): Promise
     };
     const nhwc = tf.tidy(() => tf.transpose(tf.tensor4d(tfRun!(), [1, hw, hw, ch]), [0, 3, 1, 2]).dataSync());
     agree('conv: tfjs-wasm vs session', ref, nhwc as Float32Array, notes);
-    fns.push(tfRun);
   }
-  const ts = await timeRounds(fns, { rounds: 5, warmup: 1, repeats: 3 });
+  const ts = await timeRounds(fns, { rounds: 9, warmup: 1, repeats: 3 });
+  if (tfRun) ts.push(...(await timeRounds([tfRun], { rounds: 1, warmup: 1, repeats: 4 })));
   await plain.release();
   const c = `conv 3×3 ${ch}→${ch}, 1×${hw}×${hw}`;
   const flops = 2 * ch * ch * 9 * hw * hw;
@@ -370,7 +372,7 @@ async function resnetBlock(cores: number, notes: string[]): Promise<BenchRow[]> 
   );
   const ts = await timeRounds(
     [() => fused.run(feeds), () => runPerOp(defaultSessions), () => runPerOp(attnkitSessions), eager],
-    { rounds: 5, warmup: 2, repeats: 3 },
+    { rounds: 7, warmup: 1, repeats: 3 },
   );
   await fused.release();
   for (const { session } of [...defaultSessions, ...attnkitSessions]) session.dispose();
