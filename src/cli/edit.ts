@@ -56,14 +56,13 @@ const promptToPrompt: EditMethod = {
     new Option('--self-replace-steps <f>', 'fraction of steps with self-attention replaced (0.4)').argParser(
       float('--self-replace-steps'),
     ),
+    new Option('--null-text', 'with --image: null-text inversion (slower, faithful) instead of plain DDIM'),
   ],
   run(c) {
-    if (c.image) {
-      throw new Error(
-        'edit --method p2p --image: editing a given image needs its inversion, which p2p does not run yet',
-      );
-    }
     const f = c.flags;
+    if (c.image) {
+      c.log(`inverting the image with the source prompt (DDIM, ${c.steps} steps${f['nullText'] ? ', null-text' : ''})`);
+    }
     const reweight = parseWeights(f['reweight'] as string[] | undefined);
     return editPrompt(c.sd, {
       source: c.source,
@@ -76,6 +75,7 @@ const promptToPrompt: EditMethod = {
       seed: c.seed,
       steps: c.steps,
       guidanceScale: c.guidance,
+      ...(c.image ? { image: c.image, nullText: f['nullText'] === true } : {}),
       onStep: (e) => c.onStep(e.step + 1),
     });
   },

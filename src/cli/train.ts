@@ -31,6 +31,24 @@ interface TrainFlags {
   checkpointMinutes: number;
   threads?: number;
   quiet?: boolean;
+  lrDecay?: string;
+  vaeChannels?: string;
+  vaeGroups?: number;
+}
+
+function lrDecay(kind: string): 'constant' | 'cosine' {
+  if (kind !== 'constant' && kind !== 'cosine') {
+    throw new Error(`train shapes: --lr-decay must be constant or cosine, got '${kind}'`);
+  }
+  return kind;
+}
+
+function channelList(list: string): number[] {
+  const out = list.split(',').map((x) => Number(x.trim()));
+  if (out.length < 2 || out.some((x) => !Number.isInteger(x) || x < 1)) {
+    throw new Error(`train shapes: --vae-channels wants positive integers like 16,32,64, got '${list}'`);
+  }
+  return out;
 }
 
 export function registerTrain(program: Command): void {
@@ -57,6 +75,9 @@ export function registerTrain(program: Command): void {
     )
     .option('--batch <n>', 'batch size of the stage', int('--batch'))
     .option('--lr <x>', 'peak learning rate of the stage', float('--lr'))
+    .option('--lr-decay <kind>', 'after warm-up: constant | cosine (to lr/10 at --steps)')
+    .option('--vae-channels <list>', 'VAE block_out_channels, comma-separated (new runs only)')
+    .option('--vae-groups <n>', 'VAE norm_num_groups (new runs only)', int('--vae-groups'))
     .option('--seed <n>', 'initialisation and noise seed', int('--seed'), 0)
     .option('--checkpoint-minutes <m>', 'save a checkpoint this often', float('--checkpoint-minutes'), 3)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
@@ -77,6 +98,7 @@ export function registerTrain(program: Command): void {
         ...(flags.lr !== undefined && (flags.stage === stage || (flags.stage === 'all' && stage === 'unet'))
           ? { lr: flags.lr }
           : {}),
+        ...(flags.lrDecay !== undefined ? { decay: lrDecay(flags.lrDecay) } : {}),
       });
       const o: ShapesTrainOptions = {
         ...d,
@@ -86,6 +108,8 @@ export function registerTrain(program: Command): void {
         checkpointMinutes: flags.checkpointMinutes,
         vae: {
           ...d.vae,
+          ...(flags.vaeChannels !== undefined ? { blockOutChannels: channelList(flags.vaeChannels) } : {}),
+          ...(flags.vaeGroups !== undefined ? { normNumGroups: flags.vaeGroups } : {}),
           ...stageFlags('vae'),
           steps: pick(flags.stage === 'vae' ? flags.steps : flags.vaeSteps, d.vae.steps),
         },

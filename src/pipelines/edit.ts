@@ -12,6 +12,7 @@ import type { CrossReplaceSteps, StepBounds } from '../methods/map/token-alignme
 import type { SchedulerName } from '../schedulers/index.js';
 import { concat, formatShape, type Tensor } from '../tensor/index.js';
 import { randn } from '../tensor/random.js';
+import { ddimInvert, followTrajectory, type NullTextOptions, nullTextInversion } from './inversion.js';
 import type { StableDiffusion, StepEvent } from './stable-diffusion.js';
 
 /** `none` regenerates both prompts from the same latents with no attention control (the baseline). */
@@ -37,6 +38,14 @@ export interface EditPromptOptions {
   negativePrompt?: string;
   /** Starting latents (1, C, h, w), already scaled by the scheduler's initial sigma; default seeded noise. */
   latents?: Tensor;
+  /**
+   * A real image (1, 3, H, W) in [-1, 1] to edit instead of a generated one: DDIM-inverted with the source
+   * prompt (the scheduler is then DDIM). Without `nullText` the source row is pinned to the inversion
+   * trajectory (so it is the image's own reconstruction); with it, null-text inversion (the reference's
+   * null_text_w_ptp) optimises ∅_t per step and both rows sample with them.
+   */
+  image?: Tensor;
+  nullText?: boolean | NullTextOptions;
   /** More controllers, run after the editor and the blend. */
   controllers?: readonly Controller[];
   onStep?: (e: StepEvent) => void;
@@ -98,24 +107,52 @@ export function editPrompt(sd: StableDiffusion, opts: EditPromptOptions): EditPr
         prompts,
       })
     : undefined;
-  const controllers = [...(editor ? [editor] : []), ...(blend ? [blend] : []), ...(opts.controllers ?? [])];
+  const real = opts.image ? invertForEdit(sd, opts) : undefined;
+  const controllers = [
+    ...(editor ? [editor] : []),
+    ...(blend ? [blend] : []),
+    ...(real?.pin ? [real.pin] : []),
+    ...(opts.controllers ?? []),
+  ];
 
-  const z = opts.latents ?? initialNoise(sd, opts.seed ?? 0, opts.scheduler);
+  const z = real?.latents ?? opts.latents ?? initialNoise(sd, opts.seed ?? 0, opts.scheduler);
   if (z.rank !== 4 || z.shape[0] !== 1) {
     throw new Error(`editPrompt: latents must be one row (1, C, h, w), got ${formatShape(z.shape)}`);
   }
   const { images, latents } = sd.generate({
     prompt: prompts,
     negativePrompt: opts.negativePrompt,
+    ...(real?.nullEmbeds ? { negativePromptEmbeds: real.nullEmbeds } : {}),
     latents: concat([z, z], 0),
     steps: opts.steps,
     guidanceScale: opts.guidanceScale,
-    scheduler: opts.scheduler,
+    scheduler: real ? 'ddim' : opts.scheduler,
     controllers,
     onStep: opts.onStep,
   });
   const [source, edited] = images.split(2, 0) as [Tensor, Tensor];
   return { source, target: edited, latents, method, controllers };
+}
+
+/** DDIM inversion of `opts.image` (and null-text inversion when asked) for editPrompt. */
+function invertForEdit(
+  sd: StableDiffusion,
+  opts: EditPromptOptions,
+): { latents: Tensor; pin?: Controller; nullEmbeds?: Tensor[] } {
+  if (opts.scheduler && opts.scheduler !== 'ddim') {
+    throw new Error(`editPrompt: editing an image needs the DDIM scheduler (its inversion), got '${opts.scheduler}'`);
+  }
+  if (opts.latents) throw new Error('editPrompt: give either image or latents, not both');
+  const steps = opts.steps ?? 50;
+  const inv = ddimInvert(sd, { image: opts.image, prompt: opts.source, steps });
+  const latents = inv.trajectory[steps] as Tensor;
+  if (!opts.nullText) return { latents, pin: followTrajectory(inv, 0) };
+  const nt = nullTextInversion(sd, inv, {
+    ...(opts.nullText === true ? {} : opts.nullText),
+    ...(opts.guidanceScale !== undefined ? { guidanceScale: opts.guidanceScale } : {}),
+    ...(opts.negativePrompt !== undefined ? { negativePrompt: opts.negativePrompt } : {}),
+  });
+  return { latents, nullEmbeds: nt.nullEmbeds };
 }
 
 /** Seeded Gaussian latents (1, C, h, w) of the model's default size, × the scheduler's initial sigma. */

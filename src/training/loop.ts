@@ -17,6 +17,8 @@ export interface LoopOptions {
   minutes?: number;
   lr: number;
   warmup: number;
+  /** After warm-up: keep `lr` ('constant', the default) or follow a cosine from `lr` down to lr/10 at `steps`. */
+  decay?: 'constant' | 'cosine';
   /** Global gradient-norm clip (0 = none). */
   clip: number;
   checkpointMinutes: number;
@@ -58,6 +60,14 @@ export function clipGradNorm(params: readonly Parameter[], maxNorm: number): num
   return norm;
 }
 
+/** The learning rate of optimizer step `step` (0-based): linear warm-up, then constant or cosine decay. */
+export function learningRate(o: Pick<LoopOptions, 'lr' | 'warmup' | 'steps' | 'decay'>, step: number): number {
+  if (step < o.warmup) return (o.lr * (step + 1)) / o.warmup;
+  if (o.decay !== 'cosine') return o.lr;
+  const progress = Math.min(1, (step - o.warmup) / Math.max(1, o.steps - o.warmup));
+  return o.lr * (0.1 + 0.45 * (1 + Math.cos(Math.PI * progress)));
+}
+
 export function trainLoop(
   state: TrainState,
   lossAt: (step: number) => { loss: Tensor; logs: Record<string, number> },
@@ -83,7 +93,7 @@ export function trainLoop(
     const { loss, logs } = enableGrad(() => lossAt(step));
     backward(loss);
     const gradNorm = clipGradNorm(opt.params, o.clip);
-    const lr = o.lr * Math.min(1, (step + 1) / Math.max(1, o.warmup));
+    const lr = learningRate(o, step);
     opt.step(lr);
     opt.zeroGrad();
     const value = loss.item();

@@ -40,6 +40,8 @@ export interface StageOptions {
   batchSize: number;
   lr: number;
   warmup: number;
+  /** Learning-rate decay after warm-up (see loop.ts); constant when absent. */
+  decay?: 'constant' | 'cosine';
   minutes?: number;
 }
 
@@ -69,7 +71,17 @@ const VOCAB_DATA = 3;
 
 /** Stage 1. */
 export function trainVAE(o: ShapesTrainOptions): LoopResult {
-  const c = o.vae;
+  const dir = join(o.out, 'vae');
+  // A resumed run keeps the architecture it was started with.
+  const saved = o.resume && hasCheckpoint(dir) ? (readCheckpointMeta(dir).extra.config as VAETrainConfig) : null;
+  const c = saved
+    ? {
+        ...o.vae,
+        blockOutChannels: saved.blockOutChannels,
+        normNumGroups: saved.normNumGroups,
+        layersPerBlock: saved.layersPerBlock,
+      }
+    : o.vae;
   const vae = buildVAE(c);
   initVAE(vae, new Generator(o.seed + 1));
   vae.requiresGrad();
@@ -83,12 +95,13 @@ export function trainVAE(o: ShapesTrainOptions): LoopResult {
     state,
     (step) => vaeLoss(vae, shapesBatch(VAE_DATA, step, c.batchSize).images, state.gen, c.klWeight),
     {
-      dir: join(o.out, 'vae'),
+      dir,
       label: 'vae',
       steps: c.steps,
       ...(c.minutes !== undefined ? { minutes: c.minutes } : {}),
       lr: c.lr,
       warmup: c.warmup,
+      ...(c.decay ? { decay: c.decay } : {}),
       clip: 1,
       checkpointMinutes: o.checkpointMinutes,
       resume: o.resume,
@@ -165,6 +178,7 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
       ...(c.minutes !== undefined ? { minutes: c.minutes } : {}),
       lr: c.lr,
       warmup: c.warmup,
+      ...(c.decay ? { decay: c.decay } : {}),
       clip: 1,
       checkpointMinutes: o.checkpointMinutes,
       resume: o.resume,

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { UNet2DConditionModel } from '../../src/models/unet2d-condition.js';
+import { editPrompt } from '../../src/pipelines/edit.js';
 import { ddimInvert, followTrajectory, nullTextInversion } from '../../src/pipelines/inversion.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
 import { concat, noGrad, Tensor } from '../../src/tensor/index.js';
@@ -156,4 +157,42 @@ test('followTrajectory pins the source row to the inversion trajectory', () => {
     assert.deepEqual(l.slice(0, 0, 1).data, inv.trajectory[steps - i - 1]?.data, `step ${i}`);
     assert.notDeepEqual(l.slice(0, 1, 2).data, l.slice(0, 0, 1).data);
   });
+});
+
+test('editPrompt on an image: the source row is the image\'s own reconstruction, the target is edited', () => {
+  const steps = 3;
+  const r = editPrompt(sd, { source: prompt, target: 'a blue circle', image, steps, method: 'replace' });
+  // pinned to the trajectory, the source's last latents are z_0 = encode(image), so its image is the VAE's
+  // reconstruction of the input, independent of the sampling
+  const expected = sd.decodeLatents(sd.encodeImage(image));
+  assertClose(r.source, expected, { atol: 1e-5, rtol: 0 });
+  assert.ok(rms(r.target, r.source) > 1e-3, 'the target must differ from the source');
+  assert.throws(
+    () => editPrompt(sd, { source: prompt, target: 'a blue circle', image, steps, scheduler: 'euler' }),
+    /needs the DDIM scheduler/,
+  );
+});
+
+test('editPrompt on an image with null-text inversion: the unedited pair reconstructs closer than plain DDIM', () => {
+  const steps = 4;
+  const z0 = sd.encodeImage(image);
+  const inv = ddimInvert(sd, { image, prompt, steps });
+  const plain = sd.generate({
+    latents: inv.trajectory[steps],
+    promptEmbeds: inv.promptEmbeds,
+    steps,
+    guidanceScale: 7.5,
+    scheduler: 'ddim',
+  }).latents;
+  const r = editPrompt(sd, {
+    source: prompt,
+    target: prompt,
+    method: 'none',
+    image,
+    steps,
+    guidanceScale: 7.5,
+    nullText: { numInnerSteps: 3 },
+  });
+  const source = r.latents.slice(0, 0, 1);
+  assert.ok(rms(source, z0) < rms(plain, z0), `null-text ${rms(source, z0)} ≥ plain ${rms(plain, z0)}`);
 });
