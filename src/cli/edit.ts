@@ -61,7 +61,9 @@ const promptToPrompt: EditMethod = {
   run(c) {
     const f = c.flags;
     if (c.image) {
-      c.log(`inverting the image with the source prompt (DDIM, ${c.steps} steps${f['nullText'] ? ', null-text' : ''})`);
+      c.log(
+        `inverting the image with the source prompt (DDIM, ${c.steps} steps${f['nullText'] ? ', null-text' : ''})`,
+      );
     }
     const reweight = parseWeights(f['reweight'] as string[] | undefined);
     return editPrompt(c.sd, {

@@ -140,7 +140,9 @@ function invertForEdit(
   opts: EditPromptOptions,
 ): { latents: Tensor; pin?: Controller; nullEmbeds?: Tensor[] } {
   if (opts.scheduler && opts.scheduler !== 'ddim') {
-    throw new Error(`editPrompt: editing an image needs the DDIM scheduler (its inversion), got '${opts.scheduler}'`);
+    throw new Error(
+      `editPrompt: editing an image needs the DDIM scheduler (its inversion), got '${opts.scheduler}'`,
+    );
   }
   if (opts.latents) throw new Error('editPrompt: give either image or latents, not both');
   const steps = opts.steps ?? 50;

@@ -61,7 +61,10 @@ export function clipGradNorm(params: readonly Parameter[], maxNorm: number): num
 }
 
 /** The learning rate of optimizer step `step` (0-based): linear warm-up, then constant or cosine decay. */
-export function learningRate(o: Pick<LoopOptions, 'lr' | 'warmup' | 'steps' | 'decay'>, step: number): number {
+export function learningRate(
+  o: Pick<LoopOptions, 'lr' | 'warmup' | 'steps' | 'decay'>,
+  step: number,
+): number {
   if (step < o.warmup) return (o.lr * (step + 1)) / o.warmup;
   if (o.decay !== 'cosine') return o.lr;
   const progress = Math.min(1, (step - o.warmup) / Math.max(1, o.steps - o.warmup));

@@ -73,7 +73,8 @@ const VOCAB_DATA = 3;
 export function trainVAE(o: ShapesTrainOptions): LoopResult {
   const dir = join(o.out, 'vae');
   // A resumed run keeps the architecture it was started with.
-  const saved = o.resume && hasCheckpoint(dir) ? (readCheckpointMeta(dir).extra.config as VAETrainConfig) : null;
+  const saved =
+    o.resume && hasCheckpoint(dir) ? (readCheckpointMeta(dir).extra.config as VAETrainConfig) : null;
   const c = saved
     ? {
         ...o.vae,

@@ -159,7 +159,7 @@ test('followTrajectory pins the source row to the inversion trajectory', () => {
   });
 });
 
-test('editPrompt on an image: the source row is the image\'s own reconstruction, the target is edited', () => {
+test("editPrompt on an image: the source row is the image's own reconstruction, the target is edited", () => {
   const steps = 3;
   const r = editPrompt(sd, { source: prompt, target: 'a blue circle', image, steps, method: 'replace' });
   // pinned to the trajectory, the source's last latents are z_0 = encode(image), so its image is the VAE's

@@ -14,7 +14,7 @@ import { Generator } from '../../src/tensor/random.js';
 import { readCheckpointMeta, type TrainState } from '../../src/training/checkpoint.js';
 import { shapesBatch } from '../../src/training/data.js';
 import { exportShapesModel } from '../../src/training/export.js';
-import { trainLoop } from '../../src/training/loop.js';
+import { learningRate, trainLoop } from '../../src/training/loop.js';
 import {
   SHAPES_TRAIN_DEFAULTS,
   type ShapesTrainOptions,
@@ -123,4 +123,16 @@ test('train: an exported run loads with StableDiffusion.fromPretrained and gener
   (trained.data as Float32Array).forEach((x, i) => {
     assert.ok(Math.abs(x - (loaded[i] as number)) <= 1e-3 * Math.abs(x) + 1e-7);
   });
+});
+
+test('train: learning rate — linear warm-up, then constant or a cosine from lr to lr/10', () => {
+  const o = { lr: 1, warmup: 10, steps: 110 };
+  assert.equal(learningRate(o, 0), 0.1);
+  assert.equal(learningRate(o, 9), 1);
+  assert.equal(learningRate(o, 80), 1);
+  const cos = { ...o, decay: 'cosine' as const };
+  assert.equal(learningRate(cos, 10), 1); // start of the decay: cos 0 = 1
+  assert.ok(Math.abs(learningRate(cos, 60) - 0.55) < 1e-12); // half way: cos π/2 = 0 → 0.1 + 0.45
+  assert.ok(Math.abs(learningRate(cos, 110) - 0.1) < 1e-12); // end: cos π = −1
+  assert.ok(Math.abs(learningRate(cos, 500) - 0.1) < 1e-12); // past the end it stays at lr/10
 });
