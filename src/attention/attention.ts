@@ -103,6 +103,43 @@ export function attend(a: AttendArgs): Tensor {
     keyTokens: context.shape[1] as number,
   };
   const active = ctx.controllers.filter((c) => !c.appliesTo || c.appliesTo(call));
+  const outShape = [x.shape[0], x.shape[1], a.weights.out.weight.shape[0]] as [number, number, number];
+  let out = reusedOutput(call, active, outShape);
+  if (!out) out = computeAttention(a, call, active, x, context, headDim);
+  // application level
+  for (const c of active) if (c.output) out = c.output(call, out);
+  return out;
+}
+
+/** The first `reuse` hook's output, checked against the layer's output shape (batch, Tq, channels). */
+function reusedOutput(
+  call: AttentionCall,
+  active: readonly Controller[],
+  shape: readonly [number, number, number],
+): Tensor | undefined {
+  for (const c of active) {
+    const r = c.reuse?.(call);
+    if (!r) continue;
+    if (r.rank !== 3 || r.shape.some((d, i) => d !== shape[i])) {
+      throw new Error(
+        `attention layer ${call.path}: ${c.name} reused an output of shape ${formatShape(r.shape)}, ` +
+          `expected ${formatShape(shape)}`,
+      );
+    }
+    return r;
+  }
+  return undefined;
+}
+
+/** Weight, projection, function, feature and map levels: the layer's output after the out projection. */
+function computeAttention(
+  a: AttendArgs,
+  call: AttentionCall,
+  active: readonly Controller[],
+  x: Tensor,
+  context: Tensor,
+  headDim: number,
+): Tensor {
   const scale = a.scale ?? 1 / Math.sqrt(headDim);
 
   // weight level
@@ -139,10 +176,7 @@ export function attend(a: AttendArgs): Tensor {
     }
   }
 
-  out = linear(out, w.out.weight, w.out.bias);
-  // application level
-  for (const c of active) if (c.output) out = c.output(call, out);
-  return out;
+  return linear(out, w.out.weight, w.out.bias);
 }
 
 export interface AttentionConfig {

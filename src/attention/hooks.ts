@@ -75,6 +75,12 @@ export interface Controller {
   /** The layer's output (batch, Tq, channels) after the out projection. */
   output?(call: AttentionCall, out: Tensor): Tensor;
   /**
+   * An output (batch, Tq, channels) to use instead of computing this call (attention caching): the layer
+   * then skips its projections, its function and every hook but `output`, which runs on the reused value.
+   * Return undefined to compute the layer. The first controller that returns one wins.
+   */
+  reuse?(call: AttentionCall): Tensor | undefined;
+  /**
    * A token reduction for one transformer block, from its input x (batch, T, C); `call` is the block's
    * self-attention (attn1) layer. At most one controller may reduce a block's tokens.
    */

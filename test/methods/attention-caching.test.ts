@@ -107,3 +107,38 @@ test('calibration with a loose threshold records shortcuts that the next run fol
   generate([cache]);
   assert.deepEqual(cache.counts, planned);
 });
+
+test('output_share skips the whole layer: no projections run, the last output is reused bit for bit', () => {
+  const cache = new AttentionCaching({
+    plan: (c) => (c.kind === 'self' && c.step > 0 ? 'output_share' : undefined),
+  });
+  let projected = 0;
+  const outputs: Tensor[] = [];
+  const watch: Controller = {
+    name: 'watch',
+    appliesTo: (c) => c.kind === 'self' && c.index === 0,
+    weights: (_c, w) => {
+      projected++;
+      return w;
+    },
+    output: (_c, out) => {
+      outputs.push(out);
+      return out;
+    },
+  };
+  generate([cache, watch]);
+  assert.equal(projected, 1, 'the weight level (before the projections) ran at step 0 only');
+  assert.equal(outputs.length, STEPS, 'output hooks still run on reused outputs');
+  for (const o of outputs.slice(1)) assert.ok(sameBits(o, outputs[0] as Tensor));
+});
+
+test('a reuse hook with the wrong shape is refused with the shapes named', () => {
+  const bad: Controller = {
+    name: 'bad',
+    reuse: (c) => (c.kind === 'self' ? (sd.encodePrompt(['']) as Tensor) : undefined),
+  };
+  assert.throws(
+    () => generate([bad]),
+    /bad reused an output of shape \[1, \d+, \d+\], expected \[2, \d+, \d+\]/,
+  );
+});

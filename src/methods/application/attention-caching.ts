@@ -35,6 +35,8 @@ interface LayerCache {
   out?: Tensor;
   /** Full minus window attention at the last full step, for residual_window_attn. */
   residual?: Tensor;
+  /** The layer's last output after the out projection (batch, T, C): what output_share reuses. */
+  final?: Tensor;
 }
 
 const DEFAULT_METHODS: readonly CacheMethod[] = [
@@ -69,7 +71,9 @@ function cfgRows(call: AttentionCall): { cond: number[]; from: number[] } | unde
  * Reuses attention where it barely changes. `calibrate(run)` runs a generation computing every layer,
  * choosing per layer and step the first shortcut whose output stays within `threshold` of the full one (and
  * continuing with that output, as the cached run will); later runs follow that plan. Outputs are cached
- * before the out projection (Q/K/V/out projections still run). The cache is dropped at step 0.
+ * before the out projection (for the window residual and CFG sharing, which still run the projections) and
+ * after it: an `output_share` step reuses the layer's last output through the `reuse` hook, so the layer
+ * skips its projections and attention altogether. The cache is dropped at step 0.
  */
 export class AttentionCaching implements Controller {
   readonly name = 'AttentionCaching';
@@ -112,6 +116,22 @@ export class AttentionCaching implements Controller {
     if (s.step !== 0) return;
     this.#cache.clear();
     this.counts.clear();
+  }
+
+  reuse(call: AttentionCall): Tensor | undefined {
+    if (this.#calibrating) return undefined;
+    const planned = this.#plan ? this.#plan(call) : this.table.get(call.path)?.[call.step];
+    const final = this.#cache.get(call.path)?.final;
+    if (planned !== 'output_share' || final?.shape[1] !== call.queryTokens) return undefined;
+    this.counts.set('output_share', (this.counts.get('output_share') ?? 0) + 1);
+    return final;
+  }
+
+  output(call: AttentionCall, out: Tensor): Tensor {
+    const cache = this.#cache.get(call.path) ?? {};
+    cache.final = out;
+    this.#cache.set(call.path, cache);
+    return out;
   }
 
   fn(call: AttentionCall): AttentionFunction {
