@@ -37,7 +37,7 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { flashAttention, softmaxAttention } from '../src/attention/functions.js';
-import { SD15_UNET_CONFIG } from '../src/cli/bench-support.js';
+import { randomSD15UNet, SD15_UNET_CONFIG } from '../src/cli/bench-support.js';
 import { initializerBytes, writeOnnx } from '../src/io/onnx.js';
 import { startProfile, stopProfile } from '../src/kernels/dispatch.js';
 import type { GraphSpec } from '../src/kernels/graph.js';
@@ -50,8 +50,6 @@ import {
   setThreads,
   threads,
 } from '../src/kernels/ort.js';
-import { parseUNetConfig, UNet2DConditionModel } from '../src/models/unet2d-condition.js';
-import { GroupNorm, LayerNorm } from '../src/nn/index.js';
 import { exportUNet } from '../src/pipelines/export.js';
 import { noGrad, Tensor } from '../src/tensor/index.js';
 import { Generator } from '../src/tensor/random.js';
@@ -130,38 +128,10 @@ function loadF32(file: string): Float32Array {
 }
 
 /**
- * The SD1.5 UNet with seeded random weights: every conv / linear weight and bias ~ U(−a, a) with std 0.02
- * (a = 0.02·√3), norm scales 1 and shifts 0 (as PyTorch initialises them). A fast LCG per parameter
- * (seeded by its index) instead of the Philox generator: 860 M values in ~2 s rather than ~30 s, in each of
- * the four processes that build the model. Deterministic, so every child builds the same model.
+ * The SD1.5 UNet with seeded random weights (src/cli/bench-support.ts, shared with `attnkit bench`):
+ * deterministic, so every child process builds the same model.
  */
-export function buildUNet(): UNet2DConditionModel {
-  const unet = new UNet2DConditionModel(parseUNetConfig(SD15_UNET_CONFIG));
-  const norms = new Set<unknown>();
-  for (const [, m] of unet.namedModules()) {
-    if (m instanceof GroupNorm || m instanceof LayerNorm) {
-      m.weight.value = Tensor.ones(m.weight.shape);
-      m.bias.value = Tensor.zeros(m.bias.shape);
-      norms.add(m.weight);
-      norms.add(m.bias);
-    }
-  }
-  const a = 0.02 * Math.sqrt(3);
-  let index = 0;
-  for (const [, p] of unet.namedParameters()) {
-    index++;
-    if (norms.has(p)) continue;
-    const n = p.shape.reduce((x, y) => x * y, 1);
-    const data = new Float32Array(n);
-    let s = (Math.imul(index, 0x9e3779b1) ^ 0x5bd1e995) >>> 0;
-    for (let i = 0; i < n; i++) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      data[i] = (s * 2 ** -31 - 1) * a;
-    }
-    p.value = new Tensor(data, p.shape);
-  }
-  return unet;
-}
+export const buildUNet = randomSD15UNet;
 
 export interface UNetInputs {
   sample: Tensor;
