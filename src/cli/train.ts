@@ -34,6 +34,7 @@ interface TrainFlags {
   lrDecay?: string;
   vaeChannels?: string;
   vaeGroups?: number;
+  objectWeight?: number;
 }
 
 function lrDecay(kind: string): 'constant' | 'cosine' {
@@ -78,6 +79,11 @@ export function registerTrain(program: Command): void {
     .option('--lr-decay <kind>', 'after warm-up: constant | cosine (to lr/10 at --steps)')
     .option('--vae-channels <list>', 'VAE block_out_channels, comma-separated (new runs only)')
     .option('--vae-groups <n>', 'VAE norm_num_groups (new runs only)', int('--vae-groups'))
+    .option(
+      '--object-weight <w>',
+      'VAE: extra reconstruction weight on object pixels (0)',
+      float('--object-weight'),
+    )
     .option('--seed <n>', 'initialisation and noise seed', int('--seed'), 0)
     .option('--checkpoint-minutes <m>', 'save a checkpoint this often', float('--checkpoint-minutes'), 3)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
@@ -110,6 +116,7 @@ export function registerTrain(program: Command): void {
           ...d.vae,
           ...(flags.vaeChannels !== undefined ? { blockOutChannels: channelList(flags.vaeChannels) } : {}),
           ...(flags.vaeGroups !== undefined ? { normNumGroups: flags.vaeGroups } : {}),
+          ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
           ...stageFlags('vae'),
           steps: pick(flags.stage === 'vae' ? flags.steps : flags.vaeSteps, d.vae.steps),
         },

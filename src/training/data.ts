@@ -5,12 +5,38 @@
 import { captionOf } from '../shapes/caption.js';
 import { renderScene } from '../shapes/render.js';
 import { sampleScene } from '../shapes/scene.js';
-import { concat, type Tensor } from '../tensor/index.js';
+import { concat, Tensor } from '../tensor/index.js';
 
 export interface ShapesBatch {
   /** (B, 3, 64, 64) in [-1, 1]. */
   images: Tensor;
   captions: string[];
+  /** (B, 1, 64, 64): 1 on the objects (their coverage > 0, grown by one pixel), else 0. */
+  objects: Tensor;
+}
+
+/** The union of the objects' coverage (> 0), grown by one pixel (8-neighbourhood), as (1, 1, H, W). */
+function objectRegion(coverages: readonly Tensor[], h: number, w: number): Tensor {
+  const any = new Uint8Array(h * w);
+  for (const c of coverages)
+    c.data.forEach((a, p) => {
+      if ((a as number) > 0) any[p] = 1;
+    });
+  const out = new Float32Array(h * w);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      for (let dy = -1; dy <= 1 && !out[y * w + x]; dy++) {
+        for (let dx = -1; dx <= 1; dx++) {
+          const [yy, xx] = [y + dy, x + dx];
+          if (yy >= 0 && yy < h && xx >= 0 && xx < w && any[yy * w + xx]) {
+            out[y * w + x] = 1;
+            break;
+          }
+        }
+      }
+    }
+  }
+  return new Tensor(out, [1, 1, h, w]);
 }
 
 /** Scene seeds per data seed: runs with different data seeds never share a scene. */
@@ -26,12 +52,22 @@ export function exampleSeed(dataSeed: number, index: number): number {
 export function shapesExamples(dataSeed: number, start: number, n: number): ShapesBatch {
   const images: Tensor[] = [];
   const captions: string[] = [];
+  const objects: Tensor[] = [];
   for (let i = 0; i < n; i++) {
     const scene = sampleScene(exampleSeed(dataSeed, start + i));
-    images.push(renderScene(scene).image);
+    const r = renderScene(scene);
+    images.push(r.image);
     captions.push(captionOf(scene).text);
+    const [h, w] = [r.image.shape[2] as number, r.image.shape[3] as number];
+    objects.push(
+      objectRegion(
+        r.masks.map((m) => m.coverage),
+        h,
+        w,
+      ),
+    );
   }
-  return { images: concat(images, 0), captions };
+  return { images: concat(images, 0), captions, objects: concat(objects, 0) };
 }
 
 /** Batch `step` (0-based) of size `batchSize`. */

@@ -94,7 +94,11 @@ export function trainVAE(o: ShapesTrainOptions): LoopResult {
   };
   return trainLoop(
     state,
-    (step) => vaeLoss(vae, shapesBatch(VAE_DATA, step, c.batchSize).images, state.gen, c.klWeight),
+    (step) => {
+      const batch = shapesBatch(VAE_DATA, step, c.batchSize);
+      const weighting = { objects: batch.objects, objectWeight: c.objectWeight ?? 0 };
+      return vaeLoss(vae, batch.images, state.gen, c.klWeight, weighting);
+    },
     {
       dir,
       label: 'vae',

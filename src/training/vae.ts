@@ -23,6 +23,11 @@ export interface VAETrainConfig {
   normNumGroups: number;
   layersPerBlock: number;
   klWeight: number;
+  /**
+   * Extra weight of the reconstruction error on the objects (their coverage grown by a pixel): per-pixel
+   * weight 1 + objectWeight there, 1 elsewhere, normalised by the mean weight. 0 = plain MSE.
+   */
+  objectWeight?: number;
 }
 
 export const VAE_DEFAULTS: VAETrainConfig = {
@@ -73,10 +78,21 @@ export interface VAELoss {
 }
 
 /** The stage-1 loss on images (B, 3, H, W) in [-1, 1]; record gradients around it. */
-export function vaeLoss(vae: AutoencoderKL, images: Tensor, gen: Generator, klWeight: number): VAELoss {
+export function vaeLoss(
+  vae: AutoencoderKL,
+  images: Tensor,
+  gen: Generator,
+  klWeight: number,
+  weighting?: { objects: Tensor; objectWeight: number },
+): VAELoss {
   const q = vae.encode(images);
   const recon = vae.decode(sampleLatent(q, gen));
-  const rec = recon.sub(images).pow(2).mean();
+  const err = recon.sub(images).pow(2);
+  let rec = err.mean();
+  if (weighting && weighting.objectWeight > 0) {
+    const w = weighting.objects.mul(weighting.objectWeight).add(1); // (B, 1, H, W), broadcast over RGB
+    rec = err.mul(w).mean().div(w.mean());
+  }
   const kl = klDivergence(q);
   const pixels = images.size / (images.shape[0] as number);
   return { loss: rec.add(kl.mul(klWeight / pixels)), logs: { rec: rec.item(), kl: kl.item() } };

@@ -9,10 +9,11 @@ import { after, test } from 'node:test';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { AdamW } from '../../src/nn/index.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
-import type { Tensor } from '../../src/tensor/index.js';
+import * as shapes from '../../src/shapes/index.js';
+import { Tensor } from '../../src/tensor/index.js';
 import { Generator } from '../../src/tensor/random.js';
 import { readCheckpointMeta, type TrainState } from '../../src/training/checkpoint.js';
-import { shapesBatch } from '../../src/training/data.js';
+import { exampleSeed, shapesBatch } from '../../src/training/data.js';
 import { exportShapesModel } from '../../src/training/export.js';
 import { learningRate, trainLoop } from '../../src/training/loop.js';
 import {
@@ -135,4 +136,40 @@ test('train: learning rate — linear warm-up, then constant or a cosine from lr
   assert.ok(Math.abs(learningRate(cos, 60) - 0.55) < 1e-12); // half way: cos π/2 = 0 → 0.1 + 0.45
   assert.ok(Math.abs(learningRate(cos, 110) - 0.1) < 1e-12); // end: cos π = −1
   assert.ok(Math.abs(learningRate(cos, 500) - 0.1) < 1e-12); // past the end it stays at lr/10
+});
+
+test('train: object weighting — the object region covers every object pixel plus one; uniform weights change nothing', () => {
+  const batch = shapesBatch(7, 0, 2);
+  const { renderScene, sampleScene } = shapes;
+  for (let i = 0; i < 2; i++) {
+    const r = renderScene(sampleScene(exampleSeed(7, i)));
+    const region = batch.objects.slice(0, i, i + 1).data;
+    const size = 64;
+    for (let p = 0; p < size * size; p++) {
+      const covered = r.masks.some((m) => (m.coverage.data[p] as number) > 0);
+      if (covered) assert.equal(region[p], 1, `object pixel ${p} outside the region`);
+      // a region pixel is an object pixel or touches one
+      if (region[p] === 1 && !covered) {
+        const [y, x] = [Math.floor(p / size), p % size];
+        let touches = false;
+        for (let dy = -1; dy <= 1; dy++)
+          for (let dx = -1; dx <= 1; dx++) {
+            const q = (y + dy) * size + x + dx;
+            if (y + dy >= 0 && y + dy < size && x + dx >= 0 && x + dx < size)
+              touches ||= r.masks.some((m) => (m.coverage.data[q] as number) > 0);
+          }
+        assert.ok(touches, `region pixel ${p} is neither an object pixel nor next to one`);
+      }
+    }
+  }
+  const vae = buildVAE({ ...SHAPES_TRAIN_DEFAULTS.vae, blockOutChannels: [8, 16], normNumGroups: 8 });
+  initVAE(vae, new Generator(1));
+  const loss = (weighting?: { objects: Tensor; objectWeight: number }) =>
+    vaeLoss(vae, batch.images, new Generator(2), 1e-6, weighting).loss.item();
+  const plain = loss();
+  const ones = Tensor.ones(batch.objects.shape);
+  // a constant weight normalised by its mean is no weight at all
+  assert.ok(Math.abs(loss({ objects: ones, objectWeight: 4 }) - plain) < 1e-6 * plain);
+  assert.equal(loss({ objects: batch.objects, objectWeight: 0 }), plain);
+  assert.notEqual(loss({ objects: batch.objects, objectWeight: 4 }), plain);
 });
