@@ -35,6 +35,7 @@ interface TrainFlags {
   vaeChannels?: string;
   vaeGroups?: number;
   objectWeight?: number;
+  minSnr?: number;
 }
 
 function lrDecay(kind: string): 'constant' | 'cosine' {
@@ -120,7 +121,12 @@ export function registerTrain(program: Command): void {
           ...stageFlags('vae'),
           steps: pick(flags.stage === 'vae' ? flags.steps : flags.vaeSteps, d.vae.steps),
         },
-        unet: { ...d.unet, ...stageFlags('unet'), steps: pick(flags.steps, d.unet.steps) },
+        unet: {
+          ...d.unet,
+          ...stageFlags('unet'),
+          ...(flags.minSnr !== undefined ? { minSnrGamma: flags.minSnr } : {}),
+          steps: pick(flags.steps, d.unet.steps),
+        },
         ...(flags.quiet ? { quiet: true } : {}),
         log: (line) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`),
       };

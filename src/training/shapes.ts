@@ -174,7 +174,7 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
     state,
     (step) => {
       const { images, captions } = shapesBatch(UNET_DATA, step, c.batchSize);
-      return textToImageLoss(models, images, captions, state.gen, c.captionDropout);
+      return textToImageLoss(models, images, captions, state.gen, c.captionDropout, c.minSnrGamma ?? 0);
     },
     {
       dir,

@@ -13,7 +13,7 @@ import type { CLIPTokenizer } from '../models/clip-tokenizer.js';
 import type { JsonConfig } from '../models/config.js';
 import { UNet2DConditionModel } from '../models/unet2d-condition.js';
 import { DDPMScheduler } from '../schedulers/index.js';
-import { noGrad, type Tensor } from '../tensor/index.js';
+import { noGrad, Tensor } from '../tensor/index.js';
 import type { Generator } from '../tensor/random.js';
 import { sampleLatent } from './vae.js';
 
@@ -30,6 +30,11 @@ export interface TextToImageConfig {
   captionDropout: number;
   /** Images the latent scaling factor is measured on. */
   scalingImages: number;
+  /**
+   * Min-SNR-γ loss weighting (Hang et al. 2023, "Efficient Diffusion Training via Min-SNR Weighting
+   * Strategy"): each example's ε-MSE × min(SNR(t), γ) / SNR(t), SNR = ᾱ/(1 − ᾱ). 0 or absent: unweighted.
+   */
+  minSnrGamma?: number;
 }
 
 export const TEXT_TO_IMAGE_DEFAULTS: TextToImageConfig = {
@@ -120,6 +125,19 @@ export function dropCaptions(captions: readonly string[], p: number, gen: Genera
   return captions.map((c, i) => ((u[i] as number) < p ? '' : c));
 }
 
+/** Min-SNR-γ weights of ε-prediction for timesteps `t`: min(SNR, γ) / SNR with SNR = ᾱ_t / (1 − ᾱ_t). */
+export function minSnrWeights(
+  alphasCumprod: readonly number[],
+  t: readonly number[],
+  gamma: number,
+): Float32Array {
+  return Float32Array.from(t, (ti) => {
+    const a = alphasCumprod[ti] as number;
+    const snr = a / (1 - a);
+    return Math.min(snr, gamma) / snr;
+  });
+}
+
 /** The stage-2 loss on images (B, 3, 64, 64) and captions; record gradients around it. */
 export function textToImageLoss(
   m: TextToImageModels,
@@ -127,6 +145,7 @@ export function textToImageLoss(
   captions: readonly string[],
   gen: Generator,
   captionDropout: number,
+  minSnrGamma = 0,
 ): { loss: Tensor; logs: Record<string, number> } {
   const b = images.shape[0] as number;
   const z0 = noGrad(() => sampleLatent(m.vae.encode(images), gen).mul(m.scalingFactor)); // (B, 4, 16, 16)
@@ -136,6 +155,10 @@ export function textToImageLoss(
   const text = dropCaptions(captions, captionDropout, gen);
   const context = m.textEncoder.encodePrompts(m.tokenizer, text).lastHiddenState; // (B, T, D)
   const pred = m.unet.forward(zt, t, context);
-  const loss = pred.sub(eps).pow(2).mean();
-  return { loss, logs: {} };
+  const err = pred.sub(eps).pow(2);
+  if (!(minSnrGamma > 0)) return { loss: err.mean(), logs: {} };
+  const weights = minSnrWeights(m.noise.alphasCumprod, t, minSnrGamma);
+  const perExample = err.mean({ axes: [1, 2, 3] }); // (B)
+  const loss = perExample.mul(new Tensor(weights, [b])).mean();
+  return { loss, logs: { mse: err.mean().item() } };
 }

@@ -22,6 +22,7 @@ import {
   trainTextToImage,
   trainVAE,
 } from '../../src/training/shapes.js';
+import { minSnrWeights } from '../../src/training/text-to-image.js';
 import { buildVAE, initVAE, vaeLoss } from '../../src/training/vae.js';
 
 const root = mkdtempSync(join(tmpdir(), 'attnkit-train-'));
@@ -172,4 +173,11 @@ test('train: object weighting — the object region covers every object pixel pl
   assert.ok(Math.abs(loss({ objects: ones, objectWeight: 4 }) - plain) < 1e-6 * plain);
   assert.equal(loss({ objects: batch.objects, objectWeight: 0 }), plain);
   assert.notEqual(loss({ objects: batch.objects, objectWeight: 4 }), plain);
+});
+
+test('train: Min-SNR-γ weights, worked by hand', () => {
+  // ᾱ = 0.5 → SNR 1 → min(1, 5)/1 = 1;  ᾱ = 0.9 → SNR 9 → 5/9;  ᾱ = 0.1 → SNR 1/9 → 1
+  const w = minSnrWeights([0.5, 0.9, 0.1], [0, 1, 2, 1], 5);
+  const expected = [1, 5 / 9, 1, 5 / 9];
+  expected.forEach((e, i) => assert.ok(Math.abs((w[i] as number) - e) < 1e-7, `weight ${i}: ${w[i]} ≠ ${e}`));
 });
