@@ -145,12 +145,13 @@ export function mse(a: Float32Array, ref: Float32Array): { mse: number; relative
  * Runs `attnkit bench --worker <json>` in a child process (so that its peak memory is its own) and returns
  * the object it prints on its last `RESULT ` line; its stderr passes through.
  */
-export function runWorker<T>(job: object): Promise<T> {
+export function runWorker<T>(job: object, threads?: number): Promise<T> {
   const script = process.argv[1] as string;
+  const threadFlags = threads ? ['--threads', String(threads)] : [];
   return new Promise((resolve, reject) => {
     const p = spawn(
       process.execPath,
-      [...process.execArgv, script, 'bench', '--worker', JSON.stringify(job)],
+      [...process.execArgv, script, 'bench', ...threadFlags, '--worker', JSON.stringify(job)],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
       },

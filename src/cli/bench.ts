@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
+import { setThreads } from '../kernels/ort.js';
 import { int } from './args.js';
 import { type Measured, measureAttention, measureLoop, measureUNet } from './bench-methods.js';
 import { benchTargets, printSection, type Row, type Section } from './bench-report.js';
@@ -52,6 +53,7 @@ interface Flags {
   skip: string;
   model: string;
   out: string;
+  threads?: number;
   worker?: string;
 }
 
@@ -61,12 +63,13 @@ async function section(
   methods: readonly string[],
   job: (m: string, out: string) => Job,
   tmp: string,
+  threads?: number,
 ) {
   const rows: Row[] = [];
   for (const m of methods) {
     process.stderr.write(`[bench] ${name}: ${m}\n`);
     const out = join(tmp, `${name}-${m}`.replace(/[^\w.-]/g, '_'));
-    const r = await runWorker<Measured>(job(m, out));
+    const r = await runWorker<Measured>(job(m, out), threads);
     rows.push({
       method: m,
       seconds: median(r.samples),
@@ -100,9 +103,15 @@ export function registerBench(program: Command): void {
     .option('--skip <list>', 'sections to skip: attention, unet, loop, shapes', '')
     .option('--model <dir>', 'the built-in model folder', BUILTIN_MODEL)
     .option('--out <file>', 'results JSON', 'bench/results/attention-methods.json')
+    .option(
+      '--threads <n>',
+      'onnxruntime threads in every measurement (default: all cores)',
+      int('--threads'),
+    )
     .option('--worker <json>', 'internal: run one measurement and print it')
     .action(async (f: Flags) => {
       if (f.worker) {
+        if (f.threads) setThreads(f.threads);
         process.stdout.write(`\nRESULT ${JSON.stringify(work(JSON.parse(f.worker) as Job))}\n`);
         return;
       }
@@ -119,6 +128,7 @@ export function registerBench(program: Command): void {
             keep(ATTENTION),
             (method, out) => ({ kind: 'attention', method, runs: 3, out }),
             tmp,
+            f.threads,
           );
           sections.push({
             name: 'self-attention (2, 8 heads, 4096 tokens, 40): one call',
@@ -132,6 +142,7 @@ export function registerBench(program: Command): void {
             keep(UNET),
             (method, out) => ({ kind: 'unet', method, size, runs: f.runs, out }),
             tmp,
+            f.threads,
           );
           sections.push({
             name: `SD1.5 UNet, batch 2 (one guided step), ${size}×${size} latent`,
@@ -146,6 +157,7 @@ export function registerBench(program: Command): void {
             keep(LOOP),
             (method, out) => ({ kind: 'loop', method, size, steps, out }),
             tmp,
+            f.threads,
           );
           sections.push({
             name: `SD1.5 UNet, ${steps}-step guided DDIM loop, ${size}×${size}: final latents`,
@@ -164,7 +176,7 @@ export function registerBench(program: Command): void {
               steps,
               out,
             });
-            const rows = await section('shapes', keep(SHAPES), job, tmp);
+            const rows = await section('shapes', keep(SHAPES), job, tmp, f.threads);
             const texts = shapesPrompts(prompts);
             const shape = [prompts, 3, 64, 64];
             const ref = scoreShapes(loadF32(rows[0]?.out as string), shape, texts);
