@@ -85,6 +85,11 @@ export function registerTrain(program: Command): void {
       'VAE: extra reconstruction weight on object pixels (0)',
       float('--object-weight'),
     )
+    .option(
+      '--min-snr <gamma>',
+      'unet: Min-SNR-γ loss weighting (0 = none; the paper uses 5)',
+      float('--min-snr'),
+    )
     .option('--seed <n>', 'initialisation and noise seed', int('--seed'), 0)
     .option('--checkpoint-minutes <m>', 'save a checkpoint this often', float('--checkpoint-minutes'), 3)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
