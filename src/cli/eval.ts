@@ -32,6 +32,7 @@ interface EvalFlags {
   minutes?: number;
   threads?: number;
   quiet?: boolean;
+  reconstruct?: boolean;
 }
 
 export function registerEval(program: Command): void {
@@ -70,6 +71,10 @@ export function registerEval(program: Command): void {
       'time budget: start no batch that would end past it (the output says how many ran)',
       float('--minutes'),
     )
+    .option(
+      '--reconstruct',
+      "score the VAE's round trips of the prompts' rendered scenes (the ceiling of any generation)",
+    )
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
     .option('-q, --quiet', 'no progress bar')
     .action((f: EvalFlags) => {
@@ -92,6 +97,7 @@ export function registerEval(program: Command): void {
         resolutions: f.res ? parseIntList(f.res, '--res') : undefined,
         keepImages: f.grid !== undefined,
         minutes: f.minutes,
+        reconstruct: f.reconstruct ?? false,
         onStep: (s, n) => bar.update(done, { step: `${s}/${n}` }),
         onProgress: (d) => {
           done = d;

@@ -26,6 +26,7 @@ import {
   maskIoU,
   type Rate,
   rasterize,
+  renderScene,
   type Scene,
   type SceneReport,
   sampleScene,
@@ -124,6 +125,11 @@ export interface ShapesEvalOptions {
    * runs). The result counts only the prompts generated, and says how many were asked.
    */
   minutes?: number;
+  /**
+   * Score the VAE's round trip decode(encode(x)) of each held-out prompt's rendered scene instead of a
+   * generated image: the ceiling that the autoencoder puts on any generation (no heat-maps in this mode).
+   */
+  reconstruct?: boolean;
 }
 
 export interface HeatMapObjectScore {
@@ -182,6 +188,8 @@ export interface ShapesEvalRun {
     guidanceScale: number;
     scheduler: SchedulerName;
     batchSize: number;
+    /** 'generate' (the default) or 'reconstruct' (VAE round trips of the rendered scenes). */
+    mode: 'generate' | 'reconstruct';
   };
   rows: { index: number; seed: number; caption: string; report: SceneReport }[];
   summary: EvalSummary;
@@ -219,6 +227,8 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
     throw new Error(`runShapesEval: prompts must be a positive integer, got ${n}`);
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new Error(`runShapesEval: batchSize must be a positive integer, got ${batchSize}`);
+  if (opts.reconstruct && heatN > 0)
+    throw new Error('runShapesEval: heat-maps need generated images; drop heatMaps or reconstruct');
   const prompts = heldOutPrompts(n, start);
   const t0 = performance.now();
   const rows: ShapesEvalRun['rows'] = [];
@@ -235,19 +245,21 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
     const batch = prompts.slice(b, b + batchSize);
     const store =
       b < heatN ? new AttentionStore({ kinds: ['cross'], maxTokens: Number.POSITIVE_INFINITY }) : undefined;
-    const { images: out, latents } = sd.generate({
-      prompt: batch.map((p) => p.caption.text),
-      latents: seededLatents(
-        sd,
-        batch.map((p) => p.seed),
-        scheduler,
-      ),
-      steps,
-      guidanceScale,
-      scheduler,
-      controllers: store ? [store] : [],
-      onStep: (e) => opts.onStep?.(e.step + 1, e.numSteps),
-    });
+    const { images: out, latents } = opts.reconstruct
+      ? roundTrip(sd, batch)
+      : sd.generate({
+          prompt: batch.map((p) => p.caption.text),
+          latents: seededLatents(
+            sd,
+            batch.map((p) => p.seed),
+            scheduler,
+          ),
+          steps,
+          guidanceScale,
+          scheduler,
+          controllers: store ? [store] : [],
+          onStep: (e) => opts.onStep?.(e.step + 1, e.numSteps),
+        });
     const [, , height, width] = out.shape as [number, number, number, number];
     const maps = store?.maps();
     batch.forEach((p, k) => {
@@ -307,6 +319,7 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
       guidanceScale,
       scheduler,
       batchSize,
+      mode: opts.reconstruct ? 'reconstruct' : 'generate',
     },
     rows,
     summary,
@@ -334,6 +347,20 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
   }
   if (opts.keepImages) run.images = images;
   return run;
+}
+
+/** The VAE round trip of the prompts' rendered scenes, as generate() returns images and latents. */
+function roundTrip(
+  sd: StableDiffusion,
+  batch: readonly HeldOutPrompt[],
+): { images: Tensor; latents: Tensor } {
+  const latents = sd.encodeImage(
+    concat(
+      batch.map((p) => renderScene(p.scene).image),
+      0,
+    ),
+  );
+  return { images: sd.decodeLatents(latents), latents };
 }
 
 const pct = (r: Rate) => (r.rate === null ? '—' : `${(100 * r.rate).toFixed(1)}%`);
@@ -400,7 +427,8 @@ function alignRows(rows: readonly (readonly string[])[]): string[] {
 export function formatEvalRun(run: ShapesEvalRun): string {
   const c = run.config;
   const lines = [
-    `held-out prompts ${c.start}..${c.start + c.prompts - 1} (scene seeds ${c.seeds[0]}..${c.seeds[1]})` +
+    `${c.mode === 'reconstruct' ? 'VAE round trips of the rendered scenes of ' : ''}` +
+      `held-out prompts ${c.start}..${c.start + c.prompts - 1} (scene seeds ${c.seeds[0]}..${c.seeds[1]})` +
       `${c.prompts < c.asked ? ` — ${c.prompts} of the ${c.asked} asked, the time budget ran out` : ''}, ` +
       `${c.scheduler} ${c.steps} steps, guidance ${c.guidanceScale}, ${run.seconds.toFixed(1)} s`,
     '',

@@ -159,3 +159,15 @@ test('eval: a time budget stops starting batches and the result says how many pr
   assert.equal(run.heatMaps!.scenes, 1);
   assert.match(formatEvalRun(run), /1 of the 4 asked/);
 });
+
+test('eval --reconstruct: scores the VAE round trip of each prompt’s rendered scene', () => {
+  const sd = StableDiffusion.fromPretrained(goldenDir());
+  const run = runShapesEval(sd, { prompts: 2, batchSize: 2, reconstruct: true, keepImages: true });
+  assert.equal(run.config.mode, 'reconstruct');
+  assert.equal(run.rows.length, 2);
+  const [first] = heldOutPrompts(1);
+  const expected = sd.decodeLatents(sd.encodeImage(renderScene(first!.scene).image));
+  assert.deepEqual(run.images?.[0]?.data, expected.data);
+  assert.match(formatEvalRun(run), /^VAE round trips of the rendered scenes of held-out prompts 0\.\.1/);
+  assert.throws(() => runShapesEval(sd, { prompts: 2, reconstruct: true, heatMaps: 1 }), /heat-maps need/);
+});
