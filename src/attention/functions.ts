@@ -59,6 +59,7 @@ export const flashAttention: AttentionFunction = {
     return runOp1('MultiHeadAttention', [q, k, v], {
       domain: 'com.microsoft',
       attrs: { num_heads: heads, scale },
+      shape: [q.shape[0] as number, q.shape[1] as number, v.shape[2] as number],
     });
   },
 };

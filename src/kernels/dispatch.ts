@@ -96,7 +96,11 @@ function kernelFor(spec: KernelSpec, inputs: readonly (KernelInput | null)[]): C
  * Runs one op. `inputs` may contain null for an omitted optional input (ONNX's empty name).
  * Errors from onnxruntime are rethrown naming the op; callers validate shapes first where they can.
  */
-export function runKernel(spec: KernelSpec, inputs: readonly (KernelInput | null)[]): OrtTensor[] {
+export function runKernel(
+  spec: KernelSpec,
+  inputs: readonly (KernelInput | null)[],
+  preallocated?: readonly (OrtTensor | null)[],
+): OrtTensor[] {
   const k = kernelFor(spec, inputs);
   const feeds: Record<string, OrtTensor> = {};
   for (let i = 0; i < inputs.length; i++) {
@@ -104,9 +108,9 @@ export function runKernel(spec: KernelSpec, inputs: readonly (KernelInput | null
     if (x) feeds[k.inputNames[i] as string] = x.ort();
   }
   try {
-    if (!profile) return runSession(k.session, feeds, k.outputNames);
+    if (!profile) return runSession(k.session, feeds, k.outputNames, preallocated);
     const t0 = performance.now();
-    const out = runSession(k.session, feeds, k.outputNames);
+    const out = runSession(k.session, feeds, k.outputNames, preallocated);
     const key = `${spec.op}`;
     const p = profile.get(key) ?? { calls: 0, ms: 0 };
     p.calls++;

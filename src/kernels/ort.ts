@@ -18,7 +18,7 @@ export interface NativeSession {
   readonly outputMetadata: { name: string }[];
   run(
     feeds: Record<string, OrtTensor>,
-    fetches: Record<string, null>,
+    fetches: Record<string, OrtTensor | null>,
     options: object,
   ): Record<string, OrtTensor>;
   dispose(): void;
@@ -113,17 +113,22 @@ export function createSessionFromFile(path: string, opts: Partial<SessionSetting
 
 const runOptions = {};
 
-/** Runs a session synchronously; outputs come back in `outputNames` order. */
+/**
+ * Runs a session synchronously; outputs come back in `outputNames` order. `preallocated[i]`, when given, is
+ * a tensor of output i's exact shape that onnxruntime writes into (no allocation and copy of that output).
+ */
 export function runSession(
   session: NativeSession,
   feeds: Record<string, OrtTensor>,
   outputNames: readonly string[],
+  preallocated?: readonly (OrtTensor | null)[],
 ): OrtTensor[] {
   // plain loops, no closures: this runs once per op
-  const fetches: Record<string, null> = {};
-  for (let i = 0; i < outputNames.length; i++) fetches[outputNames[i] as string] = null;
+  const fetches: Record<string, OrtTensor | null> = {};
+  for (let i = 0; i < outputNames.length; i++) fetches[outputNames[i] as string] = preallocated?.[i] ?? null;
   const out = session.run(feeds, fetches, runOptions);
   const res = new Array<OrtTensor>(outputNames.length);
-  for (let i = 0; i < outputNames.length; i++) res[i] = out[outputNames[i] as string] as OrtTensor;
+  for (let i = 0; i < outputNames.length; i++)
+    res[i] = preallocated?.[i] ?? (out[outputNames[i] as string] as OrtTensor);
   return res;
 }

@@ -18,9 +18,9 @@ export function asTensor(v: Operand, like: Tensor): Tensor {
 
 function binary(op: string, name: string, a: Tensor, bv: Operand): [Tensor, Tensor, Tensor] {
   const b = asTensor(bv, a);
-  broadcastShapes(name, a.shape, b.shape);
+  const shape = broadcastShapes(name, a.shape, b.shape);
   if (a.dtype !== b.dtype) throw new Error(`${name}: dtypes differ (${a.dtype} and ${b.dtype}); cast first`);
-  return [a, b, runOp1(op, [a, b])];
+  return [a, b, runOp1(op, [a, b], { shape })];
 }
 
 // arithmetic
@@ -76,7 +76,7 @@ export function minimum(av: Tensor, bv: Operand): Tensor {
 // unary math
 
 function unary(op: string, x: Tensor, attrs?: Record<string, number | string>): Tensor {
-  return runOp1(op, [x], { attrs });
+  return runOp1(op, [x], { attrs, shape: x.shape });
 }
 
 export function neg(x: Tensor): Tensor {
@@ -128,7 +128,7 @@ export function silu(x: Tensor): Tensor {
   // Without gradients, one kernel: onnxruntime's QuickGelu with alpha 1 is x·sigmoid(x) in one pass,
   // bit-identical to Sigmoid then Mul and half their time (bench/unet.ts notes).
   if (x.dtype === 'float32' && !(isGradEnabled() && tracksGrad(x))) {
-    return runOp1('QuickGelu', [x], { domain: 'com.microsoft', attrs: { alpha: 1 } });
+    return runOp1('QuickGelu', [x], { domain: 'com.microsoft', attrs: { alpha: 1 }, shape: x.shape });
   }
   const s = unary('Sigmoid', x);
   const out = runOp1('Mul', [x, s]);

@@ -8,11 +8,22 @@ import { broadcastShapes, requireFloat } from './shape-utils.js';
 
 /** op(A)·op(B) with optional transposes of the last two dims, on onnxruntime's FusedMatMul. */
 function fusedMatMul(a: Tensor, b: Tensor, transA: boolean, transB: boolean, alpha = 1): Tensor {
-  if (!transA && !transB && alpha === 1) return runOp1('MatMul', [a, b]);
+  const shape = productShape(a, b, transA, transB);
+  if (!transA && !transB && alpha === 1) return runOp1('MatMul', [a, b], { shape });
   return runOp1('FusedMatMul', [a, b], {
     domain: 'com.microsoft',
     attrs: { transA: transA ? 1 : 0, transB: transB ? 1 : 0, alpha },
+    shape,
   });
+}
+
+/** Shape of op(A)·op(B) for ranks ≥ 2 (batch dims broadcast), else undefined (left to onnxruntime). */
+function productShape(a: Tensor, b: Tensor, transA: boolean, transB: boolean): number[] | undefined {
+  if (a.rank < 2 || b.rank < 2) return undefined;
+  const batch = broadcastShapes('matmul', a.shape.slice(0, -2), b.shape.slice(0, -2));
+  const m = a.shape[a.rank - (transA ? 1 : 2)] as number;
+  const n = b.shape[b.rank - (transB ? 2 : 1)] as number;
+  return [...batch, m, n];
 }
 
 function checkMatmul(op: string, a: Tensor, b: Tensor, transA: boolean, transB: boolean): void {
@@ -77,7 +88,8 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   ) {
     // Without gradients, one Gemm on a 2-D view of x (free: tensors are contiguous) adds the bias inside
     // the product instead of a separate Add pass over the output (bench/unet.ts notes).
-    const y = runOp1('Gemm', [x.reshape([-1, k]), weight, bias], { attrs: { transB: 1 } });
+    const rows = x.size / k;
+    const y = runOp1('Gemm', [x.reshape([-1, k]), weight, bias], { attrs: { transB: 1 }, shape: [rows, n] });
     return y.reshape([...x.shape.slice(0, -1), n]);
   }
   const y = matmul(x, weight, { transB: true });

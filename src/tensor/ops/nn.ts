@@ -13,7 +13,7 @@ import { normAxis, requireFloat, requireRank } from './shape-utils.js';
 
 export function softmax(x: Tensor, axis = -1): Tensor {
   const a = normAxis('softmax', axis, x.rank);
-  const out = runOp1('Softmax', [x], { attrs: { axis: a } });
+  const out = runOp1('Softmax', [x], { attrs: { axis: a }, shape: x.shape });
   // dx = y ⊙ (g − Σ g⊙y)
   return record(out, 'softmax', [x], (g) => [out.mul(g.sub(sum(g.mul(out), { axes: a, keepDims: true })))]);
 }
@@ -71,7 +71,10 @@ export function conv2d(
     );
   }
   const attrs = { strides: [sh, sw], pads: [ph, pw, ph, pw], dilations: [dh, dw], group: groups };
-  const out = runOp1('Conv', bias ? [x, weight, bias] : [x, weight], { attrs });
+  const out = runOp1('Conv', bias ? [x, weight, bias] : [x, weight], {
+    attrs,
+    shape: [x.shape[0] as number, o, ho, wo],
+  });
   const inputs = bias ? [x, weight, bias] : [x, weight];
   return record(out, 'conv2d', inputs, (g) => {
     // dx: the transposed convolution of g with the same weight, padded back to the input size
@@ -200,6 +203,7 @@ export function groupNorm(x: Tensor, numGroups: number, weight: Tensor, bias: Te
   if (!(isGradEnabled() && [x, weight, bias].some(tracksGrad))) {
     return runOp1('GroupNormalization', [x, weight, bias], {
       attrs: { num_groups: numGroups, epsilon: eps },
+      shape: x.shape,
     });
   }
   // Under recording: x̂ = (x − μ)·rstd per (sample, group), y = γ·x̂ + β, with the analytic backward
@@ -261,6 +265,7 @@ export function layerNorm(
   const w = weight ?? Tensor.ones(featureShape);
   return runOp1('LayerNormalization', bias ? [x, w, bias] : [x, w], {
     attrs: { axis: x.rank - normalizedDims, epsilon: eps },
+    shape: x.shape,
   });
 }
 

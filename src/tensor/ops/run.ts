@@ -2,7 +2,7 @@
 
 import { type KernelInput, runKernel } from '../../kernels/dispatch.js';
 import type { AttrValue } from '../../kernels/graph.js';
-import type { OrtTensor } from '../../kernels/ort.js';
+import { OrtTensor } from '../../kernels/ort.js';
 import { type DType, Tensor } from '../tensor.js';
 import { activeTrace } from '../trace.js';
 
@@ -11,7 +11,16 @@ export interface OpOptions {
   domain?: string;
   /** Output dtypes; default: one output with the first input's dtype. */
   outputs?: readonly DType[];
+  /**
+   * The shape of the single float32 output when the caller knows it: onnxruntime then writes into a buffer
+   * allocated here instead of allocating its own and having it copied out (≈ 20 % of a large elementwise op).
+   * A wrong shape is an onnxruntime error, never a silent one.
+   */
+  shape?: readonly number[];
 }
+
+/** Outputs smaller than this are not preallocated (the copy is cheaper than the bookkeeping). */
+const PREALLOCATE_MIN = 1 << 14;
 
 /** A tensor as a kernel input. A class, so the hot path allocates one small object and no closures per input. */
 class TensorInput implements KernelInput {
@@ -41,11 +50,23 @@ export function runOp(op: string, inputs: readonly (Tensor | null)[], opts: OpOp
     kin[i] = x ? new TensorInput(x) : null;
   }
   const outputs = opts.outputs ?? [first?.dtype ?? 'float32'];
-  const res = runKernel({ op, domain: opts.domain, attrs: opts.attrs, outputs }, kin);
+  const pre = preallocate(opts.shape, outputs);
+  const res = runKernel({ op, domain: opts.domain, attrs: opts.attrs, outputs }, kin, pre);
   const out = new Array<Tensor>(res.length);
   for (let i = 0; i < res.length; i++) out[i] = Tensor.fromOrt(res[i] as OrtTensor);
   activeTrace()?.node(op, inputs, out, opts.attrs, opts.domain);
   return out;
+}
+
+function preallocate(
+  shape: readonly number[] | undefined,
+  outputs: readonly DType[],
+): OrtTensor[] | undefined {
+  if (!shape || outputs.length !== 1 || outputs[0] !== 'float32') return undefined;
+  let size = 1;
+  for (let i = 0; i < shape.length; i++) size *= shape[i] as number;
+  if (size < PREALLOCATE_MIN) return undefined;
+  return [new OrtTensor('float32', new Float32Array(size), [...shape])];
 }
 
 /** `runOp` for single-output ops. */
