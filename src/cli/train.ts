@@ -82,7 +82,7 @@ export function registerTrain(program: Command): void {
     .option('--vae-groups <n>', 'VAE norm_num_groups (new runs only)', int('--vae-groups'))
     .option(
       '--object-weight <w>',
-      'VAE: extra reconstruction weight on object pixels (0)',
+      'extra loss weight on object pixels (VAE: reconstruction; unet: ε at latent resolution) (0)',
       float('--object-weight'),
     )
     .option(
@@ -130,6 +130,7 @@ export function registerTrain(program: Command): void {
           ...d.unet,
           ...stageFlags('unet'),
           ...(flags.minSnr !== undefined ? { minSnrGamma: flags.minSnr } : {}),
+          ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
           steps: pick(flags.steps, d.unet.steps),
         },
         ...(flags.quiet ? { quiet: true } : {}),

@@ -173,8 +173,17 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
   return trainLoop(
     state,
     (step) => {
-      const { images, captions } = shapesBatch(UNET_DATA, step, c.batchSize);
-      return textToImageLoss(models, images, captions, state.gen, c.captionDropout, c.minSnrGamma ?? 0);
+      const { images, captions, objects } = shapesBatch(UNET_DATA, step, c.batchSize);
+      const weighting = { objects, objectWeight: c.objectWeight ?? 0 };
+      return textToImageLoss(
+        models,
+        images,
+        captions,
+        state.gen,
+        c.captionDropout,
+        c.minSnrGamma ?? 0,
+        weighting,
+      );
     },
     {
       dir,

@@ -35,6 +35,8 @@ export interface TextToImageConfig {
    * Strategy"): each example's ε-MSE × min(SNR(t), γ) / SNR(t), SNR = ᾱ/(1 − ᾱ). 0 or absent: unweighted.
    */
   minSnrGamma?: number;
+  /** Extra ε-loss weight on latent pixels covering an object (as the VAE's `objectWeight`); 0 or absent: none. */
+  objectWeight?: number;
 }
 
 export const TEXT_TO_IMAGE_DEFAULTS: TextToImageConfig = {
@@ -146,6 +148,7 @@ export function textToImageLoss(
   gen: Generator,
   captionDropout: number,
   minSnrGamma = 0,
+  weighting?: { objects: Tensor; objectWeight: number },
 ): { loss: Tensor; logs: Record<string, number> } {
   const b = images.shape[0] as number;
   const z0 = noGrad(() => sampleLatent(m.vae.encode(images), gen).mul(m.scalingFactor)); // (B, 4, 16, 16)
@@ -155,10 +158,26 @@ export function textToImageLoss(
   const text = dropCaptions(captions, captionDropout, gen);
   const context = m.textEncoder.encodePrompts(m.tokenizer, text).lastHiddenState; // (B, T, D)
   const pred = m.unet.forward(zt, t, context);
-  const err = pred.sub(eps).pow(2);
-  if (!(minSnrGamma > 0)) return { loss: err.mean(), logs: {} };
+  let err = pred.sub(eps).pow(2);
+  const mse = err.mean();
+  if (weighting && weighting.objectWeight > 0) {
+    // the objects' region at latent resolution (a latent pixel is on an object if any of its pixels is),
+    // weighted 1 + objectWeight, normalised per example to mean weight 1
+    const w = noGrad(() => {
+      const [, , h, wd] = z0.shape as [number, number, number, number];
+      const [H, W] = [weighting.objects.shape[2] as number, weighting.objects.shape[3] as number];
+      const region = weighting.objects
+        .reshape([b, 1, h, H / h, wd, W / wd])
+        .max({ axes: [3, 5] }) // (B, 1, h, w)
+        .mul(weighting.objectWeight)
+        .add(1);
+      return region.div(region.mean({ axes: [1, 2, 3], keepDims: true }));
+    });
+    err = err.mul(w);
+  }
+  if (!(minSnrGamma > 0)) return { loss: err.mean(), logs: { mse: mse.item() } };
   const weights = minSnrWeights(m.noise.alphasCumprod, t, minSnrGamma);
   const perExample = err.mean({ axes: [1, 2, 3] }); // (B)
   const loss = perExample.mul(new Tensor(weights, [b])).mean();
-  return { loss, logs: { mse: err.mean().item() } };
+  return { loss, logs: { mse: mse.item() } };
 }

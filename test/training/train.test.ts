@@ -7,11 +7,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { AdamW } from '../../src/nn/index.js';
+import { AdamW, initParameters } from '../../src/nn/index.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
 import * as shapes from '../../src/shapes/index.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { Generator } from '../../src/tensor/random.js';
+import { learnBPE, tokenizerOf } from '../../src/training/bpe.js';
 import { readCheckpointMeta, type TrainState } from '../../src/training/checkpoint.js';
 import { exampleSeed, shapesBatch } from '../../src/training/data.js';
 import { exportShapesModel } from '../../src/training/export.js';
@@ -21,8 +22,14 @@ import {
   type ShapesTrainOptions,
   trainTextToImage,
   trainVAE,
+  vocabularyCaptions,
 } from '../../src/training/shapes.js';
-import { minSnrWeights } from '../../src/training/text-to-image.js';
+import {
+  buildTextToImage,
+  minSnrWeights,
+  textToImageLoss,
+  trainingNoiseSchedule,
+} from '../../src/training/text-to-image.js';
 import { buildVAE, initVAE, vaeLoss } from '../../src/training/vae.js';
 
 const root = mkdtempSync(join(tmpdir(), 'attnkit-train-'));
@@ -180,4 +187,37 @@ test('train: Min-SNR-γ weights, worked by hand', () => {
   const w = minSnrWeights([0.5, 0.9, 0.1], [0, 1, 2, 1], 5);
   const expected = [1, 5 / 9, 1, 5 / 9];
   expected.forEach((e, i) => assert.ok(Math.abs((w[i] as number) - e) < 1e-7, `weight ${i}: ${w[i]} ≠ ${e}`));
+});
+
+test('train: UNet object weighting — a uniform region is no weighting; a real one changes the loss', () => {
+  const c = tiny(join(root, 'ow'), 1, 1).unet;
+  const bpe = learnBPE(vocabularyCaptions(200));
+  const { unet, textEncoder } = buildTextToImage(c, Object.keys(bpe.vocab).length);
+  initParameters(unet, new Generator(1));
+  initParameters(textEncoder, new Generator(2));
+  const vae = buildVAE({ ...SHAPES_TRAIN_DEFAULTS.vae, blockOutChannels: [8, 16, 16], normNumGroups: 8 });
+  initVAE(vae, new Generator(3));
+  const models = {
+    unet,
+    textEncoder,
+    tokenizer: tokenizerOf(bpe, c.maxLength),
+    vae,
+    scalingFactor: 1,
+    noise: trainingNoiseSchedule(),
+  };
+  const batch = shapesBatch(2, 0, 2);
+  const loss = (objects?: Tensor, objectWeight = 4) =>
+    textToImageLoss(
+      models,
+      batch.images,
+      batch.captions,
+      new Generator(9),
+      0.1,
+      5,
+      objects && { objects, objectWeight },
+    ).loss.item();
+  const plain = loss();
+  assert.ok(Math.abs(loss(Tensor.ones(batch.objects.shape)) - plain) < 1e-6 * plain);
+  assert.equal(loss(batch.objects, 0), plain);
+  assert.notEqual(loss(batch.objects), plain);
 });
