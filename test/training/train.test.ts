@@ -186,7 +186,9 @@ test('train: Min-SNR-γ weights, worked by hand', () => {
   // ᾱ = 0.5 → SNR 1 → min(1, 5)/1 = 1;  ᾱ = 0.9 → SNR 9 → 5/9;  ᾱ = 0.1 → SNR 1/9 → 1
   const w = minSnrWeights([0.5, 0.9, 0.1], [0, 1, 2, 1], 5);
   const expected = [1, 5 / 9, 1, 5 / 9];
-  expected.forEach((e, i) => assert.ok(Math.abs((w[i] as number) - e) < 1e-7, `weight ${i}: ${w[i]} ≠ ${e}`));
+  for (const [i, e] of expected.entries()) {
+    assert.ok(Math.abs((w[i] as number) - e) < 1e-7, `weight ${i}: ${w[i]} ≠ ${e}`);
+  }
 });
 
 test('train: UNet object weighting — a uniform region is no weighting; a real one changes the loss', () => {
