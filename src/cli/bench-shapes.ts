@@ -3,16 +3,17 @@
 // compared with the box of the same object in the reference method's image (mean IoU).
 
 import type { AttentionCaching } from '../methods/application/attention-caching.js';
+import { HELD_OUT_SEED_BASE, heldOutPrompts } from '../pipelines/evaluate.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
-import { captionOf, evaluate, type SceneReport, sampleScene } from '../shapes/index.js';
+import { evaluate, type SceneReport } from '../shapes/index.js';
 import type { Box } from '../shapes/render.js';
 import { Tensor } from '../tensor/index.js';
 import { type Measured, method } from './bench-methods.js';
 import { memory, now, saveF32, startPeak } from './bench-support.js';
 
-/** Held-out prompts: captions of scenes sampled from seeds ≥ 10⁹, the held-out range of attnkit eval. */
-export function shapesPrompts(n: number, offset = 1_000_000_000): string[] {
-  return Array.from({ length: n }, (_, i) => captionOf(sampleScene(offset + i)).text);
+/** Held-out prompts (attnkit eval's): the captions of the scenes of seeds offset, offset + 1, … (≥ 10⁹). */
+export function shapesPrompts(n: number, offset = HELD_OUT_SEED_BASE): string[] {
+  return heldOutPrompts(n, offset - HELD_OUT_SEED_BASE).map((p) => p.caption.text);
 }
 
 /** One batched guided generation of every prompt; seconds per denoising step. Images go to `out`. */
@@ -29,12 +30,12 @@ export function measureShapes(
     sd.generate({ prompt: shapesPrompts(prompts, offset), steps: n, seed: offset, controllers });
   // warm-up (op sessions); the calibrated cache calibrates there, on other prompts and another seed
   const cache = controllers.find((c) => c.name === 'AttentionCaching') as AttentionCaching | undefined;
-  if (cache && name === 'caching') cache.calibrate(() => run(1_100_000_000, steps));
-  else run(1_100_000_000, 1);
+  if (cache && name === 'caching') cache.calibrate(() => run(HELD_OUT_SEED_BASE + 100_000_000, steps));
+  else run(HELD_OUT_SEED_BASE + 100_000_000, 1);
   startPeak();
   const baseline = memory().rss;
   const t0 = now();
-  const { images } = run(1_000_000_000, steps);
+  const { images } = run(HELD_OUT_SEED_BASE, steps);
   const seconds = (now() - t0) / steps;
   const peak = memory().hwm;
   saveF32(out, images);

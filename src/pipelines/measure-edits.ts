@@ -39,6 +39,7 @@ import {
   type ColorName,
   captionOf,
   captionOfSpec,
+  dilate,
   evaluate,
   maskIoU,
   type ObjectReport,
@@ -114,24 +115,6 @@ type Levels = Float32Array;
 /** (1, 3, H, W) in [-1, 1] → planes of 8-bit levels, clamped. */
 export function levelsOf(image: Tensor): Levels {
   return Float32Array.from(image.data as Float32Array, (v) => Math.min(255, Math.max(0, (v + 1) * 127.5)));
-}
-
-/** A binary mask grown by r pixels (square neighbourhood). */
-export function dilate(mask: ArrayLike<number>, width: number, height: number, r = 1): Float32Array {
-  const out = new Float32Array(width * height);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      if (!(mask[y * width + x]! > 0.5)) continue;
-      for (let dy = -r; dy <= r; dy++) {
-        for (let dx = -r; dx <= r; dx++) {
-          const yy = y + dy;
-          const xx = x + dx;
-          if (yy >= 0 && yy < height && xx >= 0 && xx < width) out[yy * width + xx] = 1;
-        }
-      }
-    }
-  }
-  return out;
 }
 
 /** Union of binary masks. */

@@ -24,6 +24,24 @@ function pair(op: string, a: MaskLike, b: MaskLike): [ArrayLike<number>, ArrayLi
   return [x, y];
 }
 
+/** A binary mask grown by r pixels (square neighbourhood). */
+export function dilate(mask: ArrayLike<number>, width: number, height: number, r = 1): Float32Array {
+  const out = new Float32Array(width * height);
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (!(mask[y * width + x]! > 0.5)) continue;
+      for (let dy = -r; dy <= r; dy++) {
+        for (let dx = -r; dx <= r; dx++) {
+          const yy = y + dy;
+          const xx = x + dx;
+          if (yy >= 0 && yy < height && xx >= 0 && xx < width) out[yy * width + xx] = 1;
+        }
+      }
+    }
+  }
+  return out;
+}
+
 /**
  * Intersection over union of two binary masks (pixel in when > 0.5). Two empty masks give 1: they agree
  * everywhere.

@@ -3,6 +3,7 @@
 // whatever was drawn before (resuming at step i reproduces it).
 
 import { captionOf } from '../shapes/caption.js';
+import { dilate } from '../shapes/masks.js';
 import { renderScene } from '../shapes/render.js';
 import { sampleScene } from '../shapes/scene.js';
 import { concat, Tensor } from '../tensor/index.js';
@@ -17,26 +18,11 @@ export interface ShapesBatch {
 
 /** The union of the objects' coverage (> 0), grown by one pixel (8-neighbourhood), as (1, 1, H, W). */
 function objectRegion(coverages: readonly Tensor[], h: number, w: number): Tensor {
-  const any = new Uint8Array(h * w);
-  for (const c of coverages)
-    c.data.forEach((a, p) => {
-      if ((a as number) > 0) any[p] = 1;
-    });
-  const out = new Float32Array(h * w);
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      for (let dy = -1; dy <= 1 && !out[y * w + x]; dy++) {
-        for (let dx = -1; dx <= 1; dx++) {
-          const [yy, xx] = [y + dy, x + dx];
-          if (yy >= 0 && yy < h && xx >= 0 && xx < w && any[yy * w + xx]) {
-            out[y * w + x] = 1;
-            break;
-          }
-        }
-      }
-    }
+  const covered = new Float32Array(h * w);
+  for (const c of coverages) {
+    for (let p = 0; p < covered.length; p++) if ((c.data[p] as number) > 0) covered[p] = 1;
   }
-  return new Tensor(out, [1, 1, h, w]);
+  return new Tensor(dilate(covered, w, h, 1), [1, 1, h, w]);
 }
 
 /** Scene seeds per data seed: runs with different data seeds never share a scene. */

@@ -4,12 +4,13 @@
 import { writePng } from '../io/png.js';
 import { imageGrid } from '../io/render.js';
 import type { AutoencoderKL } from '../models/autoencoder-kl.js';
+import { heldOutSeed } from '../pipelines/evaluate.js';
 import { renderScene } from '../shapes/render.js';
 import { sampleScene } from '../shapes/scene.js';
 import { concat, noGrad } from '../tensor/index.js';
 
 export function writeReconstructionGrid(vae: AutoencoderKL, path: string, n = 8): void {
-  const scenes = Array.from({ length: n }, (_, i) => renderScene(sampleScene(1_000_000_000 + i)).image);
+  const scenes = Array.from({ length: n }, (_, i) => renderScene(sampleScene(heldOutSeed(i))).image);
   const recon = noGrad(() => vae.decode(vae.encode(concat(scenes, 0)).mean).clamp(-1, 1));
   writePng(path, imageGrid([...scenes, ...recon.split(n, 0)], { cols: n, zoom: 2 }));
 }

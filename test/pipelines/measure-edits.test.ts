@@ -10,7 +10,6 @@ import { after, test } from 'node:test';
 import { heldOutSeed } from '../../src/pipelines/evaluate.js';
 import {
   colourStats,
-  dilate,
   editsMarkdown,
   MEASUREMENT_OFFSETS,
   MEASUREMENTS,
@@ -20,7 +19,14 @@ import {
   scoreSwap,
 } from '../../src/pipelines/measure-edits.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
-import { captionOf, captionOfSpec, evaluate, renderScene, sampleScene } from '../../src/shapes/index.js';
+import {
+  captionOf,
+  captionOfSpec,
+  dilate,
+  evaluate,
+  renderScene,
+  sampleScene,
+} from '../../src/shapes/index.js';
 import { concat, Tensor } from '../../src/tensor/index.js';
 import { goldenDir, repoRoot } from '../helpers/fixtures.js';
 

@@ -128,10 +128,18 @@ export class AttentionCaching implements Controller {
   }
 
   output(call: AttentionCall, out: Tensor): Tensor {
-    const cache = this.#cache.get(call.path) ?? {};
-    cache.final = out;
-    this.#cache.set(call.path, cache);
+    this.#layer(call.path).final = out;
     return out;
+  }
+
+  /** The cache of one layer, created on first use. */
+  #layer(path: string): LayerCache {
+    let cache = this.#cache.get(path);
+    if (!cache) {
+      cache = {};
+      this.#cache.set(path, cache);
+    }
+    return cache;
   }
 
   fn(call: AttentionCall): AttentionFunction {
@@ -152,8 +160,7 @@ export class AttentionCaching implements Controller {
   }
 
   #attend(call: AttentionCall, a: Packed): Tensor {
-    const cache = this.#cache.get(call.path) ?? {};
-    this.#cache.set(call.path, cache);
+    const cache = this.#layer(call.path);
     const usable = (m: CacheMethod) => this.#usable(call, cache, a, m);
     let method: CacheMethod = 'full_attn';
     let out: Tensor;
