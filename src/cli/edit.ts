@@ -60,6 +60,9 @@ const promptToPrompt: EditMethod = {
   ],
   run(c) {
     const f = c.flags;
+    if (f['nullText'] && !c.image) {
+      throw new Error('--null-text inverts the image given with --image; add --image <png> or drop --null-text');
+    }
     if (c.image) {
       c.log(
         `inverting the image with the source prompt (DDIM, ${c.steps} steps${f['nullText'] ? ', null-text' : ''})`,
