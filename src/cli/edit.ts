@@ -61,7 +61,9 @@ const promptToPrompt: EditMethod = {
   run(c) {
     const f = c.flags;
     if (f['nullText'] && !c.image) {
-      throw new Error('--null-text inverts the image given with --image; add --image <png> or drop --null-text');
+      throw new Error(
+        '--null-text inverts the image given with --image; add --image <png> or drop --null-text',
+      );
     }
     if (c.image) {
       c.log(

@@ -87,7 +87,10 @@ test('edit writes source, target and the side-by-side', () => {
   assert.deepEqual(readPng(paths.target).shape, [1, 3, 32, 32]);
   assert.deepEqual(readPng(out).shape, [1, 3, 36, 70]);
   assert.throws(() => attnkit('edit', '--source', 'a circle', '--method', 'nope'), /Allowed choices are p2p/);
-  assert.throws(() => attnkit('edit', '--source', 'a circle', '--null-text'), /--null-text inverts the image/);
+  assert.throws(
+    () => attnkit('edit', '--source', 'a circle', '--null-text'),
+    /--null-text inverts the image/,
+  );
 });
 
 test('option parsers', () => {
