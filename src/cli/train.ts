@@ -36,6 +36,7 @@ interface TrainFlags {
   vaeGroups?: number;
   objectWeight?: number;
   minSnr?: number;
+  ema?: number;
 }
 
 function lrDecay(kind: string): 'constant' | 'cosine' {
@@ -90,6 +91,11 @@ export function registerTrain(program: Command): void {
       'unet: Min-SNR-γ loss weighting (0 = none; the paper uses 5)',
       float('--min-snr'),
     )
+    .option(
+      '--ema <decay>',
+      'unet: keep an exponential moving average of the weights (e.g. 0.999); export-shapes writes it',
+      float('--ema'),
+    )
     .option('--seed <n>', 'initialisation and noise seed', int('--seed'), 0)
     .option('--checkpoint-minutes <m>', 'save a checkpoint this often', float('--checkpoint-minutes'), 3)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
@@ -131,6 +137,7 @@ export function registerTrain(program: Command): void {
           ...stageFlags('unet'),
           ...(flags.minSnr !== undefined ? { minSnrGamma: flags.minSnr } : {}),
           ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
+          ...(flags.ema !== undefined ? { ema: flags.ema } : {}),
           steps: pick(flags.steps, d.unet.steps),
         },
         ...(flags.quiet ? { quiet: true } : {}),
@@ -160,8 +167,10 @@ export function registerTrain(program: Command): void {
     .option('-o, --out <dir>', 'diffusers folder to write', 'models/shapes-v1')
     .option('--plot <png>', 'loss curves PNG', 'docs/training-loss.png')
     .option('--recon <png>', 'VAE reconstructions of held-out scenes', 'docs/training-vae.png')
-    .action((flags: { run: string; out: string; plot: string; recon: string }) => {
-      exportShapesModel(flags.out, flags.run);
+    .option('--no-ema', 'write the trained weights even where the run kept a moving average of them')
+    .action((flags: { run: string; out: string; plot: string; recon: string; ema: boolean }) => {
+      const { ema } = exportShapesModel(flags.out, flags.run, { ema: flags.ema });
+      if (ema) process.stdout.write(`unet and text encoder: the moving average of ${ema} updates\n`);
       const history = (stage: string) =>
         hasCheckpoint(join(flags.run, stage))
           ? readCheckpointMeta(join(flags.run, stage)).history

@@ -1,14 +1,16 @@
 // Resumable training checkpoints: the models' parameters and AdamW's moments in one safetensors file,
 // and the step, the Philox counter, the loss history and the run's settings in a JSON file beside it.
-// Parameters are saved as float32, so resuming continues bit for bit where the run stopped.
+// Parameters are saved as float32, so resuming continues bit for bit where the run stopped. A run with an
+// exponential moving average (ema.ts) also saves it, as `ema.<parameter name>`.
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Module, Parameter } from '../nn/module.js';
 import type { AdamW } from '../nn/optim.js';
-import type { Tensor } from '../tensor/index.js';
+import { Tensor } from '../tensor/index.js';
 import type { Generator } from '../tensor/random.js';
+import type { EMA } from './ema.js';
 
 export interface TrainState {
   /** Checkpoint prefix → module ('vae', 'unet', 'text_encoder'). */
@@ -17,6 +19,8 @@ export interface TrainState {
   gen: Generator;
   /** One entry per step done: the loss and any other logged values. */
   history: Record<string, number>[];
+  /** The moving average of the parameters, when the run keeps one. */
+  ema?: EMA;
 }
 
 export interface CheckpointMeta {
@@ -26,6 +30,8 @@ export interface CheckpointMeta {
   history: Record<string, number>[];
   /** Anything the stage needs to rebuild itself (configs, scaling factor, …). */
   extra: Record<string, unknown>;
+  /** Updates of the saved moving average (absent: the checkpoint has none). */
+  emaUpdates?: number;
 }
 
 const WEIGHTS = 'checkpoint.safetensors';
@@ -49,6 +55,8 @@ export function saveCheckpoint(dir: string, state: TrainState, extra: Record<str
     const vp = v.get(p);
     if (mp) tensors.set(`adamw.m.${name}`, mp);
     if (vp) tensors.set(`adamw.v.${name}`, vp);
+    const ema = state.ema?.shadow.get(p);
+    if (ema) tensors.set(`ema.${name}`, new Tensor(ema, p.value.shape));
   }
   writeSafetensors(join(dir, WEIGHTS), tensors);
   const meta: CheckpointMeta = {
@@ -56,6 +64,7 @@ export function saveCheckpoint(dir: string, state: TrainState, extra: Record<str
     rngCounter: state.gen.counter.toString(),
     history: state.history,
     extra,
+    ...(state.ema ? { emaUpdates: state.ema.updates } : {}),
   };
   const tmp = join(dir, `${META}.tmp`);
   writeFileSync(tmp, `${JSON.stringify(meta)}\n`);
@@ -67,7 +76,10 @@ export function readCheckpointMeta(dir: string): CheckpointMeta {
   return JSON.parse(readFileSync(join(dir, META), 'utf8')) as CheckpointMeta;
 }
 
-/** Loads parameters, optimizer moments, step, RNG counter and history into `state`; returns the meta. */
+/**
+ * Loads parameters, optimizer moments, step, RNG counter and history into `state`; returns the meta.
+ * `state.ema` takes the saved average, or starts at the loaded weights when the checkpoint has none.
+ */
 export function loadCheckpoint(dir: string, state: TrainState): CheckpointMeta {
   const meta = readCheckpointMeta(dir);
   const { tensors } = readSafetensors(join(dir, WEIGHTS));
@@ -85,7 +97,10 @@ export function loadCheckpoint(dir: string, state: TrainState): CheckpointMeta {
     const vt = tensors.get(`adamw.v.${name}`);
     if (mt) m.set(p, mt);
     if (vt) v.set(p, vt);
+    const et = tensors.get(`ema.${name}`);
+    state.ema?.reset(p, et ? (et.data as Float32Array) : undefined);
   }
+  if (state.ema) state.ema.updates = meta.emaUpdates ?? 0;
   if (missing.length > 0) {
     throw new Error(
       `loadCheckpoint: ${join(dir, WEIGHTS)} lacks ${missing.length} parameters (${missing.slice(0, 5).join(', ')}…); ` +

@@ -50,9 +50,14 @@ function moduleTensors(all: Map<string, Tensor>, prefix: string): Map<string, Te
 
 /**
  * Exports the run in `runDir` (stage folders vae/ and unet/, and tokenizer/, as `attnkit train shapes`
- * writes them) to the diffusers folder `out` with float16 weights.
+ * writes them) to the diffusers folder `out` with float16 weights. Where the unet stage kept a moving
+ * average of its weights (`--ema`), that is written unless `ema: false`; returns its update count (0: none).
  */
-export function exportShapesModel(out: string, runDir = 'runs/shapes'): void {
+export function exportShapesModel(
+  out: string,
+  runDir = 'runs/shapes',
+  opts: { ema?: boolean } = {},
+): { ema: number } {
   for (const stage of ['vae', 'unet']) {
     if (!hasCheckpoint(join(runDir, stage))) {
       throw new Error(
@@ -67,6 +72,8 @@ export function exportShapesModel(out: string, runDir = 'runs/shapes'): void {
   const vocabSize = unetMeta.extra.vocabSize as number;
   const vaeWeights = readSafetensors(join(runDir, 'vae', 'checkpoint.safetensors')).tensors;
   const unetWeights = readSafetensors(join(runDir, 'unet', 'checkpoint.safetensors')).tensors;
+  const ema = opts.ema !== false && unetMeta.emaUpdates ? unetMeta.emaUpdates : 0;
+  const unetPrefix = ema ? 'ema.' : '';
   const fp16 = { dtype: 'float16' } as const;
 
   mkdirSync(out, { recursive: true });
@@ -79,7 +86,7 @@ export function exportShapesModel(out: string, runDir = 'runs/shapes'): void {
   json(join(unetDir, 'config.json'), unetConfigJson(unetConfig));
   writeSafetensors(
     join(unetDir, 'diffusion_pytorch_model.safetensors'),
-    moduleTensors(unetWeights, 'unet'),
+    moduleTensors(unetWeights, `${unetPrefix}unet`),
     fp16,
   );
   const vaeDir = dir('vae');
@@ -94,9 +101,14 @@ export function exportShapesModel(out: string, runDir = 'runs/shapes'): void {
     ...textEncoderConfigJson(unetConfig, vocabSize),
     torch_dtype: 'float16',
   });
-  writeSafetensors(join(textDir, 'model.safetensors'), moduleTensors(unetWeights, 'text_encoder'), fp16);
+  writeSafetensors(
+    join(textDir, 'model.safetensors'),
+    moduleTensors(unetWeights, `${unetPrefix}text_encoder`),
+    fp16,
+  );
   const tokDir = dir('tokenizer');
   for (const f of readdirSync(join(runDir, 'tokenizer')))
     copyFileSync(join(runDir, 'tokenizer', f), join(tokDir, f));
   json(join(dir('scheduler'), 'scheduler_config.json'), SHAPES_SCHEDULER_CONFIG);
+  return { ema };
 }

@@ -98,6 +98,7 @@ export function trainLoop(
     const gradNorm = clipGradNorm(opt.params, o.clip);
     const lr = learningRate(o, step);
     opt.step(lr);
+    state.ema?.update();
     opt.zeroGrad();
     const value = loss.item();
     state.history.push({ loss: value, ...logs, gradNorm, ms: Date.now() - ts });

@@ -18,6 +18,7 @@ import { Generator } from '../tensor/random.js';
 import { learnBPE, tokenizerOf, writeTokenizer } from './bpe.js';
 import { hasCheckpoint, readCheckpointMeta, type TrainState } from './checkpoint.js';
 import { exampleSeed, shapesBatch, shapesExamples } from './data.js';
+import { EMA } from './ema.js';
 import { type LoopResult, trainLoop } from './loop.js';
 import {
   buildTextToImage,
@@ -163,11 +164,13 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
   initParameters(textEncoder, new Generator(o.seed + 5), { embeddingStd: 0.02 });
   unet.requiresGrad();
   textEncoder.requiresGrad();
+  const params = [...unet.parameters(), ...textEncoder.parameters()];
   const state: TrainState = {
     modules: { unet, text_encoder: textEncoder },
-    optimizer: new AdamW([...unet.parameters(), ...textEncoder.parameters()], { lr: c.lr }),
+    optimizer: new AdamW(params, { lr: c.lr }),
     gen: new Generator(o.seed + 6),
     history: [],
+    ...(c.ema ? { ema: new EMA(params, c.ema) } : {}),
   };
   const models = { unet, textEncoder, tokenizer, vae, scalingFactor, noise: trainingNoiseSchedule() };
   return trainLoop(

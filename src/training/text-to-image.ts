@@ -37,6 +37,8 @@ export interface TextToImageConfig {
   minSnrGamma?: number;
   /** Extra ε-loss weight on latent pixels covering an object (as the VAE's `objectWeight`); 0 or absent: none. */
   objectWeight?: number;
+  /** Decay of an exponential moving average of the weights (ema.ts), exported instead of them; absent: none. */
+  ema?: number;
 }
 
 export const TEXT_TO_IMAGE_DEFAULTS: TextToImageConfig = {

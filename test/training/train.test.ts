@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { readSafetensors } from '../../src/io/safetensors.js';
-import { AdamW, initParameters } from '../../src/nn/index.js';
+import { AdamW, initParameters, Parameter } from '../../src/nn/index.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
 import * as shapes from '../../src/shapes/index.js';
 import { Tensor } from '../../src/tensor/index.js';
@@ -15,6 +15,7 @@ import { Generator } from '../../src/tensor/random.js';
 import { learnBPE, tokenizerOf } from '../../src/training/bpe.js';
 import { readCheckpointMeta, type TrainState } from '../../src/training/checkpoint.js';
 import { exampleSeed, shapesBatch } from '../../src/training/data.js';
+import { EMA } from '../../src/training/ema.js';
 import { exportShapesModel } from '../../src/training/export.js';
 import { learningRate, trainLoop } from '../../src/training/loop.js';
 import {
@@ -64,6 +65,7 @@ function tiny(out: string, vaeSteps: number, unetSteps: number, resume = false):
       lr: 2e-3,
       warmup: 1,
       scalingImages: 8,
+      ema: 0.9,
     },
   };
 }
@@ -108,6 +110,7 @@ test('train: stopping and resuming gives the same parameters and optimizer state
     const [ma, mb] = [readCheckpointMeta(join(straight, stage)), readCheckpointMeta(join(resumed, stage))];
     assert.equal(mb.step, 3);
     assert.equal(mb.rngCounter, ma.rngCounter);
+    assert.equal(mb.emaUpdates, stage === 'unet' ? 3 : undefined);
     assert.deepEqual(
       mb.history.map((h) => h.loss),
       ma.history.map((h) => h.loss),
@@ -118,21 +121,46 @@ test('train: stopping and resuming gives the same parameters and optimizer state
 test('train: an exported run loads with StableDiffusion.fromPretrained and generates', () => {
   const run = join(root, 'straight');
   const model = join(root, 'exported');
-  exportShapesModel(model, run);
+  assert.deepEqual(exportShapesModel(model, run), { ema: 3 });
   const sd = StableDiffusion.fromPretrained(model);
   assert.equal(sd.vae.config.scalingFactor, readCheckpointMeta(join(run, 'unet')).extra.scalingFactor);
   const { images } = sd.generate({ prompt: 'a red circle above a blue square', steps: 2, guidanceScale: 3 });
   assert.deepEqual(images.shape, [1, 3, sd.defaultSize, sd.defaultSize]);
   assert.ok((images.data as Float32Array).every(Number.isFinite));
-  // fp16 weights: the exported UNet is the trained one up to float16 rounding
-  const trained = readSafetensors(join(run, 'unet', 'checkpoint.safetensors')).tensors.get(
-    'unet.conv_in.weight',
-  ) as Tensor;
-  const loaded = sd.unet.conv_in.weight.value.data as Float32Array;
-  (trained.data as Float32Array).forEach((x, i) => {
-    assert.ok(Math.abs(x - (loaded[i] as number)) <= 1e-3 * Math.abs(x) + 1e-7);
-  });
+  // fp16 weights: the exported UNet is the run's moving average (or, with ema: false, its trained
+  // weights) up to float16 rounding
+  const saved = readSafetensors(join(run, 'unet', 'checkpoint.safetensors')).tensors;
+  const close = (want: Tensor, got: Tensor) =>
+    (want.data as Float32Array).every(
+      (x, i) => Math.abs(x - ((got.data as Float32Array)[i] as number)) <= 1e-3 * Math.abs(x) + 1e-7,
+    );
+  const average = saved.get('ema.unet.conv_in.weight') as Tensor;
+  const trained = saved.get('unet.conv_in.weight') as Tensor;
+  assert.ok(!close(trained, average), 'the moving average differs from the weights after 3 steps');
+  assert.ok(close(average, sd.unet.conv_in.weight.value));
+  const raw = join(root, 'exported-raw');
+  assert.deepEqual(exportShapesModel(raw, run, { ema: false }), { ema: 0 });
+  assert.ok(close(trained, StableDiffusion.fromPretrained(raw).unet.conv_in.weight.value));
 });
+
+test('train: EMA — warm-up decay min(d, (1+n)/(10+n)), worked by hand', () => {
+  const p = new Parameter(Tensor.from([1, 2]));
+  const ema = new EMA([p], 0.5);
+  p.value = Tensor.from([3, 4]);
+  assert.equal(ema.currentDecay(), 0.1); // n = 0: 1/10
+  ema.update(); // 0.1·[1, 2] + 0.9·[3, 4]
+  assertClose(ema.shadow.get(p) as Float32Array, [2.8, 3.8]);
+  p.value = Tensor.from([5, 5]);
+  ema.update(); // n = 1: 2/11·[2.8, 3.8] + 9/11·[5, 5] = [50.6/11, 52.6/11]
+  assertClose(ema.shadow.get(p) as Float32Array, [4.6, 52.6 / 11]);
+  ema.updates = 1000; // past the warm-up the decay is the given one
+  assert.equal(ema.currentDecay(), 0.5);
+  assert.throws(() => new EMA([p], 1), /decay must lie in \(0, 1\)/);
+});
+
+function assertClose(got: Float32Array, want: number[]): void {
+  want.forEach((w, i) => assert.ok(Math.abs((got[i] as number) - w) < 1e-6, `[${i}] ${got[i]} ≠ ${w}`));
+}
 
 test('train: learning rate — linear warm-up, then constant or a cosine from lr to lr/10', () => {
   const o = { lr: 1, warmup: 10, steps: 110 };
