@@ -159,7 +159,9 @@ test('train: EMA — warm-up decay min(d, (1+n)/(10+n)), worked by hand', () => 
 });
 
 function assertClose(got: Float32Array, want: number[]): void {
-  want.forEach((w, i) => assert.ok(Math.abs((got[i] as number) - w) < 1e-6, `[${i}] ${got[i]} ≠ ${w}`));
+  for (const [i, w] of want.entries()) {
+    assert.ok(Math.abs((got[i] as number) - w) < 1e-6, `[${i}] ${got[i]} ≠ ${w}`);
+  }
 }
 
 test('train: learning rate — linear warm-up, then constant or a cosine from lr to lr/10', () => {
