@@ -8,11 +8,11 @@ import { readPng, writePng } from '../io/png.js';
 import { sideBySide } from '../io/render.js';
 import { setThreads } from '../kernels/ort.js';
 import { editPrompt, type PromptEditMethod } from '../pipelines/edit.js';
-import { StableDiffusion } from '../pipelines/stable-diffusion.js';
+import type { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { Tensor } from '../tensor/index.js';
 import { float, int } from './args.js';
 import { masactrlMethod, pnpMethod } from './edit-features.js';
-import { resolveModel } from './models.js';
+import { loadModel } from './models.js';
 import { progressBar } from './progress.js';
 
 /** What every edit method is handed. */
@@ -138,7 +138,8 @@ export function registerEdit(program: Command): void {
   cmd.action((f: Record<string, unknown>) => {
     if (f['threads']) setThreads(f['threads'] as number);
     const log = (s: string) => process.stderr.write(`${s}\n`);
-    const sd = StableDiffusion.fromPretrained(resolveModel(f['model'] as string | undefined, log));
+    const prompts = [f['source'] as string, ...(f['target'] ? [f['target'] as string] : [])];
+    const sd = loadModel(f['model'] as string | undefined, log, prompts);
     const steps = f['steps'] as number;
     const bar = progressBar('editing', steps, { quiet: f['quiet'] as boolean | undefined });
     const method = EDIT_METHODS[f['method'] as string]!;

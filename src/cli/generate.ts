@@ -3,10 +3,9 @@
 import type { Command } from 'commander';
 import { writePng } from '../io/png.js';
 import { setThreads } from '../kernels/ort.js';
-import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import { float, int } from './args.js';
-import { resolveModel } from './models.js';
+import { loadModel } from './models.js';
 import { progressBar } from './progress.js';
 
 interface GenerateFlags {
@@ -42,9 +41,8 @@ export function registerGenerate(program: Command): void {
     .action((prompt: string, f: GenerateFlags) => {
       if (f.threads) setThreads(f.threads);
       const log = (s: string) => process.stderr.write(`${s}\n`);
-      const dir = resolveModel(f.model, log);
       const t0 = performance.now();
-      const sd = StableDiffusion.fromPretrained(dir);
+      const sd = loadModel(f.model, log, [prompt]);
       const bar = progressBar('denoising', f.steps, { quiet: f.quiet });
       const { images } = sd.generate({
         prompt,

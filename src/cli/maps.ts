@@ -7,10 +7,10 @@ import { setThreads } from '../kernels/ort.js';
 import { expandAs } from '../methods/map/heatmap.js';
 import { resize2d } from '../methods/map/upsample.js';
 import { generateWithHeatMaps } from '../pipelines/heatmaps.js';
-import { StableDiffusion } from '../pipelines/stable-diffusion.js';
+import type { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { Tensor } from '../tensor/index.js';
 import { float, int } from './args.js';
-import { resolveModel } from './models.js';
+import { loadModel } from './models.js';
 import { progressBar } from './progress.js';
 
 interface MapsFlags {
@@ -77,7 +77,7 @@ export function registerMaps(program: Command): void {
     .action((prompt: string, f: MapsFlags) => {
       if (f.threads) setThreads(f.threads);
       const log = (s: string) => process.stderr.write(`${s}\n`);
-      const sd = StableDiffusion.fromPretrained(resolveModel(f.model, log));
+      const sd = loadModel(f.model, log, [prompt]);
       const bar = progressBar('denoising', f.samplingSteps, { quiet: f.quiet });
       const run = generateWithHeatMaps(sd, {
         prompt,

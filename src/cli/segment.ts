@@ -6,10 +6,9 @@ import { imageGrid, overlayHeatMap } from '../io/render.js';
 import { setThreads } from '../kernels/ort.js';
 import { attentionMask, normalizedAttention } from '../methods/application/attention-mask.js';
 import { generateWithHeatMaps } from '../pipelines/heatmaps.js';
-import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { float, int } from './args.js';
 import { parseIntList, parseStepRange, tileZoom } from './maps.js';
-import { resolveModel } from './models.js';
+import { loadModel } from './models.js';
 import { progressBar } from './progress.js';
 
 interface SegmentFlags {
@@ -52,7 +51,7 @@ export function registerSegment(program: Command): void {
       if (f.normalize !== 'minmax' && f.normalize !== 'max')
         throw new Error('--normalize must be minmax or max');
       const log = (s: string) => process.stderr.write(`${s}\n`);
-      const sd = StableDiffusion.fromPretrained(resolveModel(f.model, log));
+      const sd = loadModel(f.model, log, [prompt]);
       sd.tokenizer.tokenIndices(prompt, f.word); // fails early, naming the prompt's words
       const bar = progressBar('denoising', f.samplingSteps, { quiet: f.quiet });
       const run = generateWithHeatMaps(sd, {

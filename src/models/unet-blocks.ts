@@ -6,7 +6,7 @@ import type { ResnetCall } from '../attention/call.js';
 import { type AttentionContext, type BlockBranch, blockTokenReduction } from '../attention/hooks.js';
 import { Attention } from '../attention/index.js';
 import { Conv2d, GroupNorm, LayerNorm, Linear, Module, ModuleList } from '../nn/index.js';
-import { concat, interpolate, Tensor } from '../tensor/index.js';
+import { concat, interpolate, linearChunks, Tensor } from '../tensor/index.js';
 
 // timestep embedding
 
@@ -153,7 +153,8 @@ export class GEGLU extends Module {
     this.proj = new Linear(dim, inner * 2);
   }
   forward(x: Tensor): Tensor {
-    const [hidden, gate] = this.proj.forward(x).split(2, -1) as [Tensor, Tensor];
+    const { weight, bias } = this.proj;
+    const [hidden, gate] = linearChunks(x, weight.value, bias?.value ?? null, 2) as [Tensor, Tensor];
     return hidden.mul(gate.gelu());
   }
 }

@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { BUILTIN_MODEL } from '../../src/cli/models.js';
+import { BUILTIN_MODEL, unseenWords } from '../../src/cli/models.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
-import { evaluate } from '../../src/shapes/index.js';
+import { captionOf, evaluate } from '../../src/shapes/index.js';
+import { sampleScene } from '../../src/shapes/scene.js';
 
 function folderBytes(dir: string): number {
   return readdirSync(dir, { withFileTypes: true }).reduce(
@@ -22,6 +23,15 @@ test('built-in model: a diffusers folder under 40 MB with the Stable Diffusion p
   const sd = StableDiffusion.fromPretrained(BUILTIN_MODEL);
   assert.equal(sd.defaultSize, 64);
   assert.equal(sd.unet.config.crossAttentionDim, sd.textEncoder.config.hiddenSize);
+});
+
+test('built-in model: every word of Shapes captions is known to it; other words are named', () => {
+  const { tokenizer } = StableDiffusion.fromPretrained(BUILTIN_MODEL);
+  for (let seed = 0; seed < 300; seed++) {
+    const caption = captionOf(sampleScene(seed)).text;
+    assert.deepEqual(unseenWords(tokenizer, caption), [], caption);
+  }
+  assert.deepEqual(unseenWords(tokenizer, 'A zebra, a Red circle and a zebra'), ['zebra']);
 });
 
 // One object, every colour and shape word at least once; seeds fixed, so the result is deterministic.

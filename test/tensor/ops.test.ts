@@ -13,6 +13,7 @@ import { test } from 'node:test';
 import {
   abs,
   argmax,
+  backward,
   clamp,
   concat,
   conv2d,
@@ -28,6 +29,7 @@ import {
   interpolate,
   layerNorm,
   linear,
+  linearChunks,
   log,
   logSoftmax,
   logSumExp,
@@ -500,6 +502,35 @@ test('linear: x·Wᵀ + b with torch weight layout', () => {
     },
     EXACT,
   );
+});
+
+test('linearChunks: the chunks of x·Wᵀ + b along the last axis, with and without gradients', () => {
+  const x = uniform([2, 3, 4], 53);
+  const w = uniform([6, 4], 54);
+  const b = uniform([6], 55);
+  const whole = linear(x, w, b);
+  const want = [0, 1, 2].map((i) => whole.slice(-1, 2 * i, 2 * i + 2));
+  // without gradients each chunk is its own Gemm on a view of W's rows
+  for (const [i, c] of noGrad(() => linearChunks(x, w, b, 3)).entries()) {
+    assertClose(c, want[i] as Tensor, ACCUM);
+  }
+  for (const [i, c] of noGrad(() => linearChunks(x, w, null, 2)).entries()) {
+    assertClose(c, linear(x, w).slice(-1, 3 * i, 3 * i + 3), ACCUM);
+  }
+  // with gradients the weight's gradient covers every row
+  const wg = w.requireGrad();
+  const [h, g] = enableGrad(() => linearChunks(x, wg, b, 2)) as [Tensor, Tensor];
+  backward(enableGrad(() => h.sum().add(g.sum().mul(2))));
+  const colSums = [0, 1, 2, 3].map((k) =>
+    x
+      .slice(-1, k, k + 1)
+      .sum()
+      .item(),
+  );
+  const expected = build([6, 4], ([o, k]) =>
+    (o as number) < 3 ? colSums[k as number]! : 2 * colSums[k as number]!,
+  );
+  assertClose(wg.grad as Tensor, expected, ACCUM);
 });
 
 // convolutions
