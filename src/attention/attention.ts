@@ -4,7 +4,7 @@
 
 import { Linear, Module, ModuleList } from '../nn/index.js';
 import { GroupNorm } from '../nn/layers.js';
-import { formatShape, isGradEnabled, linear, softmax, type Tensor, tracksGrad } from '../tensor/index.js';
+import { formatShape, linear, recordsGrad, softmax, type Tensor } from '../tensor/index.js';
 import type { AttentionCall, AttentionLayerInfo } from './call.js';
 import { type AttentionFunction, attentionScores, flashAttention, softmaxAttention } from './functions.js';
 import type { AttentionContext, Controller, ProjectionWeights } from './hooks.js';
@@ -152,7 +152,7 @@ function computeAttention(
   let v = linear(context, w.v.weight, w.v.bias);
 
   // function level: which function computes attention here
-  const training = isGradEnabled() && [x, context, w.q.weight, w.k.weight, w.v.weight].some(tracksGrad);
+  const training = recordsGrad(x, context, w.q.weight, w.k.weight, w.v.weight);
   const fn = chooseFunction(call, active, training);
   const needSplit = !fn.runPacked || a.bias !== undefined || active.some((c) => c.features);
 

@@ -40,6 +40,11 @@ export function tracksGrad(t: Tensor): boolean {
   return t.requiresGrad || t.node !== null;
 }
 
+/** True when an op on these inputs would be recorded: recording is on and an input tracks gradients. */
+export function recordsGrad(...inputs: readonly (Tensor | null | undefined)[]): boolean {
+  return enabled && inputs.some((t) => !!t && tracksGrad(t));
+}
+
 /** Attaches a backward rule to `out` if recording is on and any input tracks gradients. Returns `out`. */
 export function record(
   out: Tensor,

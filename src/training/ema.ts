@@ -15,10 +15,10 @@ export class EMA {
   updates: number;
   readonly shadow = new Map<Parameter, Float32Array>();
 
-  constructor(params: readonly Parameter[], decay: number, updates = 0) {
+  constructor(params: readonly Parameter[], decay: number) {
     if (!(decay > 0 && decay < 1)) throw new Error(`EMA: decay must lie in (0, 1), got ${decay}`);
     this.decay = decay;
-    this.updates = updates;
+    this.updates = 0;
     for (const p of params) this.reset(p);
   }
 

@@ -1,6 +1,6 @@
 // Elementwise ops with NumPy broadcasting: arithmetic, unary math, activations, comparisons, where, cast.
 
-import { isGradEnabled, record, tracksGrad } from '../autograd.js';
+import { record, recordsGrad } from '../autograd.js';
 import { type DType, Tensor } from '../tensor.js';
 import { sumToShape } from './reduce.js';
 import { runOp1 } from './run.js';
@@ -127,7 +127,7 @@ export function relu(x: Tensor): Tensor {
 export function silu(x: Tensor): Tensor {
   // Without gradients, one kernel: onnxruntime's QuickGelu with alpha 1 is x·sigmoid(x) in one pass,
   // bit-identical to Sigmoid then Mul and half their time (bench/unet.ts notes).
-  if (x.dtype === 'float32' && !(isGradEnabled() && tracksGrad(x))) {
+  if (x.dtype === 'float32' && !recordsGrad(x)) {
     return runOp1('QuickGelu', [x], { domain: 'com.microsoft', attrs: { alpha: 1 }, shape: x.shape });
   }
   const s = unary('Sigmoid', x);

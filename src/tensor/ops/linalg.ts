@@ -1,6 +1,6 @@
 // Matrix products: matmul (batched, broadcasting) and linear (x · Wᵀ + b, PyTorch's weight layout).
 
-import { isGradEnabled, record, tracksGrad } from '../autograd.js';
+import { record, recordsGrad } from '../autograd.js';
 import { formatShape, Tensor } from '../tensor.js';
 import { sumToShape } from './reduce.js';
 import { runOp1 } from './run.js';
@@ -80,13 +80,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
     );
   }
   const [n, k] = weight.shape as [number, number];
-  if (
-    bias &&
-    bias.rank === 1 &&
-    bias.shape[0] === n &&
-    x.size > 0 &&
-    !(isGradEnabled() && (tracksGrad(x) || tracksGrad(weight) || tracksGrad(bias)))
-  ) {
+  if (bias && bias.rank === 1 && bias.shape[0] === n && x.size > 0 && !recordsGrad(x, weight, bias)) {
     // Without gradients, one Gemm on a 2-D view of x (free: tensors are contiguous) adds the bias inside
     // the product instead of a separate Add pass over the output (bench/unet.ts notes).
     const rows = x.size / k;
@@ -105,8 +99,7 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
  */
 export function linearChunks(x: Tensor, weight: Tensor, bias: Tensor | null, parts: number): Tensor[] {
   const [n, k] = weight.shape as [number, number];
-  const tracking = isGradEnabled() && (tracksGrad(x) || tracksGrad(weight) || (!!bias && tracksGrad(bias)));
-  if (tracking || weight.rank !== 2 || n % parts !== 0 || (bias && bias.rank !== 1)) {
+  if (recordsGrad(x, weight, bias) || weight.rank !== 2 || n % parts !== 0 || (bias && bias.rank !== 1)) {
     return split(linear(x, weight, bias), parts, -1);
   }
   const rows = n / parts;

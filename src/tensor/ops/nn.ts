@@ -2,7 +2,7 @@
 // Normalisations run as one fused kernel; when gradients are recorded they are built from primitive ops,
 // whose backward rules then apply.
 
-import { isGradEnabled, noGrad, record, tracksGrad } from '../autograd.js';
+import { noGrad, record, recordsGrad } from '../autograd.js';
 import { formatShape, Tensor } from '../tensor.js';
 import { max, mean, sum, variance } from './reduce.js';
 import { runOp1 } from './run.js';
@@ -200,7 +200,7 @@ export function groupNorm(x: Tensor, numGroups: number, weight: Tensor, bias: Te
   if (weight.size !== c || bias.size !== c) {
     throw new Error(`groupNorm: weight/bias sizes ${weight.size}/${bias.size} do not match ${c} channels`);
   }
-  if (!(isGradEnabled() && [x, weight, bias].some(tracksGrad))) {
+  if (!recordsGrad(x, weight, bias)) {
     return runOp1('GroupNormalization', [x, weight, bias], {
       attrs: { num_groups: numGroups, epsilon: eps },
       shape: x.shape,
@@ -254,7 +254,7 @@ export function layerNorm(
     }
   }
   const axes = Array.from({ length: normalizedDims }, (_, i) => x.rank - normalizedDims + i);
-  if (isGradEnabled() && [x, weight, bias].some((t) => t !== null && tracksGrad(t))) {
+  if (recordsGrad(x, weight, bias)) {
     const mu = mean(x, { axes, keepDims: true });
     const v = variance(x, { axes, keepDims: true });
     let y = x.sub(mu).div(v.add(eps).sqrt());
