@@ -7,6 +7,7 @@ export { setThreads } from './kernels/ort.js';
 // methods, by level
 export { AttentionCaching } from './methods/application/attention-caching.js';
 export { attentionMask } from './methods/application/attention-mask.js';
+export { BlockCaching } from './methods/application/block-caching.js';
 export { LocalBlend } from './methods/application/local-blend.js';
 export { TokenMerging } from './methods/application/token-merging.js';
 export { MutualSelfAttention, MutualSelfAttentionMaskAuto } from './methods/feature/mutual-self-attention.js';

@@ -50,16 +50,24 @@ export interface AttentionCall extends AttentionLayerInfo, StepInfo {
 }
 
 /**
- * The record a ResNet-block hook receives (`Controller.resnet`): the block's module path in diffusers
- * naming (`up_blocks.1.resnets.1`), its place and ordinal among the model's ResNet blocks in forward order,
- * the spatial size of its output, and the step and batch layout of the forward pass.
+ * The record a UNet block hook receives: a ResNet block (`Controller.resnet`) or a Transformer2DModel, the
+ * down / mid / up blocks' `attentions.N` (`Controller.transformer`, `Controller.reuseTransformer`). It holds
+ * the block's module path in diffusers naming (`up_blocks.1.resnets.1`, `mid_block.attentions.0`), its place
+ * and ordinal among the model's blocks of its kind in forward order, the spatial size of its output, and the
+ * step and batch layout of the forward pass.
  */
-export interface ResnetCall extends StepInfo {
+export interface BlockCall extends StepInfo {
   path: string;
   place: Place;
   index: number;
   size: readonly [number, number];
 }
+
+/** What a ResNet block's hook receives. */
+export type ResnetCall = BlockCall;
+
+/** What a Transformer2DModel's hooks receive. */
+export type TransformerCall = BlockCall;
 
 /** A batch where every row is its own conditional prompt (plain forward passes, tests). */
 export function plainBatch(n: number): BatchRoles {

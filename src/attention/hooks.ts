@@ -8,9 +8,12 @@
 //   output / tokens / step callbacks (masks, ToMe, caching, guidance)   application level
 //   resnet    → a UNet ResNet block's residual branch (PnP's feature injection): the feature level
 //               extended from attention layers to the convolutional blocks between them
+//   transformer / reuseTransformer → a UNet attention block's (Transformer2DModel's) residual branch, and
+//               reusing it instead of computing it (block caching): the application level around a whole
+//               attention block
 
 import type { Tensor } from '../tensor/index.js';
-import type { AttentionCall, AttentionLayerInfo, ResnetCall, StepInfo } from './call.js';
+import type { AttentionCall, AttentionLayerInfo, ResnetCall, StepInfo, TransformerCall } from './call.js';
 import type { AttentionFunction } from './functions.js';
 
 export interface Projection {
@@ -91,6 +94,18 @@ export interface Controller {
    * order; `appliesTo` does not filter it (it sees attention calls): select blocks by `call.path`.
    */
   resnet?(call: ResnetCall, h: Tensor): Tensor;
+  /**
+   * The residual branch (batch, C, h, w) of a UNet Transformer2DModel (`down_blocks.0.attentions.0`): after
+   * `proj_out`, before the block's input is added. Runs in controller order for every such block of the
+   * denoiser, also on a reused branch; `appliesTo` does not filter it: select blocks by `call.path`.
+   */
+  transformer?(call: TransformerCall, h: Tensor): Tensor;
+  /**
+   * A residual branch (batch, C, h, w) to use instead of computing a Transformer2DModel (block caching): the
+   * block then skips its norm, projections and transformer blocks, so none of its attention hooks run;
+   * `transformer` hooks run on the reused value. The first controller that returns one wins.
+   */
+  reuseTransformer?(call: TransformerCall): Tensor | undefined;
   beforeStep?(state: StepState): void;
   /** May return new latents (e.g. LocalBlend). */
   afterStep?(state: StepState): Tensor | undefined;

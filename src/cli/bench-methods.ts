@@ -11,6 +11,7 @@ import {
   softmaxAttention,
 } from '../attention/index.js';
 import { AttentionCaching } from '../methods/application/attention-caching.js';
+import { BlockCaching } from '../methods/application/block-caching.js';
 import { TokenMerging } from '../methods/application/token-merging.js';
 import {
   agentAttention,
@@ -36,6 +37,26 @@ export interface BenchMethod {
 
 export function cachingThreshold(): number {
   return Number(process.env['ATTNKIT_BENCH_CACHE_THRESHOLD'] ?? 0.1);
+}
+
+export function blockCachingThreshold(): number {
+  return Number(process.env['ATTNKIT_BENCH_BLOCK_THRESHOLD'] ?? 0.1);
+}
+
+/** A method whose plan is made on a calibration run before it is measured (the caches). */
+export interface Calibrated {
+  readonly calibrated: boolean;
+  calibrate<T>(run: () => T): T;
+}
+
+/** Runs `run` once as the calibration of every calibrated controller (nested), or plainly when none is. */
+export function calibrateOn<T>(controllers: readonly Controller[], run: () => T): T | undefined {
+  const cal = controllers.filter(
+    (c): c is Controller & Calibrated =>
+      (c instanceof AttentionCaching || c instanceof BlockCaching) && c.calibrated,
+  );
+  if (cal.length === 0) return undefined;
+  return cal.reduce<() => T>((inner, c) => () => c.calibrate(inner), run)();
 }
 
 export const METHODS: readonly BenchMethod[] = [
@@ -77,6 +98,11 @@ export const METHODS: readonly BenchMethod[] = [
     name: 'caching',
     note: `DiTFastAttn plan, threshold ${cachingThreshold()}, calibrated on another seed`,
     controllers: () => [new AttentionCaching({ threshold: cachingThreshold() })],
+  },
+  {
+    name: 'block-caching',
+    note: `Block Caching of the attention blocks, threshold ${blockCachingThreshold()}, calibrated on another seed`,
+    controllers: () => [new BlockCaching({ threshold: blockCachingThreshold() })],
   },
   {
     name: 'cfg-share',
@@ -193,10 +219,8 @@ export function measureLoop(name: string, size: number, steps: number, out: stri
       return latents;
     });
   };
-  // warm-up (op sessions) on another seed; the calibrated cache calibrates there, on the whole loop
-  const cache = controllers.find((c): c is AttentionCaching => c instanceof AttentionCaching);
-  if (cache && name === 'caching') cache.calibrate(() => loop(101, steps));
-  else loop(101, 1);
+  // warm-up (op sessions) on another seed; a calibrated cache calibrates there, on the whole loop
+  if (calibrateOn(controllers, () => loop(101, steps)) === undefined) loop(101, 1);
   startPeak();
   const baseline = memory().rss;
   const t0 = now();
@@ -204,6 +228,16 @@ export function measureLoop(name: string, size: number, steps: number, out: stri
   const seconds = (now() - t0) / steps;
   const peak = memory().hwm;
   saveF32(out, latents);
-  const counts = cache ? [...cache.counts].map(([m, n]) => `${m} ${n}`).join(', ') : undefined;
+  const counts = cacheCounts(controllers);
   return { samples: [seconds], baseline, peak, note: counts };
+}
+
+/** What the caches of a run reused, for the bench table's note. */
+export function cacheCounts(controllers: readonly Controller[]): string | undefined {
+  const notes = controllers.flatMap((c) => {
+    if (c instanceof AttentionCaching) return [[...c.counts].map(([m, n]) => `${m} ${n}`).join(', ')];
+    if (c instanceof BlockCaching) return [`blocks computed ${c.counts.computed}, reused ${c.counts.reused}`];
+    return [];
+  });
+  return notes.length > 0 ? notes.join('; ') : undefined;
 }

@@ -2,13 +2,12 @@
 // same seed; ShapesEval scores every image against its prompt, and every prompt object's detected box is
 // compared with the box of the same object in the reference method's image (mean IoU).
 
-import type { AttentionCaching } from '../methods/application/attention-caching.js';
 import { HELD_OUT_SEED_BASE, heldOutPrompts } from '../pipelines/evaluate.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { evaluate, type SceneReport } from '../shapes/index.js';
 import type { Box } from '../shapes/render.js';
 import { Tensor } from '../tensor/index.js';
-import { type Measured, method } from './bench-methods.js';
+import { cacheCounts, calibrateOn, type Measured, method } from './bench-methods.js';
 import { memory, now, saveF32, startPeak } from './bench-support.js';
 
 /** Held-out prompts (attnkit eval's): the captions of the scenes of seeds offset, offset + 1, … (≥ 10⁹). */
@@ -28,10 +27,9 @@ export function measureShapes(
   const controllers = method(name).controllers();
   const run = (offset: number, n: number) =>
     sd.generate({ prompt: shapesPrompts(prompts, offset), steps: n, seed: offset, controllers });
-  // warm-up (op sessions); the calibrated cache calibrates there, on other prompts and another seed
-  const cache = controllers.find((c) => c.name === 'AttentionCaching') as AttentionCaching | undefined;
-  if (cache && name === 'caching') cache.calibrate(() => run(HELD_OUT_SEED_BASE + 100_000_000, steps));
-  else run(HELD_OUT_SEED_BASE + 100_000_000, 1);
+  // warm-up (op sessions); a calibrated cache calibrates there, on other prompts and another seed
+  const other = HELD_OUT_SEED_BASE + 100_000_000;
+  if (calibrateOn(controllers, () => run(other, steps)) === undefined) run(other, 1);
   startPeak();
   const baseline = memory().rss;
   const t0 = now();
@@ -39,7 +37,13 @@ export function measureShapes(
   const seconds = (now() - t0) / steps;
   const peak = memory().hwm;
   saveF32(out, images);
-  return { samples: [seconds], baseline, peak, note: `${images.shape.join('×')}` };
+  const counts = cacheCounts(controllers);
+  return {
+    samples: [seconds],
+    baseline,
+    peak,
+    note: [images.shape.join('×'), counts].filter(Boolean).join('; '),
+  };
 }
 
 function boxIoU(a: Box, b: Box): number {

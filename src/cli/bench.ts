@@ -29,7 +29,7 @@ function work(job: Job): Measured {
 
 const ATTENTION = ['softmax', 'flash', 'chunked', 'sliced', 'linear-elu', 'linear-relu', 'agent', 'window'];
 const UNET = [...ATTENTION, 'tome', 'tome+softmax'];
-const LOOP = ['softmax', 'flash', 'tome', 'caching', 'cfg-share'];
+const LOOP = ['softmax', 'flash', 'tome', 'caching', 'block-caching', 'cfg-share'];
 const SHAPES = [
   'softmax',
   'flash',
@@ -39,6 +39,7 @@ const SHAPES = [
   'window',
   'tome',
   'caching',
+  'block-caching',
   'cfg-share',
 ];
 

@@ -2,7 +2,7 @@
 // timestep embedding, ResnetBlock2D, Downsample2D / Upsample2D, Transformer2DModel and
 // BasicTransformerBlock (self-attention, cross-attention, GEGLU feed-forward).
 
-import type { ResnetCall } from '../attention/call.js';
+import type { BlockCall, ResnetCall, TransformerCall } from '../attention/call.js';
 import { type AttentionContext, type BlockBranch, blockTokenReduction } from '../attention/hooks.js';
 import { Attention } from '../attention/index.js';
 import { Conv2d, GroupNorm, LayerNorm, Linear, Module, ModuleList } from '../nn/index.js';
@@ -53,11 +53,11 @@ export interface ResnetConfig {
   outputScaleFactor?: number;
 }
 
-/** Static facts about one ResNet block, set once the model is built (see `assignResnetBlocks`). */
-export type ResnetLayerInfo = Pick<ResnetCall, 'path' | 'place' | 'index'>;
+/** Static facts about one ResNet or Transformer2DModel block, set once the model is built (see `assignBlocks`). */
+export type BlockInfo = Pick<BlockCall, 'path' | 'place' | 'index'>;
 
 export class ResnetBlock2D extends Module {
-  info: ResnetLayerInfo = { path: '', place: 'mid', index: 0 };
+  info: BlockInfo = { path: '', place: 'mid', index: 0 };
   norm1: GroupNorm;
   conv1: Conv2d;
   time_emb_proj?: Linear;
@@ -92,24 +92,28 @@ export class ResnetBlock2D extends Module {
   }
 
   #resnetHooks(h: Tensor, ctx: AttentionContext): Tensor {
-    const call: ResnetCall = {
-      ...this.info,
-      size: [h.shape[2] as number, h.shape[3] as number],
-      step: ctx.step,
-      numSteps: ctx.numSteps,
-      timestep: ctx.timestep,
-      batch: ctx.batch,
-    };
+    const call: ResnetCall = blockCall(this.info, h, ctx);
     for (const c of ctx.controllers) if (c.resnet) h = c.resnet(call, h);
     return h;
   }
 }
 
-/** Gives every ResNet block of a model its module path, place and ordinal (declaration = forward order). */
-export function assignResnetBlocks(model: Module, placeOf: (path: string) => ResnetLayerInfo['place']): void {
-  let index = 0;
+/** The hook record of a block from its static info, its output h (B, C, h, w) and the forward pass. */
+function blockCall(info: BlockInfo, h: Tensor, ctx: AttentionContext): BlockCall {
+  const { step, numSteps, timestep, batch } = ctx;
+  return { ...info, size: [h.shape[2] as number, h.shape[3] as number], step, numSteps, timestep, batch };
+}
+
+/**
+ * Gives every ResNet block and Transformer2DModel of a model its module path, place and ordinal among the
+ * blocks of its kind (declaration = forward order).
+ */
+export function assignBlocks(model: Module, placeOf: (path: string) => BlockInfo['place']): void {
+  let resnets = 0;
+  let transformers = 0;
   for (const [path, m] of model.namedModules()) {
-    if (m instanceof ResnetBlock2D) m.info = { path, place: placeOf(path), index: index++ };
+    if (m instanceof ResnetBlock2D) m.info = { path, place: placeOf(path), index: resnets++ };
+    if (m instanceof Transformer2DModel) m.info = { path, place: placeOf(path), index: transformers++ };
   }
 }
 
@@ -251,6 +255,7 @@ export class BasicTransformerBlock extends Module {
 }
 
 export class Transformer2DModel extends Module {
+  info: BlockInfo = { path: '', place: 'mid', index: 0 };
   norm: GroupNorm;
   proj_in: Conv2d | Linear;
   transformer_blocks: ModuleList<BasicTransformerBlock>;
@@ -274,6 +279,28 @@ export class Transformer2DModel extends Module {
   }
 
   forward(x: Tensor, context: Tensor, ctx?: AttentionContext): Tensor {
+    if (!ctx?.controllers.some((c) => c.transformer || c.reuseTransformer))
+      return this.#branch(x, context, ctx).add(x);
+    // block hooks: a reused branch (block caching) skips the computation; `transformer` hooks see either
+    const call: TransformerCall = blockCall(this.info, x, ctx);
+    let y: Tensor | undefined;
+    for (const c of ctx.controllers) {
+      y = c.reuseTransformer?.(call);
+      if (!y) continue;
+      if (y.shape.some((d, i) => d !== x.shape[i]))
+        throw new Error(
+          `${this.info.path}: ${c.name} reused a branch of shape [${y.shape.join(', ')}], ` +
+            `expected [${x.shape.join(', ')}]`,
+        );
+      break;
+    }
+    y ??= this.#branch(x, context, ctx);
+    for (const c of ctx.controllers) if (c.transformer) y = c.transformer(call, y);
+    return y.add(x);
+  }
+
+  /** The residual branch: norm, proj_in, transformer blocks, proj_out (B, C, H, W). */
+  #branch(x: Tensor, context: Tensor, ctx?: AttentionContext): Tensor {
     const [b, , h, w] = x.shape as [number, number, number, number];
     let y = this.norm.forward(x);
     // (B, C, H, W) → (B, HW, inner)
@@ -286,11 +313,9 @@ export class Transformer2DModel extends Module {
     for (const block of this.transformer_blocks) y = block.forward(y, context, [h, w], ctx);
     // (B, HW, inner) → (B, C, H, W)
     if (this.useLinearProjection) {
-      y = this.proj_out.forward(y).reshape([b, h, w, -1]).permute([0, 3, 1, 2]);
-    } else {
-      y = this.proj_out.forward(y.reshape([b, h, w, -1]).permute([0, 3, 1, 2]));
+      return this.proj_out.forward(y).reshape([b, h, w, -1]).permute([0, 3, 1, 2]);
     }
-    return y.add(x);
+    return this.proj_out.forward(y.reshape([b, h, w, -1]).permute([0, 3, 1, 2]));
   }
 }
 

@@ -7,7 +7,7 @@ import { Conv2d, GroupNorm, loadStateDict, Module, ModuleList } from '../nn/inde
 import { formatShape, Tensor } from '../tensor/index.js';
 import { ConfigReader, type JsonConfig } from './config.js';
 import {
-  assignResnetBlocks,
+  assignBlocks,
   catChannels,
   Downsample2D,
   ResnetBlock2D,
@@ -375,7 +375,7 @@ export class UNet2DConditionModel extends Module {
       padding: (c.convOutKernel - 1) / 2,
     });
     assignAttentionLayers(this, placeOf);
-    assignResnetBlocks(this, placeOf);
+    assignBlocks(this, placeOf);
   }
 
   static fromConfig(json: JsonConfig): UNet2DConditionModel {

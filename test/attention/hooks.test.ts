@@ -13,7 +13,7 @@ import {
 } from '../../src/attention/index.js';
 import { noGrad, Tensor } from '../../src/tensor/index.js';
 import { golden, goldenKeys, goldenUNet } from '../helpers/golden.js';
-import { assertClose } from '../helpers/tolerance.js';
+import { assertClose, sameBits } from '../helpers/tolerance.js';
 
 const unet = goldenUNet();
 const t = golden('unet.in.timestep').item();
@@ -23,10 +23,6 @@ const text = golden('unet.in.encoder_hidden_states');
 function run(controllers: Controller[]): Tensor {
   const ctx: AttentionContext = { controllers, step: 0, numSteps: 1, timestep: t, batch: plainBatch(2) };
   return noGrad(() => unet.forward(sample, t, text, ctx));
-}
-
-function sameBits(a: Tensor, b: Tensor): boolean {
-  return a.size === b.size && a.data.every((v, i) => Object.is(v, b.data[i]));
 }
 
 test('a store-only controller reproduces every golden attention map (1e-4)', () => {

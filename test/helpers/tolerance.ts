@@ -135,3 +135,8 @@ export function assertClose(
       `|diff| ${Math.abs(av - ev)} > allowed ${tol.atol + tol.rtol * Math.abs(ev)}`,
   );
 }
+
+/** Same values bit for bit (Object.is per element: −0 ≠ 0, NaN = NaN) and the same number of elements. */
+export function sameBits(a: Tensor, b: Tensor): boolean {
+  return a.size === b.size && a.data.every((v, i) => Object.is(v, b.data[i]));
+}

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Controller } from '../../src/attention/hooks.js';
+import { BlockCaching } from '../../src/methods/application/block-caching.js';
 import { LocalBlend } from '../../src/methods/application/local-blend.js';
 import { groupControllers } from '../../src/methods/application/prompt-groups.js';
 import { MutualSelfAttention } from '../../src/methods/feature/mutual-self-attention.js';
@@ -99,5 +100,7 @@ test('groupControllers: MasaCtrl and PnP sharing one source row equal each run a
 test('groupControllers: whole-layer hooks and repeated prompts are refused', () => {
   const fn: Controller = { name: 'flash', fn: () => undefined };
   assert.throws(() => groupControllers([{ prompts: [0], controllers: [fn] }]), /'fn' hook/);
+  const blocks = new BlockCaching({ plan: () => true });
+  assert.throws(() => groupControllers([{ prompts: [0], controllers: [blocks] }]), /'reuseTransformer' hook/);
   assert.throws(() => groupControllers([{ prompts: [0, 0], controllers: [] }]), /twice/);
 });

@@ -13,11 +13,7 @@ import { noGrad, Tensor } from '../../src/tensor/index.js';
 import { Generator } from '../../src/tensor/random.js';
 import { golden, goldenUNet } from '../helpers/golden.js';
 import { uniform } from '../helpers/random.js';
-import { assertClose } from '../helpers/tolerance.js';
-
-function sameBits(a: Tensor, b: Tensor): boolean {
-  return a.size === b.size && a.data.every((v, i) => Object.is(v, b.data[i]));
-}
+import { assertClose, sameBits } from '../helpers/tolerance.js';
 
 test('hand-worked 2×2 merge: the two sources closest to the top-left destination average into it', () => {
   // grid 2×2, sx = sy = 2, no randomness: destination = token 0; sources 1, 2, 3

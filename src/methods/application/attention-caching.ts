@@ -47,7 +47,7 @@ const DEFAULT_METHODS: readonly CacheMethod[] = [
 ];
 
 /** ‖a − b‖ / ‖b‖ over all elements. */
-function relativeChange(a: Tensor, b: Tensor): number {
+export function relativeChange(a: Tensor, b: Tensor): number {
   let num = 0;
   let den = 0;
   for (let i = 0; i < b.size; i++) {
@@ -99,6 +99,11 @@ export class AttentionCaching implements Controller {
     this.#plan = opts.plan;
     if (!(this.threshold >= 0))
       throw new Error(`AttentionCaching: threshold must be ≥ 0, got ${this.threshold}`);
+  }
+
+  /** Whether a run follows a calibrated plan (no fixed `plan` was given), so `calibrate` must come first. */
+  get calibrated(): boolean {
+    return this.#plan === undefined;
   }
 
   /** Runs `run` (a generation with this controller) computing every layer, and records the plan. */

@@ -6,10 +6,10 @@
 // { prompts: [2, 3], controllers: [b] }]) with generate({ prompt: [s0, t0, s1, t1] }). Rows of prompts in no
 // group pass unchanged. A prompt may be in several groups when their controllers leave its rows as they are (the
 // source of several edits: every editor here only reads the source); groups run in order, each on the rows the
-// previous ones returned. Hooks that act on a whole layer (weights, fn, tokens) cannot be split by rows and are
-// refused.
+// previous ones returned. Hooks that act on a whole layer (weights, fn, tokens, and the caches' reuse and
+// reuseTransformer, which skip it) cannot be split by rows and are refused.
 
-import type { AttentionCall, BatchRoles, ResnetCall } from '../../attention/call.js';
+import type { AttentionCall, BatchRoles, BlockCall } from '../../attention/call.js';
 import type { Controller, Features, StepState } from '../../attention/hooks.js';
 import { concat, type Tensor } from '../../tensor/index.js';
 
@@ -75,7 +75,7 @@ function perRows(x: Tensor, parts: readonly Part[], fn: (part: Part, rows: Tenso
   return changed ? concat(rows, 0) : x;
 }
 
-const REFUSED = ['weights', 'fn', 'tokens'] as const;
+const REFUSED = ['weights', 'fn', 'tokens', 'reuse', 'reuseTransformer'] as const;
 
 /** One controller that runs each group's controllers on that group's rows only. */
 export function groupControllers(groups: readonly PromptGroup[], name = 'PromptGroups'): Controller {
@@ -91,7 +91,7 @@ export function groupControllers(groups: readonly PromptGroup[], name = 'PromptG
   }
   const all = groups.flatMap((g) => g.controllers);
   const has = (hook: keyof Controller) => all.some((c) => c[hook] !== undefined);
-  const subCall = <C extends AttentionCall | ResnetCall>(call: C, part: Part): C => ({
+  const subCall = <C extends AttentionCall | BlockCall>(call: C, part: Part): C => ({
     ...call,
     batch: part.batch,
   });
@@ -145,15 +145,20 @@ export function groupControllers(groups: readonly PromptGroup[], name = 'PromptG
       return q === f.q && k === f.k && v === f.v ? f : { q, k, v };
     };
   }
-  if (has('resnet')) {
-    controller.resnet = (call: ResnetCall, h: Tensor): Tensor =>
+  const blockChain =
+    (hook: 'resnet' | 'transformer') =>
+    (call: BlockCall, h: Tensor): Tensor =>
       perRows(h, partsOf(groups, call.batch), (part, rows) => {
         const sub = subCall(call, part);
         let y = rows;
-        for (const c of part.group.controllers) if (c.resnet) y = c.resnet(sub, y);
+        for (const c of part.group.controllers) {
+          const f = c[hook];
+          if (f) y = f.call(c, sub, y);
+        }
         return y;
       });
-  }
+  if (has('resnet')) controller.resnet = blockChain('resnet');
+  if (has('transformer')) controller.transformer = blockChain('transformer');
   // step callbacks: latents have one row per prompt
   const stepParts = (state: StepState) => partsOf(groups, state.batch, true);
   if (has('beforeStep')) {

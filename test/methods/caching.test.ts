@@ -1,14 +1,18 @@
-// DiTFastAttn-style caching on the tiny golden pipeline: threshold 0 reproduces the uncached generation bit
-// for bit; a plan skips exactly the layers and steps it names; CFG sharing gives both branches one
-// attention; calibration records a plan that the next run follows.
+// The caches on the tiny golden pipeline. DiTFastAttn-style attention caching: threshold 0 reproduces the
+// uncached generation bit for bit; a plan skips exactly the layers and steps it names; CFG sharing gives both
+// branches one attention; calibration records a plan that the next run follows. Block caching of the attention
+// blocks: the same for whole Transformer2DModels, checked against a run that computes every block and then
+// replaces its branch by the one recorded at its last computed step.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type AttentionFunction, type Controller, flashAttention } from '../../src/attention/index.js';
 import { AttentionCaching } from '../../src/methods/application/attention-caching.js';
+import { BlockCaching } from '../../src/methods/application/block-caching.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
 import type { Tensor } from '../../src/tensor/index.js';
 import { goldenDir } from '../helpers/fixtures.js';
+import { sameBits } from '../helpers/tolerance.js';
 
 const sd = StableDiffusion.fromPretrained(goldenDir());
 const STEPS = 4;
@@ -16,10 +20,6 @@ const STEPS = 4;
 function generate(controllers: Controller[]): Tensor {
   return sd.generate({ prompt: 'a red circle', steps: STEPS, seed: 3, guidanceScale: 5, controllers })
     .latents;
-}
-
-function sameBits(a: Tensor, b: Tensor): boolean {
-  return a.size === b.size && a.data.every((v, i) => Object.is(v, b.data[i]));
 }
 
 /** flash attention that counts its calls. */
@@ -141,4 +141,70 @@ test('a reuse hook with the wrong shape is refused with the shapes named', () =>
     () => generate([bad]),
     /bad reused an output of shape \[1, \d+, \d+\], expected \[2, \d+, \d+\]/,
   );
+});
+
+// tiny-sd-a has 6 attention blocks (Transformer2DModels), all at 8×8
+const BLOCKS = 6;
+
+/** Computes every block, and replaces its branch by the one of its last computed step where `reuse` says. */
+function replacing(reuse: (path: string, step: number) => boolean): Controller {
+  const last = new Map<string, Tensor>();
+  return {
+    name: 'replacing',
+    transformer: (c, h) => {
+      if (c.step > 0 && reuse(c.path, c.step)) return last.get(c.path) as Tensor;
+      last.set(c.path, h);
+      return h;
+    },
+  };
+}
+
+test('block caching, threshold 0: calibration and the cached run reproduce the uncached generation', () => {
+  const cache = new BlockCaching({ threshold: 0 });
+  assert.ok(
+    sameBits(
+      cache.calibrate(() => generate([cache])),
+      reference,
+    ),
+  );
+  assert.ok(sameBits(generate([cache]), reference));
+  assert.equal(cache.table.size, BLOCKS);
+  for (const row of cache.table.values()) assert.deepEqual(row, new Array(STEPS).fill(false));
+  assert.deepEqual(cache.counts, { computed: BLOCKS * STEPS, reused: 0 });
+});
+
+test('block caching with a plan skips the blocks it names and equals computing then replacing', () => {
+  let attention = 0;
+  const count: Controller = {
+    name: 'count',
+    output: (c, out) => {
+      if (c.place !== 'text') attention++;
+      return out;
+    },
+  };
+  const plan = (path: string, step: number) => step % 2 === 1 && path.startsWith('up_blocks');
+  const cache = new BlockCaching({ plan: (c) => plan(c.path, c.step) });
+  const cached = generate([cache, count]);
+  const reused = 3 * (STEPS / 2);
+  assert.deepEqual(cache.counts, { computed: BLOCKS * STEPS - reused, reused });
+  // every block holds a self- and a cross-attention layer
+  assert.equal(attention, 2 * (BLOCKS * STEPS - reused), 'attention ran only in computed blocks');
+  assert.ok(sameBits(cached, generate([replacing(plan)])));
+  assert.ok(!sameBits(cached, reference));
+});
+
+test('block caching calibration records the reuses it made, and the next run follows them bit for bit', () => {
+  const cache = new BlockCaching({ threshold: 0.5 });
+  const calibrated = cache.calibrate(() => generate([cache]));
+  const planned = [...cache.table.values()].flat();
+  const reused = planned.filter(Boolean).length;
+  assert.ok(reused > 0 && reused < BLOCKS * (STEPS - 1), `a mixed plan expected, got ${reused} reuses`);
+  assert.ok(
+    [...cache.table.values()].every((row) => row[0] === false),
+    'step 0 always computes',
+  );
+  assert.ok(sameBits(generate([cache]), calibrated));
+  assert.deepEqual(cache.counts, { computed: BLOCKS * STEPS - reused, reused });
+  const table = new Map(cache.table);
+  assert.ok(sameBits(calibrated, generate([replacing((p, s) => table.get(p)?.[s] === true)])));
 });
