@@ -99,7 +99,7 @@ test('zeroing the branch of mid_block.attentions.0 equals zeroing its proj_out',
   const target = 'mid_block.attentions.0';
   const zero: Controller = { name: 'zero', transformer: (c, h) => (c.path === target ? h.mul(0) : h) };
   const edited = goldenUNet();
-  const block = edited.mid_block.attentions.at(0);
+  const block = edited.mid_block?.attentions.at(0);
   assert.ok(block instanceof Transformer2DModel);
   block.proj_out.weight.value = block.proj_out.weight.value.mul(0);
   if (block.proj_out.bias) block.proj_out.bias.value = block.proj_out.bias.value.mul(0);
