@@ -5,10 +5,11 @@ import { writePng } from '../io/png.js';
 import { setThreads } from '../kernels/ort.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import { float, int } from './args.js';
+import { addEfficiencyOptions, type EfficiencyFlags, efficiencyControllers } from './efficiency.js';
 import { loadModel } from './models.js';
 import { progressBar } from './progress.js';
 
-interface GenerateFlags {
+interface GenerateFlags extends EfficiencyFlags {
   model?: string;
   out: string;
   seed: number;
@@ -23,7 +24,7 @@ interface GenerateFlags {
 }
 
 export function registerGenerate(program: Command): void {
-  program
+  const cmd = program
     .command('generate')
     .description('generate an image from a prompt')
     .argument('<prompt>', 'the text prompt')
@@ -37,28 +38,30 @@ export function registerGenerate(program: Command): void {
     .option('--negative <text>', 'negative prompt')
     .option('--scheduler <name>', 'ddim | ddpm | euler | dpmpp2m | pndm (default: the model folder’s)')
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
-    .option('-q, --quiet', 'no progress bar')
-    .action((prompt: string, f: GenerateFlags) => {
-      if (f.threads) setThreads(f.threads);
-      const log = (s: string) => process.stderr.write(`${s}\n`);
-      const t0 = performance.now();
-      const sd = loadModel(f.model, log, [prompt]);
-      const bar = progressBar('denoising', f.steps, { quiet: f.quiet });
-      const { images } = sd.generate({
-        prompt,
-        negativePrompt: f.negative,
-        steps: f.steps,
-        guidanceScale: f.guidance,
-        seed: f.seed,
-        width: f.width,
-        height: f.height,
-        scheduler: f.scheduler,
-        onStep: (e) => bar.update(e.step + 1),
-      });
-      bar.stop();
-      writePng(f.out, images);
-      log(
-        `wrote ${f.out} (${images.shape[3]}×${images.shape[2]}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
-      );
+    .option('-q, --quiet', 'no progress bar');
+  addEfficiencyOptions(cmd).action((prompt: string, f: GenerateFlags) => {
+    if (f.threads) setThreads(f.threads);
+    const controllers = efficiencyControllers(f);
+    const log = (s: string) => process.stderr.write(`${s}\n`);
+    const t0 = performance.now();
+    const sd = loadModel(f.model, log, [prompt]);
+    const bar = progressBar('denoising', f.steps, { quiet: f.quiet });
+    const { images } = sd.generate({
+      prompt,
+      negativePrompt: f.negative,
+      steps: f.steps,
+      guidanceScale: f.guidance,
+      seed: f.seed,
+      width: f.width,
+      height: f.height,
+      scheduler: f.scheduler,
+      controllers,
+      onStep: (e) => bar.update(e.step + 1),
     });
+    bar.stop();
+    writePng(f.out, images);
+    log(
+      `wrote ${f.out} (${images.shape[3]}×${images.shape[2]}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+    );
+  });
 }

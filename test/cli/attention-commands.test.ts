@@ -1,4 +1,5 @@
-// attnkit maps / segment / edit on the tiny-sd-a model: they run and write PNGs of the expected sizes.
+// attnkit maps / segment / edit / generate's efficiency options on the tiny-sd-a model: they run and write
+// PNGs of the expected sizes; the options change the image where they must and only there.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -7,8 +8,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { companionPaths, parseWeights } from '../../src/cli/edit.js';
+import { efficiencyControllers } from '../../src/cli/efficiency.js';
 import { parseIntList, parseStepRange } from '../../src/cli/maps.js';
 import { readPng } from '../../src/io/png.js';
+import type { Tensor } from '../../src/tensor/index.js';
 import { goldenDir, repoRoot } from '../helpers/fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'attnkit-cli-'));
@@ -101,4 +104,39 @@ test('option parsers', () => {
   assert.deepEqual(parseWeights(['circle=2', 'a=b=-1']), { circle: 2, 'a=b': -1 });
   assert.throws(() => parseWeights(['circle']), /word=weight/);
   assert.deepEqual(companionPaths('out/x.png'), { source: 'out/x.source.png', target: 'out/x.target.png' });
+});
+
+test('generate: --attention, --tome and --block-cache run; exact functions keep the image, caching changes it', () => {
+  const png = (name: string, ...flags: string[]) => {
+    const out = join(dir, `${name}.png`);
+    attnkit('generate', 'a red circle', '--steps', '4', '--out', out, ...flags);
+    return readPng(out);
+  };
+  const plain = png('plain');
+  const maxDiff = (a: Tensor, b: Tensor) => Math.max(...a.sub(b).abs().toArray());
+  // chunked attention is exact: at most one 8-bit level apart (PNG in [−1, 1]: 2/255 per level)
+  assert.ok(maxDiff(png('chunked', '--attention', 'chunked'), plain) <= 2 / 255 + 1e-6);
+  assert.ok(maxDiff(png('cached', '--block-cache', '2'), plain) > 4 / 255, 'block caching changed nothing');
+  assert.deepEqual(
+    png('all', '--attention', 'agent', '--tome', '0.5', '--block-cache', '3').shape,
+    [1, 3, 32, 32],
+  );
+  assert.throws(
+    () => attnkit('generate', 'a circle', '--attention', 'fast'),
+    /unknown function 'fast'; known: softmax/,
+  );
+});
+
+test('efficiency options: the controllers they make, and bad values refused', () => {
+  assert.deepEqual(efficiencyControllers({}), []);
+  assert.deepEqual(
+    efficiencyControllers({ attention: 'window', tome: 0.5, blockCache: 2 }).map((c) => c.name),
+    ['useAttention(window)', 'TokenMerging', 'BlockCaching'],
+  );
+  assert.deepEqual(efficiencyControllers({ blockCache: 1 }), [], '--block-cache 1 is off');
+  assert.throws(() => efficiencyControllers({ tome: 1 }), /--tome: the ratio must be in \[0, 1\), got 1/);
+  assert.throws(
+    () => efficiencyControllers({ blockCache: 0 }),
+    /--block-cache: expected a step interval ≥ 1/,
+  );
 });
