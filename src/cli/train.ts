@@ -34,6 +34,9 @@ interface TrainFlags {
   lrDecay?: string;
   vaeChannels?: string;
   vaeGroups?: number;
+  unetChannels?: string;
+  unetLayers?: number;
+  textLayers?: number;
   objectWeight?: number;
   minSnr?: number;
   ema?: number;
@@ -46,12 +49,17 @@ function lrDecay(kind: string): 'constant' | 'cosine' {
   return kind;
 }
 
-function channelList(list: string): number[] {
+function channelList(list: string, flag: string): number[] {
   const out = list.split(',').map((x) => Number(x.trim()));
   if (out.length < 2 || out.some((x) => !Number.isInteger(x) || x < 1)) {
-    throw new Error(`train shapes: --vae-channels wants positive integers like 16,32,64, got '${list}'`);
+    throw new Error(`train shapes: ${flag} wants positive integers like 16,32,64, got '${list}'`);
   }
   return out;
+}
+
+function positive(n: number, flag: string): number {
+  if (n < 1) throw new Error(`train shapes: ${flag} must be ≥ 1, got ${n}`);
+  return n;
 }
 
 export function registerTrain(program: Command): void {
@@ -81,6 +89,9 @@ export function registerTrain(program: Command): void {
     .option('--lr-decay <kind>', 'after warm-up: constant | cosine (to lr/10 at --steps)')
     .option('--vae-channels <list>', 'VAE block_out_channels, comma-separated (new runs only)')
     .option('--vae-groups <n>', 'VAE norm_num_groups (new runs only)', int('--vae-groups'))
+    .option('--unet-channels <list>', 'UNet block_out_channels, comma-separated (new runs only)')
+    .option('--unet-layers <n>', 'UNet layers_per_block (new runs only)', int('--unet-layers'))
+    .option('--text-layers <n>', 'text encoder layers (new runs only)', int('--text-layers'))
     .option(
       '--object-weight <w>',
       'extra loss weight on object pixels (VAE: reconstruction; unet: ε at latent resolution) (0)',
@@ -126,7 +137,9 @@ export function registerTrain(program: Command): void {
         checkpointMinutes: flags.checkpointMinutes,
         vae: {
           ...d.vae,
-          ...(flags.vaeChannels !== undefined ? { blockOutChannels: channelList(flags.vaeChannels) } : {}),
+          ...(flags.vaeChannels !== undefined
+            ? { blockOutChannels: channelList(flags.vaeChannels, '--vae-channels') }
+            : {}),
           ...(flags.vaeGroups !== undefined ? { normNumGroups: flags.vaeGroups } : {}),
           ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
           ...stageFlags('vae'),
@@ -134,6 +147,15 @@ export function registerTrain(program: Command): void {
         },
         unet: {
           ...d.unet,
+          ...(flags.unetChannels !== undefined
+            ? { blockOutChannels: channelList(flags.unetChannels, '--unet-channels') }
+            : {}),
+          ...(flags.unetLayers !== undefined
+            ? { layersPerBlock: positive(flags.unetLayers, '--unet-layers') }
+            : {}),
+          ...(flags.textLayers !== undefined
+            ? { textLayers: positive(flags.textLayers, '--text-layers') }
+            : {}),
           ...stageFlags('unet'),
           ...(flags.minSnr !== undefined ? { minSnrGamma: flags.minSnr } : {}),
           ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),

@@ -66,6 +66,33 @@ export const SHAPES_TRAIN_DEFAULTS: ShapesTrainOptions = {
   unet: { ...TEXT_TO_IMAGE_DEFAULTS, steps: 20000, batchSize: 8, lr: 5e-4, warmup: 100 },
 };
 
+/** The Shapes world's images are 64 × 64. */
+const SHAPES_IMAGE_SIZE = 64;
+
+/** The fields of a stage-2 config that fix its parameters' shapes. */
+function architectureOf(c: TextToImageConfig): Partial<TextToImageConfig> {
+  const {
+    blockOutChannels,
+    layersPerBlock,
+    heads,
+    normNumGroups,
+    textHidden,
+    textLayers,
+    textHeads,
+    maxLength,
+  } = c;
+  return {
+    blockOutChannels,
+    layersPerBlock,
+    heads,
+    normNumGroups,
+    textHidden,
+    textLayers,
+    textHeads,
+    maxLength,
+  };
+}
+
 const VAE_DATA = 1;
 const UNET_DATA = 2;
 const VOCAB_DATA = 3;
@@ -143,9 +170,16 @@ export function vocabularyCaptions(n = 1000): string[] {
 
 /** Stage 2. */
 export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
-  const c = o.unet;
   const dir = join(o.out, 'unet');
   const vae = loadTrainedVAE(o.out);
+  // the UNet works at the VAE's latent size; a resumed run keeps the architecture it was started with
+  const saved =
+    o.resume && hasCheckpoint(dir) ? (readCheckpointMeta(dir).extra.config as TextToImageConfig) : null;
+  const c: TextToImageConfig & StageOptions = {
+    ...o.unet,
+    ...(saved ? architectureOf(saved) : {}),
+    sampleSize: SHAPES_IMAGE_SIZE / 2 ** (vae.config.blockOutChannels.length - 1),
+  };
   const bpe = learnBPE(vocabularyCaptions());
   writeTokenizer(join(o.out, 'tokenizer'), bpe, c.maxLength);
   const tokenizer = tokenizerOf(bpe, c.maxLength);

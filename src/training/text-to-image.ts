@@ -19,6 +19,10 @@ import { sampleLatent } from './vae.js';
 
 export interface TextToImageConfig {
   blockOutChannels: number[];
+  /** ResNet (+ transformer) layers per UNet block (diffusers' `layers_per_block`); absent: 1. */
+  layersPerBlock?: number;
+  /** Latent size the UNet is trained at (its config's `sample_size`): 64 / the VAE's down-sampling. */
+  sampleSize?: number;
   /** Heads per block (diffusers' `attention_head_dim`). */
   heads: number;
   normNumGroups: number;
@@ -64,14 +68,14 @@ export const SD_NOISE_SCHEDULE = {
 export function unetConfigJson(c: TextToImageConfig): JsonConfig {
   return {
     _class_name: 'UNet2DConditionModel',
-    sample_size: 16,
+    sample_size: c.sampleSize ?? 16,
     in_channels: 4,
     out_channels: 4,
     down_block_types: c.blockOutChannels.map(() => 'CrossAttnDownBlock2D'),
     up_block_types: c.blockOutChannels.map(() => 'CrossAttnUpBlock2D'),
     mid_block_type: 'UNetMidBlock2DCrossAttn',
     block_out_channels: c.blockOutChannels,
-    layers_per_block: 1,
+    layers_per_block: c.layersPerBlock ?? 1,
     attention_head_dim: c.heads,
     cross_attention_dim: c.textHidden,
     norm_num_groups: c.normNumGroups,
@@ -153,7 +157,7 @@ export function textToImageLoss(
   weighting?: { objects: Tensor; objectWeight: number },
 ): { loss: Tensor; logs: Record<string, number> } {
   const b = images.shape[0] as number;
-  const z0 = noGrad(() => sampleLatent(m.vae.encode(images), gen).mul(m.scalingFactor)); // (B, 4, 16, 16)
+  const z0 = noGrad(() => sampleLatent(m.vae.encode(images), gen).mul(m.scalingFactor)); // (B, 4, h, w)
   const t = gen.randint([b], 0, m.noise.alphasCumprod.length).toArray();
   const eps = gen.randn(z0.shape);
   const zt = m.noise.addNoise(z0, eps, t);

@@ -101,7 +101,9 @@ test('train: stopping and resuming gives the same parameters and optimizer state
   trainVAE(tiny(resumed, 2, 0));
   trainVAE(tiny(resumed, 3, 0, true));
   trainTextToImage(tiny(resumed, 3, 2));
-  trainTextToImage(tiny(resumed, 3, 3, true));
+  // a resumed run keeps the architecture it was started with, whatever the flags say now
+  const again = tiny(resumed, 3, 3, true);
+  trainTextToImage({ ...again, unet: { ...again.unet, blockOutChannels: [8, 8], layersPerBlock: 2 } });
   for (const stage of ['vae', 'unet']) {
     const a = readSafetensors(join(straight, stage, 'checkpoint.safetensors')).tensors;
     const b = readSafetensors(join(resumed, stage, 'checkpoint.safetensors')).tensors;
@@ -124,6 +126,9 @@ test('train: an exported run loads with StableDiffusion.fromPretrained and gener
   assert.deepEqual(exportShapesModel(model, run), { ema: 3 });
   const sd = StableDiffusion.fromPretrained(model);
   assert.equal(sd.vae.config.scalingFactor, readCheckpointMeta(join(run, 'unet')).extra.scalingFactor);
+  // the tiny VAE down-samples once: a 32 × 32 latent, and the model's default image is the world's 64 × 64
+  assert.equal(sd.unet.config.sampleSize, 32);
+  assert.equal(sd.defaultSize, 64);
   const { images } = sd.generate({ prompt: 'a red circle above a blue square', steps: 2, guidanceScale: 3 });
   assert.deepEqual(images.shape, [1, 3, sd.defaultSize, sd.defaultSize]);
   assert.ok((images.data as Float32Array).every(Number.isFinite));
