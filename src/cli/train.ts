@@ -34,6 +34,7 @@ interface TrainFlags {
   lrDecay?: string;
   vaeChannels?: string;
   vaeGroups?: number;
+  latentChannels?: number;
   unetChannels?: string;
   unetLayers?: number;
   textLayers?: number;
@@ -89,6 +90,11 @@ export function registerTrain(program: Command): void {
     .option('--lr-decay <kind>', 'after warm-up: constant | cosine (to lr/10 at --steps)')
     .option('--vae-channels <list>', 'VAE block_out_channels, comma-separated (new runs only)')
     .option('--vae-groups <n>', 'VAE norm_num_groups (new runs only)', int('--vae-groups'))
+    .option(
+      '--latent-channels <n>',
+      'VAE latent channels (new runs only; default 4)',
+      int('--latent-channels'),
+    )
     .option('--unet-channels <list>', 'UNet block_out_channels, comma-separated (new runs only)')
     .option('--unet-layers <n>', 'UNet layers_per_block (new runs only)', int('--unet-layers'))
     .option('--text-layers <n>', 'text encoder layers (new runs only)', int('--text-layers'))
@@ -141,6 +147,9 @@ export function registerTrain(program: Command): void {
             ? { blockOutChannels: channelList(flags.vaeChannels, '--vae-channels') }
             : {}),
           ...(flags.vaeGroups !== undefined ? { normNumGroups: flags.vaeGroups } : {}),
+          ...(flags.latentChannels !== undefined
+            ? { latentChannels: positive(flags.latentChannels, '--latent-channels') }
+            : {}),
           ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
           ...stageFlags('vae'),
           steps: pick(flags.stage === 'vae' ? flags.steps : flags.vaeSteps, d.vae.steps),

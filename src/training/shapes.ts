@@ -109,6 +109,7 @@ export function trainVAE(o: ShapesTrainOptions): LoopResult {
         blockOutChannels: saved.blockOutChannels,
         normNumGroups: saved.normNumGroups,
         layersPerBlock: saved.layersPerBlock,
+        latentChannels: saved.latentChannels,
       }
     : o.vae;
   const vae = buildVAE(c);
@@ -179,6 +180,7 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
     ...o.unet,
     ...(saved ? architectureOf(saved) : {}),
     sampleSize: SHAPES_IMAGE_SIZE / 2 ** (vae.config.blockOutChannels.length - 1),
+    latentChannels: vae.config.latentChannels,
   };
   const bpe = learnBPE(vocabularyCaptions());
   writeTokenizer(join(o.out, 'tokenizer'), bpe, c.maxLength);

@@ -23,6 +23,8 @@ export interface TextToImageConfig {
   layersPerBlock?: number;
   /** Latent size the UNet is trained at (its config's `sample_size`): 64 / the VAE's down-sampling. */
   sampleSize?: number;
+  /** The VAE's latent channels: the UNet's in and out channels; absent: 4. */
+  latentChannels?: number;
   /** Heads per block (diffusers' `attention_head_dim`). */
   heads: number;
   normNumGroups: number;
@@ -69,8 +71,8 @@ export function unetConfigJson(c: TextToImageConfig): JsonConfig {
   return {
     _class_name: 'UNet2DConditionModel',
     sample_size: c.sampleSize ?? 16,
-    in_channels: 4,
-    out_channels: 4,
+    in_channels: c.latentChannels ?? 4,
+    out_channels: c.latentChannels ?? 4,
     down_block_types: c.blockOutChannels.map(() => 'CrossAttnDownBlock2D'),
     up_block_types: c.blockOutChannels.map(() => 'CrossAttnUpBlock2D'),
     mid_block_type: 'UNetMidBlock2DCrossAttn',

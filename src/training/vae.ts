@@ -22,6 +22,8 @@ export interface VAETrainConfig {
   blockOutChannels: number[];
   normNumGroups: number;
   layersPerBlock: number;
+  /** Channels of the latent (Stable Diffusion 1.x/2.x: 4; SD3: 16); absent: 4. */
+  latentChannels?: number;
   klWeight: number;
   /**
    * Extra weight of the reconstruction error on the objects (their coverage grown by a pixel): per-pixel
@@ -48,7 +50,7 @@ export function vaeConfigJson(c: VAETrainConfig, scalingFactor = 1): JsonConfig 
     block_out_channels: c.blockOutChannels,
     layers_per_block: c.layersPerBlock,
     act_fn: 'silu',
-    latent_channels: 4,
+    latent_channels: c.latentChannels ?? 4,
     norm_num_groups: c.normNumGroups,
     sample_size: 64,
     scaling_factor: scalingFactor,

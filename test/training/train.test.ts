@@ -47,6 +47,7 @@ function tiny(out: string, vaeSteps: number, unetSteps: number, resume = false):
       ...d.vae,
       blockOutChannels: [8, 16],
       normNumGroups: 8,
+      latentChannels: 6,
       steps: vaeSteps,
       batchSize: 2,
       lr: 3e-3,
@@ -126,8 +127,10 @@ test('train: an exported run loads with StableDiffusion.fromPretrained and gener
   assert.deepEqual(exportShapesModel(model, run), { ema: 3 });
   const sd = StableDiffusion.fromPretrained(model);
   assert.equal(sd.vae.config.scalingFactor, readCheckpointMeta(join(run, 'unet')).extra.scalingFactor);
-  // the tiny VAE down-samples once: a 32 × 32 latent, and the model's default image is the world's 64 × 64
+  // the tiny VAE down-samples once to 6 channels: a 32 × 32 × 6 latent, and the model's default image is the
+  // world's 64 × 64
   assert.equal(sd.unet.config.sampleSize, 32);
+  assert.equal(sd.unet.config.inChannels, 6);
   assert.equal(sd.defaultSize, 64);
   const { images } = sd.generate({ prompt: 'a red circle above a blue square', steps: 2, guidanceScale: 3 });
   assert.deepEqual(images.shape, [1, 3, sd.defaultSize, sd.defaultSize]);
