@@ -1,33 +1,8 @@
 #!/usr/bin/env node
-// The `attnkit` command.
+// The `attnkit` command. It re-launches itself once with glibc's allocator tuned (malloc-tuning.ts) before
+// loading anything heavy, then runs the parser.
 
-import { Command } from 'commander';
-import { registerBench } from './bench.js';
-import { registerEdit } from './edit.js';
-import { registerEval } from './eval.js';
-import { registerExport } from './export.js';
-import { registerGenerate } from './generate.js';
-import { registerMaps } from './maps.js';
-import { registerMeasure } from './measure.js';
-import { registerSegment } from './segment.js';
-import { registerTrain } from './train.js';
+import { relaunchWithMallocTuning } from './malloc-tuning.js';
 
-const program = new Command()
-  .name('attnkit')
-  .description('Stable Diffusion in Node.js with every attention layer open to change')
-  .showHelpAfterError();
-
-registerGenerate(program);
-registerBench(program);
-registerExport(program);
-registerEdit(program);
-registerMaps(program);
-registerEval(program);
-registerMeasure(program);
-registerSegment(program);
-registerTrain(program);
-
-program.parseAsync(process.argv).catch((e: unknown) => {
-  process.stderr.write(`attnkit: ${(e as Error).message}\n`);
-  process.exit(1);
-});
+relaunchWithMallocTuning();
+await import('./program.js');
