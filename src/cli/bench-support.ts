@@ -11,6 +11,7 @@ import vm from 'node:vm';
 import { parseUNetConfig, UNet2DConditionModel } from '../models/unet2d-condition.js';
 import { GroupNorm, LayerNorm } from '../nn/index.js';
 import { Tensor } from '../tensor/index.js';
+import { untunedEnvironment } from './malloc-tuning.js';
 
 /** Stable Diffusion 1.5's unet/config.json (the architecture; the weights here are random). */
 export const SD15_UNET_CONFIG = {
@@ -152,9 +153,9 @@ export function runWorker<T>(job: object, threads?: number): Promise<T> {
     const p = spawn(
       process.execPath,
       [...process.execArgv, script, 'bench', ...threadFlags, '--worker', JSON.stringify(job)],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
+      // the default allocator: a tuned one keeps the warm-up's freed memory resident (malloc-tuning.ts), and
+      // the peak over the RSS before the timed calls would then miss what those calls allocate
+      { stdio: ['ignore', 'pipe', 'inherit'], env: untunedEnvironment(process.env) },
     );
     let out = '';
     p.stdout.on('data', (d: Buffer) => {

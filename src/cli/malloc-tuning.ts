@@ -31,3 +31,13 @@ export function relaunchWithMallocTuning(): void {
   if (r.error) return; // could not re-launch: run untuned
   process.exit(r.status ?? 1);
 }
+
+/** The environment without our malloc tunables (for processes whose memory figures are measured). */
+export function untunedEnvironment(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const rest = (env['GLIBC_TUNABLES'] ?? '')
+    .split(':')
+    .filter((t) => t !== '' && !t.startsWith('glibc.malloc.'))
+    .join(':');
+  const { GLIBC_TUNABLES: _, ...others } = env;
+  return { ...others, ATTNKIT_MALLOC_TUNING: '0', ...(rest ? { GLIBC_TUNABLES: rest } : {}) };
+}

@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { MALLOC_TUNABLES, tunedEnvironment } from '../../src/cli/malloc-tuning.js';
+import { MALLOC_TUNABLES, tunedEnvironment, untunedEnvironment } from '../../src/cli/malloc-tuning.js';
 import { repoRoot } from '../helpers/fixtures.js';
 
 test('bin: the built attnkit command is executable and runs', () => {
@@ -37,4 +37,12 @@ test('malloc tuning: added on Linux unless already set or switched off', () => {
   assert.equal(tunedEnvironment({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }, 'linux'), undefined);
   assert.equal(tunedEnvironment({ ATTNKIT_MALLOC_TUNING: '0' }, 'linux'), undefined);
   assert.equal(tunedEnvironment({}, 'darwin'), undefined);
+  // bench workers measure memory with the default allocator
+  const tuned = tunedEnvironment({ GLIBC_TUNABLES: 'glibc.cpu.x86_ibt=off', HOME: '/h' }, 'linux') ?? {};
+  assert.deepEqual(untunedEnvironment(tuned), {
+    GLIBC_TUNABLES: 'glibc.cpu.x86_ibt=off',
+    HOME: '/h',
+    ATTNKIT_MALLOC_TUNING: '0',
+  });
+  assert.deepEqual(untunedEnvironment({ GLIBC_TUNABLES: MALLOC_TUNABLES }), { ATTNKIT_MALLOC_TUNING: '0' });
 });
