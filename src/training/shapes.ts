@@ -70,27 +70,19 @@ export const SHAPES_TRAIN_DEFAULTS: ShapesTrainOptions = {
 const SHAPES_IMAGE_SIZE = 64;
 
 /** The fields of a stage-2 config that fix its parameters' shapes. */
+const ARCHITECTURE = [
+  'blockOutChannels',
+  'layersPerBlock',
+  'heads',
+  'normNumGroups',
+  'textHidden',
+  'textLayers',
+  'textHeads',
+  'maxLength',
+] as const satisfies readonly (keyof TextToImageConfig)[];
+
 function architectureOf(c: TextToImageConfig): Partial<TextToImageConfig> {
-  const {
-    blockOutChannels,
-    layersPerBlock,
-    heads,
-    normNumGroups,
-    textHidden,
-    textLayers,
-    textHeads,
-    maxLength,
-  } = c;
-  return {
-    blockOutChannels,
-    layersPerBlock,
-    heads,
-    normNumGroups,
-    textHidden,
-    textLayers,
-    textHeads,
-    maxLength,
-  };
+  return Object.fromEntries(ARCHITECTURE.map((k) => [k, c[k]]));
 }
 
 const VAE_DATA = 1;

@@ -7,6 +7,7 @@ import { type AttentionFunction, flashAttention } from '../../attention/function
 import type { Controller, StepState } from '../../attention/hooks.js';
 import { gather, Tensor } from '../../tensor/index.js';
 import { windowAttention } from '../function/window-attention.js';
+import { CachePlan, relativeChange } from './cache-plan.js';
 
 /** DiTFastAttn's per-layer, per-step methods (its names). */
 export type CacheMethod =
@@ -46,18 +47,6 @@ const DEFAULT_METHODS: readonly CacheMethod[] = [
   'full_attn+cfg_attn_share',
 ];
 
-/** ‖a − b‖ / ‖b‖ over all elements. */
-export function relativeChange(a: Tensor, b: Tensor): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.size; i++) {
-    const d = (a.data[i] as number) - (b.data[i] as number);
-    num += d * d;
-    den += (b.data[i] as number) ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
-
 /** Each row's conditional partner (same prompt), or undefined when the batch is not CFG-paired. */
 function cfgRows(call: AttentionCall): { cond: number[]; from: number[] } | undefined {
   const { guidance, prompt } = call.batch;
@@ -80,15 +69,12 @@ export class AttentionCaching implements Controller {
   readonly threshold: number;
   readonly methods: readonly CacheMethod[];
   readonly appliesTo?: (call: AttentionCall) => boolean;
-  /** The calibrated plan: layer path → method at each step. */
-  readonly table = new Map<string, CacheMethod[]>();
   /** Calls per method since the last step 0. */
   readonly counts = new Map<CacheMethod, number>();
   readonly #fn: AttentionFunction;
   readonly #window: ReturnType<typeof windowAttention>;
-  readonly #plan?: (call: AttentionCall) => CacheMethod | undefined;
+  readonly #plan: CachePlan<AttentionCall, CacheMethod>;
   readonly #cache = new Map<string, LayerCache>();
-  #calibrating = false;
 
   constructor(opts: AttentionCachingOptions = {}) {
     this.threshold = opts.threshold ?? 0.05;
@@ -96,25 +82,24 @@ export class AttentionCaching implements Controller {
     if (opts.appliesTo) this.appliesTo = opts.appliesTo;
     this.#fn = opts.fn ?? flashAttention;
     this.#window = windowAttention({ windowSize: opts.windowSize ?? 8 });
-    this.#plan = opts.plan;
+    this.#plan = new CachePlan(opts.plan);
     if (!(this.threshold >= 0))
       throw new Error(`AttentionCaching: threshold must be ≥ 0, got ${this.threshold}`);
   }
 
+  /** The calibrated plan: layer path → method at each step. */
+  get table(): ReadonlyMap<string, CacheMethod[]> {
+    return this.#plan.table;
+  }
+
   /** Whether a run follows a calibrated plan (no fixed `plan` was given), so `calibrate` must come first. */
   get calibrated(): boolean {
-    return this.#plan === undefined;
+    return !this.#plan.fixed;
   }
 
   /** Runs `run` (a generation with this controller) computing every layer, and records the plan. */
   calibrate<T>(run: () => T): T {
-    this.table.clear();
-    this.#calibrating = true;
-    try {
-      return run();
-    } finally {
-      this.#calibrating = false;
-    }
+    return this.#plan.calibrate(run);
   }
 
   beforeStep(s: StepState): void {
@@ -124,8 +109,8 @@ export class AttentionCaching implements Controller {
   }
 
   reuse(call: AttentionCall): Tensor | undefined {
-    if (this.#calibrating) return undefined;
-    const planned = this.#plan ? this.#plan(call) : this.table.get(call.path)?.[call.step];
+    if (this.#plan.calibrating) return undefined;
+    const planned = this.#plan.at(call);
     const final = this.#cache.get(call.path)?.final;
     if (planned !== 'output_share' || final?.shape[1] !== call.queryTokens) return undefined;
     this.counts.set('output_share', (this.counts.get('output_share') ?? 0) + 1);
@@ -169,7 +154,7 @@ export class AttentionCaching implements Controller {
     const usable = (m: CacheMethod) => this.#usable(call, cache, a, m);
     let method: CacheMethod = 'full_attn';
     let out: Tensor;
-    if (this.#calibrating) {
+    if (this.#plan.calibrating) {
       const full = this.#compute(call, cache, a, 'full_attn');
       out = full;
       for (const m of this.methods.filter(usable)) {
@@ -179,11 +164,9 @@ export class AttentionCaching implements Controller {
           break;
         }
       }
-      const row = this.table.get(call.path) ?? [];
-      row[call.step] = method;
-      this.table.set(call.path, row);
+      this.#plan.record(call, method);
     } else {
-      const planned = this.#plan ? this.#plan(call) : this.table.get(call.path)?.[call.step];
+      const planned = this.#plan.at(call);
       if (planned && usable(planned)) method = planned;
       out = this.#compute(call, cache, a, method);
     }
@@ -207,8 +190,8 @@ export class AttentionCaching implements Controller {
   /** A residual is kept where some later step may use it: always while calibrating, else per the plan. */
   #needsResidual(call: AttentionCall): boolean {
     if (!this.methods.some((m) => m.startsWith('residual')) || !this.#window(call)) return false;
-    if (this.#calibrating || this.#plan) return true;
-    const row = this.table.get(call.path) ?? [];
+    if (this.#plan.calibrating || this.#plan.fixed) return true;
+    const row = this.#plan.table.get(call.path) ?? [];
     for (let s = call.step + 1; s < row.length; s++) {
       if (row[s]?.startsWith('residual')) return true;
       if (row[s]?.startsWith('full_attn')) return false;

@@ -8,7 +8,7 @@
 import type { TransformerCall } from '../../attention/call.js';
 import type { Controller, StepState } from '../../attention/hooks.js';
 import type { Tensor } from '../../tensor/index.js';
-import { relativeChange } from './attention-caching.js';
+import { CachePlan, relativeChange } from './cache-plan.js';
 
 export interface BlockCachingOptions {
   /** Largest relative change ‖cached − computed‖ / ‖computed‖ a reuse may cause where it is calibrated. */
@@ -28,36 +28,32 @@ export interface BlockCachingOptions {
 export class BlockCaching implements Controller {
   readonly name = 'BlockCaching';
   readonly threshold: number;
-  /** The calibrated plan: block path → reuse at each step. */
-  readonly table = new Map<string, boolean[]>();
   /** Blocks computed and reused since the last step 0. */
   readonly counts = { computed: 0, reused: 0 };
-  readonly #plan?: (call: TransformerCall) => boolean;
+  readonly #plan: CachePlan<TransformerCall, boolean>;
   readonly #blocks: (call: TransformerCall) => boolean;
   readonly #cache = new Map<string, Tensor>();
-  #calibrating = false;
 
   constructor(opts: BlockCachingOptions = {}) {
     this.threshold = opts.threshold ?? 0.1;
     if (!(this.threshold >= 0)) throw new Error(`BlockCaching: threshold must be ≥ 0, got ${this.threshold}`);
-    this.#plan = opts.plan;
+    this.#plan = new CachePlan(opts.plan);
     this.#blocks = opts.blocks ?? (() => true);
+  }
+
+  /** The calibrated plan: block path → reuse at each step. */
+  get table(): ReadonlyMap<string, boolean[]> {
+    return this.#plan.table;
   }
 
   /** Whether a run follows a calibrated plan (no fixed `plan` was given), so `calibrate` must come first. */
   get calibrated(): boolean {
-    return this.#plan === undefined;
+    return !this.#plan.fixed;
   }
 
   /** Runs `run` (a generation with this controller) computing every block, and records the plan. */
   calibrate<T>(run: () => T): T {
-    this.table.clear();
-    this.#calibrating = true;
-    try {
-      return run();
-    } finally {
-      this.#calibrating = false;
-    }
+    return this.#plan.calibrate(run);
   }
 
   beforeStep(s: StepState): void {
@@ -68,8 +64,8 @@ export class BlockCaching implements Controller {
   }
 
   reuseTransformer(call: TransformerCall): Tensor | undefined {
-    if (this.#calibrating || !this.#blocks(call)) return undefined;
-    const planned = this.#plan ? this.#plan(call) : this.table.get(call.path)?.[call.step];
+    if (this.#plan.calibrating || !this.#blocks(call)) return undefined;
+    const planned = this.#plan.at(call);
     const cached = this.#cache.get(call.path);
     if (!planned || !cached || !sameShape(cached, call)) return undefined;
     this.counts.reused++;
@@ -78,11 +74,9 @@ export class BlockCaching implements Controller {
 
   transformer(call: TransformerCall, h: Tensor): Tensor {
     const cached = this.#cache.get(call.path);
-    if (this.#calibrating && this.#blocks(call)) {
+    if (this.#plan.calibrating && this.#blocks(call)) {
       const reuse = !!cached && sameShape(cached, call) && relativeChange(cached, h) < this.threshold;
-      const row = this.table.get(call.path) ?? [];
-      row[call.step] = reuse;
-      this.table.set(call.path, row);
+      this.#plan.record(call, reuse);
       if (reuse) {
         this.counts.reused++;
         return cached as Tensor;
