@@ -12,6 +12,7 @@ import {
   loadTrainedVAE,
   SHAPES_TRAIN_DEFAULTS,
   type ShapesTrainOptions,
+  trainDecoder,
   trainTextToImage,
   trainVAE,
 } from '../training/shapes.js';
@@ -19,7 +20,7 @@ import { float, int } from './args.js';
 
 interface TrainFlags {
   out: string;
-  stage: 'vae' | 'unet' | 'all';
+  stage: 'vae' | 'decoder' | 'unet' | 'all';
   resume?: boolean;
   steps?: number;
   vaeSteps?: number;
@@ -71,7 +72,11 @@ export function registerTrain(program: Command): void {
       'train the Shapes model: stage vae (AutoencoderKL), then stage unet (UNet + CLIP text encoder)',
     )
     .option('-o, --out <dir>', 'run folder (checkpoints, tokenizer)', SHAPES_TRAIN_DEFAULTS.out)
-    .option('--stage <stage>', 'vae | unet | all', 'all')
+    .option(
+      '--stage <stage>',
+      'vae | unet | all, or decoder: train the VAE decoder on with the encoder frozen (same latents)',
+      'all',
+    )
     .option('--resume', 'continue from the checkpoints in --out')
     .option('--steps <n>', 'total steps of the stage (with --stage all: of the unet stage)', int('--steps'))
     .option('--vae-steps <n>', 'total steps of the vae stage', int('--vae-steps'))
@@ -118,19 +123,20 @@ export function registerTrain(program: Command): void {
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
     .option('-q, --quiet', 'no progress bar')
     .action((flags: TrainFlags) => {
-      if (!['vae', 'unet', 'all'].includes(flags.stage)) {
-        throw new Error(`train shapes: --stage must be vae, unet or all, got '${flags.stage}'`);
+      if (!['vae', 'decoder', 'unet', 'all'].includes(flags.stage)) {
+        throw new Error(`train shapes: --stage must be vae, decoder, unet or all, got '${flags.stage}'`);
       }
       if (flags.threads) setThreads(flags.threads);
       const d = SHAPES_TRAIN_DEFAULTS;
       const t0 = Date.now();
       const pick = <T>(v: T | undefined, fallback: T): T => (v === undefined ? fallback : v);
+      // the decoder stage takes the vae stage's flags
+      const stage1 = flags.stage === 'decoder' ? 'vae' : flags.stage;
       const stageFlags = (stage: 'vae' | 'unet') => ({
-        ...(flags.batch !== undefined &&
-        (flags.stage === stage || (flags.stage === 'all' && stage === 'unet'))
+        ...(flags.batch !== undefined && (stage1 === stage || (flags.stage === 'all' && stage === 'unet'))
           ? { batchSize: flags.batch }
           : {}),
-        ...(flags.lr !== undefined && (flags.stage === stage || (flags.stage === 'all' && stage === 'unet'))
+        ...(flags.lr !== undefined && (stage1 === stage || (flags.stage === 'all' && stage === 'unet'))
           ? { lr: flags.lr }
           : {}),
         ...(flags.lrDecay !== undefined ? { decay: lrDecay(flags.lrDecay) } : {}),
@@ -152,7 +158,7 @@ export function registerTrain(program: Command): void {
             : {}),
           ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
           ...stageFlags('vae'),
-          steps: pick(flags.stage === 'vae' ? flags.steps : flags.vaeSteps, d.vae.steps),
+          steps: pick(stage1 === 'vae' ? flags.steps : flags.vaeSteps, d.vae.steps),
         },
         unet: {
           ...d.unet,
@@ -176,6 +182,14 @@ export function registerTrain(program: Command): void {
       };
       const left = () =>
         flags.minutes === undefined ? undefined : flags.minutes - (Date.now() - t0) / 60_000;
+      if (flags.stage === 'decoder') {
+        const r = trainDecoder({
+          ...o,
+          vae: { ...o.vae, ...(flags.minutes !== undefined ? { minutes: flags.minutes } : {}) },
+        });
+        o.log?.(`decoder: stopped at step ${r.step} (${r.reason}), ${r.secondsPerStep.toFixed(2)} s/step`);
+        return;
+      }
       if (flags.stage !== 'unet') {
         const minutes = flags.stage === 'all' && flags.vaeMinutes !== undefined ? flags.vaeMinutes : left();
         const r = trainVAE({ ...o, vae: { ...o.vae, ...(minutes !== undefined ? { minutes } : {}) } });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
 import type { Tensor } from '../tensor/index.js';
 import { hasCheckpoint, readCheckpointMeta } from './checkpoint.js';
+import { vaeCheckpointDir } from './shapes.js';
 import {
   SD_NOISE_SCHEDULE,
   type TextToImageConfig,
@@ -50,7 +51,7 @@ function moduleTensors(all: Map<string, Tensor>, prefix: string): Map<string, Te
 
 /**
  * Exports the run in `runDir` (stage folders vae/ and unet/, and tokenizer/, as `attnkit train shapes`
- * writes them) to the diffusers folder `out` with float16 weights. Where the unet stage kept a moving
+ * writes them; the VAE from decoder/ when that stage ran) to the diffusers folder `out` with float16 weights. Where the unet stage kept a moving
  * average of its weights (`--ema`), that is written unless `ema: false`; returns its update count (0: none).
  */
 export function exportShapesModel(
@@ -65,12 +66,13 @@ export function exportShapesModel(
       );
     }
   }
-  const vaeMeta = readCheckpointMeta(join(runDir, 'vae'));
+  const vaeDir0 = vaeCheckpointDir(runDir); // decoder/ when the decoder was trained on (stage 1b)
+  const vaeMeta = readCheckpointMeta(vaeDir0);
   const unetMeta = readCheckpointMeta(join(runDir, 'unet'));
   const unetConfig = unetMeta.extra.config as TextToImageConfig;
   const scalingFactor = unetMeta.extra.scalingFactor as number;
   const vocabSize = unetMeta.extra.vocabSize as number;
-  const vaeWeights = readSafetensors(join(runDir, 'vae', 'checkpoint.safetensors')).tensors;
+  const vaeWeights = readSafetensors(join(vaeDir0, 'checkpoint.safetensors')).tensors;
   const unetWeights = readSafetensors(join(runDir, 'unet', 'checkpoint.safetensors')).tensors;
   const ema = opts.ema !== false && unetMeta.emaUpdates ? unetMeta.emaUpdates : 0;
   const unetPrefix = ema ? 'ema.' : '';

@@ -1,6 +1,7 @@
 // `attnkit train shapes`: the two stages of the built-in Shapes model, each resumable from its folder:
 //
 //   <out>/vae/        stage 1 checkpoint (AutoencoderKL)
+//   <out>/decoder/    optional stage 1b: the VAE's decoder trained on with the encoder frozen (same latents)
 //   <out>/tokenizer/  the BPE vocabulary learned from captions
 //   <out>/unet/       stage 2 checkpoint (UNet2DConditionModel + CLIP text encoder)
 //
@@ -138,15 +139,80 @@ export function trainVAE(o: ShapesTrainOptions): LoopResult {
   );
 }
 
-/** The trained stage-1 VAE of a run folder (frozen). */
-export function loadTrainedVAE(out: string): AutoencoderKL {
-  const dir = join(out, 'vae');
-  if (!hasCheckpoint(dir)) throw new Error(`no VAE checkpoint in ${dir}: run stage 'vae' first`);
+/**
+ * Stage 1b: trains the decoder (post_quant_conv + decoder) of the stage-1 VAE on, with the encoder frozen.
+ * The latent space stays exactly what the UNet stage learned on, so a UNet trained on `<out>/vae` keeps
+ * working with the new decoder; a better decoder raises the ceiling of every generation (and of inversion's
+ * reconstructions). Starts from `<out>/vae`, checkpoints in `<out>/decoder`.
+ */
+export function trainDecoder(o: ShapesTrainOptions): LoopResult {
+  const dir = join(o.out, 'decoder');
+  const source = join(o.out, 'vae');
+  if (!hasCheckpoint(source)) throw new Error(`no VAE checkpoint in ${source}: run stage 'vae' first`);
+  const saved = readCheckpointMeta(source).extra.config as VAETrainConfig;
+  const c = {
+    ...o.vae,
+    blockOutChannels: saved.blockOutChannels,
+    normNumGroups: saved.normNumGroups,
+    layersPerBlock: saved.layersPerBlock,
+    latentChannels: saved.latentChannels,
+  };
+  const vae = loadVAEWeights(source);
+  const params = [...vae.post_quant_conv.parameters(), ...vae.decoder.parameters()];
+  vae.requiresGrad(false);
+  for (const p of params) p.value.requiresGrad = true;
+  const state: TrainState = {
+    modules: { vae },
+    optimizer: new AdamW(params, { lr: c.lr }),
+    gen: new Generator(o.seed + 7),
+    history: [],
+  };
+  return trainLoop(
+    state,
+    (step) => {
+      const batch = shapesBatch(VAE_DATA, step, c.batchSize);
+      const weighting = { objects: batch.objects, objectWeight: c.objectWeight ?? 0 };
+      // the encoder's parameters need no gradient, so only the decoder's part of the graph is recorded
+      return vaeLoss(vae, batch.images, state.gen, c.klWeight, weighting);
+    },
+    {
+      dir,
+      label: 'decoder',
+      steps: c.steps,
+      ...(c.minutes !== undefined ? { minutes: c.minutes } : {}),
+      lr: c.lr,
+      warmup: c.warmup,
+      ...(c.decay ? { decay: c.decay } : {}),
+      clip: 1,
+      checkpointMinutes: o.checkpointMinutes,
+      resume: o.resume,
+      extra: { config: c, encoderFrom: source },
+      ...(o.quiet !== undefined ? { quiet: o.quiet } : {}),
+      ...(o.log ? { log: o.log } : {}),
+    },
+  );
+}
+
+/** The VAE checkpoint folder of a run: `decoder/` when stage 1b has run, else `vae/`. */
+export function vaeCheckpointDir(out: string): string {
+  const decoder = join(out, 'decoder');
+  return hasCheckpoint(decoder) ? decoder : join(out, 'vae');
+}
+
+/** The AutoencoderKL saved in the checkpoint folder `dir`. */
+function loadVAEWeights(dir: string): AutoencoderKL {
   const meta = readCheckpointMeta(dir);
   const vae = buildVAE(meta.extra.config as VAETrainConfig);
   const { tensors } = readSafetensors(join(dir, 'checkpoint.safetensors'));
   vae.load(new Map([...tensors].filter(([k]) => k.startsWith('vae.')).map(([k, t]) => [k.slice(4), t])));
   return vae;
+}
+
+/** The trained VAE of a run folder (frozen): stage 1b's when it has run (its encoder is stage 1's). */
+export function loadTrainedVAE(out: string): AutoencoderKL {
+  const dir = vaeCheckpointDir(out);
+  if (!hasCheckpoint(dir)) throw new Error(`no VAE checkpoint in ${dir}: run stage 'vae' first`);
+  return loadVAEWeights(dir);
 }
 
 const vocabularyCache = new Map<number, string[]>();

@@ -19,8 +19,10 @@ import { EMA } from '../../src/training/ema.js';
 import { exportShapesModel } from '../../src/training/export.js';
 import { learningRate, trainLoop } from '../../src/training/loop.js';
 import {
+  loadTrainedVAE,
   SHAPES_TRAIN_DEFAULTS,
   type ShapesTrainOptions,
+  trainDecoder,
   trainTextToImage,
   trainVAE,
   vocabularyCaptions,
@@ -149,6 +151,42 @@ test('train: an exported run loads with StableDiffusion.fromPretrained and gener
   const raw = join(root, 'exported-raw');
   assert.deepEqual(exportShapesModel(raw, run, { ema: false }), { ema: 0 });
   assert.ok(close(trained, StableDiffusion.fromPretrained(raw).unet.conv_in.weight.value));
+});
+
+test('train: the decoder stage changes only the decoder; the encoder (the latent space) stays bit for bit', () => {
+  const run = join(root, 'decoder');
+  trainVAE(tiny(run, 2, 0));
+  const before = readSafetensors(join(run, 'vae', 'checkpoint.safetensors')).tensors;
+  const o = tiny(run, 6, 0);
+  trainDecoder({ ...o, vae: { ...o.vae, objectWeight: 4 } });
+  const after = readSafetensors(join(run, 'decoder', 'checkpoint.safetensors')).tensors;
+  const moved: string[] = [];
+  for (const [k, t] of before) {
+    if (k.startsWith('adamw.')) continue;
+    const a = after.get(k);
+    assert.ok(a, `decoder checkpoint lacks ${k}`);
+    const same = (a.data as Float32Array).every((x, i) => x === (t.data as Float32Array)[i]);
+    const trained = k.startsWith('vae.decoder.') || k.startsWith('vae.post_quant_conv.');
+    if (!trained) assert.ok(same, `${k} changed, but only the decoder is trained`);
+    else if (!same) moved.push(k);
+  }
+  assert.ok(moved.length > 10, `only ${moved.length} decoder tensors changed`);
+  // no optimizer moments for the frozen encoder
+  assert.ok(![...after.keys()].some((k) => k.startsWith('adamw.m.vae.encoder.')));
+  assert.equal(readCheckpointMeta(join(run, 'decoder')).step, 6);
+  // the run's VAE is now the decoder stage's: the UNet stage and export read it
+  const vae = loadTrainedVAE(run);
+  const w = after.get('vae.decoder.conv_out.weight') as Tensor;
+  assert.deepEqual(vae.decoder.conv_out.weight.value.data, w.data);
+  // an interrupted decoder stage resumes to the same weights
+  const resumed = join(root, 'decoder-resumed');
+  trainVAE(tiny(resumed, 2, 0));
+  const o3 = tiny(resumed, 3, 0);
+  trainDecoder({ ...o3, vae: { ...o3.vae, objectWeight: 4 } });
+  const o6 = tiny(resumed, 6, 0, true);
+  trainDecoder({ ...o6, vae: { ...o6.vae, objectWeight: 4 } });
+  const again = readSafetensors(join(resumed, 'decoder', 'checkpoint.safetensors')).tensors;
+  for (const [k, t] of after) assert.deepEqual(again.get(k)?.data, t.data, `${k} differs after resume`);
 });
 
 test('train: EMA — warm-up decay min(d, (1+n)/(10+n)), worked by hand', () => {
