@@ -34,6 +34,7 @@ interface TrainFlags {
   quiet?: boolean;
   lrDecay?: string;
   vaeChannels?: string;
+  initFrom?: string;
   vaeGroups?: number;
   latentChannels?: number;
   unetChannels?: string;
@@ -118,6 +119,10 @@ export function registerTrain(program: Command): void {
       'unet: keep an exponential moving average of the weights (e.g. 0.999); export-shapes writes it',
       float('--ema'),
     )
+    .option(
+      '--init-from <run>',
+      'unet stage, new runs: start from another run’s UNet + text encoder (a deeper UNet grows from it)',
+    )
     .option('--seed <n>', 'initialisation and noise seed', int('--seed'), 0)
     .option('--checkpoint-minutes <m>', 'save a checkpoint this often', float('--checkpoint-minutes'), 3)
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
@@ -175,6 +180,7 @@ export function registerTrain(program: Command): void {
           ...(flags.minSnr !== undefined ? { minSnrGamma: flags.minSnr } : {}),
           ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
           ...(flags.ema !== undefined ? { ema: flags.ema } : {}),
+          ...(flags.initFrom !== undefined ? { initFrom: flags.initFrom } : {}),
           steps: pick(flags.steps, d.unet.steps),
         },
         ...(flags.quiet ? { quiet: true } : {}),

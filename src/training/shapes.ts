@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { readSafetensors } from '../io/safetensors.js';
 import type { AutoencoderKL } from '../models/autoencoder-kl.js';
 import { AdamW, initParameters } from '../nn/index.js';
+import type { Module } from '../nn/module.js';
 import { captionOf } from '../shapes/caption.js';
 import { sampleScene } from '../shapes/scene.js';
 import { Generator } from '../tensor/random.js';
@@ -20,6 +21,7 @@ import { learnBPE, tokenizerOf, writeTokenizer } from './bpe.js';
 import { hasCheckpoint, readCheckpointMeta, type TrainState } from './checkpoint.js';
 import { exampleSeed, shapesBatch, shapesExamples } from './data.js';
 import { EMA } from './ema.js';
+import { growFrom } from './grow.js';
 import { type LoopResult, trainLoop } from './loop.js';
 import {
   buildTextToImage,
@@ -39,6 +41,11 @@ import {
 
 export interface StageOptions {
   steps: number;
+  /**
+   * Unet stage, new runs only: start from the weights of another run's unet stage (its moving average when
+   * it kept one), grown by the levels this config adds (grow.ts). Absent: PyTorch's default initialisation.
+   */
+  initFrom?: string;
   batchSize: number;
   lr: number;
   warmup: number;
@@ -227,6 +234,37 @@ export function vocabularyCaptions(n = 1000): string[] {
   return captions;
 }
 
+/** Loads another run's unet-stage weights into a (possibly deeper) new model; returns a log line. */
+function initFromRun(
+  modules: { unet: Module; text_encoder: Module },
+  c: TextToImageConfig,
+  run: string,
+): string {
+  const dir = join(run, 'unet');
+  if (!hasCheckpoint(dir)) throw new Error(`--init-from: no unet checkpoint in ${dir}`);
+  const meta = readCheckpointMeta(dir);
+  const from = meta.extra.config as TextToImageConfig;
+  const levels = c.blockOutChannels.length - from.blockOutChannels.length;
+  if (levels < 0 || (from.sampleSize ?? 16) !== (c.sampleSize ?? 16))
+    throw new Error(
+      `--init-from: ${run} has UNet levels [${from.blockOutChannels.join(', ')}] at latent size ` +
+        `${from.sampleSize ?? 16}; this run needs as many or more levels at latent size ${c.sampleSize ?? 16}`,
+    );
+  const { tensors } = readSafetensors(join(dir, 'checkpoint.safetensors'));
+  // the moving average when the run kept one: the weights it exported
+  const prefix = meta.emaUpdates ? 'ema.' : '';
+  const source = new Map(
+    [...tensors]
+      .filter(([k]) => (prefix ? k.startsWith(prefix) : !k.startsWith('adamw.') && !k.startsWith('ema.')))
+      .map(([k, t]) => [k.slice(prefix.length), t]),
+  );
+  const r = growFrom(modules, source, levels);
+  return (
+    `initialised from ${dir} (step ${meta.step}${prefix ? ', moving average' : ''}), ${levels} level(s) added: ` +
+    `${r.copied} tensors copied, ${r.fresh.length} new, ${r.unused.length} unused`
+  );
+}
+
 /** Stage 2. */
 export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
   const dir = join(o.out, 'unet');
@@ -256,6 +294,10 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
   const { unet, textEncoder } = buildTextToImage(c, vocabSize);
   initParameters(unet, new Generator(o.seed + 4));
   initParameters(textEncoder, new Generator(o.seed + 5), { embeddingStd: 0.02 });
+  const resuming = o.resume && hasCheckpoint(dir);
+  const grown =
+    c.initFrom && !resuming ? initFromRun({ unet, text_encoder: textEncoder }, c, c.initFrom) : null;
+  if (grown) o.log?.(grown);
   unet.requiresGrad();
   textEncoder.requiresGrad();
   const params = [...unet.parameters(), ...textEncoder.parameters()];
@@ -293,7 +335,7 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
       clip: 1,
       checkpointMinutes: o.checkpointMinutes,
       resume: o.resume,
-      extra: { config: c, scalingFactor, vocabSize },
+      extra: { config: c, scalingFactor, vocabSize, ...(grown ? { grownFrom: c.initFrom } : {}) },
       ...(o.quiet !== undefined ? { quiet: o.quiet } : {}),
       ...(o.log ? { log: o.log } : {}),
     },

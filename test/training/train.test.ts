@@ -189,6 +189,49 @@ test('train: the decoder stage changes only the decoder; the encoder (the latent
   for (const [k, t] of after) assert.deepEqual(again.get(k)?.data, t.data, `${k} differs after resume`);
 });
 
+test('train: --init-from grows a trained UNet by one level — every old tensor finds its place', () => {
+  const run = join(root, 'straight'); // the tiny [16, 32] UNet trained above
+  const grownRun = join(root, 'grown');
+  trainVAE(tiny(grownRun, 3, 0));
+  const o = tiny(grownRun, 3, 1);
+  const logs: string[] = [];
+  trainTextToImage({
+    ...o,
+    log: (l) => logs.push(l),
+    unet: { ...o.unet, blockOutChannels: [16, 32, 32], initFrom: run, warmup: 1, lr: 1e-12 },
+  });
+  assert.ok(
+    logs.some((l) => / 0 unused/.test(l)),
+    logs.join('\n'),
+  );
+  const old = readSafetensors(join(run, 'unet', 'checkpoint.safetensors')).tensors;
+  const grown = readSafetensors(join(grownRun, 'unet', 'checkpoint.safetensors')).tensors;
+  const near = (a: Tensor, b: Tensor) =>
+    (a.data as Float32Array).every((x, i) => Math.abs(x - ((b.data as Float32Array)[i] as number)) < 1e-6);
+  // (lr 1e-12: one step moves nothing measurably) the old moving average, under the name map
+  const pairs: [string, string][] = [
+    ['unet.conv_in.weight', 'unet.conv_in.weight'],
+    ['unet.mid_block.attentions.0.proj_in.weight', 'unet.mid_block.attentions.0.proj_in.weight'],
+    ['unet.up_blocks.1.resnets.0.conv1.weight', 'unet.up_blocks.0.resnets.0.conv1.weight'],
+    ['unet.up_blocks.2.attentions.1.proj_out.weight', 'unet.up_blocks.1.attentions.1.proj_out.weight'],
+    ['text_encoder.text_model.final_layer_norm.weight', 'text_encoder.text_model.final_layer_norm.weight'],
+  ];
+  for (const [now, before] of pairs) {
+    assert.ok(near(grown.get(now) as Tensor, old.get(`ema.${before}`) as Tensor), `${now} ≠ old ${before}`);
+  }
+  // the new level is new: its up block 0 is not the old up block 0
+  const upNew = grown.get('unet.up_blocks.0.resnets.0.conv1.weight') as Tensor;
+  assert.ok(!near(upNew, old.get('ema.unet.up_blocks.0.resnets.0.conv1.weight') as Tensor));
+  assert.ok(grown.has('unet.down_blocks.1.downsamplers.0.conv.weight'));
+  // a width that does not repeat the last level cannot map
+  const bad = tiny(join(root, 'grown-bad'), 3, 1);
+  trainVAE(bad);
+  assert.throws(
+    () => trainTextToImage({ ...bad, unet: { ...bad.unet, blockOutChannels: [16, 32, 48], initFrom: run } }),
+    /must repeat its last width/,
+  );
+});
+
 test('train: EMA — warm-up decay min(d, (1+n)/(10+n)), worked by hand', () => {
   const p = new Parameter(Tensor.from([1, 2]));
   const ema = new EMA([p], 0.5);
