@@ -13,7 +13,7 @@ import type { Controller, StepState } from '../attention/hooks.js';
 import { Parameter } from '../nn/module.js';
 import { AdamW } from '../nn/optim.js';
 import { DDIMScheduler } from '../schedulers/index.js';
-import { backward, concat, enableGrad, formatShape, noGrad, type Tensor } from '../tensor/index.js';
+import { backward, concat, enableGrad, formatShape, noGrad, Tensor } from '../tensor/index.js';
 import type { StableDiffusion } from './stable-diffusion.js';
 
 export interface DDIMInversionOptions {
@@ -112,40 +112,85 @@ export function nullTextInversion(
   inv: DDIMInversion,
   opts: NullTextOptions = {},
 ): NullTextInversion {
+  return nullTextInversionBatch(sd, [inv], opts)[0] as NullTextInversion;
+}
+
+/**
+ * Null-text inversion of several images at once: every UNet call runs them as one batch, and each image keeps
+ * its own ∅_t, Adam state and early stop, so each result is what `nullTextInversion` gives for that image
+ * alone (up to the float rounding of a batched kernel). Nothing mixes across the batch (group norm and
+ * attention are per image; Adam is per element; the loss is a sum of per-image means, so each ∅ gets its
+ * own image's gradient). An image that has stopped early keeps its ∅ while the others go on. `onStep` sees
+ * the most iterations and the largest loss of the batch.
+ */
+export function nullTextInversionBatch(
+  sd: StableDiffusion,
+  invs: readonly DDIMInversion[],
+  opts: NullTextOptions = {},
+): NullTextInversion[] {
+  const first = invs[0];
+  if (!first) return [];
+  const steps = first.steps;
+  if (invs.some((inv) => inv.steps !== steps))
+    throw new Error('nullTextInversionBatch: every inversion must have the same number of steps');
+  const b = invs.length;
   const w = opts.guidanceScale ?? 7.5;
   const numInnerSteps = opts.numInnerSteps ?? 10;
   const epsilon = opts.earlyStopEpsilon ?? 1e-5;
-  const scheduler = ddim(sd, inv.steps);
-  const cond = inv.promptEmbeds;
-  let uncond = sd.encodePrompt([opts.negativePrompt ?? '']);
-  let latentCur = inv.trajectory[inv.steps] as Tensor;
-  const out: NullTextInversion = { nullEmbeds: [], losses: [], iterations: [] };
+  const scheduler = ddim(sd, steps);
+  const rows = (f: (inv: DDIMInversion) => Tensor) => concat(invs.map(f), 0);
+  const cond = rows((inv) => inv.promptEmbeds);
+  const empty = sd.encodePrompt([opts.negativePrompt ?? '']);
+  let uncond = concat(
+    invs.map(() => empty),
+    0,
+  );
+  let latentCur = rows((inv) => inv.trajectory[steps] as Tensor);
+  const out: NullTextInversion[] = invs.map(() => ({ nullEmbeds: [], losses: [], iterations: [] }));
+  const rowSize = uncond.size / b;
 
   scheduler.timesteps.forEach((t, i) => {
-    const latentPrev = inv.trajectory[inv.steps - i - 1] as Tensor;
+    const latentPrev = rows((inv) => inv.trajectory[steps - i - 1] as Tensor);
     const epsCond = noGrad(() => sd.unet.forward(latentCur, t, cond));
     const param = new Parameter(uncond.detach().requireGrad());
     const optimizer = new AdamW([param], { lr: 1e-2 * (1 - i / 100), weightDecay: 0 });
-    let [loss, j] = [Number.NaN, 0];
-    while (j < numInnerSteps) {
-      const l = enableGrad(() => {
+    const active = new Array<boolean>(b).fill(true);
+    const losses = new Array<number>(b).fill(Number.NaN);
+    const iterations = new Array<number>(b).fill(0);
+    for (let j = 0; j < numInnerSteps && active.includes(true); j++) {
+      const before = param.value.data as Float32Array;
+      const perImage = enableGrad(() => {
         const epsUncond = sd.unet.forward(latentCur, t, param.value);
         const eps = epsUncond.add(epsCond.sub(epsUncond).mul(w));
         const diff = scheduler.step(eps, t, latentCur).prevSample.sub(latentPrev);
-        return diff.mul(diff).mean();
+        return diff.mul(diff).mean({ axes: [1, 2, 3] }); // (B)
       });
       optimizer.zeroGrad();
-      backward(l);
+      backward(perImage.sum());
       optimizer.step();
-      loss = l.item();
-      j++;
-      if (loss < epsilon + i * 2e-5) break;
+      if (active.includes(false)) {
+        // images that have stopped keep their ∅
+        const after = Float32Array.from(param.value.data as Float32Array);
+        active.forEach((on, k) => {
+          if (!on) after.set(before.subarray(k * rowSize, (k + 1) * rowSize), k * rowSize);
+        });
+        param.value = new Tensor(after, param.value.shape).requireGrad();
+      }
+      const l = perImage.toArray();
+      active.forEach((on, k) => {
+        if (!on) return;
+        losses[k] = l[k] as number;
+        iterations[k] = j + 1;
+        if ((l[k] as number) < epsilon + i * 2e-5) active[k] = false;
+      });
     }
     uncond = param.value.detach();
-    out.nullEmbeds.push(uncond);
-    out.losses.push(loss);
-    out.iterations.push(j);
-    opts.onStep?.({ step: i, iterations: j, loss });
+    out.forEach((o, k) => {
+      o.nullEmbeds.push(uncond.slice(0, k, k + 1));
+      o.losses.push(losses[k] as number);
+      o.iterations.push(iterations[k] as number);
+    });
+    opts.onStep?.({ step: i, iterations: Math.max(...iterations), loss: Math.max(...losses) });
     // the guided step with the optimised ∅_t, computed as generate() computes it
     latentCur = noGrad(
       () => scheduler.step(guidedEps(sd, latentCur, t, cond, uncond, w), t, latentCur).prevSample,

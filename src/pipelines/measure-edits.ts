@@ -53,7 +53,7 @@ import { concat, noGrad, Tensor } from '../tensor/index.js';
 import { initialNoise } from './edit.js';
 import { detectedMask, heldOutSeed } from './evaluate.js';
 import { defaultPnPLayers, defaultStartLayer } from './feature-edit.js';
-import { type DDIMInversion, nullTextInversion } from './inversion.js';
+import { type DDIMInversion, nullTextInversionBatch } from './inversion.js';
 import type { StableDiffusion } from './stable-diffusion.js';
 
 export const MEASUREMENTS = [
@@ -895,49 +895,54 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
   const ntPace = new Pace(o.deadline);
   const nt: typeof items = [];
   const edits: { changed: boolean; others: number[]; mae: number; maeRec: number }[] = [];
-  inversions.forEach((inv, k) => {
-    if (!ntPace.fits()) return;
-    const it = items[k]!;
-    nt.push(it);
-    const nti = nullTextInversion(sd, inv, {
+  // null-text inversion runs a batch of scenes at once (each as if alone: nullTextInversionBatch)
+  for (const [ci, chunk] of chunks(inversions, o.batchPrompts).entries()) {
+    if (!ntPace.fits()) break;
+    const ntis = nullTextInversionBatch(sd, chunk, {
       guidanceScale: o.guidanceScale,
       numInnerSteps: o.nullTextInnerSteps,
     });
-    const zT = inv.trajectory[o.steps]!;
-    const free = COLORS.filter((c) => !it.scene.objects.some((x) => x.color === c));
-    const colour: ColorName = free[it.seed % free.length]!;
-    const target = replaceWord(it.caption, it.caption.objects[0]!.color.index, colour);
-    const { images } = sd.generate({
-      prompt: [it.caption.text, target],
-      latents: concat([zT, zT], 0),
-      negativePromptEmbeds: nti.nullEmbeds,
-      steps: o.steps,
-      guidanceScale: o.guidanceScale,
-      scheduler: 'ddim',
-      controllers: [new AttentionReplace(editOptions(sd, [it.caption.text, target]))],
-    });
-    const rec = images.slice(0, 0, 1);
-    const edited = images.slice(0, 1, 2);
-    rows[k]!.nullText = psnr(rec, it.rendering.image);
-    const report = evaluate(edited, target);
-    const [w, h] = [it.scene.width, it.scene.height];
-    const truth = it.rendering.masks.map((m) => m.mask.data as Float32Array);
-    const editedMask = maskOf(report.objects[0], edited);
-    const outside = dilate(unionMask([truth[0]!, ...(editedMask ? [editedMask] : [])], w * h), w, h, 2).map(
-      (v) => 1 - v,
-    );
-    edits.push({
-      changed: report.objects[0]!.present && report.objects[0]!.color && report.objects[0]!.shape,
-      others: truth.slice(1).map((t, j) => {
-        const m = maskOf(report.objects[j + 1], edited);
-        return m ? maskIoU(m, t) : 0;
-      }),
-      mae: meanAbsError(edited, it.rendering.image, outside),
-      maeRec: meanAbsError(rec, it.rendering.image, outside),
+    chunk.forEach((inv, r) => {
+      const k = ci * o.batchPrompts + r;
+      const it = items[k]!;
+      nt.push(it);
+      const nti = ntis[r]!;
+      const zT = inv.trajectory[o.steps]!;
+      const free = COLORS.filter((c) => !it.scene.objects.some((x) => x.color === c));
+      const colour: ColorName = free[it.seed % free.length]!;
+      const target = replaceWord(it.caption, it.caption.objects[0]!.color.index, colour);
+      const { images } = sd.generate({
+        prompt: [it.caption.text, target],
+        latents: concat([zT, zT], 0),
+        negativePromptEmbeds: nti.nullEmbeds,
+        steps: o.steps,
+        guidanceScale: o.guidanceScale,
+        scheduler: 'ddim',
+        controllers: [new AttentionReplace(editOptions(sd, [it.caption.text, target]))],
+      });
+      const rec = images.slice(0, 0, 1);
+      const edited = images.slice(0, 1, 2);
+      rows[k]!.nullText = psnr(rec, it.rendering.image);
+      const report = evaluate(edited, target);
+      const [w, h] = [it.scene.width, it.scene.height];
+      const truth = it.rendering.masks.map((m) => m.mask.data as Float32Array);
+      const editedMask = maskOf(report.objects[0], edited);
+      const outside = dilate(unionMask([truth[0]!, ...(editedMask ? [editedMask] : [])], w * h), w, h, 2).map(
+        (v) => 1 - v,
+      );
+      edits.push({
+        changed: report.objects[0]!.present && report.objects[0]!.color && report.objects[0]!.shape,
+        others: truth.slice(1).map((t, j) => {
+          const m = maskOf(report.objects[j + 1], edited);
+          return m ? maskIoU(m, t) : 0;
+        }),
+        mae: meanAbsError(edited, it.rendering.image, outside),
+        maeRec: meanAbsError(rec, it.rendering.image, outside),
+      });
+      o.progress('inversion', items.length + k + 1, total);
     });
     ntPace.tick();
-    o.progress('inversion', items.length + k + 1, total);
-  });
+  }
   const ntSeconds = (performance.now() - ntStart) / 1000;
   const col = (f: (r: InversionResult['rows'][number]) => number | undefined) =>
     mean(rows.map(f).filter((v): v is number => v !== undefined && Number.isFinite(v)));

@@ -8,7 +8,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import type { UNet2DConditionModel } from '../../src/models/unet2d-condition.js';
 import { editPrompt } from '../../src/pipelines/edit.js';
-import { ddimInvert, followTrajectory, nullTextInversion } from '../../src/pipelines/inversion.js';
+import {
+  ddimInvert,
+  followTrajectory,
+  nullTextInversion,
+  nullTextInversionBatch,
+} from '../../src/pipelines/inversion.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
 import { concat, noGrad, Tensor } from '../../src/tensor/index.js';
 import { randn } from '../../src/tensor/random.js';
@@ -126,6 +131,38 @@ test('null-text inversion lowers the error of guided (7.5) reconstruction', (t) 
     `guided reconstruction rms error, ${steps} steps: DDIM ${plain.toFixed(4)}, null-text ${nullText.toFixed(4)}`,
   );
   assert.ok(nullText < plain, `null-text ${nullText} ≥ plain ${plain}`);
+});
+
+test('null-text inversion in a batch equals each image inverted alone, early stops included', (t) => {
+  const steps = 4;
+  // the second image is inverted with the empty prompt, which ∅ starts from: its guided step starts on the
+  // inverted trajectory (a tiny loss) and stops early, while the first runs all its iterations
+  const noise = randn([1, 3, sd.defaultSize, sd.defaultSize], 5).mul(0.5);
+  const invs = [
+    ddimInvert(sd, { image, prompt, steps }),
+    ddimInvert(sd, { image: noise, prompt: '', steps }),
+  ];
+  const never = invs.map((inv) => nullTextInversion(sd, inv, { numInnerSteps: 4, earlyStopEpsilon: -1 }));
+  const [la, lb] = never.map((n) => n.losses[0] as number) as [number, number];
+  const earlyStopEpsilon = Math.sqrt(la * lb);
+  const opts = { numInnerSteps: 4, earlyStopEpsilon };
+  const alone = invs.map((inv) => nullTextInversion(sd, inv, opts));
+  const batch = nullTextInversionBatch(sd, invs, opts);
+  t.diagnostic(`iterations alone ${alone.map((a) => a.iterations.join(',')).join(' / ')}`);
+  assert.notDeepEqual(alone[0]?.iterations, alone[1]?.iterations, 'the test needs different early stops');
+  alone.forEach((a, k) => {
+    const b = batch[k]!;
+    assert.deepEqual(b.iterations, a.iterations);
+    for (const [i, e] of a.nullEmbeds.entries()) {
+      assertClose(b.nullEmbeds[i]!, e, { atol: 1e-4, rtol: 1e-3 });
+    }
+    for (const [i, l] of a.losses.entries()) {
+      assert.ok(
+        Math.abs((b.losses[i] as number) - l) <= 1e-3 * l + 1e-7,
+        `loss ${i}: ${b.losses[i]} vs ${l}`,
+      );
+    }
+  });
 });
 
 test('generate: per-step negative embeddings, one row repeated over the prompts', () => {
