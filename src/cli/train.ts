@@ -35,6 +35,7 @@ interface TrainFlags {
   lrDecay?: string;
   vaeChannels?: string;
   initFrom?: string;
+  latentNoise?: number;
   vaeGroups?: number;
   latentChannels?: number;
   unetChannels?: string;
@@ -120,6 +121,11 @@ export function registerTrain(program: Command): void {
       float('--ema'),
     )
     .option(
+      '--latent-noise <sigma>',
+      'decoder stage: noise (raw latent units) added to latents before decoding, for robustness (0)',
+      float('--latent-noise'),
+    )
+    .option(
       '--init-from <run>',
       'unet stage, new runs: start from another run’s UNet + text encoder (a deeper UNet grows from it)',
     )
@@ -162,6 +168,7 @@ export function registerTrain(program: Command): void {
             ? { latentChannels: positive(flags.latentChannels, '--latent-channels') }
             : {}),
           ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
+          ...(flags.latentNoise !== undefined ? { latentNoise: flags.latentNoise } : {}),
           ...stageFlags('vae'),
           steps: pick(stage1 === 'vae' ? flags.steps : flags.vaeSteps, d.vae.steps),
         },

@@ -180,7 +180,7 @@ export function trainDecoder(o: ShapesTrainOptions): LoopResult {
       const batch = shapesBatch(VAE_DATA, step, c.batchSize);
       const weighting = { objects: batch.objects, objectWeight: c.objectWeight ?? 0 };
       // the encoder's parameters need no gradient, so only the decoder's part of the graph is recorded
-      return vaeLoss(vae, batch.images, state.gen, c.klWeight, weighting);
+      return vaeLoss(vae, batch.images, state.gen, c.klWeight, weighting, c.latentNoise ?? 0);
     },
     {
       dir,

@@ -30,6 +30,12 @@ export interface VAETrainConfig {
    * weight 1 + objectWeight there, 1 elsewhere, normalised by the mean weight. 0 = plain MSE.
    */
   objectWeight?: number;
+  /**
+   * Decoder stage: Gaussian noise of this standard deviation (in raw latent units) added to the sampled latent
+   * before decoding, so that the decoder learns to draw latents a little off the encoder's (as a UNet's are).
+   * 0 or absent: none.
+   */
+  latentNoise?: number;
 }
 
 export const VAE_DEFAULTS: VAETrainConfig = {
@@ -86,9 +92,12 @@ export function vaeLoss(
   gen: Generator,
   klWeight: number,
   weighting?: { objects: Tensor; objectWeight: number },
+  latentNoise = 0,
 ): VAELoss {
   const q = vae.encode(images);
-  const recon = vae.decode(sampleLatent(q, gen));
+  let z = sampleLatent(q, gen);
+  if (latentNoise > 0) z = z.add(gen.randn(z.shape).mul(latentNoise));
+  const recon = vae.decode(z);
   const err = recon.sub(images).pow(2);
   let rec = err.mean();
   if (weighting && weighting.objectWeight > 0) {

@@ -189,6 +189,24 @@ test('train: the decoder stage changes only the decoder; the encoder (the latent
   for (const [k, t] of after) assert.deepEqual(again.get(k)?.data, t.data, `${k} differs after resume`);
 });
 
+test("train: the decoder stage's latent noise — decoded is z = μ + σ·ε₁ + s·ε₂, drawn in that order", () => {
+  const c = tiny(join(root, 'noise'), 0, 0).vae;
+  const vae = buildVAE(c);
+  initVAE(vae, new Generator(1));
+  const { images } = shapesBatch(1, 0, 1);
+  const s = 0.3;
+  const got = vaeLoss(vae, images, new Generator(9), 0, undefined, s).logs.rec as number;
+  const gen = new Generator(9);
+  const q = vae.encode(images);
+  const z = q.mean
+    .add(q.logvar.mul(0.5).exp().mul(gen.randn(q.mean.shape)))
+    .add(gen.randn(q.mean.shape).mul(s));
+  const want = vae.decode(z).sub(images).pow(2).mean().item();
+  assert.ok(Math.abs(got - want) <= 1e-6 * want, `${got} vs ${want}`);
+  const plain = vaeLoss(vae, images, new Generator(9), 0).logs.rec as number;
+  assert.ok(Math.abs(plain - got) > 1e-4 * plain, 'the noise changed nothing');
+});
+
 test('train: --init-from grows a trained UNet by one level — every old tensor finds its place', () => {
   const run = join(root, 'straight'); // the tiny [16, 32] UNet trained above
   const grownRun = join(root, 'grown');
