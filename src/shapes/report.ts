@@ -27,6 +27,12 @@ export interface EvalSummary {
   /** Over objects whose prompt gives a size / a cell. */
   size: Rate;
   position: Rate;
+  /**
+   * Over objects whose prompt gives a cell: the matched object in the named row / column (chance 1/3 each,
+   * against 1/9 for the cell) — whether a model that misses cells has learned half of them.
+   */
+  positionRow: Rate;
+  positionColumn: Rate;
   relations: Rate;
   background: Rate;
   /** Scenes where exactly the prompt's number of objects was detected. */
@@ -64,6 +70,9 @@ export function summarize(reports: readonly SceneReport[]): EvalSummary {
     };
   }
   const said = <T>(xs: readonly (T | null)[]) => xs.filter((x): x is T => x !== null);
+  const located = objects.filter((o) => o.spec.cell);
+  const inLine = (axis: 'row' | 'col') =>
+    rate(located.map((o) => o.detected !== null && o.detected.cell[axis] === o.spec.cell?.[axis]));
   return {
     prompts: reports.length,
     allCorrect: rate(reports.map((r) => r.allCorrect)),
@@ -74,6 +83,8 @@ export function summarize(reports: readonly SceneReport[]): EvalSummary {
     colorShape: rate(objects.map(colorShape)),
     size: rate(said(objects.map((o) => o.size))),
     position: rate(said(objects.map((o) => o.position))),
+    positionRow: inLine('row'),
+    positionColumn: inLine('col'),
     relations: rate(reports.flatMap((r) => r.relations.map((x) => x.holds))),
     background: rate(said(reports.map((r) => r.background.correct))),
     count: rate(reports.map((r) => r.countCorrect)),
@@ -105,13 +116,17 @@ export function formatSummary(summary: EvalSummary): string {
     ['  colour + shape', summary.colorShape],
     ['  size (where given)', summary.size],
     ['  position (where given)', summary.position],
+    ['    its row', summary.positionRow],
+    ['    its column', summary.positionColumn],
     ['relations (where given)', summary.relations],
     ['background (where given)', summary.background],
     ['object count exact', summary.count],
   );
-  const width = Math.max(...lines.map(([name]) => name.length));
+  // a summary read from JSON written before a rate existed lacks it: leave its line out
+  const present = lines.filter(([, r]) => r !== undefined);
+  const width = Math.max(...present.map(([name]) => name.length));
   const header = `${'metric'.padEnd(width)}  ${'correct'.padStart(7)}  ${'total'.padStart(7)}  ${'rate'.padStart(7)}`;
-  const body = lines.map(
+  const body = present.map(
     ([name, r]) =>
       `${name.padEnd(width)}  ${String(r.correct).padStart(7)}  ${String(r.total).padStart(7)}  ${percent(r).padStart(7)}`,
   );

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { captionOf } from '../../src/shapes/caption.js';
+import { captionOf, captionOfSpec } from '../../src/shapes/caption.js';
 import { renderScene } from '../../src/shapes/render.js';
 import {
   evaluateMany,
@@ -46,4 +46,31 @@ test('evaluateMany: rates over prompts, text table and JSON', () => {
   const json = JSON.parse(tableToJSON(table));
   assert.equal(json.summary.prompts, 7);
   assert.equal(json.rows[6].report.objects[0].present, false);
+});
+
+test('summarize: row and column of the named cell, each counted on its own', () => {
+  // a rendered one-object scene whose caption names the cell; then the same image under prompts naming a
+  // cell in the same column (row wrong) and one in neither
+  let seed = 0;
+  let scene = sampleScene(seed, { objects: 1 });
+  while (!captionOf(scene).text.match(/ (in|on|at) the /)) scene = sampleScene(++seed, { objects: 1 });
+  const o = scene.objects[0]!;
+  const prompt = (row: number, col: number) =>
+    captionOfSpec({ objects: [{ color: o.color, shape: o.shape, cell: { row, col } }], relations: [] }).text;
+  const image = renderScene(scene).image;
+  const other = (i: number) => (i + 1) % 3;
+  const { summary } = evaluateMany([
+    { image, prompt: prompt(o.cell.row, o.cell.col) },
+    { image, prompt: prompt(other(o.cell.row), o.cell.col) },
+    { image, prompt: prompt(other(o.cell.row), other(o.cell.col)) },
+  ]);
+  assert.deepEqual(summary.position, { correct: 1, total: 3, rate: 1 / 3 });
+  assert.deepEqual(summary.positionColumn, { correct: 2, total: 3, rate: 2 / 3 });
+  assert.deepEqual(summary.positionRow, { correct: 1, total: 3, rate: 1 / 3 });
+  assert.match(formatSummary(summary), /its column\s+2\s+3\s+66\.7%/);
+  // a summary from JSON written before these rates existed still prints, without their lines
+  const { positionRow: _r, positionColumn: _c, ...older } = summary;
+  const text = formatSummary(older as typeof summary);
+  assert.doesNotMatch(text, /its row/);
+  assert.match(text, /position \(where given\)\s+1\s+3/);
 });
