@@ -106,7 +106,7 @@ test('measure: every measurement runs end to end on tiny-sd-a (one batch each wi
   assert.deepEqual(Object.keys(r.feature!.methods), ['masactrl', 'pnp', 'none']);
   const inv = r.inversion!;
   assert.equal(inv.seeds, 3);
-  assert.equal(inv.nullText.seeds, 1);
+  assert.equal(inv.nullText.seeds, 2); // null-text inverts a batch (≤ 3) at a time: both of its scenes
   for (const v of [inv.vaePSNR, inv.ddimPSNR, inv.ddimGuidedPSNR, inv.nullText.psnr])
     assert.ok(Number.isFinite(v));
   const md = editsMarkdown(r);
