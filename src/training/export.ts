@@ -66,13 +66,13 @@ export function exportShapesModel(
       );
     }
   }
-  const vaeDir0 = vaeCheckpointDir(runDir); // decoder/ when the decoder was trained on (stage 1b)
-  const vaeMeta = readCheckpointMeta(vaeDir0);
+  const vaeSource = vaeCheckpointDir(runDir); // decoder/ when the decoder was trained on (stage 1b)
+  const vaeMeta = readCheckpointMeta(vaeSource);
   const unetMeta = readCheckpointMeta(join(runDir, 'unet'));
   const unetConfig = unetMeta.extra.config as TextToImageConfig;
   const scalingFactor = unetMeta.extra.scalingFactor as number;
   const vocabSize = unetMeta.extra.vocabSize as number;
-  const vaeWeights = readSafetensors(join(vaeDir0, 'checkpoint.safetensors')).tensors;
+  const vaeWeights = readSafetensors(join(vaeSource, 'checkpoint.safetensors')).tensors;
   const unetWeights = readSafetensors(join(runDir, 'unet', 'checkpoint.safetensors')).tensors;
   const ema = opts.ema !== false && unetMeta.emaUpdates ? unetMeta.emaUpdates : 0;
   const unetPrefix = ema ? 'ema.' : '';

@@ -22,7 +22,7 @@ import { hasCheckpoint, readCheckpointMeta, type TrainState } from './checkpoint
 import { exampleSeed, shapesBatch, shapesExamples } from './data.js';
 import { EMA } from './ema.js';
 import { growFrom } from './grow.js';
-import { type LoopResult, trainLoop } from './loop.js';
+import { type LoopOptions, type LoopResult, trainLoop } from './loop.js';
 import {
   buildTextToImage,
   TEXT_TO_IMAGE_DEFAULTS,
@@ -35,6 +35,7 @@ import {
   initVAE,
   measureScalingFactor,
   VAE_DEFAULTS,
+  type VAELoss,
   type VAETrainConfig,
   vaeLoss,
 } from './vae.js';
@@ -97,21 +98,63 @@ const VAE_DATA = 1;
 const UNET_DATA = 2;
 const VOCAB_DATA = 3;
 
+/** `c` with the architecture (the fields that fix parameter shapes) of a saved VAE config. */
+function withVAEArchitecture<C extends VAETrainConfig>(c: C, saved: VAETrainConfig): C {
+  return {
+    ...c,
+    blockOutChannels: saved.blockOutChannels,
+    normNumGroups: saved.normNumGroups,
+    layersPerBlock: saved.layersPerBlock,
+    latentChannels: saved.latentChannels,
+  };
+}
+
+/** The loss of a VAE stage at `step`: a batch of stage-1 data through `vaeLoss`. */
+function vaeStageLoss(
+  vae: AutoencoderKL,
+  c: VAETrainConfig & StageOptions,
+  gen: Generator,
+  latentNoise = 0,
+): (step: number) => VAELoss {
+  return (step) => {
+    const batch = shapesBatch(VAE_DATA, step, c.batchSize);
+    const weighting = { objects: batch.objects, objectWeight: c.objectWeight ?? 0 };
+    return vaeLoss(vae, batch.images, gen, c.klWeight, weighting, latentNoise);
+  };
+}
+
+/** The training-loop options every stage shares: its schedule, checkpoints and logging. */
+function stageLoop(
+  o: ShapesTrainOptions,
+  c: StageOptions,
+  dir: string,
+  label: string,
+  extra: Record<string, unknown>,
+): LoopOptions {
+  return {
+    dir,
+    label,
+    steps: c.steps,
+    ...(c.minutes !== undefined ? { minutes: c.minutes } : {}),
+    lr: c.lr,
+    warmup: c.warmup,
+    ...(c.decay ? { decay: c.decay } : {}),
+    clip: 1,
+    checkpointMinutes: o.checkpointMinutes,
+    resume: o.resume,
+    extra,
+    ...(o.quiet !== undefined ? { quiet: o.quiet } : {}),
+    ...(o.log ? { log: o.log } : {}),
+  };
+}
+
 /** Stage 1. */
 export function trainVAE(o: ShapesTrainOptions): LoopResult {
   const dir = join(o.out, 'vae');
   // A resumed run keeps the architecture it was started with.
   const saved =
     o.resume && hasCheckpoint(dir) ? (readCheckpointMeta(dir).extra.config as VAETrainConfig) : null;
-  const c = saved
-    ? {
-        ...o.vae,
-        blockOutChannels: saved.blockOutChannels,
-        normNumGroups: saved.normNumGroups,
-        layersPerBlock: saved.layersPerBlock,
-        latentChannels: saved.latentChannels,
-      }
-    : o.vae;
+  const c = saved ? withVAEArchitecture(o.vae, saved) : o.vae;
   const vae = buildVAE(c);
   initVAE(vae, new Generator(o.seed + 1));
   vae.requiresGrad();
@@ -121,29 +164,7 @@ export function trainVAE(o: ShapesTrainOptions): LoopResult {
     gen: new Generator(o.seed + 2),
     history: [],
   };
-  return trainLoop(
-    state,
-    (step) => {
-      const batch = shapesBatch(VAE_DATA, step, c.batchSize);
-      const weighting = { objects: batch.objects, objectWeight: c.objectWeight ?? 0 };
-      return vaeLoss(vae, batch.images, state.gen, c.klWeight, weighting);
-    },
-    {
-      dir,
-      label: 'vae',
-      steps: c.steps,
-      ...(c.minutes !== undefined ? { minutes: c.minutes } : {}),
-      lr: c.lr,
-      warmup: c.warmup,
-      ...(c.decay ? { decay: c.decay } : {}),
-      clip: 1,
-      checkpointMinutes: o.checkpointMinutes,
-      resume: o.resume,
-      extra: { config: c },
-      ...(o.quiet !== undefined ? { quiet: o.quiet } : {}),
-      ...(o.log ? { log: o.log } : {}),
-    },
-  );
+  return trainLoop(state, vaeStageLoss(vae, c, state.gen), stageLoop(o, c, dir, 'vae', { config: c }));
 }
 
 /**
@@ -156,14 +177,7 @@ export function trainDecoder(o: ShapesTrainOptions): LoopResult {
   const dir = join(o.out, 'decoder');
   const source = join(o.out, 'vae');
   if (!hasCheckpoint(source)) throw new Error(`no VAE checkpoint in ${source}: run stage 'vae' first`);
-  const saved = readCheckpointMeta(source).extra.config as VAETrainConfig;
-  const c = {
-    ...o.vae,
-    blockOutChannels: saved.blockOutChannels,
-    normNumGroups: saved.normNumGroups,
-    layersPerBlock: saved.layersPerBlock,
-    latentChannels: saved.latentChannels,
-  };
+  const c = withVAEArchitecture(o.vae, readCheckpointMeta(source).extra.config as VAETrainConfig);
   const vae = loadVAEWeights(source);
   const params = [...vae.post_quant_conv.parameters(), ...vae.decoder.parameters()];
   vae.requiresGrad(false);
@@ -174,29 +188,11 @@ export function trainDecoder(o: ShapesTrainOptions): LoopResult {
     gen: new Generator(o.seed + 7),
     history: [],
   };
+  // the encoder's parameters need no gradient, so only the decoder's part of the graph is recorded
   return trainLoop(
     state,
-    (step) => {
-      const batch = shapesBatch(VAE_DATA, step, c.batchSize);
-      const weighting = { objects: batch.objects, objectWeight: c.objectWeight ?? 0 };
-      // the encoder's parameters need no gradient, so only the decoder's part of the graph is recorded
-      return vaeLoss(vae, batch.images, state.gen, c.klWeight, weighting, c.latentNoise ?? 0);
-    },
-    {
-      dir,
-      label: 'decoder',
-      steps: c.steps,
-      ...(c.minutes !== undefined ? { minutes: c.minutes } : {}),
-      lr: c.lr,
-      warmup: c.warmup,
-      ...(c.decay ? { decay: c.decay } : {}),
-      clip: 1,
-      checkpointMinutes: o.checkpointMinutes,
-      resume: o.resume,
-      extra: { config: c, encoderFrom: source },
-      ...(o.quiet !== undefined ? { quiet: o.quiet } : {}),
-      ...(o.log ? { log: o.log } : {}),
-    },
+    vaeStageLoss(vae, c, state.gen, c.latentNoise ?? 0),
+    stageLoop(o, c, dir, 'decoder', { config: c, encoderFrom: source }),
   );
 }
 
@@ -270,11 +266,11 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
   const dir = join(o.out, 'unet');
   const vae = loadTrainedVAE(o.out);
   // the UNet works at the VAE's latent size; a resumed run keeps the architecture it was started with
-  const saved =
-    o.resume && hasCheckpoint(dir) ? (readCheckpointMeta(dir).extra.config as TextToImageConfig) : null;
+  const resuming = o.resume && hasCheckpoint(dir);
+  const saved = resuming ? readCheckpointMeta(dir).extra : null;
   const c: TextToImageConfig & StageOptions = {
     ...o.unet,
-    ...(saved ? architectureOf(saved) : {}),
+    ...(saved ? architectureOf(saved.config as TextToImageConfig) : {}),
     sampleSize: SHAPES_IMAGE_SIZE / 2 ** (vae.config.blockOutChannels.length - 1),
     latentChannels: vae.config.latentChannels,
   };
@@ -282,19 +278,17 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
   writeTokenizer(join(o.out, 'tokenizer'), bpe, c.maxLength);
   const tokenizer = tokenizerOf(bpe, c.maxLength);
   const vocabSize = Object.keys(bpe.vocab).length;
-  const scalingFactor =
-    o.resume && hasCheckpoint(dir)
-      ? (readCheckpointMeta(dir).extra.scalingFactor as number)
-      : measureScalingFactor(
-          vae,
-          shapesExamples(VOCAB_DATA, 0, c.scalingImages).images,
-          new Generator(o.seed + 3),
-        );
+  const scalingFactor = saved
+    ? (saved.scalingFactor as number)
+    : measureScalingFactor(
+        vae,
+        shapesExamples(VOCAB_DATA, 0, c.scalingImages).images,
+        new Generator(o.seed + 3),
+      );
   o.log?.(`latent scaling factor ${scalingFactor.toFixed(5)}, vocabulary ${vocabSize} tokens`);
   const { unet, textEncoder } = buildTextToImage(c, vocabSize);
   initParameters(unet, new Generator(o.seed + 4));
   initParameters(textEncoder, new Generator(o.seed + 5), { embeddingStd: 0.02 });
-  const resuming = o.resume && hasCheckpoint(dir);
   const grown =
     c.initFrom && !resuming ? initFromRun({ unet, text_encoder: textEncoder }, c, c.initFrom) : null;
   if (grown) o.log?.(grown);
@@ -324,20 +318,11 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
         weighting,
       );
     },
-    {
-      dir,
-      label: 'unet',
-      steps: c.steps,
-      ...(c.minutes !== undefined ? { minutes: c.minutes } : {}),
-      lr: c.lr,
-      warmup: c.warmup,
-      ...(c.decay ? { decay: c.decay } : {}),
-      clip: 1,
-      checkpointMinutes: o.checkpointMinutes,
-      resume: o.resume,
-      extra: { config: c, scalingFactor, vocabSize, ...(grown ? { grownFrom: c.initFrom } : {}) },
-      ...(o.quiet !== undefined ? { quiet: o.quiet } : {}),
-      ...(o.log ? { log: o.log } : {}),
-    },
+    stageLoop(o, c, dir, 'unet', {
+      config: c,
+      scalingFactor,
+      vocabSize,
+      ...(grown ? { grownFrom: c.initFrom } : {}),
+    }),
   );
 }
