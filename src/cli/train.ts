@@ -16,6 +16,7 @@ import {
   trainTextToImage,
   trainVAE,
 } from '../training/shapes.js';
+import type { TimestepBias } from '../training/text-to-image.js';
 import { float, int } from './args.js';
 
 interface TrainFlags {
@@ -43,6 +44,7 @@ interface TrainFlags {
   textLayers?: number;
   objectWeight?: number;
   minSnr?: number;
+  timestepBias?: string;
   ema?: number;
 }
 
@@ -59,6 +61,19 @@ function channelList(list: string, flag: string): number[] {
     throw new Error(`train shapes: ${flag} wants positive integers like 16,32,64, got '${list}'`);
   }
   return out;
+}
+
+function timestepBias(text: string): TimestepBias {
+  const [strategy, multiplier, portion, ...rest] = text.split(':');
+  const m = Number(multiplier);
+  const p = Number(portion);
+  if ((strategy !== 'later' && strategy !== 'earlier') || rest.length > 0 || !(m > 0) || !(p > 0 && p <= 1)) {
+    throw new Error(
+      `train shapes: --timestep-bias wants later|earlier:multiplier:portion with multiplier > 0 and ` +
+        `portion in (0, 1], e.g. later:3:0.35; got '${text}'`,
+    );
+  }
+  return { strategy, multiplier: m, portion: p };
 }
 
 function positive(n: number, flag: string): number {
@@ -114,6 +129,11 @@ export function registerTrain(program: Command): void {
       '--min-snr <gamma>',
       'unet: Min-SNR-γ loss weighting (0 = none; the paper uses 5)',
       float('--min-snr'),
+    )
+    .option(
+      '--timestep-bias <bias>',
+      'unet: draw timesteps with a bias, strategy:multiplier:portion, e.g. later:3:0.35 (the noisiest ' +
+        '35 % three times as often; earlier: the cleanest)',
     )
     .option(
       '--ema <decay>',
@@ -185,6 +205,7 @@ export function registerTrain(program: Command): void {
             : {}),
           ...stageFlags('unet'),
           ...(flags.minSnr !== undefined ? { minSnrGamma: flags.minSnr } : {}),
+          ...(flags.timestepBias !== undefined ? { timestepBias: timestepBias(flags.timestepBias) } : {}),
           ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
           ...(flags.ema !== undefined ? { ema: flags.ema } : {}),
           ...(flags.initFrom !== undefined ? { initFrom: flags.initFrom } : {}),

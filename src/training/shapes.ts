@@ -316,6 +316,7 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
         c.captionDropout,
         c.minSnrGamma ?? 0,
         weighting,
+        c.timestepBias,
       );
     },
     stageLoop(o, c, dir, 'unet', {

@@ -43,6 +43,8 @@ export interface TextToImageConfig {
   minSnrGamma?: number;
   /** Extra ε-loss weight on latent pixels covering an object (as the VAE's `objectWeight`); 0 or absent: none. */
   objectWeight?: number;
+  /** Timesteps drawn with a bias toward the noisy or the clean end; absent: uniformly. */
+  timestepBias?: TimestepBias;
   /** Decay of an exponential moving average of the weights (ema.ts), exported instead of them; absent: none. */
   ema?: number;
 }
@@ -135,6 +137,45 @@ export function dropCaptions(captions: readonly string[], p: number, gen: Genera
   return captions.map((c, i) => ((u[i] as number) < p ? '' : c));
 }
 
+/**
+ * A bias of the training timesteps, as the `--timestep_bias_strategy` of diffusers' SDXL training script:
+ * the sampling weight of the `portion` of timesteps at the noisy end (`later`, large t) or the clean end
+ * (`earlier`) is multiplied by `multiplier`. Layout is decided at the noisy end, where the ε-loss weighs
+ * an error in the predicted image by SNR(t) ≈ 0.01 only.
+ */
+export interface TimestepBias {
+  strategy: 'later' | 'earlier';
+  multiplier: number;
+  portion: number;
+}
+
+/** The sampling probability of each of the `n` training timesteps under `bias`. */
+export function timestepProbabilities(n: number, bias: TimestepBias): Float64Array {
+  const { strategy, multiplier, portion } = bias;
+  if (!(multiplier > 0) || !(portion > 0 && portion <= 1))
+    throw new Error(
+      `timestep bias: multiplier must be > 0 and portion in (0, 1], got ${multiplier} and ${portion}`,
+    );
+  const k = Math.round(n * portion);
+  const p = new Float64Array(n).fill(1);
+  const [from, to] = strategy === 'later' ? [n - k, n] : [0, k];
+  for (let t = from; t < to; t++) p[t] = multiplier;
+  const total = p.reduce((a, b) => a + b, 0);
+  return p.map((x) => x / total);
+}
+
+/** `b` training timesteps in [0, n): uniform without a bias, else drawn from timestepProbabilities. */
+export function sampleTimesteps(gen: Generator, b: number, n: number, bias?: TimestepBias): number[] {
+  if (!bias) return gen.randint([b], 0, n).toArray();
+  const cdf = timestepProbabilities(n, bias);
+  for (let t = 1; t < n; t++) cdf[t] = (cdf[t] as number) + (cdf[t - 1] as number);
+  return Array.from(gen.rand([b]).data as Float32Array, (u) => {
+    let t = 0;
+    while (t < n - 1 && u >= (cdf[t] as number)) t++;
+    return t;
+  });
+}
+
 /** Min-SNR-γ weights of ε-prediction for timesteps `t`: min(SNR, γ) / SNR with SNR = ᾱ_t / (1 − ᾱ_t). */
 export function minSnrWeights(
   alphasCumprod: readonly number[],
@@ -157,10 +198,11 @@ export function textToImageLoss(
   captionDropout: number,
   minSnrGamma = 0,
   weighting?: { objects: Tensor; objectWeight: number },
+  timestepBias?: TimestepBias,
 ): { loss: Tensor; logs: Record<string, number> } {
   const b = images.shape[0] as number;
   const z0 = noGrad(() => sampleLatent(m.vae.encode(images), gen).mul(m.scalingFactor)); // (B, 4, h, w)
-  const t = gen.randint([b], 0, m.noise.alphasCumprod.length).toArray();
+  const t = sampleTimesteps(gen, b, m.noise.alphasCumprod.length, timestepBias);
   const eps = gen.randn(z0.shape);
   const zt = m.noise.addNoise(z0, eps, t);
   const text = dropCaptions(captions, captionDropout, gen);

@@ -30,7 +30,9 @@ import {
 import {
   buildTextToImage,
   minSnrWeights,
+  sampleTimesteps,
   textToImageLoss,
+  timestepProbabilities,
   trainingNoiseSchedule,
 } from '../../src/training/text-to-image.js';
 import { buildVAE, initVAE, vaeLoss } from '../../src/training/vae.js';
@@ -326,6 +328,35 @@ test('train: Min-SNR-γ weights, worked by hand', () => {
   for (const [i, e] of expected.entries()) {
     assert.ok(Math.abs((w[i] as number) - e) < 1e-7, `weight ${i}: ${w[i]} ≠ ${e}`);
   }
+});
+
+test('train: timestep bias — probabilities worked by hand, draws follow them', () => {
+  // n = 10, the noisiest 30 % (t = 7, 8, 9) three times as likely: 1/16 each below, 3/16 each above
+  const later = timestepProbabilities(10, { strategy: 'later', multiplier: 3, portion: 0.3 });
+  assert.deepEqual(
+    [...later].map((p) => p * 16),
+    [1, 1, 1, 1, 1, 1, 1, 3, 3, 3],
+  );
+  const earlier = timestepProbabilities(10, { strategy: 'earlier', multiplier: 0.5, portion: 0.2 });
+  assert.deepEqual(
+    [...earlier].map((p) => p * 9),
+    [0.5, 0.5, 1, 1, 1, 1, 1, 1, 1, 1],
+  );
+  assert.throws(() => timestepProbabilities(10, { strategy: 'later', multiplier: 0, portion: 0.3 }), /> 0/);
+  // 16 000 draws: each count within 5 standard deviations of n·p
+  const n = 16_000;
+  const t = sampleTimesteps(new Generator(1), n, 10, { strategy: 'later', multiplier: 3, portion: 0.3 });
+  const counts = new Array<number>(10).fill(0);
+  for (const x of t) counts[x] = (counts[x] as number) + 1;
+  for (const [i, c] of counts.entries()) {
+    const p = (later[i] as number) * n;
+    assert.ok(Math.abs(c - p) < 5 * Math.sqrt(p), `timestep ${i}: ${c} draws, expected ${p.toFixed(0)}`);
+  }
+  // no bias: the uniform draws of before
+  assert.deepEqual(
+    sampleTimesteps(new Generator(2), 8, 1000),
+    new Generator(2).randint([8], 0, 1000).toArray(),
+  );
 });
 
 test('train: UNet object weighting — a uniform region is no weighting; a real one changes the loss', () => {
