@@ -57,6 +57,10 @@ const promptToPrompt: EditMethod = {
       float('--self-replace-steps'),
     ),
     new Option('--null-text', 'with --image: null-text inversion (slower, faithful) instead of plain DDIM'),
+    new Option(
+      '--null-text-lr <x>',
+      "with --null-text: Adam's learning rate at the first step (default 0.01, the reference's; 0.03 was better on Shapes scenes)",
+    ).argParser(float('--null-text-lr')),
   ],
   run(c) {
     const f = c.flags;
@@ -65,6 +69,8 @@ const promptToPrompt: EditMethod = {
         '--null-text inverts the image given with --image; add --image <png> or drop --null-text',
       );
     }
+    if (f['nullTextLr'] !== undefined && !f['nullText'])
+      throw new Error('--null-text-lr sets null-text inversion; add --null-text or drop --null-text-lr');
     if (c.image) {
       c.log(
         `inverting the image with the source prompt (DDIM, ${c.steps} steps${f['nullText'] ? ', null-text' : ''})`,
@@ -82,7 +88,15 @@ const promptToPrompt: EditMethod = {
       seed: c.seed,
       steps: c.steps,
       guidanceScale: c.guidance,
-      ...(c.image ? { image: c.image, nullText: f['nullText'] === true } : {}),
+      ...(c.image
+        ? {
+            image: c.image,
+            nullText:
+              f['nullText'] === true && f['nullTextLr'] !== undefined
+                ? { learningRate: f['nullTextLr'] as number }
+                : f['nullText'] === true,
+          }
+        : {}),
       onStep: (e) => c.onStep(e.step + 1),
     });
   },

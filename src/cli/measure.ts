@@ -32,6 +32,7 @@ interface EditsFlags {
   reweightWord: string;
   nullTextSeeds: number;
   nullTextInner: number;
+  nullTextLr: number;
   threshold: number;
   res?: string;
   minutes?: number;
@@ -149,6 +150,12 @@ export function registerMeasure(program: Command): void {
       int('--null-text-inner'),
       10,
     )
+    .option(
+      '--null-text-lr <x>',
+      "null-text inversion's Adam learning rate at the first step (the reference's is 0.01)",
+      float('--null-text-lr'),
+      0.03,
+    )
     .option('--threshold <t>', 'heat-map threshold after min–max normalisation', float('--threshold'), 0.4)
     .option(
       '--minutes <m>',
@@ -182,6 +189,7 @@ export function registerMeasure(program: Command): void {
         reweightWord: f.reweightWord,
         nullTextSeeds: f.nullTextSeeds,
         nullTextInnerSteps: f.nullTextInner,
+        nullTextLr: f.nullTextLr,
         threshold: f.threshold,
         resolutions: f.res ? parseIntList(f.res, '--res') : undefined,
         minutes: f.minutes,

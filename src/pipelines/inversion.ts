@@ -91,6 +91,8 @@ export interface NullTextOptions {
   guidanceScale?: number;
   /** Adam iterations per step (reference `num_inner_steps` = 10). */
   numInnerSteps?: number;
+  /** Adam's learning rate at the first step, falling as lr·(1 − i/100) (reference 1e-2). */
+  learningRate?: number;
   /** Early stop when the loss < earlyStopEpsilon + i·2e-5 (reference `early_stop_epsilon` = 1e-5). */
   earlyStopEpsilon?: number;
   /** The embedding ∅ starts from (default ''). */
@@ -137,6 +139,7 @@ export function nullTextInversionBatch(
   const w = opts.guidanceScale ?? 7.5;
   const numInnerSteps = opts.numInnerSteps ?? 10;
   const epsilon = opts.earlyStopEpsilon ?? 1e-5;
+  const lr = opts.learningRate ?? 1e-2;
   const scheduler = ddim(sd, steps);
   const rows = (f: (inv: DDIMInversion) => Tensor) => concat(invs.map(f), 0);
   const cond = rows((inv) => inv.promptEmbeds);
@@ -153,7 +156,7 @@ export function nullTextInversionBatch(
     const latentPrev = rows((inv) => inv.trajectory[steps - i - 1] as Tensor);
     const epsCond = noGrad(() => sd.unet.forward(latentCur, t, cond));
     const param = new Parameter(uncond.detach().requireGrad());
-    const optimizer = new AdamW([param], { lr: 1e-2 * (1 - i / 100), weightDecay: 0 });
+    const optimizer = new AdamW([param], { lr: lr * (1 - i / 100), weightDecay: 0 });
     const active = new Array<boolean>(b).fill(true);
     const losses = new Array<number>(b).fill(Number.NaN);
     const iterations = new Array<number>(b).fill(0);

@@ -133,6 +133,21 @@ test('null-text inversion lowers the error of guided (7.5) reconstruction', (t) 
   assert.ok(nullText < plain, `null-text ${nullText} ≥ plain ${plain}`);
 });
 
+test("null-text inversion's learning rate: one Adam iteration moves each element of ∅ by lr", () => {
+  // Adam's first update is lr · g / (|g| + ε) elementwise (bias-corrected moments m̂ = g, v̂ = g²): a step of lr
+  // wherever the gradient is not tiny, whatever its size
+  const inv = ddimInvert(sd, { image, prompt, steps: 2 });
+  const start = sd.encodePrompt(['']);
+  for (const lr of [0.01, 0.05]) {
+    const nt = nullTextInversion(sd, inv, { numInnerSteps: 1, earlyStopEpsilon: -1, learningRate: lr });
+    const first = nt.nullEmbeds[0]!.data as Float32Array;
+    const moves = Array.from(first, (v, i) => Math.abs(v - (start.data[i] as number)));
+    const full = moves.filter((d) => Math.abs(d - lr) < 1e-3 * lr + 1e-6).length;
+    assert.ok(Math.max(...moves) <= lr * (1 + 1e-4) + 1e-6, `lr ${lr}: a move of ${Math.max(...moves)}`);
+    assert.ok(full >= 0.9 * moves.length, `lr ${lr}: only ${full} of ${moves.length} moved by lr`);
+  }
+});
+
 test('null-text inversion in a batch equals each image inverted alone, early stops included', (t) => {
   const steps = 4;
   // the second image is inverted with the empty prompt, which ∅ starts from: its guided step starts on the
