@@ -30,12 +30,12 @@ interface MapsFlags {
 }
 
 /** "a:b" → [a, b) over `n` steps; either end may be left out ("5:", ":10"). */
-export function parseStepRange(s: string, n: number): [number, number] {
+export function parseStepRange(s: string, n: number, flag = '--steps'): [number, number] {
   const m = /^(\d*):(\d*)$/.exec(s.trim());
-  if (!m) throw new Error(`--steps expects a range a:b of step indices, got '${s}'`);
+  if (!m) throw new Error(`${flag} expects a range a:b of step indices, got '${s}'`);
   const a = m[1] ? Number(m[1]) : 0;
   const b = m[2] ? Number(m[2]) : n;
-  if (a >= b || a >= n) throw new Error(`--steps ${s}: the range is empty for ${n} sampling steps`);
+  if (a >= b || a >= n) throw new Error(`${flag} ${s}: the range is empty for ${n} sampling steps`);
   return [a, b];
 }
 

@@ -170,4 +170,5 @@ test('eval --reconstruct: scores the VAE round trip of each prompt’s rendered 
   assert.deepEqual(run.images?.[0]?.data, expected.data);
   assert.match(formatEvalRun(run), /^VAE round trips of the rendered scenes of held-out prompts 0\.\.1/);
   assert.throws(() => runShapesEval(sd, { prompts: 2, reconstruct: true, heatMaps: 1 }), /heat-maps need/);
+  assert.throws(() => runShapesEval(sd, { prompts: 1, steps: 2, heatSteps: [2, 2] }), /not a range/);
 });

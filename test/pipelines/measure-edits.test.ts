@@ -117,6 +117,8 @@ test('measure: every measurement runs end to end on tiny-sd-a (one batch each wi
   // --only
   const one = measureEdits(sd, { seeds: 1, steps: 2, only: ['heatmaps'] });
   assert.deepEqual(Object.keys(one.seconds), ['heatmaps']);
+  assert.deepEqual(one.heatMaps!.steps, [1, 2], 'default heat-map steps: the last third, at least one');
+  assert.throws(() => measureEdits(sd, { steps: 2, heatSteps: [1, 3] }), /not a range of the 2 steps/);
   assert.equal(one.colourSwap, undefined);
   assert.throws(() => measureEdits(sd, { only: ['nope' as 'heatmaps'] }), /unknown measurement/);
 });
