@@ -45,6 +45,7 @@ interface TrainFlags {
   objectWeight?: number;
   minSnr?: number;
   timestepBias?: string;
+  x0Floor?: number;
   ema?: number;
 }
 
@@ -136,6 +137,12 @@ export function registerTrain(program: Command): void {
         '35 % three times as often; earlier: the cleanest)',
     )
     .option(
+      '--x0-floor <f>',
+      "unet: every timestep's x0 error weighs at least f: the example's ε-loss weight becomes " +
+        'max(min(SNR, γ), f) / SNR (the noisiest timesteps, where layout is decided, weigh SNR ≈ 0.005 otherwise)',
+      float('--x0-floor'),
+    )
+    .option(
       '--ema <decay>',
       'unet: keep an exponential moving average of the weights (e.g. 0.999); export-shapes writes it',
       float('--ema'),
@@ -206,6 +213,7 @@ export function registerTrain(program: Command): void {
           ...stageFlags('unet'),
           ...(flags.minSnr !== undefined ? { minSnrGamma: flags.minSnr } : {}),
           ...(flags.timestepBias !== undefined ? { timestepBias: timestepBias(flags.timestepBias) } : {}),
+          ...(flags.x0Floor !== undefined ? { x0WeightFloor: flags.x0Floor } : {}),
           ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
           ...(flags.ema !== undefined ? { ema: flags.ema } : {}),
           ...(flags.initFrom !== undefined ? { initFrom: flags.initFrom } : {}),

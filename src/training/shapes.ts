@@ -317,6 +317,7 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
         c.minSnrGamma ?? 0,
         weighting,
         c.timestepBias,
+        c.x0WeightFloor ?? 0,
       );
     },
     stageLoop(o, c, dir, 'unet', {

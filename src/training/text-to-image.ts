@@ -41,6 +41,13 @@ export interface TextToImageConfig {
    * Strategy"): each example's ε-MSE × min(SNR(t), γ) / SNR(t), SNR = ᾱ/(1 − ᾱ). 0 or absent: unweighted.
    */
   minSnrGamma?: number;
+  /**
+   * A floor under the weight each timestep gives its x₀ error. The ε-loss weighs an x₀ error by SNR(t) (and
+   * Min-SNR-γ by min(SNR, γ)): ≈ 0.005 at t = 999, where the layout of a sample is decided. With a floor f the
+   * example's weight becomes max(min(SNR, γ), f) / SNR (γ = ∞ without Min-SNR): every x₀ error weighs ≥ f.
+   * 0 or absent: none.
+   */
+  x0WeightFloor?: number;
   /** Extra ε-loss weight on latent pixels covering an object (as the VAE's `objectWeight`); 0 or absent: none. */
   objectWeight?: number;
   /** Timesteps drawn with a bias toward the noisy or the clean end; absent: uniformly. */
@@ -176,16 +183,20 @@ export function sampleTimesteps(gen: Generator, b: number, n: number, bias?: Tim
   });
 }
 
-/** Min-SNR-γ weights of ε-prediction for timesteps `t`: min(SNR, γ) / SNR with SNR = ᾱ_t / (1 − ᾱ_t). */
+/**
+ * Min-SNR-γ weights of ε-prediction for timesteps `t`: min(SNR, γ) / SNR with SNR = ᾱ_t / (1 − ᾱ_t); with a
+ * floor f (`x0WeightFloor`), max(min(SNR, γ), f) / SNR. γ ≤ 0 means no cap.
+ */
 export function minSnrWeights(
   alphasCumprod: readonly number[],
   t: readonly number[],
   gamma: number,
+  floor = 0,
 ): Float32Array {
   return Float32Array.from(t, (ti) => {
     const a = alphasCumprod[ti] as number;
     const snr = a / (1 - a);
-    return Math.min(snr, gamma) / snr;
+    return Math.max(gamma > 0 ? Math.min(snr, gamma) : snr, floor) / snr;
   });
 }
 
@@ -199,6 +210,7 @@ export function textToImageLoss(
   minSnrGamma = 0,
   weighting?: { objects: Tensor; objectWeight: number },
   timestepBias?: TimestepBias,
+  x0WeightFloor = 0,
 ): { loss: Tensor; logs: Record<string, number> } {
   const b = images.shape[0] as number;
   const z0 = noGrad(() => sampleLatent(m.vae.encode(images), gen).mul(m.scalingFactor)); // (B, 4, h, w)
@@ -225,8 +237,8 @@ export function textToImageLoss(
     });
     err = err.mul(w);
   }
-  if (!(minSnrGamma > 0)) return { loss: err.mean(), logs: { mse: mse.item() } };
-  const weights = minSnrWeights(m.noise.alphasCumprod, t, minSnrGamma);
+  if (!(minSnrGamma > 0) && !(x0WeightFloor > 0)) return { loss: err.mean(), logs: { mse: mse.item() } };
+  const weights = minSnrWeights(m.noise.alphasCumprod, t, minSnrGamma, x0WeightFloor);
   const perExample = err.mean({ axes: [1, 2, 3] }); // (B)
   const loss = perExample.mul(new Tensor(weights, [b])).mean();
   return { loss, logs: { mse: mse.item() } };

@@ -330,6 +330,19 @@ test('train: Min-SNR-γ weights, worked by hand', () => {
   }
 });
 
+test('train: an x₀-weight floor under Min-SNR-γ, worked by hand', () => {
+  // floor 0.5: ᾱ = 0.5 → SNR 1 → max(min(1, 5), 0.5)/1 = 1;  ᾱ = 0.9 → SNR 9 → 5/9;  ᾱ = 0.1 → SNR 1/9 →
+  // max(1/9, 0.5)·9 = 4.5;  ᾱ = 0.01 → SNR 1/99 → 0.5·99 = 49.5
+  const w = minSnrWeights([0.5, 0.9, 0.1, 0.01], [0, 1, 2, 3], 5, 0.5);
+  const expected = [1, 5 / 9, 4.5, 49.5];
+  for (const [i, e] of expected.entries()) {
+    assert.ok(Math.abs((w[i] as number) - e) < 1e-5 * e, `weight ${i}: ${w[i]} ≠ ${e}`);
+  }
+  // without Min-SNR (γ = 0) the floor alone: SNR 9 keeps weight 1
+  const alone = minSnrWeights([0.9, 0.1], [0, 1], 0, 0.5);
+  assert.ok(Math.abs((alone[0] as number) - 1) < 1e-6 && Math.abs((alone[1] as number) - 4.5) < 1e-5);
+});
+
 test('train: timestep bias — probabilities worked by hand, draws follow them', () => {
   // n = 10, the noisiest 30 % (t = 7, 8, 9) three times as likely: 1/16 each below, 3/16 each above
   const later = timestepProbabilities(10, { strategy: 'later', multiplier: 3, portion: 0.3 });
