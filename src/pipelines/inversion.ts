@@ -91,7 +91,7 @@ export interface NullTextOptions {
   guidanceScale?: number;
   /** Adam iterations per step (reference `num_inner_steps` = 10). */
   numInnerSteps?: number;
-  /** Adam's learning rate at the first step, falling as lr·(1 − i/100) (reference 1e-2). */
+  /** Adam's learning rate at the first step, falling as lr·(1 − i/100) (reference 1e-2), at least lr/10. */
   learningRate?: number;
   /** Early stop when the loss < earlyStopEpsilon + i·2e-5 (reference `early_stop_epsilon` = 1e-5). */
   earlyStopEpsilon?: number;
@@ -140,6 +140,8 @@ export function nullTextInversionBatch(
   const numInnerSteps = opts.numInnerSteps ?? 10;
   const epsilon = opts.earlyStopEpsilon ?? 1e-5;
   const lr = opts.learningRate ?? 1e-2;
+  if (!(lr > 0 && Number.isFinite(lr)))
+    throw new Error(`null-text inversion: the learning rate must be a positive number, got ${lr}`);
   const scheduler = ddim(sd, steps);
   const rows = (f: (inv: DDIMInversion) => Tensor) => concat(invs.map(f), 0);
   const cond = rows((inv) => inv.promptEmbeds);
@@ -156,7 +158,8 @@ export function nullTextInversionBatch(
     const latentPrev = rows((inv) => inv.trajectory[steps - i - 1] as Tensor);
     const epsCond = noGrad(() => sd.unet.forward(latentCur, t, cond));
     const param = new Parameter(uncond.detach().requireGrad());
-    const optimizer = new AdamW([param], { lr: lr * (1 - i / 100), weightDecay: 0 });
+    // the reference decays lr·(1 − i/100) over its 50 steps; past step 90 (longer inversions) it stays at lr/10
+    const optimizer = new AdamW([param], { lr: lr * Math.max(1 - i / 100, 0.1), weightDecay: 0 });
     const active = new Array<boolean>(b).fill(true);
     const losses = new Array<number>(b).fill(Number.NaN);
     const iterations = new Array<number>(b).fill(0);

@@ -146,6 +146,7 @@ test("null-text inversion's learning rate: one Adam iteration moves each element
     assert.ok(Math.max(...moves) <= lr * (1 + 1e-4) + 1e-6, `lr ${lr}: a move of ${Math.max(...moves)}`);
     assert.ok(full >= 0.9 * moves.length, `lr ${lr}: only ${full} of ${moves.length} moved by lr`);
   }
+  assert.throws(() => nullTextInversion(sd, inv, { learningRate: -1 }), /learning rate must be a positive/);
 });
 
 test('null-text inversion in a batch equals each image inverted alone, early stops included', (t) => {
