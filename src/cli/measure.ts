@@ -24,6 +24,7 @@ import { type Progress, progressBar } from './progress.js';
 interface EditsFlags {
   model?: string;
   only?: string;
+  sceneOffset: number;
   seeds: number;
   steps: number;
   guidance: number;
@@ -138,6 +139,12 @@ export function registerMeasure(program: Command): void {
     .option('-m, --model <dir>', 'diffusers model folder (default: the built-in Shapes model)')
     .option('--only <names>', `comma-separated subset of ${MEASUREMENTS.join(',')}`)
     .option('--seeds <n>', 'scenes per measurement', int('--seeds'), 50)
+    .option(
+      '--scene-offset <n>',
+      "shift every measurement's held-out scenes by n, for validation runs (e.g. 1000000)",
+      int('--scene-offset'),
+      0,
+    )
     .option('--steps <n>', 'DDIM steps (sampling and inversion)', int('--steps'), 25)
     .option('--guidance <w>', 'classifier-free guidance scale', float('--guidance'), 5)
     .option('--batch <n>', 'prompts per generate call', int('--batch'), 16)
@@ -195,6 +202,7 @@ export function registerMeasure(program: Command): void {
       let bar: { name: string; bar: Progress } | undefined;
       const results = measureEdits(sd, {
         only: parseOnly(f.only),
+        sceneOffset: f.sceneOffset,
         seeds: f.seeds,
         steps: f.steps,
         guidanceScale: f.guidance,

@@ -77,6 +77,11 @@ export const MEASUREMENT_OFFSETS: Readonly<Record<MeasurementName, number>> = {
 };
 
 export interface MeasureOptions {
+  /**
+   * Added to every measurement's scene offset (default 0). Validation runs use another range (e.g. 10⁶:
+   * held-out seeds 10⁹ + 1.1·10⁶ …), so that choices made on them are not tuned to the measured scenes.
+   */
+  sceneOffset?: number;
   /** Scenes per measurement (default 50). */
   seeds?: number;
   /** Denoising (and inversion) steps (default 25). */
@@ -400,7 +405,7 @@ export function scoreSwap(
 }
 
 export function measureColourSwap(sd: StableDiffusion, o: ResolvedOptions): SwapResult {
-  const items = scenes(o.seeds, MEASUREMENT_OFFSETS['colour-swap'], (seed) => {
+  const items = scenes(o.seeds, o.sceneOffset + MEASUREMENT_OFFSETS['colour-swap'], (seed) => {
     const scene = sampleScene(seed, { objects: [1, 2] });
     const caption = captionOf(scene);
     const free = COLORS.filter((c) => !scene.objects.some((x) => x.color === c));
@@ -447,7 +452,7 @@ export function measureColourSwap(sd: StableDiffusion, o: ResolvedOptions): Swap
 // shape swap with LocalBlend
 
 export function measureShapeSwap(sd: StableDiffusion, o: ResolvedOptions): SwapResult {
-  const items = scenes(o.seeds, MEASUREMENT_OFFSETS['shape-swap'], (seed) => {
+  const items = scenes(o.seeds, o.sceneOffset + MEASUREMENT_OFFSETS['shape-swap'], (seed) => {
     const scene = sampleScene(seed, { objects: [2, 3] });
     const caption = captionOf(scene);
     const old = scene.objects[0]!.shape;
@@ -516,7 +521,7 @@ const increasing = (xs: readonly (number | null)[]) =>
 
 export function measureReweight(sd: StableDiffusion, o: ResolvedOptions): ReweightResult {
   const weights = [...o.weights];
-  const items = scenes(o.seeds, MEASUREMENT_OFFSETS.reweight, (seed) => {
+  const items = scenes(o.seeds, o.sceneOffset + MEASUREMENT_OFFSETS.reweight, (seed) => {
     const scene = sampleScene(seed, { objects: 1 });
     return { seed, scene, caption: captionOf(scene) };
   });
@@ -638,7 +643,7 @@ export interface HeatMapsResult {
 }
 
 export function measureHeatMaps(sd: StableDiffusion, o: ResolvedOptions): HeatMapsResult {
-  const items = scenes(o.seeds, MEASUREMENT_OFFSETS.heatmaps, (seed) => {
+  const items = scenes(o.seeds, o.sceneOffset + MEASUREMENT_OFFSETS.heatmaps, (seed) => {
     const scene = sampleScene(seed);
     return { seed, scene, caption: captionOf(scene), rendering: renderScene(scene) };
   });
@@ -757,7 +762,7 @@ function otherCell(cell: Cell, seed: number): Cell {
 
 export function measureFeature(sd: StableDiffusion, o: ResolvedOptions): FeatureResult {
   const methods = ['masactrl', 'pnp', 'none'] as const;
-  const items = scenes(o.seeds, MEASUREMENT_OFFSETS.feature, (seed) => {
+  const items = scenes(o.seeds, o.sceneOffset + MEASUREMENT_OFFSETS.feature, (seed) => {
     const scene = sampleScene(seed, { objects: 1 });
     const obj = scene.objects[0]!;
     const spec = (cell: Cell): SceneSpec => ({
@@ -863,7 +868,7 @@ export interface InversionResult {
 }
 
 export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): InversionResult {
-  const items = scenes(o.seeds, MEASUREMENT_OFFSETS.inversion, (seed) => {
+  const items = scenes(o.seeds, o.sceneOffset + MEASUREMENT_OFFSETS.inversion, (seed) => {
     const scene = sampleScene(seed);
     return { seed, scene, caption: captionOf(scene), rendering: renderScene(scene) };
   });
@@ -999,6 +1004,7 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
 // all of them
 
 interface ResolvedOptions {
+  sceneOffset: number;
   seeds: number;
   steps: number;
   guidanceScale: number;
@@ -1050,6 +1056,7 @@ export function measureEdits(sd: StableDiffusion, opts: MeasureOptions = {}): Ed
   }
   const steps = opts.steps ?? 25;
   const o: ResolvedOptions = {
+    sceneOffset: opts.sceneOffset ?? 0,
     seeds: opts.seeds ?? 50,
     steps,
     guidanceScale: opts.guidanceScale ?? 5,
@@ -1067,6 +1074,8 @@ export function measureEdits(sd: StableDiffusion, opts: MeasureOptions = {}): Ed
     progress: opts.onProgress ?? (() => {}),
   };
   if (o.weights.length < 2) throw new Error('measureEdits: give at least two reweight weights');
+  if (!(Number.isInteger(o.sceneOffset) && o.sceneOffset >= 0))
+    throw new Error(`measureEdits: sceneOffset must be a non-negative integer, got ${o.sceneOffset}`);
   const [ha, hb] = o.heatSteps;
   if (!(Number.isInteger(ha) && Number.isInteger(hb) && 0 <= ha && ha < hb && hb <= steps))
     throw new Error(`measureEdits: heatSteps [${ha}, ${hb}) is not a range of the ${steps} steps`);
@@ -1112,7 +1121,8 @@ export function editsMarkdown(r: EditMeasurements): string {
   const c = r.config;
   const out: string[] = [
     `Settings: DDIM ${c.steps} steps, guidance ${c.guidanceScale}, up to ${c.seeds} held-out scenes per measurement ` +
-      `(scene seeds ≥ 10⁹; each measurement's own range), ${c.batchPrompts} prompts per batch. Object masks of ` +
+      `(scene seeds ≥ 10⁹; each measurement's own range${c.sceneOffset ? `, shifted by ${c.sceneOffset}: a validation run` : ''}), ` +
+      `${c.batchPrompts} prompts per batch. Object masks of ` +
       "generated images are ShapesEval's detected templates; rendered scenes use their ground truth. Errors are " +
       '8-bit levels (0–255).',
     '',

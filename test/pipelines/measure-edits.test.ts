@@ -119,6 +119,10 @@ test('measure: every measurement runs end to end on tiny-sd-a (one batch each wi
   assert.deepEqual(Object.keys(one.seconds), ['heatmaps']);
   assert.deepEqual(one.heatMaps!.steps, [1, 2], 'default heat-map steps: the last third, at least one');
   assert.throws(() => measureEdits(sd, { steps: 2, heatSteps: [1, 3] }), /not a range of the 2 steps/);
+  // a validation run: the same measurement on other scenes
+  const shifted = measureEdits(sd, { seeds: 1, steps: 2, only: ['heatmaps'], sceneOffset: 1_000_000 });
+  assert.notEqual(shifted.heatMaps!.rows[0]!.seed, one.heatMaps!.rows[0]!.seed);
+  assert.equal(shifted.heatMaps!.rows[0]!.seed - one.heatMaps!.rows[0]!.seed, 1_000_000);
   assert.equal(one.colourSwap, undefined);
   assert.throws(() => measureEdits(sd, { only: ['nope' as 'heatmaps'] }), /unknown measurement/);
 });
