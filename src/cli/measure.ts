@@ -166,7 +166,7 @@ export function registerMeasure(program: Command): void {
       '--null-text-lr <x>',
       "null-text inversion's Adam learning rate at the first step (the reference's is 0.01)",
       float('--null-text-lr'),
-      0.03,
+      0.02,
     )
     .option(
       '--threshold <t>',

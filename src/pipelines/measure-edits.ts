@@ -101,8 +101,8 @@ export interface MeasureOptions {
   /** Null-text inversion's Adam iterations per step (default 10, the reference's). */
   nullTextInnerSteps?: number;
   /**
-   * Null-text inversion's Adam learning rate at the first step (default 3e-2; the reference's 1e-2 left 3 of 8
-   * validation scenes near 25 dB: docs/results.md).
+   * Null-text inversion's Adam learning rate at the first step (default 2e-2: on validation scenes the
+   * reference's 1e-2 reconstructed below 30 dB and 3e-2 made the edit afterwards fail more: docs/feature-editing.md).
    */
   nullTextLr?: number;
   /**
@@ -1065,7 +1065,7 @@ export function measureEdits(sd: StableDiffusion, opts: MeasureOptions = {}): Ed
     reweightWord: opts.reweightWord ?? 'color',
     nullTextSeeds: opts.nullTextSeeds ?? 5,
     nullTextInnerSteps: opts.nullTextInnerSteps ?? 10,
-    nullTextLr: opts.nullTextLr ?? 3e-2,
+    nullTextLr: opts.nullTextLr ?? 2e-2,
     threshold: opts.threshold ?? 0.7,
     heatSteps: opts.heatSteps ?? [steps - Math.max(1, Math.round(steps / 3)), steps],
     ...(opts.resolutions ? { resolutions: [...opts.resolutions] } : {}),
