@@ -121,7 +121,7 @@ export function resultsMarkdown(model: string, evalRun?: ShapesEvalRun, edits?: 
     '',
     '```sh',
     `attnkit eval${evalRun?.heatMaps ? ` --heatmaps ${evalRun.heatMaps.scenes}` : ''} --out eval.json`,
-    `attnkit measure edits${edits ? ` --seeds ${edits.config.seeds}` : ''} --out edits.json`,
+    `attnkit measure edits${edits ? ` --seeds ${edits.config.seeds} --null-text-seeds ${edits.config.nullTextSeeds}` : ''} --out edits.json`,
     'attnkit measure report --eval eval.json --edits edits.json --out docs/results.md',
     '```',
     '',
