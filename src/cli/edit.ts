@@ -91,8 +91,9 @@ const promptToPrompt: EditMethod = {
       ...(c.image
         ? {
             image: c.image,
+            // --null-text-lr without --null-text was refused above
             nullText:
-              f['nullText'] === true && f['nullTextLr'] !== undefined
+              f['nullTextLr'] !== undefined
                 ? { learningRate: f['nullTextLr'] as number }
                 : f['nullText'] === true,
           }

@@ -221,6 +221,21 @@ export function headlineOf(summary: EvalSummary): EvalHeadline {
 const mean = (xs: readonly number[]) => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 
 /** Generates the held-out prompts in batches and scores every image with ShapesEval. */
+/**
+ * The denoising steps [a, b) heat-maps are aggregated over, in sampling order: `given`, checked, or by default
+ * the last third (the cleanest steps; at least one).
+ */
+export function heatStepRange(
+  steps: number,
+  given: readonly [number, number] | undefined,
+  caller: string,
+): [number, number] {
+  const [a, b] = given ?? [steps - Math.max(1, Math.round(steps / 3)), steps];
+  if (!(Number.isInteger(a) && Number.isInteger(b) && 0 <= a && a < b && b <= steps))
+    throw new Error(`${caller}: heatSteps [${a}, ${b}) is not a range of the ${steps} steps`);
+  return [a, b];
+}
+
 export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {}): ShapesEvalRun {
   const n = opts.prompts ?? 200;
   const start = opts.start ?? 0;
@@ -230,24 +245,11 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
   const batchSize = opts.batchSize ?? 16;
   const heatN = Math.min(opts.heatMaps ?? 0, n);
   const threshold = opts.threshold ?? 0.7;
-  const heatSteps: [number, number] = opts.heatSteps
-    ? [opts.heatSteps[0], opts.heatSteps[1]]
-    : [steps - Math.max(1, Math.round(steps / 3)), steps];
+  const heatSteps = heatStepRange(steps, opts.heatSteps, 'runShapesEval');
   if (!Number.isInteger(n) || n < 1)
     throw new Error(`runShapesEval: prompts must be a positive integer, got ${n}`);
   if (!Number.isInteger(batchSize) || batchSize < 1)
     throw new Error(`runShapesEval: batchSize must be a positive integer, got ${batchSize}`);
-  if (
-    !(
-      Number.isInteger(heatSteps[0]) &&
-      heatSteps[0] >= 0 &&
-      heatSteps[0] < heatSteps[1] &&
-      heatSteps[1] <= steps
-    )
-  )
-    throw new Error(
-      `runShapesEval: heatSteps [${heatSteps.join(', ')}) is not a range of the ${steps} steps`,
-    );
   if (opts.reconstruct && heatN > 0)
     throw new Error('runShapesEval: heat-maps need generated images; drop heatMaps or reconstruct');
   const prompts = heldOutPrompts(n, start);

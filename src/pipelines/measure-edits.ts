@@ -51,7 +51,7 @@ import {
 } from '../shapes/index.js';
 import { concat, noGrad, Tensor } from '../tensor/index.js';
 import { initialNoise } from './edit.js';
-import { detectedMask, heldOutSeed } from './evaluate.js';
+import { detectedMask, heatStepRange, heldOutSeed } from './evaluate.js';
 import { defaultPnPLayers, defaultStartLayer } from './feature-edit.js';
 import { type DDIMInversion, nullTextInversionBatch } from './inversion.js';
 import type { StableDiffusion } from './stable-diffusion.js';
@@ -303,13 +303,18 @@ function replaceWord(caption: Caption, index: number, word: string): string {
   return caption.words.map((w, i) => (i === index ? word : w)).join(' ');
 }
 
-/** Deterministic walk over held-out scenes from `offset`, keeping `n` that `accept` takes. */
+/**
+ * Deterministic walk over the held-out scenes of measurement `m` (from its offset, shifted by `sceneOffset`),
+ * keeping `seeds` of them that `make` accepts.
+ */
 function scenes<T>(
-  n: number,
-  offset: number,
+  o: Pick<ResolvedOptions, 'seeds' | 'sceneOffset'>,
+  m: MeasurementName,
   make: (seed: number) => T | null,
   options: { maxTries?: number } = {},
 ): T[] {
+  const n = o.seeds;
+  const offset = o.sceneOffset + MEASUREMENT_OFFSETS[m];
   const out: T[] = [];
   const tries = options.maxTries ?? 50 * n + 100;
   for (let i = 0; out.length < n && i < tries; i++) {
@@ -405,7 +410,7 @@ export function scoreSwap(
 }
 
 export function measureColourSwap(sd: StableDiffusion, o: ResolvedOptions): SwapResult {
-  const items = scenes(o.seeds, o.sceneOffset + MEASUREMENT_OFFSETS['colour-swap'], (seed) => {
+  const items = scenes(o, 'colour-swap', (seed) => {
     const scene = sampleScene(seed, { objects: [1, 2] });
     const caption = captionOf(scene);
     const free = COLORS.filter((c) => !scene.objects.some((x) => x.color === c));
@@ -452,7 +457,7 @@ export function measureColourSwap(sd: StableDiffusion, o: ResolvedOptions): Swap
 // shape swap with LocalBlend
 
 export function measureShapeSwap(sd: StableDiffusion, o: ResolvedOptions): SwapResult {
-  const items = scenes(o.seeds, o.sceneOffset + MEASUREMENT_OFFSETS['shape-swap'], (seed) => {
+  const items = scenes(o, 'shape-swap', (seed) => {
     const scene = sampleScene(seed, { objects: [2, 3] });
     const caption = captionOf(scene);
     const old = scene.objects[0]!.shape;
@@ -521,7 +526,7 @@ const increasing = (xs: readonly (number | null)[]) =>
 
 export function measureReweight(sd: StableDiffusion, o: ResolvedOptions): ReweightResult {
   const weights = [...o.weights];
-  const items = scenes(o.seeds, o.sceneOffset + MEASUREMENT_OFFSETS.reweight, (seed) => {
+  const items = scenes(o, 'reweight', (seed) => {
     const scene = sampleScene(seed, { objects: 1 });
     return { seed, scene, caption: captionOf(scene) };
   });
@@ -643,7 +648,7 @@ export interface HeatMapsResult {
 }
 
 export function measureHeatMaps(sd: StableDiffusion, o: ResolvedOptions): HeatMapsResult {
-  const items = scenes(o.seeds, o.sceneOffset + MEASUREMENT_OFFSETS.heatmaps, (seed) => {
+  const items = scenes(o, 'heatmaps', (seed) => {
     const scene = sampleScene(seed);
     return { seed, scene, caption: captionOf(scene), rendering: renderScene(scene) };
   });
@@ -762,7 +767,7 @@ function otherCell(cell: Cell, seed: number): Cell {
 
 export function measureFeature(sd: StableDiffusion, o: ResolvedOptions): FeatureResult {
   const methods = ['masactrl', 'pnp', 'none'] as const;
-  const items = scenes(o.seeds, o.sceneOffset + MEASUREMENT_OFFSETS.feature, (seed) => {
+  const items = scenes(o, 'feature', (seed) => {
     const scene = sampleScene(seed, { objects: 1 });
     const obj = scene.objects[0]!;
     const spec = (cell: Cell): SceneSpec => ({
@@ -868,7 +873,7 @@ export interface InversionResult {
 }
 
 export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): InversionResult {
-  const items = scenes(o.seeds, o.sceneOffset + MEASUREMENT_OFFSETS.inversion, (seed) => {
+  const items = scenes(o, 'inversion', (seed) => {
     const scene = sampleScene(seed);
     return { seed, scene, caption: captionOf(scene), rendering: renderScene(scene) };
   });
@@ -1067,7 +1072,7 @@ export function measureEdits(sd: StableDiffusion, opts: MeasureOptions = {}): Ed
     nullTextInnerSteps: opts.nullTextInnerSteps ?? 10,
     nullTextLr: opts.nullTextLr ?? 2e-2,
     threshold: opts.threshold ?? 0.7,
-    heatSteps: opts.heatSteps ?? [steps - Math.max(1, Math.round(steps / 3)), steps],
+    heatSteps: heatStepRange(steps, opts.heatSteps, 'measureEdits'),
     ...(opts.resolutions ? { resolutions: [...opts.resolutions] } : {}),
     minutes: opts.minutes ?? Number.POSITIVE_INFINITY,
     deadline: Number.POSITIVE_INFINITY,
@@ -1076,9 +1081,6 @@ export function measureEdits(sd: StableDiffusion, opts: MeasureOptions = {}): Ed
   if (o.weights.length < 2) throw new Error('measureEdits: give at least two reweight weights');
   if (!(Number.isInteger(o.sceneOffset) && o.sceneOffset >= 0))
     throw new Error(`measureEdits: sceneOffset must be a non-negative integer, got ${o.sceneOffset}`);
-  const [ha, hb] = o.heatSteps;
-  if (!(Number.isInteger(ha) && Number.isInteger(hb) && 0 <= ha && ha < hb && hb <= steps))
-    throw new Error(`measureEdits: heatSteps [${ha}, ${hb}) is not a range of the ${steps} steps`);
   if (!(o.minutes > 0)) throw new Error(`measureEdits: minutes must be positive, got ${o.minutes}`);
   const { progress: _, deadline: __, ...config } = o;
   const out: EditMeasurements = { config: { ...config, only }, seconds: {} };
