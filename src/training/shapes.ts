@@ -307,18 +307,13 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
     state,
     (step) => {
       const { images, captions, objects } = shapesBatch(UNET_DATA, step, c.batchSize);
-      const weighting = { objects, objectWeight: c.objectWeight ?? 0 };
-      return textToImageLoss(
-        models,
-        images,
-        captions,
-        state.gen,
-        c.captionDropout,
-        c.minSnrGamma ?? 0,
-        weighting,
-        c.timestepBias,
-        c.x0WeightFloor ?? 0,
-      );
+      return textToImageLoss(models, images, captions, state.gen, {
+        captionDropout: c.captionDropout,
+        weighting: { objects, objectWeight: c.objectWeight ?? 0 },
+        ...(c.minSnrGamma !== undefined ? { minSnrGamma: c.minSnrGamma } : {}),
+        ...(c.timestepBias ? { timestepBias: c.timestepBias } : {}),
+        ...(c.x0WeightFloor !== undefined ? { x0WeightFloor: c.x0WeightFloor } : {}),
+      });
     },
     stageLoop(o, c, dir, 'unet', {
       config: c,

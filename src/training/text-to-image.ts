@@ -200,24 +200,35 @@ export function minSnrWeights(
   });
 }
 
+/** How the stage-2 loss draws timesteps and weighs its errors; every field absent means the plain ε-MSE. */
+export interface TextToImageLossOptions {
+  /** Share of captions replaced by "" (classifier-free guidance). */
+  captionDropout: number;
+  /** Min-SNR-γ (Hang et al. 2023); 0 or absent: no cap. */
+  minSnrGamma?: number;
+  /** Extra weight on the objects' region (their coverage, (B, 1, 64, 64)). */
+  weighting?: { objects: Tensor; objectWeight: number };
+  /** Timesteps drawn with one end weighted (diffusers' SDXL script's bias). */
+  timestepBias?: TimestepBias;
+  /** Every timestep's x₀ error weighs at least this much (minSnrWeights' floor). */
+  x0WeightFloor?: number;
+}
+
 /** The stage-2 loss on images (B, 3, 64, 64) and captions; record gradients around it. */
 export function textToImageLoss(
   m: TextToImageModels,
   images: Tensor,
   captions: readonly string[],
   gen: Generator,
-  captionDropout: number,
-  minSnrGamma = 0,
-  weighting?: { objects: Tensor; objectWeight: number },
-  timestepBias?: TimestepBias,
-  x0WeightFloor = 0,
+  o: TextToImageLossOptions,
 ): { loss: Tensor; logs: Record<string, number> } {
   const b = images.shape[0] as number;
   const z0 = noGrad(() => sampleLatent(m.vae.encode(images), gen).mul(m.scalingFactor)); // (B, 4, h, w)
-  const t = sampleTimesteps(gen, b, m.noise.alphasCumprod.length, timestepBias);
+  const { weighting, minSnrGamma = 0, x0WeightFloor = 0 } = o;
+  const t = sampleTimesteps(gen, b, m.noise.alphasCumprod.length, o.timestepBias);
   const eps = gen.randn(z0.shape);
   const zt = m.noise.addNoise(z0, eps, t);
-  const text = dropCaptions(captions, captionDropout, gen);
+  const text = dropCaptions(captions, o.captionDropout, gen);
   const context = m.textEncoder.encodePrompts(m.tokenizer, text).lastHiddenState; // (B, T, D)
   const pred = m.unet.forward(zt, t, context);
   let err = pred.sub(eps).pow(2);

@@ -390,15 +390,11 @@ test('train: UNet object weighting — a uniform region is no weighting; a real 
   };
   const batch = shapesBatch(2, 0, 2);
   const loss = (objects?: Tensor, objectWeight = 4) =>
-    textToImageLoss(
-      models,
-      batch.images,
-      batch.captions,
-      new Generator(9),
-      0.1,
-      5,
-      objects && { objects, objectWeight },
-    ).loss.item();
+    textToImageLoss(models, batch.images, batch.captions, new Generator(9), {
+      captionDropout: 0.1,
+      minSnrGamma: 5,
+      ...(objects ? { weighting: { objects, objectWeight } } : {}),
+    }).loss.item();
   const plain = loss();
   assert.ok(Math.abs(loss(Tensor.ones(batch.objects.shape)) - plain) < 1e-6 * plain);
   assert.equal(loss(batch.objects, 0), plain);
