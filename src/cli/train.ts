@@ -46,6 +46,7 @@ interface TrainFlags {
   minSnr?: number;
   timestepBias?: string;
   x0Floor?: number;
+  grounding?: string;
   ema?: number;
 }
 
@@ -75,6 +76,18 @@ function timestepBias(text: string): TimestepBias {
     );
   }
   return { strategy, multiplier: m, portion: p };
+}
+
+function grounding(text: string): { token: number; pixel: number } {
+  const [token, pixel = '0', ...rest] = text.split(':');
+  const t = Number(token);
+  const p = Number(pixel);
+  if (rest.length > 0 || token === '' || !(t >= 0) || !(p >= 0) || !Number.isFinite(t + p) || t + p === 0) {
+    throw new Error(
+      `train shapes: --grounding wants token[:pixel] loss weights ≥ 0, not both 0, e.g. 0.01:0.0005; got '${text}'`,
+    );
+  }
+  return { token: t, pixel: p };
 }
 
 function positive(n: number, flag: string): number {
@@ -141,6 +154,11 @@ export function registerTrain(program: Command): void {
       "unet: every timestep's x0 error weighs at least f: the example's ε-loss weight becomes " +
         'max(min(SNR, γ), f) / SNR (the noisiest timesteps, where layout is decided, weigh SNR ≈ 0.005 otherwise)',
       float('--x0-floor'),
+    )
+    .option(
+      '--grounding <token[:pixel]>',
+      "unet: TokenCompose's grounding losses on the cross-attention maps of each object's words (size, " +
+        'colour, shape, place) against its mask, with these weights (the reference: 1e-3:5e-5 for SD)',
     )
     .option(
       '--ema <decay>',
@@ -214,6 +232,7 @@ export function registerTrain(program: Command): void {
           ...(flags.minSnr !== undefined ? { minSnrGamma: flags.minSnr } : {}),
           ...(flags.timestepBias !== undefined ? { timestepBias: timestepBias(flags.timestepBias) } : {}),
           ...(flags.x0Floor !== undefined ? { x0WeightFloor: flags.x0Floor } : {}),
+          ...(flags.grounding !== undefined ? { grounding: grounding(flags.grounding) } : {}),
           ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
           ...(flags.ema !== undefined ? { ema: flags.ema } : {}),
           ...(flags.initFrom !== undefined ? { initFrom: flags.initFrom } : {}),

@@ -2,7 +2,7 @@
 // Example k of a run with data seed s is the scene of seed s·10⁷ + k, so batch i of size B is the same
 // whatever was drawn before (resuming at step i reproduces it).
 
-import { captionOf } from '../shapes/caption.js';
+import { type Caption, captionOf } from '../shapes/caption.js';
 import { dilate } from '../shapes/masks.js';
 import { renderScene } from '../shapes/render.js';
 import { sampleScene } from '../shapes/scene.js';
@@ -14,6 +14,34 @@ export interface ShapesBatch {
   captions: string[];
   /** (B, 1, 64, 64): 1 on the objects (their coverage > 0, grown by one pixel), else 0. */
   objects: Tensor;
+  /** Per row: the caption's words that name one object, each with that object's coverage (64 × 64). */
+  words: ObjectWord[][];
+}
+
+/** A word of a caption (by word index) and the coverage of the object it belongs to. */
+export interface ObjectWord {
+  word: number;
+  coverage: Float32Array;
+}
+
+/** Function words of location phrases ("in the top left"): they name no place, so they are not grounded. */
+const FUNCTION_WORDS = new Set(['in', 'on', 'at', 'the']);
+
+/**
+ * The words of each object's phrase that describe it alone — size, colour, shape and the content words of
+ * its location ("top", "left") — each with its object's coverage. Relation words ("above") name two objects
+ * and are left out.
+ */
+export function objectWords(caption: Caption, coverages: readonly Float32Array[]): ObjectWord[] {
+  const out: ObjectWord[] = [];
+  for (const o of caption.objects) {
+    const coverage = coverages[o.object];
+    if (!coverage)
+      throw new Error(`objectWords: the caption names object ${o.object}, the scene has ${coverages.length}`);
+    const refs = [o.size, o.color, o.shape, ...(o.position ?? []).filter((w) => !FUNCTION_WORDS.has(w.word))];
+    for (const r of refs) if (r) out.push({ word: r.index, coverage });
+  }
+  return out;
 }
 
 /** The union of the objects' coverage (> 0), grown by one pixel (8-neighbourhood), as (1, 1, H, W). */
@@ -39,11 +67,19 @@ export function shapesExamples(dataSeed: number, start: number, n: number): Shap
   const images: Tensor[] = [];
   const captions: string[] = [];
   const objects: Tensor[] = [];
+  const words: ObjectWord[][] = [];
   for (let i = 0; i < n; i++) {
     const scene = sampleScene(exampleSeed(dataSeed, start + i));
     const r = renderScene(scene);
+    const caption = captionOf(scene);
     images.push(r.image);
-    captions.push(captionOf(scene).text);
+    captions.push(caption.text);
+    words.push(
+      objectWords(
+        caption,
+        r.masks.map((m) => m.coverage.data as Float32Array),
+      ),
+    );
     const [h, w] = [r.image.shape[2] as number, r.image.shape[3] as number];
     objects.push(
       objectRegion(
@@ -53,7 +89,7 @@ export function shapesExamples(dataSeed: number, start: number, n: number): Shap
       ),
     );
   }
-  return { images: concat(images, 0), captions, objects: concat(objects, 0) };
+  return { images: concat(images, 0), captions, objects: concat(objects, 0), words };
 }
 
 /** Batch `step` (0-based) of size `batchSize`. */

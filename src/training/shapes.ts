@@ -306,13 +306,16 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
   return trainLoop(
     state,
     (step) => {
-      const { images, captions, objects } = shapesBatch(UNET_DATA, step, c.batchSize);
+      const { images, captions, objects, words } = shapesBatch(UNET_DATA, step, c.batchSize);
       return textToImageLoss(models, images, captions, state.gen, {
         captionDropout: c.captionDropout,
         weighting: { objects, objectWeight: c.objectWeight ?? 0 },
         ...(c.minSnrGamma !== undefined ? { minSnrGamma: c.minSnrGamma } : {}),
         ...(c.timestepBias ? { timestepBias: c.timestepBias } : {}),
         ...(c.x0WeightFloor !== undefined ? { x0WeightFloor: c.x0WeightFloor } : {}),
+        ...(c.grounding
+          ? { grounding: { words, tokenWeight: c.grounding.token, pixelWeight: c.grounding.pixel } }
+          : {}),
       });
     },
     stageLoop(o, c, dir, 'unet', {

@@ -7,6 +7,7 @@
 // c is replaced by the empty caption with probability 0.1, so one model gives both terms of
 // classifier-free guidance (Ho & Salimans 2022).
 
+import { TokenGrounding } from '../methods/map/token-grounding.js';
 import type { AutoencoderKL } from '../models/autoencoder-kl.js';
 import { CLIPTextModel } from '../models/clip-text.js';
 import type { CLIPTokenizer } from '../models/clip-tokenizer.js';
@@ -15,6 +16,7 @@ import { UNet2DConditionModel } from '../models/unet2d-condition.js';
 import { DDPMScheduler } from '../schedulers/index.js';
 import { noGrad, Tensor } from '../tensor/index.js';
 import type { Generator } from '../tensor/random.js';
+import type { ObjectWord } from './data.js';
 import { sampleLatent } from './vae.js';
 
 export interface TextToImageConfig {
@@ -48,6 +50,11 @@ export interface TextToImageConfig {
    * 0 or absent: none.
    */
   x0WeightFloor?: number;
+  /**
+   * TokenCompose's grounding terms (methods/map/token-grounding.ts): weights of the token and pixel losses of
+   * the object words' cross-attention maps against their objects' masks; 0 or absent: none.
+   */
+  grounding?: { token: number; pixel: number };
   /** Extra ε-loss weight on latent pixels covering an object (as the VAE's `objectWeight`); 0 or absent: none. */
   objectWeight?: number;
   /** Timesteps drawn with a bias toward the noisy or the clean end; absent: uniformly. */
@@ -212,6 +219,12 @@ export interface TextToImageLossOptions {
   timestepBias?: TimestepBias;
   /** Every timestep's x₀ error weighs at least this much (minSnrWeights' floor). */
   x0WeightFloor?: number;
+  /**
+   * TokenCompose's grounding terms on the UNet's cross-attention maps (methods/map/token-grounding.ts):
+   * each row's object words (`words[b]`, coverages 64 × 64) weighted by `tokenWeight` and `pixelWeight`.
+   * Rows whose caption was dropped are not grounded.
+   */
+  grounding?: { words: readonly (readonly ObjectWord[])[]; tokenWeight: number; pixelWeight: number };
 }
 
 /** The stage-2 loss on images (B, 3, 64, 64) and captions; record gradients around it. */
@@ -230,7 +243,17 @@ export function textToImageLoss(
   const zt = m.noise.addNoise(z0, eps, t);
   const text = dropCaptions(captions, o.captionDropout, gen);
   const context = m.textEncoder.encodePrompts(m.tokenizer, text).lastHiddenState; // (B, T, D)
-  const pred = m.unet.forward(zt, t, context);
+  const g =
+    o.grounding && (o.grounding.tokenWeight > 0 || o.grounding.pixelWeight > 0) ? o.grounding : undefined;
+  const grounding = g && new TokenGrounding();
+  const ctx = grounding && {
+    step: 0,
+    numSteps: 1,
+    timestep: t[0] as number,
+    batch: { guidance: text.map(() => 'cond' as const), prompt: text.map(() => 0) },
+    controllers: [grounding],
+  };
+  const pred = m.unet.forward(zt, t, context, ctx);
   let err = pred.sub(eps).pow(2);
   const mse = err.mean();
   if (weighting && weighting.objectWeight > 0) {
@@ -248,9 +271,30 @@ export function textToImageLoss(
     });
     err = err.mul(w);
   }
-  if (!(minSnrGamma > 0) && !(x0WeightFloor > 0)) return { loss: err.mean(), logs: { mse: mse.item() } };
-  const weights = minSnrWeights(m.noise.alphasCumprod, t, minSnrGamma, x0WeightFloor);
-  const perExample = err.mean({ axes: [1, 2, 3] }); // (B)
-  const loss = perExample.mul(new Tensor(weights, [b])).mean();
-  return { loss, logs: { mse: mse.item() } };
+  let loss: Tensor;
+  if (!(minSnrGamma > 0) && !(x0WeightFloor > 0)) loss = err.mean();
+  else {
+    const weights = minSnrWeights(m.noise.alphasCumprod, t, minSnrGamma, x0WeightFloor);
+    loss = err
+      .mean({ axes: [1, 2, 3] })
+      .mul(new Tensor(weights, [b]))
+      .mean();
+  }
+  const logs: Record<string, number> = { mse: mse.item() };
+  if (g && grounding) {
+    const [H, W] = [images.shape[2] as number, images.shape[3] as number];
+    const words = text.map((caption, r) =>
+      caption === ''
+        ? []
+        : (g.words[r] ?? []).map((w) => ({
+            tokens: m.tokenizer.tokenIndices(caption, w.word),
+            mask: w.coverage,
+          })),
+    );
+    const { token, pixel } = grounding.loss(words, H, W);
+    loss = loss.add(token.mul(g.tokenWeight)).add(pixel.mul(g.pixelWeight));
+    logs.token = token.item();
+    logs.pixel = pixel.item();
+  }
+  return { loss, logs };
 }

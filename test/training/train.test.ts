@@ -10,7 +10,7 @@ import { readSafetensors } from '../../src/io/safetensors.js';
 import { AdamW, initParameters, Parameter } from '../../src/nn/index.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
 import * as shapes from '../../src/shapes/index.js';
-import { Tensor } from '../../src/tensor/index.js';
+import { grad, Tensor } from '../../src/tensor/index.js';
 import { Generator } from '../../src/tensor/random.js';
 import { learnBPE, tokenizerOf } from '../../src/training/bpe.js';
 import { readCheckpointMeta, type TrainState } from '../../src/training/checkpoint.js';
@@ -399,4 +399,45 @@ test('train: UNet object weighting — a uniform region is no weighting; a real 
   assert.ok(Math.abs(loss(Tensor.ones(batch.objects.shape)) - plain) < 1e-6 * plain);
   assert.equal(loss(batch.objects, 0), plain);
   assert.notEqual(loss(batch.objects), plain);
+});
+
+test('train: UNet grounding — the TokenCompose terms join the loss with their weights and reach attn2', () => {
+  const c = tiny(join(root, 'gr'), 1, 1).unet;
+  const bpe = learnBPE(vocabularyCaptions(200));
+  const { unet, textEncoder } = buildTextToImage(c, Object.keys(bpe.vocab).length);
+  initParameters(unet, new Generator(1));
+  initParameters(textEncoder, new Generator(2));
+  const vae = buildVAE({ ...SHAPES_TRAIN_DEFAULTS.vae, blockOutChannels: [8, 16, 16], normNumGroups: 8 });
+  initVAE(vae, new Generator(3));
+  const tokenizer = tokenizerOf(bpe, c.maxLength);
+  const models = { unet, textEncoder, tokenizer, vae, scalingFactor: 1, noise: trainingNoiseSchedule() };
+  const batch = shapesBatch(2, 0, 2);
+  const run = (tokenWeight: number, pixelWeight: number) =>
+    textToImageLoss(models, batch.images, batch.captions, new Generator(9), {
+      captionDropout: 0,
+      grounding: { words: batch.words, tokenWeight, pixelWeight },
+    });
+  const plain = run(0, 0);
+  assert.equal(plain.logs.token, undefined);
+  const both = run(2, 3);
+  const token = both.logs.token as number;
+  const pixel = both.logs.pixel as number;
+  assert.ok(token > 0 && token <= 1 && pixel > 0, `token ${token}, pixel ${pixel}`);
+  // the same draws: the ε-MSE is unchanged and the total is plain + 2·token + 3·pixel
+  assert.equal(both.logs.mse, plain.logs.mse);
+  const total = plain.loss.item() + 2 * token + 3 * pixel;
+  assert.ok(Math.abs(both.loss.item() - total) < 1e-5 * total, `${both.loss.item()} vs ${total}`);
+  // gradients of the grounding term alone reach the cross-attention keys
+  const k = [...unet.namedParameters('unet')].find(([n]) => n.endsWith('attn2.to_k.weight'))?.[1];
+  assert.ok(k);
+  const [gk] = grad((w: Tensor) => {
+    const saved = k.value;
+    k.value = w;
+    try {
+      return run(1, 0).loss.sub(run(0, 0).loss);
+    } finally {
+      k.value = saved;
+    }
+  })(k.value);
+  assert.ok((gk?.abs().max().item() ?? 0) > 0);
 });
