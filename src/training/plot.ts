@@ -155,7 +155,8 @@ export function plotRun(
   if (histories.unet) {
     curves.push({
       title: 'unet eps mse',
-      values: histories.unet.map((h) => h.loss as number),
+      // the unweighted ε-MSE where the history has it (Min-SNR, object weighting and grounding change `loss`)
+      values: histories.unet.map((h) => (h.mse ?? h.loss) as number),
       colour: [40, 90, 200],
     });
   }
