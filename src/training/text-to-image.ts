@@ -6,6 +6,8 @@
 // z₀ = scaling_factor · (a sample of q(z|x)); ᾱ_t from Stable Diffusion's scaled_linear betas; the caption
 // c is replaced by the empty caption with probability 0.1, so one model gives both terms of
 // classifier-free guidance (Ho & Salimans 2022).
+// Optional terms: Min-SNR-γ weighting, object weighting, a timestep bias, an x₀-weight floor, and TokenCompose's
+// grounding of the cross-attention maps (methods/map/token-grounding.ts).
 
 import { TokenGrounding } from '../methods/map/token-grounding.js';
 import type { AutoencoderKL } from '../models/autoencoder-kl.js';
