@@ -220,7 +220,6 @@ export function headlineOf(summary: EvalSummary): EvalHeadline {
 
 const mean = (xs: readonly number[]) => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 
-/** Generates the held-out prompts in batches and scores every image with ShapesEval. */
 /**
  * The denoising steps [a, b) heat-maps are aggregated over, in sampling order: `given`, checked, or by default
  * the last third (the cleanest steps; at least one).
@@ -236,6 +235,7 @@ export function heatStepRange(
   return [a, b];
 }
 
+/** Generates the held-out prompts in batches and scores every image with ShapesEval. */
 export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {}): ShapesEvalRun {
   const n = opts.prompts ?? 200;
   const start = opts.start ?? 0;
