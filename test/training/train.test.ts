@@ -372,23 +372,22 @@ test('train: timestep bias — probabilities worked by hand, draws follow them',
   );
 });
 
-test('train: UNet object weighting — a uniform region is no weighting; a real one changes the loss', () => {
-  const c = tiny(join(root, 'ow'), 1, 1).unet;
+/** Freshly initialised tiny stage-2 models (seeded) and a batch of two Shapes examples, for loss tests. */
+function tinyTextToImage(name: string) {
+  const c = tiny(join(root, name), 1, 1).unet;
   const bpe = learnBPE(vocabularyCaptions(200));
   const { unet, textEncoder } = buildTextToImage(c, Object.keys(bpe.vocab).length);
   initParameters(unet, new Generator(1));
   initParameters(textEncoder, new Generator(2));
   const vae = buildVAE({ ...SHAPES_TRAIN_DEFAULTS.vae, blockOutChannels: [8, 16, 16], normNumGroups: 8 });
   initVAE(vae, new Generator(3));
-  const models = {
-    unet,
-    textEncoder,
-    tokenizer: tokenizerOf(bpe, c.maxLength),
-    vae,
-    scalingFactor: 1,
-    noise: trainingNoiseSchedule(),
-  };
-  const batch = shapesBatch(2, 0, 2);
+  const tokenizer = tokenizerOf(bpe, c.maxLength);
+  const models = { unet, textEncoder, tokenizer, vae, scalingFactor: 1, noise: trainingNoiseSchedule() };
+  return { models, batch: shapesBatch(2, 0, 2) };
+}
+
+test('train: UNet object weighting — a uniform region is no weighting; a real one changes the loss', () => {
+  const { models, batch } = tinyTextToImage('ow');
   const loss = (objects?: Tensor, objectWeight = 4) =>
     textToImageLoss(models, batch.images, batch.captions, new Generator(9), {
       captionDropout: 0.1,
@@ -402,16 +401,7 @@ test('train: UNet object weighting — a uniform region is no weighting; a real 
 });
 
 test('train: UNet grounding — the TokenCompose terms join the loss with their weights and reach attn2', () => {
-  const c = tiny(join(root, 'gr'), 1, 1).unet;
-  const bpe = learnBPE(vocabularyCaptions(200));
-  const { unet, textEncoder } = buildTextToImage(c, Object.keys(bpe.vocab).length);
-  initParameters(unet, new Generator(1));
-  initParameters(textEncoder, new Generator(2));
-  const vae = buildVAE({ ...SHAPES_TRAIN_DEFAULTS.vae, blockOutChannels: [8, 16, 16], normNumGroups: 8 });
-  initVAE(vae, new Generator(3));
-  const tokenizer = tokenizerOf(bpe, c.maxLength);
-  const models = { unet, textEncoder, tokenizer, vae, scalingFactor: 1, noise: trainingNoiseSchedule() };
-  const batch = shapesBatch(2, 0, 2);
+  const { models, batch } = tinyTextToImage('gr');
   const run = (tokenWeight: number, pixelWeight: number) =>
     textToImageLoss(models, batch.images, batch.captions, new Generator(9), {
       captionDropout: 0,
@@ -428,7 +418,7 @@ test('train: UNet grounding — the TokenCompose terms join the loss with their 
   const total = plain.loss.item() + 2 * token + 3 * pixel;
   assert.ok(Math.abs(both.loss.item() - total) < 1e-5 * total, `${both.loss.item()} vs ${total}`);
   // gradients of the grounding term alone reach the cross-attention keys
-  const k = [...unet.namedParameters('unet')].find(([n]) => n.endsWith('attn2.to_k.weight'))?.[1];
+  const k = [...models.unet.namedParameters('unet')].find(([n]) => n.endsWith('attn2.to_k.weight'))?.[1];
   assert.ok(k);
   const [gk] = grad((w: Tensor) => {
     const saved = k.value;
