@@ -16,7 +16,7 @@ import {
   trainTextToImage,
   trainVAE,
 } from '../training/shapes.js';
-import type { TimestepBias } from '../training/text-to-image.js';
+import type { PredictionTarget, TimestepBias } from '../training/text-to-image.js';
 import { float, int } from './args.js';
 
 interface TrainFlags {
@@ -48,6 +48,8 @@ interface TrainFlags {
   x0Floor?: number;
   grounding?: string;
   ema?: number;
+  prediction?: string;
+  zeroSnr?: boolean;
 }
 
 function lrDecay(kind: string): 'constant' | 'cosine' {
@@ -161,6 +163,15 @@ export function registerTrain(program: Command): void {
         'colour, shape, place) against its mask, with these weights (the reference: 1e-3:5e-5 for SD)',
     )
     .option(
+      '--prediction <target>',
+      'unet: what the UNet predicts, epsilon | v_prediction (default epsilon; a resumed run keeps its own)',
+    )
+    .option(
+      '--zero-snr',
+      'unet: rescale the betas to a zero terminal SNR (Lin et al. 2024), so t = 999 is pure noise as at ' +
+        'sampling; needs --prediction v_prediction',
+    )
+    .option(
       '--ema <decay>',
       'unet: keep an exponential moving average of the weights (e.g. 0.999); export-shapes writes it',
       float('--ema'),
@@ -233,6 +244,8 @@ export function registerTrain(program: Command): void {
           ...(flags.timestepBias !== undefined ? { timestepBias: timestepBias(flags.timestepBias) } : {}),
           ...(flags.x0Floor !== undefined ? { x0WeightFloor: flags.x0Floor } : {}),
           ...(flags.grounding !== undefined ? { grounding: grounding(flags.grounding) } : {}),
+          ...(flags.prediction !== undefined ? { prediction: flags.prediction as PredictionTarget } : {}),
+          ...(flags.zeroSnr ? { zeroTerminalSnr: true } : {}),
           ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
           ...(flags.ema !== undefined ? { ema: flags.ema } : {}),
           ...(flags.initFrom !== undefined ? { initFrom: flags.initFrom } : {}),

@@ -11,11 +11,10 @@ import type { Tensor } from '../tensor/index.js';
 import { type CommonSchedulerConfig, type SchedulerConfigJson, SchedulerConfigReader } from './config.js';
 import {
   arangeF64,
-  cumprodAlphas,
   f32,
+  finiteAlphasCumprod,
   karrasSigmas,
   linspaceF64,
-  makeBetas,
   roundHalfEven,
   sigmaToT,
   trainingSigmas,
@@ -53,7 +52,7 @@ export function readDPMSolverConfig(json: SchedulerConfigJson): {
   const common = r.common({
     spacing: 'linspace',
     predictionTypes: ['epsilon', 'v_prediction', 'sample'],
-    zeroSnr: false,
+    zeroSnr: true,
   });
   const order = r.number('solver_order', 2, { integer: true });
   if (order !== 1 && order !== 2) throw r.unsupported('solver_order', order, '1, 2');
@@ -120,7 +119,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
     readonly config: DPMSolverConfig,
     readonly ignoredConfigKeys: readonly string[] = [],
   ) {
-    this.alphasCumprod = cumprodAlphas(makeBetas(config));
+    this.alphasCumprod = finiteAlphasCumprod(config);
   }
 
   static fromConfig(json: SchedulerConfigJson): DPMSolverMultistepScheduler {

@@ -7,12 +7,11 @@ import type { Tensor } from '../tensor/index.js';
 import { type CommonSchedulerConfig, type SchedulerConfigJson, SchedulerConfigReader } from './config.js';
 import {
   arangeF64,
-  cumprodAlphas,
   f32,
+  finiteAlphasCumprod,
   interpIndex,
   karrasSigmas,
   linspaceF64,
-  makeBetas,
   roundHalfEven,
   sigmaToT,
   trainingSigmas,
@@ -41,7 +40,7 @@ export function readEulerConfig(json: SchedulerConfigJson): { config: EulerConfi
   const common = r.common({
     spacing: 'linspace',
     predictionTypes: ['epsilon', 'v_prediction', 'sample'],
-    zeroSnr: false,
+    zeroSnr: true,
   });
   const config: EulerConfig = {
     ...common,
@@ -72,7 +71,7 @@ export class EulerDiscreteScheduler implements Scheduler {
     readonly config: EulerConfig,
     readonly ignoredConfigKeys: readonly string[] = [],
   ) {
-    this.alphasCumprod = cumprodAlphas(makeBetas(config));
+    this.alphasCumprod = finiteAlphasCumprod(config);
     this.trainingSigmas = trainingSigmas(this.alphasCumprod);
     this.timesteps = Array.from(
       { length: config.num_train_timesteps },

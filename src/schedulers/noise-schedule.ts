@@ -97,6 +97,17 @@ export function cumprodAlphas(betas: readonly number[]): number[] {
 }
 
 /**
+ * ᾱ_t for the σ-parameterised samplers (Euler, DPM-Solver). A zero terminal SNR makes ᾱ_T = 0, so σ_T = ∞
+ * and λ_T = −∞; as diffusers does, ᾱ_T becomes 2⁻²⁴ (float16's smallest subnormal): σ_T = √(2²⁴ − 1) ≈ 4096,
+ * λ_T ≈ −8.3, and the first step of "trailing" spacing is finite.
+ */
+export function finiteAlphasCumprod(config: BetaConfig): number[] {
+  const alphasCumprod = cumprodAlphas(makeBetas(config));
+  if (config.rescale_betas_zero_snr) alphasCumprod[alphasCumprod.length - 1] = 2 ** -24;
+  return alphasCumprod;
+}
+
+/**
  * Lin et al. 2023, Algorithm 1: shift and scale √ᾱ so that √ᾱ_T = 0 (zero terminal SNR) while √ᾱ_1 is
  * unchanged, then recover β from the ratios ᾱ_t / ᾱ_{t−1}.
  */

@@ -17,15 +17,23 @@ import {
 } from './text-to-image.js';
 import { type VAETrainConfig, vaeConfigJson } from './vae.js';
 
-/** Stable Diffusion v1's inference scheduler: DDIM on the scaled_linear training schedule. */
-export const SHAPES_SCHEDULER_CONFIG = {
-  _class_name: 'DDIMScheduler',
-  ...SD_NOISE_SCHEDULE,
-  clip_sample: false,
-  set_alpha_to_one: false,
-  steps_offset: 1,
-  prediction_type: 'epsilon',
-} as const;
+/**
+ * The inference scheduler of a run: Stable Diffusion v1's DDIM on the scaled_linear training schedule; for a
+ * zero-terminal-SNR run the rescaled betas, with trailing timesteps so that sampling starts at t = 999, the
+ * pure noise it was trained on (Lin et al. 2024, Sec. 3.3).
+ */
+export function shapesSchedulerConfig(c: Pick<TextToImageConfig, 'prediction' | 'zeroTerminalSnr'>) {
+  return {
+    _class_name: 'DDIMScheduler',
+    ...SD_NOISE_SCHEDULE,
+    clip_sample: false,
+    set_alpha_to_one: false,
+    prediction_type: c.prediction ?? 'epsilon',
+    ...(c.zeroTerminalSnr
+      ? { rescale_betas_zero_snr: true, timestep_spacing: 'trailing', steps_offset: 0 }
+      : { steps_offset: 1 }),
+  };
+}
 
 const MODEL_INDEX = {
   _class_name: 'StableDiffusionPipeline',
@@ -111,6 +119,6 @@ export function exportShapesModel(
   const tokDir = dir('tokenizer');
   for (const f of readdirSync(join(runDir, 'tokenizer')))
     copyFileSync(join(runDir, 'tokenizer', f), join(tokDir, f));
-  json(join(dir('scheduler'), 'scheduler_config.json'), SHAPES_SCHEDULER_CONFIG);
+  json(join(dir('scheduler'), 'scheduler_config.json'), shapesSchedulerConfig(unetConfig));
   return { ema };
 }

@@ -25,6 +25,7 @@ import { growFrom } from './grow.js';
 import { type LoopOptions, type LoopResult, trainLoop } from './loop.js';
 import {
   buildTextToImage,
+  checkPrediction,
   TEXT_TO_IMAGE_DEFAULTS,
   type TextToImageConfig,
   textToImageLoss,
@@ -92,6 +93,22 @@ const ARCHITECTURE = [
 
 function architectureOf(c: TextToImageConfig): Partial<TextToImageConfig> {
   return Object.fromEntries(ARCHITECTURE.map((k) => [k, c[k]]));
+}
+
+/**
+ * A resumed run keeps what its UNet was trained to predict, and on which schedule; asking for another is an
+ * error (a new run started with --init-from changes them).
+ */
+function objectiveOf(saved: TextToImageConfig, asked: TextToImageConfig): Partial<TextToImageConfig> {
+  const was = { prediction: saved.prediction ?? 'epsilon', zeroTerminalSnr: saved.zeroTerminalSnr ?? false };
+  for (const [k, v] of Object.entries(was) as [keyof typeof was, string | boolean][]) {
+    if (asked[k] !== undefined && asked[k] !== v)
+      throw new Error(
+        `train shapes: this run was trained with ${k} ${v}, asked for ${asked[k]}; a resumed run keeps its ` +
+          'objective — start a new run from it with --init-from to change it',
+      );
+  }
+  return was;
 }
 
 const VAE_DATA = 1;
@@ -271,9 +288,11 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
   const c: TextToImageConfig & StageOptions = {
     ...o.unet,
     ...(saved ? architectureOf(saved.config as TextToImageConfig) : {}),
+    ...(saved ? objectiveOf(saved.config as TextToImageConfig, o.unet) : {}),
     sampleSize: SHAPES_IMAGE_SIZE / 2 ** (vae.config.blockOutChannels.length - 1),
     latentChannels: vae.config.latentChannels,
   };
+  checkPrediction(c);
   const bpe = learnBPE(vocabularyCaptions());
   writeTokenizer(join(o.out, 'tokenizer'), bpe, c.maxLength);
   const tokenizer = tokenizerOf(bpe, c.maxLength);
@@ -302,13 +321,15 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
     history: [],
     ...(c.ema ? { ema: new EMA(params, c.ema) } : {}),
   };
-  const models = { unet, textEncoder, tokenizer, vae, scalingFactor, noise: trainingNoiseSchedule() };
+  const noise = trainingNoiseSchedule(c);
+  const models = { unet, textEncoder, tokenizer, vae, scalingFactor, noise };
   return trainLoop(
     state,
     (step) => {
       const { images, captions, objects, words } = shapesBatch(UNET_DATA, step, c.batchSize);
       return textToImageLoss(models, images, captions, state.gen, {
         captionDropout: c.captionDropout,
+        ...(c.prediction ? { prediction: c.prediction } : {}),
         weighting: { objects, objectWeight: c.objectWeight ?? 0 },
         ...(c.minSnrGamma !== undefined ? { minSnrGamma: c.minSnrGamma } : {}),
         ...(c.timestepBias ? { timestepBias: c.timestepBias } : {}),

@@ -8,6 +8,13 @@
 // classifier-free guidance (Ho & Salimans 2022).
 // Optional terms: Min-SNR-γ weighting, object weighting, a timestep bias, an x₀-weight floor, and TokenCompose's
 // grounding of the cross-attention maps (methods/map/token-grounding.ts).
+//
+// Or the v-objective on a zero-terminal-SNR schedule (Lin et al. 2024, "Common Diffusion Noise Schedules and
+// Sample Steps are Flawed"): the target is v = √ᾱ ε − √(1 − ᾱ) z₀ (Salimans & Ho 2022) and the betas are
+// rescaled so that ᾱ_999 = 0. On SD's schedule ᾱ_999 ≈ 0.0047: the training input at t = 999 still holds
+// 7 % of the image, enough to show where the objects are, so the model learns to read the layout from the
+// noise and never from the caption — sampling from pure noise then puts objects wherever the noise has a
+// bump, whatever the prompt says (docs/training.md, session 9).
 
 import { TokenGrounding } from '../methods/map/token-grounding.js';
 import type { AutoencoderKL } from '../models/autoencoder-kl.js';
@@ -63,7 +70,13 @@ export interface TextToImageConfig {
   timestepBias?: TimestepBias;
   /** Decay of an exponential moving average of the weights (ema.ts), exported instead of them; absent: none. */
   ema?: number;
+  /** What the UNet predicts: ε (absent) or v = √ᾱ ε − √(1 − ᾱ) z₀; the exported scheduler says the same. */
+  prediction?: PredictionTarget;
+  /** Betas rescaled to a zero terminal SNR (needs `prediction: 'v_prediction'`); exported with trailing steps. */
+  zeroTerminalSnr?: boolean;
 }
+
+export type PredictionTarget = 'epsilon' | 'v_prediction';
 
 export const TEXT_TO_IMAGE_DEFAULTS: TextToImageConfig = {
   blockOutChannels: [32, 64],
@@ -143,8 +156,25 @@ export function buildTextToImage(
   };
 }
 
-export function trainingNoiseSchedule(): DDPMScheduler {
-  return DDPMScheduler.fromConfig({ _class_name: 'DDPMScheduler', ...SD_NOISE_SCHEDULE });
+/** The training schedule: SD's betas, rescaled to a zero terminal SNR when asked. */
+export function trainingNoiseSchedule(c: { zeroTerminalSnr?: boolean } = {}): DDPMScheduler {
+  return DDPMScheduler.fromConfig({
+    _class_name: 'DDPMScheduler',
+    ...SD_NOISE_SCHEDULE,
+    ...(c.zeroTerminalSnr ? { rescale_betas_zero_snr: true } : {}),
+  });
+}
+
+/** Rejects a prediction target / schedule pair that cannot be trained. */
+export function checkPrediction(c: { prediction?: PredictionTarget; zeroTerminalSnr?: boolean }): void {
+  const p = c.prediction ?? 'epsilon';
+  if (p !== 'epsilon' && p !== 'v_prediction')
+    throw new Error(`prediction must be epsilon or v_prediction, got '${p}'`);
+  if (c.zeroTerminalSnr && p === 'epsilon')
+    throw new Error(
+      'a zero terminal SNR needs the v-prediction target: at SNR 0 the input is pure noise, so predicting ε ' +
+        'is trivial and says nothing about the image (use --prediction v_prediction)',
+    );
 }
 
 /** Captions with each replaced by '' with probability `p` (one uniform draw per caption from `gen`). */
@@ -193,26 +223,50 @@ export function sampleTimesteps(gen: Generator, b: number, n: number, bias?: Tim
 }
 
 /**
- * Min-SNR-γ weights of ε-prediction for timesteps `t`: min(SNR, γ) / SNR with SNR = ᾱ_t / (1 − ᾱ_t); with a
- * floor f (`x0WeightFloor`), max(min(SNR, γ), f) / SNR. γ ≤ 0 means no cap.
+ * Min-SNR-γ weights for timesteps `t`. Each loss weighs an error in the predicted x₀ by a native factor w₀: the
+ * ε-loss by SNR = ᾱ_t / (1 − ᾱ_t), the v-loss by SNR + 1 (‖v − v̂‖² = ‖x₀ − x̂₀‖² / (1 − ᾱ)). The weight caps
+ * that factor at γ: min(w₀, γ) / w₀ — for ε Hang et al.'s min(SNR, γ) / SNR; for v it stays 1 up to
+ * SNR = γ − 1 and is defined at SNR = 0, where a zero-terminal-SNR schedule's last step trains the layout
+ * from the caption alone. With a floor f (`x0WeightFloor`) the capped factor is raised to at least f:
+ * max(min(w₀, γ), f) / w₀. γ ≤ 0 means no cap.
  */
 export function minSnrWeights(
   alphasCumprod: readonly number[],
   t: readonly number[],
   gamma: number,
   floor = 0,
+  prediction: PredictionTarget = 'epsilon',
 ): Float32Array {
   return Float32Array.from(t, (ti) => {
     const a = alphasCumprod[ti] as number;
     const snr = a / (1 - a);
-    return Math.max(gamma > 0 ? Math.min(snr, gamma) : snr, floor) / snr;
+    const w0 = prediction === 'v_prediction' ? snr + 1 : snr;
+    if (w0 === 0) throw new Error(`minSnrWeights: SNR 0 at timestep ${ti} leaves the ε-loss no x₀ weight`);
+    return Math.max(gamma > 0 ? Math.min(w0, gamma) : w0, floor) / w0;
   });
+}
+
+/** v = √ᾱ_t ε − √(1 − ᾱ_t) z₀ per batch row (Salimans & Ho 2022, Sec. 4). */
+export function velocity(
+  alphasCumprod: readonly number[],
+  z0: Tensor,
+  eps: Tensor,
+  t: readonly number[],
+): Tensor {
+  const col = (f: (a: number) => number) =>
+    new Tensor(
+      Float32Array.from(t, (ti) => f(alphasCumprod[ti] as number)),
+      [t.length, ...z0.shape.slice(1).map(() => 1)],
+    );
+  return eps.mul(col((a) => Math.sqrt(a))).sub(z0.mul(col((a) => Math.sqrt(1 - a))));
 }
 
 /** How the stage-2 loss draws timesteps and weighs its errors; every field absent means the plain ε-MSE. */
 export interface TextToImageLossOptions {
   /** Share of captions replaced by "" (classifier-free guidance). */
   captionDropout: number;
+  /** The UNet's target: ε (absent) or v; the noise schedule (`m.noise`) is the caller's. */
+  prediction?: PredictionTarget;
   /** Min-SNR-γ (Hang et al. 2023); 0 or absent: no cap. */
   minSnrGamma?: number;
   /** Extra weight on the objects' region (their coverage, (B, 1, 64, 64)). */
@@ -256,7 +310,8 @@ export function textToImageLoss(
     controllers: [grounding],
   };
   const pred = m.unet.forward(zt, t, context, ctx);
-  let err = pred.sub(eps).pow(2);
+  const target = o.prediction === 'v_prediction' ? velocity(m.noise.alphasCumprod, z0, eps, t) : eps;
+  let err = pred.sub(target).pow(2);
   const mse = err.mean();
   if (weighting && weighting.objectWeight > 0) {
     // the objects' region at latent resolution (a latent pixel is on an object if any of its pixels is),
@@ -276,7 +331,7 @@ export function textToImageLoss(
   let loss: Tensor;
   if (!(minSnrGamma > 0) && !(x0WeightFloor > 0)) loss = err.mean();
   else {
-    const weights = minSnrWeights(m.noise.alphasCumprod, t, minSnrGamma, x0WeightFloor);
+    const weights = minSnrWeights(m.noise.alphasCumprod, t, minSnrGamma, x0WeightFloor, o.prediction);
     loss = err
       .mean({ axes: [1, 2, 3] })
       .mul(new Tensor(weights, [b]))

@@ -91,7 +91,7 @@ test('unsupported values are errors naming the scheduler, key and value', () => 
     [{ final_sigmas_type: 'zero', variance_type: 'learned' }, 'dpmpp2m', /"variance_type" = "learned"/],
     [{ use_exponential_sigmas: true }, 'euler', /"use_exponential_sigmas" = true/],
     [{ interpolation_type: 'log_linear' }, 'euler', /"interpolation_type" = "log_linear"/],
-    [{ rescale_betas_zero_snr: true }, 'euler', /"rescale_betas_zero_snr" = true/],
+    [{ rescale_betas_zero_snr: true }, 'pndm', /"rescale_betas_zero_snr" = true/],
     [{ timestep_spacing: 'karras' }, 'ddim', /"timestep_spacing" = "karras" is not supported/],
     [{ num_train_timesteps: 'many' }, 'ddim', /"num_train_timesteps" must be an integer ≥ 1, got "many"/],
     [{ trained_betas: [0.1, 0.2] }, 'ddim', /"trained_betas" has 2 values but num_train_timesteps is 1000/],

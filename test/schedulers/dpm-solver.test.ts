@@ -1,12 +1,17 @@
 // DPM-Solver++ beyond the goldens: first order is DDIM, the final step to σ = 0 gives x_θ, Karras σ,
-// lambda_min_clipped, and step order errors.
+// lambda_min_clipped, zero terminal SNR, and step order errors.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { DDIMScheduler, DPMSolverMultistepScheduler } from '../../src/schedulers/index.js';
+import {
+  DDIMScheduler,
+  DPMSolverMultistepScheduler,
+  type SchedulerConfigJson,
+  schedulerFromConfig,
+} from '../../src/schedulers/index.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { Generator } from '../../src/tensor/random.js';
-import { assertMaxAbs, standInModel } from './helpers.js';
+import { assertMaxAbs, standInModel, zeroSnrAlphaBarByHand } from './helpers.js';
 
 test('DPM-Solver++ of order 1 is DDIM (η = 0) on the same timesteps', () => {
   const common = {
@@ -100,6 +105,71 @@ test('DPM-Solver++ lambda_min_clipped drops the timesteps with λ_t below it (co
   assert.ok(s.timesteps[0]! < 999);
   for (const t of s.timesteps) assert.ok(lambda(t) >= -5.1 - 1e-4, `λ_${t} = ${lambda(t)}`);
   assert.ok(lambda(s.timesteps[0]! + 2) < -5.1, 'the clip cuts just above the first timestep');
+});
+
+/** A zero-terminal-SNR v-prediction DDIM config on SD's schedule, as a trained zero-SNR run exports it. */
+const ZERO_SNR_DDIM = {
+  _class_name: 'DDIMScheduler',
+  beta_schedule: 'scaled_linear',
+  beta_start: 0.00085,
+  beta_end: 0.012,
+  clip_sample: false,
+  set_alpha_to_one: false,
+  prediction_type: 'v_prediction',
+  rescale_betas_zero_snr: true,
+  timestep_spacing: 'trailing',
+  steps_offset: 0,
+};
+
+/** Lin et al.'s rescaled ᾱ by hand, with ᾱ_T = 0 replaced by 2⁻²⁴ as diffusers does (λ_T finite). */
+function zeroSnrAlphaBar(): number[] {
+  const alphaBar = zeroSnrAlphaBarByHand(0.00085, 0.012, 1000);
+  alphaBar[999] = 2 ** -24;
+  return alphaBar;
+}
+
+test('DPM-Solver++ with zero terminal SNR: ᾱ of Lin et al. Algorithm 1, ᾱ_T = 2⁻²⁴, trailing from t = 999', () => {
+  const s = schedulerFromConfig(ZERO_SNR_DDIM, 'dpmpp2m');
+  assert.deepEqual([...s.ignoredConfigKeys].sort(), ['clip_sample', 'set_alpha_to_one']);
+  s.setTimesteps(10);
+  assert.deepEqual(s.timesteps, [999, 899, 799, 699, 599, 499, 399, 299, 199, 99]);
+  assert.equal(s.alphasCumprod[999], 2 ** -24);
+  assert.equal(s.initNoiseSigma, 1);
+  // float32 ᾱ against float64 here: relative 1e-4 (measured 3.8e-5, at the t next to T, where √ᾱ_t − √ᾱ_T
+  // cancels in float32)
+  const alphaBar = zeroSnrAlphaBar();
+  for (let t = 0; t < 999; t++) {
+    const err = Math.abs(s.alphasCumprod[t]! / alphaBar[t]! - 1);
+    assert.ok(err < 1e-4, `ᾱ_${t} = ${s.alphasCumprod[t]} vs ${alphaBar[t]}`);
+  }
+  assert.ok(Math.abs(s.alphasCumprod[0]! - (1 - 0.00085)) < 1e-7, 'ᾱ_1 unchanged');
+});
+
+test('DPM-Solver++ with zero terminal SNR and v_prediction: an exact-v model follows the exact ODE solution', () => {
+  // The data is one point x0; a model that knows it predicts v = α ε − σ x0 with ε = (x_t − α x0)/σ, so
+  // x_θ = α x_t − σ v = x0 at every step, D1 = 0, and each update is exact: x' − α' x0 = (σ'/σ)(x − α x0).
+  // From x_T = z at t = 999 (α = 2⁻¹², σ = √(1 − 2⁻²⁴)) the sample lands on
+  //   "sigma_min" (t = 0):  α_0 x0 + (σ_0/σ_T)(z − α_T x0);    "zero" (α = 1, σ = 0):  x0.
+  const alphaBar = zeroSnrAlphaBar();
+  const level = (t: number): [number, number] => [Math.sqrt(alphaBar[t]!), Math.sqrt(1 - alphaBar[t]!)];
+  const x0 = Tensor.from([0.5, -1, 2, -0.25, 1.5, 0, -2, 1], [1, 2, 2, 2]);
+  const z = new Generator(5).randn(x0.shape);
+  const sample = (overrides: SchedulerConfigJson): Tensor => {
+    const s = schedulerFromConfig(ZERO_SNR_DDIM, 'dpmpp2m', overrides);
+    s.setTimesteps(10);
+    let x = z.mul(s.initNoiseSigma);
+    for (const t of s.timesteps) {
+      const [a, b] = level(t);
+      const eps = x.sub(x0.mul(a)).div(b);
+      x = s.step(eps.mul(a).sub(x0.mul(b)), t, x).prevSample;
+      assert.ok(x.toArray().every(Number.isFinite), `finite after t = ${t}`);
+    }
+    return x;
+  };
+  const [[a0, s0], [aT, sT]] = [level(0), level(999)];
+  // float32 steps (measured ≤ 4e-7)
+  assertMaxAbs(sample({}), x0.mul(a0).add(z.sub(x0.mul(aT)).mul(s0 / sT)), 1e-5, 'sigma_min');
+  assertMaxAbs(sample({ final_sigmas_type: 'zero' }), x0, 1e-5, 'zero');
 });
 
 test('DPM-Solver++: unknown timesteps and unsupported options are errors', () => {

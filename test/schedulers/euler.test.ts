@@ -1,11 +1,13 @@
-// Euler (Karras et al. 2022): noise levels, init_noise_sigma, scale_model_input, churn, Karras σ, addNoise.
+// Euler (Karras et al. 2022): noise levels, init_noise_sigma, scale_model_input, churn, Karras σ, addNoise,
+// zero terminal SNR.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { EulerDiscreteScheduler, loadScheduler } from '../../src/schedulers/index.js';
+import { EulerDiscreteScheduler, loadScheduler, schedulerFromConfig } from '../../src/schedulers/index.js';
 import { Tensor } from '../../src/tensor/index.js';
+import { Generator } from '../../src/tensor/random.js';
 import { goldenDir } from '../helpers/fixtures.js';
-import { assertMaxAbs } from './helpers.js';
+import { assertMaxAbs, zeroSnrAlphaBarByHand } from './helpers.js';
 
 /** σ_max = √((1 − ᾱ_T)/ᾱ_T) of a linear β schedule, in float64 straight from the definition. */
 function sigmaMaxLinear(betaStart: number, betaEnd: number, T: number): number {
@@ -128,4 +130,65 @@ test('Euler addNoise: x = x_0 + σ_t ε', () => {
     1e-4,
     'rows',
   );
+});
+
+/** A zero-terminal-SNR v-prediction DDIM config on SD's schedule, as a trained zero-SNR run exports it. */
+const ZERO_SNR_DDIM = {
+  _class_name: 'DDIMScheduler',
+  beta_schedule: 'scaled_linear',
+  beta_start: 0.00085,
+  beta_end: 0.012,
+  clip_sample: false,
+  set_alpha_to_one: false,
+  prediction_type: 'v_prediction',
+  rescale_betas_zero_snr: true,
+  timestep_spacing: 'trailing',
+  steps_offset: 0,
+};
+
+/** Lin et al.'s rescaled ᾱ by hand, with ᾱ_T = 0 replaced by 2⁻²⁴ as diffusers does (σ_T finite). */
+function zeroSnrAlphaBar(): number[] {
+  const alphaBar = zeroSnrAlphaBarByHand(0.00085, 0.012, 1000);
+  alphaBar[999] = 2 ** -24;
+  return alphaBar;
+}
+
+test('Euler with zero terminal SNR: σ_0 = √((1 − 2⁻²⁴)/2⁻²⁴), the rest √((1 − ᾱ)/ᾱ) of Lin et al.', () => {
+  const s = schedulerFromConfig(ZERO_SNR_DDIM, 'euler') as EulerDiscreteScheduler;
+  assert.deepEqual([...s.ignoredConfigKeys].sort(), ['clip_sample', 'set_alpha_to_one']);
+  s.setTimesteps(10);
+  assert.deepEqual(s.timesteps, [999, 899, 799, 699, 599, 499, 399, 299, 199, 99]);
+  assert.equal(s.alphasCumprod[999], 2 ** -24);
+  // float32 σ against float64 here: relative 1e-6 at σ_0 (one rounding); 1e-5 elsewhere (measured 1.4e-6),
+  // where the rescaled ᾱ carries float32's cancellation in √ᾱ_t − √ᾱ_T
+  const sigma0 = Math.sqrt((1 - 2 ** -24) / 2 ** -24); // ≈ 4096
+  assert.ok(Math.abs(s.sigmas[0]! / sigma0 - 1) < 1e-6, `σ_0 = ${s.sigmas[0]} vs ${sigma0}`);
+  const alphaBar = zeroSnrAlphaBar();
+  s.timesteps.forEach((t, i) => {
+    const expected = Math.sqrt((1 - alphaBar[t]!) / alphaBar[t]!);
+    assert.ok(Math.abs(s.sigmas[i]! / expected - 1) < 1e-5, `σ at t = ${t}: ${s.sigmas[i]} vs ${expected}`);
+  });
+  assert.equal(s.sigmas[10], 0, 'final_sigmas_type "zero"');
+  // "trailing": x_T = σ_max · N(0, I), not √(σ_max² + 1) (diffusers' init_noise_sigma)
+  assert.equal(s.initNoiseSigma, s.sigmas[0]);
+});
+
+test('Euler with zero terminal SNR and v_prediction: an exact-v model is sampled to its x_0 from σ ≈ 4096', () => {
+  // The data is one point x0; a model that knows it predicts v = √ᾱ ε − √(1 − ᾱ) x0 with
+  // ε = (x_t − √ᾱ x0)/√(1 − ᾱ) from its input x_t. Then D_θ = x0 at every step, so each Euler step is exact
+  // (x' − x0 = (σ'/σ)(x − x0)) and the last step, to σ = 0, lands on x0.
+  const s = schedulerFromConfig(ZERO_SNR_DDIM, 'euler');
+  s.setTimesteps(10);
+  const alphaBar = zeroSnrAlphaBar();
+  const x0 = Tensor.from([0.5, -1, 2, -0.25, 1.5, 0, -2, 1], [1, 2, 2, 2]);
+  let x = new Generator(3).randn(x0.shape).mul(s.initNoiseSigma);
+  for (const t of s.timesteps) {
+    const xt = s.scaleModelInput(x, t);
+    const [a, b] = [Math.sqrt(alphaBar[t]!), Math.sqrt(1 - alphaBar[t]!)];
+    const eps = xt.sub(x0.mul(a)).div(b);
+    x = s.step(eps.mul(a).sub(x0.mul(b)), t, x).prevSample;
+    assert.ok(x.toArray().every(Number.isFinite), `finite after t = ${t}`);
+  }
+  // float32 steps (measured 7e-7; the last step returns D_θ, so the ~4096 start's resolution does not remain)
+  assertMaxAbs(x, x0, 1e-5, 'x_0');
 });

@@ -24,3 +24,19 @@ export function assertMaxAbs(a: Tensor, b: Tensor, atol: number, label: string):
   assert.ok(err <= atol, `${label}: max abs error ${err} > ${atol}`);
   return err;
 }
+
+/**
+ * ᾱ_t of a scaled_linear schedule (β linear in √β) rescaled to zero terminal SNR, in float64 straight from
+ * Lin et al. 2024, Algorithm 1: √ᾱ shifted so that its last value is 0, then scaled so that its first value
+ * is unchanged. The last entry is exactly 0.
+ */
+export function zeroSnrAlphaBarByHand(betaStart: number, betaEnd: number, T: number): number[] {
+  const [a, b] = [Math.sqrt(betaStart), Math.sqrt(betaEnd)];
+  let alphaBar = 1;
+  const root = Array.from({ length: T }, (_, i) => {
+    alphaBar *= 1 - (a + ((b - a) * i) / (T - 1)) ** 2;
+    return Math.sqrt(alphaBar);
+  });
+  const [first, last] = [root[0]!, root[T - 1]!];
+  return root.map((r) => ((r - last) * (first / (first - last))) ** 2);
+}

@@ -9,6 +9,7 @@ import { after, test } from 'node:test';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { AdamW, initParameters, Parameter } from '../../src/nn/index.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
+import { predictX0AndEps } from '../../src/schedulers/scheduler.js';
 import * as shapes from '../../src/shapes/index.js';
 import { grad, Tensor } from '../../src/tensor/index.js';
 import { Generator } from '../../src/tensor/random.js';
@@ -29,13 +30,15 @@ import {
 } from '../../src/training/shapes.js';
 import {
   buildTextToImage,
+  checkPrediction,
   minSnrWeights,
   sampleTimesteps,
   textToImageLoss,
   timestepProbabilities,
   trainingNoiseSchedule,
+  velocity,
 } from '../../src/training/text-to-image.js';
-import { buildVAE, initVAE, vaeLoss } from '../../src/training/vae.js';
+import { buildVAE, initVAE, sampleLatent, vaeLoss } from '../../src/training/vae.js';
 
 const root = mkdtempSync(join(tmpdir(), 'attnkit-train-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -153,6 +156,39 @@ test('train: an exported run loads with StableDiffusion.fromPretrained and gener
   const raw = join(root, 'exported-raw');
   assert.deepEqual(exportShapesModel(raw, run, { ema: false }), { ema: 0 });
   assert.ok(close(trained, StableDiffusion.fromPretrained(raw).unet.conv_in.weight.value));
+});
+
+test('train: a v-prediction zero-SNR run resumes with its objective and exports a DDIM that starts at t = 999', () => {
+  const run = join(root, 'vrun');
+  trainVAE(tiny(run, 1, 0));
+  const first = tiny(run, 1, 1);
+  trainTextToImage({ ...first, unet: { ...first.unet, prediction: 'v_prediction', zeroTerminalSnr: true } });
+  const again = tiny(run, 1, 2, true);
+  assert.throws(
+    () => trainTextToImage({ ...again, unet: { ...again.unet, prediction: 'epsilon' } }),
+    /trained with prediction v_prediction, asked for epsilon; a resumed run keeps its objective/,
+  );
+  trainTextToImage(again); // no flag: the run's own objective
+  const meta = readCheckpointMeta(join(run, 'unet'));
+  assert.equal(meta.step, 2);
+  assert.deepEqual(
+    [
+      (meta.extra.config as { prediction: string }).prediction,
+      (meta.extra.config as { zeroTerminalSnr: boolean }).zeroTerminalSnr,
+    ],
+    ['v_prediction', true],
+  );
+  const model = join(root, 'vexported');
+  exportShapesModel(model, run);
+  const sd = StableDiffusion.fromPretrained(model);
+  assert.equal(sd.schedulerConfig.prediction_type, 'v_prediction');
+  const ddim = sd.scheduler();
+  ddim.setTimesteps(25);
+  assert.deepEqual([ddim.timesteps[0], ddim.timesteps[1], ddim.timesteps.at(-1)], [999, 959, 39]);
+  for (const scheduler of ['ddim', 'euler', 'dpmpp2m'] as const) {
+    const { images } = sd.generate({ prompt: 'a red circle', steps: 2, guidanceScale: 3, scheduler });
+    assert.ok((images.data as Float32Array).every(Number.isFinite), scheduler);
+  }
 });
 
 test('train: the decoder stage changes only the decoder; the encoder (the latent space) stays bit for bit', () => {
@@ -341,6 +377,73 @@ test('train: an x₀-weight floor under Min-SNR-γ, worked by hand', () => {
   // without Min-SNR (γ = 0) the floor alone: SNR 9 keeps weight 1
   const alone = minSnrWeights([0.9, 0.1], [0, 1], 0, 0.5);
   assert.ok(Math.abs((alone[0] as number) - 1) < 1e-6 && Math.abs((alone[1] as number) - 4.5) < 1e-5);
+});
+
+test('train: Min-SNR-γ on the v-loss caps its x₀ weight SNR + 1 at γ, worked by hand; defined at SNR 0', () => {
+  // ᾱ = 0.5 → SNR 1 → w₀ 2 → 1;  ᾱ = 0.9 → SNR 9 → w₀ 10 → 5/10;  ᾱ = 0 → SNR 0 → w₀ 1 → 1
+  const w = minSnrWeights([0.5, 0.9, 0], [0, 1, 2], 5, 0, 'v_prediction');
+  const expected = [1, 0.5, 1];
+  for (const [i, e] of expected.entries()) {
+    assert.ok(Math.abs((w[i] as number) - e) < 1e-7, `weight ${i}: ${w[i]} ≠ ${e}`);
+  }
+  // the ε-loss has no x₀ weight at SNR 0
+  assert.throws(() => minSnrWeights([0.5, 0], [1], 5), /SNR 0 at timestep 1/);
+  assert.throws(() => checkPrediction({ zeroTerminalSnr: true }), /needs the v-prediction target/);
+  assert.throws(() => checkPrediction({ prediction: 'x0' as 'epsilon' }), /epsilon or v_prediction/);
+  checkPrediction({ prediction: 'v_prediction', zeroTerminalSnr: true });
+});
+
+test('train: the v target — worked by hand, and the scheduler reads z₀ and ε back from it', () => {
+  // ᾱ = 0.64: v = 0.8·ε − 0.6·z₀ = 0.8·1 − 0.6·2 = −0.4;  ᾱ = 0: v = −z₀
+  const z0 = Tensor.from([2, -1], [2, 1]);
+  const eps = Tensor.from([1, 3], [2, 1]);
+  assert.deepEqual(
+    [...(velocity([0.64, 0], z0, eps, [0, 1]).data as Float32Array)].map((x) => Math.round(x * 1e6) / 1e6),
+    [-0.4, 1],
+  );
+  const g = new Generator(4);
+  const [x0, e] = [g.randn([1, 4, 3, 3]), g.randn([1, 4, 3, 3])];
+  const noise = trainingNoiseSchedule({ zeroTerminalSnr: true });
+  for (const t of [0, 500, 999]) {
+    const a = noise.alphasCumprod[t] as number;
+    const back = predictX0AndEps(
+      'v_prediction',
+      velocity(noise.alphasCumprod, x0, e, [t]),
+      noise.addNoise(x0, e, [t]),
+      a,
+    );
+    assert.ok(back.x0.sub(x0).abs().max().item() < 1e-5, `x₀ at t = ${t}`);
+    assert.ok(back.eps.sub(e).abs().max().item() < 1e-5, `ε at t = ${t}`);
+  }
+  // the rescaled schedule ends in pure noise; SD's leaves √ᾱ ≈ 0.068 of the image at t = 999
+  assert.equal(noise.alphasCumprod[999], 0);
+  assert.ok(Math.abs(Math.sqrt(trainingNoiseSchedule().alphasCumprod[999] as number) - 0.068) < 0.001);
+});
+
+test('train: at t = 999 of a zero-SNR schedule the v-loss asks the UNet for −z₀ from pure noise', () => {
+  const { models, batch } = tinyTextToImage('v999');
+  const z0 = sampleLatent(models.vae.encode(batch.images), new Generator(9)).mul(models.scalingFactor);
+  const fake = (out: (zt: Tensor) => Tensor) => ({ forward: out }) as unknown as typeof models.unet;
+  // every draw t = 999 (its weight 1e9 against 1 for each other timestep)
+  const late = { strategy: 'later', multiplier: 1e9, portion: 0.001 } as const;
+  const run = (
+    out: (zt: Tensor) => Tensor,
+    o: { prediction: 'epsilon' | 'v_prediction'; minSnrGamma?: number },
+  ) =>
+    textToImageLoss(
+      { ...models, unet: fake(out), noise: trainingNoiseSchedule({ zeroTerminalSnr: true }) },
+      batch.images,
+      batch.captions,
+      new Generator(9),
+      { captionDropout: 0, timestepBias: late, ...o },
+    );
+  const v = { prediction: 'v_prediction', minSnrGamma: 5 } as const;
+  assert.ok(run(() => z0.neg(), v).loss.item() < 1e-10);
+  const zero = run((zt) => zt.mul(0), v).loss.item();
+  const z0ms = z0.pow(2).mean().item();
+  assert.ok(Math.abs(zero - z0ms) < 1e-5 * z0ms, `${zero} vs mean z₀² ${z0ms}`);
+  // the input holds nothing of the image: x_999 = ε, so echoing it meets the ε target exactly
+  assert.equal(run((zt) => zt, { prediction: 'epsilon' }).logs.mse, 0);
 });
 
 test('train: timestep bias — probabilities worked by hand, draws follow them', () => {
