@@ -15,6 +15,7 @@ interface GenerateFlags extends EfficiencyFlags {
   seed: number;
   steps: number;
   guidance: number;
+  guidanceRescale?: number;
   width?: number;
   height?: number;
   negative?: string;
@@ -33,6 +34,11 @@ export function registerGenerate(program: Command): void {
     .option('--seed <n>', 'random seed', int('--seed'), 0)
     .option('--steps <n>', 'denoising steps', int('--steps'), 25)
     .option('--guidance <w>', 'classifier-free guidance scale', float('--guidance'), 7.5)
+    .option(
+      '--guidance-rescale <phi>',
+      'rescale the guided prediction toward the conditional one’s spread (0–1; 0.7 in Lin et al. 2024)',
+      float('--guidance-rescale'),
+    )
     .option('--width <px>', 'image width', int('--width'))
     .option('--height <px>', 'image height', int('--height'))
     .option('--negative <text>', 'negative prompt')
@@ -51,6 +57,7 @@ export function registerGenerate(program: Command): void {
       negativePrompt: f.negative,
       steps: f.steps,
       guidanceScale: f.guidance,
+      ...(f.guidanceRescale !== undefined ? { guidanceRescale: f.guidanceRescale } : {}),
       seed: f.seed,
       width: f.width,
       height: f.height,

@@ -34,6 +34,13 @@ export interface GenerateOptions {
   negativePromptEmbeds?: Tensor | readonly Tensor[];
   steps?: number;
   guidanceScale?: number;
+  /**
+   * φ of guidance rescaling (Lin et al. 2024, Sec. 3.4; diffusers' `guidance_rescale`): the guided prediction
+   * is scaled to the conditional prediction's standard deviation per image, and mixed with the unscaled one,
+   * φ · rescaled + (1 − φ) · guided. It keeps strong guidance from over-exposing a zero-terminal-SNR model;
+   * the paper uses 0.7. Default 0: off.
+   */
+  guidanceRescale?: number;
   seed?: number;
   width?: number;
   height?: number;
@@ -44,6 +51,22 @@ export interface GenerateOptions {
   eta?: number;
   controllers?: readonly Controller[];
   onStep?: (e: StepEvent) => void;
+}
+
+/**
+ * Guidance rescaling (Lin et al. 2024, eq. 15–16): `guided` scaled per row to the standard deviation of `cond`
+ * over all its other axes, then φ · that + (1 − φ) · `guided`.
+ */
+export function rescaleGuidance(guided: Tensor, cond: Tensor, phi: number): Tensor {
+  const axes = guided.shape.slice(1).map((_, i) => i + 1);
+  const std = (x: Tensor) =>
+    x
+      .sub(x.mean({ axes, keepDims: true }))
+      .pow(2)
+      .mean({ axes, keepDims: true })
+      .sqrt();
+  const rescaled = guided.mul(std(cond).div(std(guided)));
+  return rescaled.mul(phi).add(guided.mul(1 - phi));
 }
 
 export interface GenerateResult {
@@ -119,6 +142,9 @@ export class StableDiffusion {
     const guidance = opts.guidanceScale ?? 7.5;
     if (!Number.isInteger(steps) || steps < 1)
       throw new Error(`generate: steps must be a positive integer, got ${steps}`);
+    const rescale = opts.guidanceRescale ?? 0;
+    if (!(rescale >= 0 && rescale <= 1))
+      throw new Error(`generate: guidanceRescale must be in [0, 1] (the paper uses 0.7), got ${rescale}`);
     const cond = this.conditionalStates(opts);
     const n = cond.shape[0] as number;
     const guided = guidance > 1;
@@ -147,13 +173,15 @@ export class StableDiffusion {
         for (const c of controllers) c.beforeStep?.({ ...info, latents });
         const ctx: AttentionContext = { ...info, controllers };
         const input = scheduler.scaleModelInput(guided ? concat([latents, latents], 0) : latents, t);
-        let eps = this.unet.forward(input, t, contextAt(step), ctx);
+        // the model's output: ε or v, as the scheduler config's prediction_type says
+        let out = this.unet.forward(input, t, contextAt(step), ctx);
         if (guided) {
           // ε̂ = ε(∅) + w · (ε(c) − ε(∅))
-          const [epsU, epsC] = eps.split(2, 0) as [Tensor, Tensor];
-          eps = epsU.add(epsC.sub(epsU).mul(guidance));
+          const [outU, outC] = out.split(2, 0) as [Tensor, Tensor];
+          out = outU.add(outC.sub(outU).mul(guidance));
+          if (rescale > 0) out = rescaleGuidance(out, outC, rescale);
         }
-        latents = scheduler.step(eps, t, latents, { eta: opts.eta }).prevSample;
+        latents = scheduler.step(out, t, latents, { eta: opts.eta }).prevSample;
         for (const c of controllers) latents = c.afterStep?.({ ...info, latents }) ?? latents;
         opts.onStep?.({ step, numSteps: info.numSteps, timestep: t, latents });
       });

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Controller } from '../../src/attention/index.js';
-import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
+import { rescaleGuidance, StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
+import { Tensor } from '../../src/tensor/index.js';
 import { goldenDir } from '../helpers/fixtures.js';
 import { golden } from '../helpers/golden.js';
 import { assertClose } from '../helpers/tolerance.js';
@@ -79,4 +80,22 @@ test('bad generation arguments are rejected with what to do', () => {
   assert.throws(() => sd.generate({ prompt: 'x', steps: 0 }), /steps must be a positive integer/);
   assert.throws(() => sd.generate({ prompt: 'x', width: 33 }), /multiples of 2/);
   assert.throws(() => sd.generate({}), /give a prompt/);
+  assert.throws(
+    () => sd.generate({ prompt: 'x', guidanceRescale: 1.5 }),
+    /guidanceRescale must be in \[0, 1\]/,
+  );
+});
+
+test('guidance rescaling, worked by hand: each row scaled to the conditional spread, then mixed by φ', () => {
+  // row 0: cond ±1 (std 1), guided ±3 + 2 (std 3) → rescaled ±1 + 2/3 → 0.7·that + 0.3·guided
+  // row 1: cond std 2, guided std 2 → unchanged
+  const cond = Tensor.from([1, -1, 1, -1, 2, -2, 2, -2], [2, 1, 2, 2]);
+  const guided = Tensor.from([5, -1, 5, -1, 0, 4, 0, 4], [2, 1, 2, 2]);
+  const got = [...(rescaleGuidance(guided, cond, 0.7).data as Float32Array)];
+  const row0 = [5, -1, 5, -1].map((g) => 0.7 * (g / 3) + 0.3 * g);
+  const want = [...row0, 0, 4, 0, 4];
+  for (const [i, w] of want.entries())
+    assert.ok(Math.abs((got[i] as number) - w) < 1e-5, `${i}: ${got[i]} ≠ ${w}`);
+  // φ = 0: the guided prediction as it was
+  assert.deepEqual(rescaleGuidance(guided, cond, 0).data, guided.data);
 });
