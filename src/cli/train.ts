@@ -296,7 +296,14 @@ export function registerTrain(program: Command): void {
           : undefined;
       const vae = history('vae');
       const unet = history('unet');
-      plotRun(flags.plot, { ...(vae ? { vae } : {}), ...(unet ? { unet } : {}) });
+      const prediction = hasCheckpoint(join(flags.run, 'unet'))
+        ? (readCheckpointMeta(join(flags.run, 'unet')).extra.config as { prediction?: string }).prediction
+        : undefined;
+      plotRun(
+        flags.plot,
+        { ...(vae ? { vae } : {}), ...(unet ? { unet } : {}) },
+        prediction === 'v_prediction' ? 'v' : 'eps',
+      );
       writeReconstructionGrid(loadTrainedVAE(flags.run), flags.recon);
       process.stdout.write(`wrote ${flags.out}, ${flags.plot} and ${flags.recon}\n`);
     });

@@ -143,6 +143,7 @@ export function plotCurves(
 export function plotRun(
   path: string,
   histories: { vae?: Record<string, number>[]; unet?: Record<string, number>[] },
+  unetTarget: 'eps' | 'v' = 'eps',
 ): void {
   const curves: Curve[] = [];
   if (histories.vae) {
@@ -154,8 +155,8 @@ export function plotRun(
   }
   if (histories.unet) {
     curves.push({
-      title: 'unet eps mse',
-      // the unweighted ε-MSE where the history has it (Min-SNR, object weighting and grounding change `loss`)
+      title: `unet ${unetTarget} mse`,
+      // the unweighted ε- (or v-) MSE where the history has it (Min-SNR, object weighting and grounding change `loss`)
       values: histories.unet.map((h) => (h.mse ?? h.loss) as number),
       colour: [40, 90, 200],
     });
