@@ -21,6 +21,7 @@ interface EvalFlags {
   start: number;
   steps: number;
   guidance: number;
+  guidanceRescale?: number;
   scheduler: SchedulerName;
   batch: number;
   heatmaps?: number | true;
@@ -47,6 +48,11 @@ export function registerEval(program: Command): void {
     .option('--start <i>', 'first held-out prompt index', int('--start'), 0)
     .option('--steps <n>', 'denoising steps', int('--steps'), 25)
     .option('--guidance <w>', 'classifier-free guidance scale', float('--guidance'), 5)
+    .option(
+      '--guidance-rescale <phi>',
+      'rescale the guided prediction (0–1; 0.7 in Lin et al. 2024; default off)',
+      float('--guidance-rescale'),
+    )
     .option('--scheduler <name>', 'ddim | ddpm | euler | dpmpp2m | pndm', 'ddim')
     .option('--batch <n>', 'prompts per generate call', int('--batch'), 16)
     .option(
@@ -95,6 +101,7 @@ export function registerEval(program: Command): void {
         start: f.start,
         steps: f.steps,
         guidanceScale: f.guidance,
+        ...(f.guidanceRescale !== undefined ? { guidanceRescale: f.guidanceRescale } : {}),
         scheduler: f.scheduler,
         batchSize: f.batch,
         heatMaps,

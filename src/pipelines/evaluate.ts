@@ -104,6 +104,8 @@ export interface ShapesEvalOptions {
   steps?: number;
   /** Classifier-free guidance (default 5). */
   guidanceScale?: number;
+  /** Guidance rescaling φ (generate's `guidanceRescale`; default 0: off). */
+  guidanceRescale?: number;
   /** Default 'ddim'. */
   scheduler?: SchedulerName;
   /** Prompts per generate call (default 16). */
@@ -193,6 +195,8 @@ export interface ShapesEvalRun {
     seeds: [number, number];
     steps: number;
     guidanceScale: number;
+    /** Present when guidance was rescaled. */
+    guidanceRescale?: number;
     scheduler: SchedulerName;
     batchSize: number;
     /** 'generate' (the default) or 'reconstruct' (VAE round trips of the rendered scenes). */
@@ -281,6 +285,7 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
           ),
           steps,
           guidanceScale,
+          ...(opts.guidanceRescale ? { guidanceRescale: opts.guidanceRescale } : {}),
           scheduler,
           controllers: store ? [store] : [],
           onStep: (e) => opts.onStep?.(e.step + 1, e.numSteps),
@@ -342,6 +347,7 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
       seeds: [heldOutSeed(start), heldOutSeed(start + generated - 1)],
       steps,
       guidanceScale,
+      ...(opts.guidanceRescale ? { guidanceRescale: opts.guidanceRescale } : {}),
       scheduler,
       batchSize,
       mode: opts.reconstruct ? 'reconstruct' : 'generate',
@@ -456,7 +462,8 @@ export function formatEvalRun(run: ShapesEvalRun): string {
     `${c.mode === 'reconstruct' ? 'VAE round trips of the rendered scenes of ' : ''}` +
       `held-out prompts ${c.start}..${c.start + c.prompts - 1} (scene seeds ${c.seeds[0]}..${c.seeds[1]})` +
       `${c.prompts < c.asked ? ` — ${c.prompts} of the ${c.asked} asked, the time budget ran out` : ''}, ` +
-      `${c.scheduler} ${c.steps} steps, guidance ${c.guidanceScale}, ${run.seconds.toFixed(1)} s`,
+      `${c.scheduler} ${c.steps} steps, guidance ${c.guidanceScale}` +
+      `${c.guidanceRescale ? ` rescaled by ${c.guidanceRescale}` : ''}, ${run.seconds.toFixed(1)} s`,
     '',
     ...alignRows([['target', 'measured', 'goal', ''], ...headlineRows(run)]),
   ];
