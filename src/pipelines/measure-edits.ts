@@ -1,8 +1,8 @@
 // The issue-5 measurements of attention control on a Shapes model, scored with ShapesEval over many seeds:
 //
-//   colour-swap  Prompt-to-Prompt word swap of an object's colour (AttentionReplace) against plain regeneration
-//                of the target prompt from the same noise: new colour rate, object mask IoU with the source,
-//                mean abs error outside the object.
+//   colour-swap  Prompt-to-Prompt word swap of an object's colour (AttentionReplace, alone and with LocalBlend
+//                on the two colour words) against plain regeneration of the target prompt from the same noise:
+//                new colour rate, object mask IoU with the source, mean abs error outside the object.
 //   shape-swap   word swap of a shape with LocalBlend on the two shape words: the other objects' mask IoU.
 //   reweight     AttentionReweight of one word over 3 weights: the object's area and saturation.
 //   heatmaps     DAAM heat-maps of each object's words on rendered scenes (true masks), read from the
@@ -418,21 +418,32 @@ export function measureColourSwap(sd: StableDiffusion, o: ResolvedOptions): Swap
     const target = replaceWord(caption, caption.objects[0]!.color.index, colour);
     return { seed, scene, caption, target };
   });
-  const jobs = items.map(
-    (it): Job => ({
+  const jobs = items.map((it): Job => {
+    const pair = [it.caption.text, it.target];
+    const colours = [
+      it.caption.objects[0]!.color.word,
+      it.target.split(' ')[it.caption.objects[0]!.color.index]!,
+    ];
+    // rows: source, replaced, plain regeneration, and a second source + target pair edited with LocalBlend on
+    // the two colour words (all from the same noise)
+    return {
       seed: it.seed,
-      prompts: [it.caption.text, it.target, it.target],
+      prompts: [...pair, it.target, ...pair],
       groups: [
+        { prompts: [0, 1], controllers: [new AttentionReplace(editOptions(sd, pair))] },
         {
-          prompts: [0, 1],
-          controllers: [new AttentionReplace(editOptions(sd, [it.caption.text, it.target]))],
+          prompts: [3, 4],
+          controllers: [
+            new AttentionReplace(editOptions(sd, pair)),
+            new LocalBlend({ tokenizer: sd.tokenizer, prompts: pair, words: colours }),
+          ],
         },
       ],
-    }),
-  );
+    };
+  });
   const images = runJobs(sd, jobs, o, (d) => o.progress('colour-swap', d, jobs.length));
   const rows = items.slice(0, images.length).map((it, k): SwapRow => {
-    const [src, replaced, plain] = images[k]!;
+    const [src, replaced, plain, , blended] = images[k]!;
     const srcReport = evaluate(src!, it.caption.text);
     return {
       seed: it.seed,
@@ -441,6 +452,7 @@ export function measureColourSwap(sd: StableDiffusion, o: ResolvedOptions): Swap
       sourceValid: rightObject(srcReport.objects[0]),
       perMethod: {
         replace: scoreSwap(src!, srcReport, replaced!, it.target, 'color'),
+        'replace+blend': scoreSwap(src!, srcReport, blended!, it.target, 'color'),
         none: scoreSwap(src!, srcReport, plain!, it.target, 'color'),
       },
     };
@@ -448,7 +460,11 @@ export function measureColourSwap(sd: StableDiffusion, o: ResolvedOptions): Swap
   return {
     kind: 'colour',
     seeds: rows.length,
-    methods: { replace: summarizeSwap(rows, 'replace', 0.8), none: summarizeSwap(rows, 'none', 0.8) },
+    methods: {
+      replace: summarizeSwap(rows, 'replace', 0.8),
+      'replace+blend': summarizeSwap(rows, 'replace+blend', 0.8),
+      none: summarizeSwap(rows, 'none', 0.8),
+    },
     rows,
   };
 }
@@ -1034,7 +1050,7 @@ interface ResolvedOptions {
  * measured on the Shapes architecture: how a time budget is shared.
  */
 export const MEASUREMENT_COST: Readonly<Record<MeasurementName, number>> = {
-  'colour-swap': 3,
+  'colour-swap': 5,
   'shape-swap': 2.5,
   reweight: 3,
   heatmaps: 0.6,
@@ -1153,6 +1169,17 @@ export function editsMarkdown(r: EditMeasurements): string {
             pc(rep.iouAtLeast),
             f2(rep.meanMaeOutside),
           ],
+          ...(s.methods['replace+blend']
+            ? [
+                [
+                  'AttentionReplace + LocalBlend (the two colour words)',
+                  pc(s.methods['replace+blend'].changedRate),
+                  f2(s.methods['replace+blend'].meanIoU, 3),
+                  pc(s.methods['replace+blend'].iouAtLeast),
+                  f2(s.methods['replace+blend'].meanMaeOutside),
+                ],
+              ]
+            : []),
           [
             'plain regeneration, same seed',
             pc(none.changedRate),

@@ -93,7 +93,7 @@ test('measure: every measurement runs end to end on tiny-sd-a (one batch each wi
   assert.deepEqual(seen, [...MEASUREMENTS]);
   assert.deepEqual(Object.keys(r.seconds), [...MEASUREMENTS]);
   assert.equal(r.colourSwap!.seeds, 1);
-  assert.deepEqual(Object.keys(r.colourSwap!.methods), ['replace', 'none']);
+  assert.deepEqual(Object.keys(r.colourSwap!.methods), ['replace', 'replace+blend', 'none']);
   assert.equal(r.colourSwap!.rows.length, 1);
   assert.deepEqual(Object.keys(r.shapeSwap!.methods), ['replace+blend']);
   assert.equal(r.shapeSwap!.seeds, 1);
