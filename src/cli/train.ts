@@ -290,15 +290,12 @@ export function registerTrain(program: Command): void {
     .action((flags: { run: string; out: string; plot: string; recon: string; ema: boolean }) => {
       const { ema } = exportShapesModel(flags.out, flags.run, { ema: flags.ema });
       if (ema) process.stdout.write(`unet and text encoder: the moving average of ${ema} updates\n`);
-      const history = (stage: string) =>
-        hasCheckpoint(join(flags.run, stage))
-          ? readCheckpointMeta(join(flags.run, stage)).history
-          : undefined;
-      const vae = history('vae');
-      const unet = history('unet');
-      const prediction = hasCheckpoint(join(flags.run, 'unet'))
-        ? (readCheckpointMeta(join(flags.run, 'unet')).extra.config as { prediction?: string }).prediction
-        : undefined;
+      const meta = (stage: string) =>
+        hasCheckpoint(join(flags.run, stage)) ? readCheckpointMeta(join(flags.run, stage)) : undefined;
+      const vae = meta('vae')?.history;
+      const unetMeta = meta('unet');
+      const unet = unetMeta?.history;
+      const prediction = (unetMeta?.extra.config as { prediction?: string } | undefined)?.prediction;
       plotRun(
         flags.plot,
         { ...(vae ? { vae } : {}), ...(unet ? { unet } : {}) },

@@ -416,14 +416,11 @@ export function measureColourSwap(sd: StableDiffusion, o: ResolvedOptions): Swap
     const free = COLORS.filter((c) => !scene.objects.some((x) => x.color === c));
     const colour = free[seed % free.length]!;
     const target = replaceWord(caption, caption.objects[0]!.color.index, colour);
-    return { seed, scene, caption, target };
+    return { seed, scene, caption, target, colour };
   });
   const jobs = items.map((it): Job => {
     const pair = [it.caption.text, it.target];
-    const colours = [
-      it.caption.objects[0]!.color.word,
-      it.target.split(' ')[it.caption.objects[0]!.color.index]!,
-    ];
+    const colours = [it.caption.objects[0]!.color.word, it.colour];
     // rows: source, replaced, plain regeneration, and a second source + target pair edited with LocalBlend on
     // the two colour words (all from the same noise)
     return {

@@ -23,6 +23,7 @@ import type { CLIPTokenizer } from '../models/clip-tokenizer.js';
 import type { JsonConfig } from '../models/config.js';
 import { UNet2DConditionModel } from '../models/unet2d-condition.js';
 import { DDPMScheduler } from '../schedulers/index.js';
+import { perRow } from '../schedulers/scheduler.js';
 import { noGrad, Tensor } from '../tensor/index.js';
 import type { Generator } from '../tensor/random.js';
 import type { ObjectWord } from './data.js';
@@ -254,9 +255,9 @@ export function velocity(
   t: readonly number[],
 ): Tensor {
   const col = (f: (a: number) => number) =>
-    new Tensor(
-      Float32Array.from(t, (ti) => f(alphasCumprod[ti] as number)),
-      [t.length, ...z0.shape.slice(1).map(() => 1)],
+    perRow(
+      t.map((ti) => f(alphasCumprod[ti] as number)),
+      z0,
     );
   return eps.mul(col((a) => Math.sqrt(a))).sub(z0.mul(col((a) => Math.sqrt(1 - a))));
 }

@@ -11,7 +11,7 @@ import {
 } from '../../src/schedulers/index.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { Generator } from '../../src/tensor/random.js';
-import { assertMaxAbs, standInModel, zeroSnrAlphaBarByHand } from './helpers.js';
+import { assertMaxAbs, standInModel, ZERO_SNR_DDIM, zeroSnrAlphaBar } from './helpers.js';
 
 test('DPM-Solver++ of order 1 is DDIM (η = 0) on the same timesteps', () => {
   const common = {
@@ -106,27 +106,6 @@ test('DPM-Solver++ lambda_min_clipped drops the timesteps with λ_t below it (co
   for (const t of s.timesteps) assert.ok(lambda(t) >= -5.1 - 1e-4, `λ_${t} = ${lambda(t)}`);
   assert.ok(lambda(s.timesteps[0]! + 2) < -5.1, 'the clip cuts just above the first timestep');
 });
-
-/** A zero-terminal-SNR v-prediction DDIM config on SD's schedule, as a trained zero-SNR run exports it. */
-const ZERO_SNR_DDIM = {
-  _class_name: 'DDIMScheduler',
-  beta_schedule: 'scaled_linear',
-  beta_start: 0.00085,
-  beta_end: 0.012,
-  clip_sample: false,
-  set_alpha_to_one: false,
-  prediction_type: 'v_prediction',
-  rescale_betas_zero_snr: true,
-  timestep_spacing: 'trailing',
-  steps_offset: 0,
-};
-
-/** Lin et al.'s rescaled ᾱ by hand, with ᾱ_T = 0 replaced by 2⁻²⁴ as diffusers does (λ_T finite). */
-function zeroSnrAlphaBar(): number[] {
-  const alphaBar = zeroSnrAlphaBarByHand(0.00085, 0.012, 1000);
-  alphaBar[999] = 2 ** -24;
-  return alphaBar;
-}
 
 test('DPM-Solver++ with zero terminal SNR: ᾱ of Lin et al. Algorithm 1, ᾱ_T = 2⁻²⁴, trailing from t = 999', () => {
   const s = schedulerFromConfig(ZERO_SNR_DDIM, 'dpmpp2m');

@@ -7,7 +7,7 @@ import { EulerDiscreteScheduler, loadScheduler, schedulerFromConfig } from '../.
 import { Tensor } from '../../src/tensor/index.js';
 import { Generator } from '../../src/tensor/random.js';
 import { goldenDir } from '../helpers/fixtures.js';
-import { assertMaxAbs, zeroSnrAlphaBarByHand } from './helpers.js';
+import { assertMaxAbs, ZERO_SNR_DDIM, zeroSnrAlphaBar } from './helpers.js';
 
 /** σ_max = √((1 − ᾱ_T)/ᾱ_T) of a linear β schedule, in float64 straight from the definition. */
 function sigmaMaxLinear(betaStart: number, betaEnd: number, T: number): number {
@@ -131,27 +131,6 @@ test('Euler addNoise: x = x_0 + σ_t ε', () => {
     'rows',
   );
 });
-
-/** A zero-terminal-SNR v-prediction DDIM config on SD's schedule, as a trained zero-SNR run exports it. */
-const ZERO_SNR_DDIM = {
-  _class_name: 'DDIMScheduler',
-  beta_schedule: 'scaled_linear',
-  beta_start: 0.00085,
-  beta_end: 0.012,
-  clip_sample: false,
-  set_alpha_to_one: false,
-  prediction_type: 'v_prediction',
-  rescale_betas_zero_snr: true,
-  timestep_spacing: 'trailing',
-  steps_offset: 0,
-};
-
-/** Lin et al.'s rescaled ᾱ by hand, with ᾱ_T = 0 replaced by 2⁻²⁴ as diffusers does (σ_T finite). */
-function zeroSnrAlphaBar(): number[] {
-  const alphaBar = zeroSnrAlphaBarByHand(0.00085, 0.012, 1000);
-  alphaBar[999] = 2 ** -24;
-  return alphaBar;
-}
 
 test('Euler with zero terminal SNR: σ_0 = √((1 − 2⁻²⁴)/2⁻²⁴), the rest √((1 − ᾱ)/ᾱ) of Lin et al.', () => {
   const s = schedulerFromConfig(ZERO_SNR_DDIM, 'euler') as EulerDiscreteScheduler;

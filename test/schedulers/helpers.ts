@@ -40,3 +40,27 @@ export function zeroSnrAlphaBarByHand(betaStart: number, betaEnd: number, T: num
   const [first, last] = [root[0]!, root[T - 1]!];
   return root.map((r) => ((r - last) * (first / (first - last))) ** 2);
 }
+
+/** A zero-terminal-SNR v-prediction DDIM config on SD's schedule, as a trained zero-SNR run exports it. */
+export const ZERO_SNR_DDIM = {
+  _class_name: 'DDIMScheduler',
+  beta_schedule: 'scaled_linear',
+  beta_start: 0.00085,
+  beta_end: 0.012,
+  clip_sample: false,
+  set_alpha_to_one: false,
+  prediction_type: 'v_prediction',
+  rescale_betas_zero_snr: true,
+  timestep_spacing: 'trailing',
+  steps_offset: 0,
+};
+
+/**
+ * ZERO_SNR_DDIM's ᾱ by hand (Lin et al.'s rescaling), with ᾱ_T = 0 replaced by 2⁻²⁴ as diffusers' Euler and
+ * DPM-Solver do (σ_T and λ_T finite).
+ */
+export function zeroSnrAlphaBar(): number[] {
+  const alphaBar = zeroSnrAlphaBarByHand(0.00085, 0.012, 1000);
+  alphaBar[999] = 2 ** -24;
+  return alphaBar;
+}
