@@ -20,6 +20,7 @@ import {
   type Caption,
   captionOf,
   type DetectedObject,
+  type Detection,
   type EvalSummary,
   evaluate,
   formatSummary,
@@ -95,6 +96,27 @@ export function detectedMask(d: DetectedObject, width: number, height: number): 
   return Float32Array.from(cover, (c) => (c >= 0.5 ? 1 : 0));
 }
 
+/**
+ * The union of the detected templates of every detected object with this colour and shape: all the copies of
+ * an object a generated image shows (a model that draws "a red circle" twice), or null when there is none.
+ */
+export function copiesMask(
+  detection: Detection,
+  object: { color: string; shape: string },
+  width: number,
+  height: number,
+): Float32Array | null {
+  const copies = detection.objects.filter((d) => d.color === object.color && d.shape === object.shape);
+  if (copies.length === 0) return null;
+  const out = new Float32Array(width * height);
+  for (const d of copies) {
+    detectedMask(d, width, height).forEach((v, p) => {
+      if (v > 0) out[p] = 1;
+    });
+  }
+  return out;
+}
+
 export interface ShapesEvalOptions {
   /** Number of held-out prompts (default 200). */
   prompts?: number;
@@ -150,6 +172,8 @@ export interface HeatMapObjectScore {
   matched: boolean;
   iou: number | null;
   iouOtsu: number | null;
+  /** IoU (at `threshold`) with every detected copy of the object (its colour and shape), matched or not. */
+  iouCopies?: number | null;
   /** Fraction of the image the thresholded map covers. */
   area: number | null;
 }
@@ -171,6 +195,8 @@ export interface HeatMapEval {
   meanIoUOtsu: number | null;
   /** Mean IoU counting unmatched objects as 0. */
   meanIoUWithMissing: number | null;
+  /** Mean IoU with every copy of the object (`copiesMask`), over the matched objects. */
+  meanIoUCopies?: number | null;
   maskSource: string;
   perObject: HeatMapObjectScore[];
 }
@@ -330,6 +356,8 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
           const truth = detectedMask(detected, width, height);
           score.iou = maskIoU(fixed, truth);
           score.iouOtsu = maskIoU(otsu, truth);
+          const copies = copiesMask(report.detection, detected, width, height);
+          score.iouCopies = copies ? maskIoU(fixed, copies) : null;
           score.area = (fixed.data as Float32Array).reduce((a, v) => a + v, 0) / (width * height);
         }
         heat.push(score);
@@ -370,6 +398,7 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
       meanIoU: mean(matched.map((h) => h.iou!)),
       meanIoUOtsu: mean(matched.map((h) => h.iouOtsu!)),
       meanIoUWithMissing: mean(heat.map((h) => h.iou ?? 0)),
+      meanIoUCopies: mean(matched.map((h) => h.iouCopies ?? 0)),
       maskSource:
         'generated images have no ground truth: each object mask is the template (shape, centre, scale) that ' +
         "ShapesEval's detector fitted to the detected object matched to the prompt object, rasterised at " +
@@ -441,6 +470,13 @@ export function headlineRows(run: ShapesEvalRun): [string, string, string, strin
       '',
       '',
     ]);
+    if (m.meanIoUCopies !== undefined)
+      rows.push([
+        '  same, mask of every detected copy of the object',
+        m.meanIoUCopies === null ? '—' : m.meanIoUCopies.toFixed(3),
+        '',
+        '',
+      ]);
   }
   return rows;
 }

@@ -51,7 +51,7 @@ import {
 } from '../shapes/index.js';
 import { concat, noGrad, Tensor } from '../tensor/index.js';
 import { initialNoise } from './edit.js';
-import { detectedMask, heatStepRange, heldOutSeed } from './evaluate.js';
+import { copiesMask, detectedMask, heatStepRange, heldOutSeed } from './evaluate.js';
 import { defaultPnPLayers, defaultStartLayer } from './feature-edit.js';
 import { type DDIMInversion, nullTextInversionBatch } from './inversion.js';
 import type { StableDiffusion } from './stable-diffusion.js';
@@ -333,7 +333,23 @@ export interface SwapRow {
   target: string;
   /** The source object is there with its colour and shape. */
   sourceValid: boolean;
-  perMethod: Record<string, { changed: boolean; iou: number; maeOutside: number; othersIoU: number[] }>;
+  perMethod: Record<string, SwapScore>;
+}
+
+/** One edited image against its source. */
+export interface SwapScore {
+  changed: boolean;
+  /** IoU of the matched object's detected masks (source vs edited). */
+  iou: number;
+  maeOutside: number;
+  othersIoU: number[];
+  /**
+   * The same three with every detected copy of each object (`copiesMask`) instead of the matched one: a model
+   * that draws an object twice matches either copy, so the matched masks can be different copies.
+   */
+  iouCopies?: number;
+  maeOutsideCopies?: number;
+  othersIoUCopies?: number[];
 }
 
 export interface SwapMethodSummary {
@@ -349,6 +365,12 @@ export interface SwapMethodSummary {
   othersMeanIoU: number | null;
   othersAtLeast: number | null;
   othersCount: number;
+  /** With every copy of each object (`SwapScore.iouCopies`). */
+  meanIoUCopies?: number | null;
+  iouCopiesAtLeast?: number | null;
+  meanMaeOutsideCopies?: number | null;
+  othersMeanIoUCopies?: number | null;
+  othersCopiesAtLeast?: number | null;
 }
 
 export interface SwapResult {
@@ -362,6 +384,8 @@ function summarizeSwap(rows: readonly SwapRow[], method: string, iouTarget: numb
   const valid = rows.filter((r) => r.sourceValid);
   const m = valid.map((r) => r.perMethod[method]!);
   const others = m.flatMap((x) => x.othersIoU);
+  const othersCopies = m.flatMap((x) => x.othersIoUCopies ?? []);
+  const copies = m.map((x) => x.iouCopies ?? 0);
   return {
     scenes: valid.length,
     changedRate: rate(m.map((x) => x.changed)),
@@ -371,6 +395,11 @@ function summarizeSwap(rows: readonly SwapRow[], method: string, iouTarget: numb
     othersMeanIoU: mean(others),
     othersAtLeast: rate(others.map((v) => v >= 0.9)),
     othersCount: others.length,
+    meanIoUCopies: mean(copies),
+    iouCopiesAtLeast: rate(copies.map((v) => v >= iouTarget)),
+    meanMaeOutsideCopies: mean(m.map((x) => x.maeOutsideCopies ?? 0)),
+    othersMeanIoUCopies: mean(othersCopies),
+    othersCopiesAtLeast: rate(othersCopies.map((v) => v >= 0.9)),
   };
 }
 
@@ -381,7 +410,7 @@ export function scoreSwap(
   edited: Tensor,
   target: string,
   attribute: 'color' | 'shape',
-): { changed: boolean; iou: number; maeOutside: number; othersIoU: number[] } {
+): SwapScore {
   const report = evaluate(edited, target);
   const obj = report.objects[0]!;
   const srcMask = maskOf(sourceReport.objects[0], source);
@@ -393,12 +422,22 @@ export function scoreSwap(
     w * h,
   );
   const outside = dilate(objectArea, w, h, 2).map((v) => 1 - v);
+  const copiesOf = (r: SceneReport, j: number) => copiesMask(r.detection, r.objects[j]!.spec, w, h);
+  const [srcCopies, tgtCopies] = [copiesOf(sourceReport, 0), copiesOf(report, 0)];
+  const copiesArea = unionMask(
+    [srcCopies, tgtCopies].filter((m): m is Float32Array => m !== null),
+    w * h,
+  );
+  const outsideCopies = dilate(copiesArea, w, h, 2).map((v) => 1 - v);
   const othersIoU: number[] = [];
+  const othersIoUCopies: number[] = [];
   sourceReport.objects.forEach((s, j) => {
     if (j === 0 || !rightObject(s)) return;
     const a = maskOf(s, source)!;
     const b = maskOf(report.objects[j], edited);
     othersIoU.push(b ? maskIoU(a, b) : 0);
+    const [ca, cb] = [copiesOf(sourceReport, j), copiesOf(report, j)];
+    othersIoUCopies.push(ca && cb ? maskIoU(ca, cb) : 0);
   });
   const other = attribute === 'color' ? obj.shape : obj.color;
   return {
@@ -406,6 +445,9 @@ export function scoreSwap(
     iou,
     maeOutside: meanAbsError(source, edited, outside),
     othersIoU,
+    iouCopies: srcCopies && tgtCopies ? maskIoU(srcCopies, tgtCopies) : 0,
+    maeOutsideCopies: meanAbsError(source, edited, outsideCopies),
+    othersIoUCopies,
   };
 }
 
@@ -1147,6 +1189,16 @@ export function editsMarkdown(r: EditMeasurements): string {
     const s = r.colourSwap;
     const rep = s.methods.replace!;
     const none = s.methods.none!;
+    const row = (name: string, x: SwapMethodSummary) => [
+      name,
+      pc(x.changedRate),
+      f2(x.meanIoU, 3),
+      pc(x.iouAtLeast),
+      f2(x.meanMaeOutside),
+      f2(x.meanIoUCopies, 3),
+      f2(x.meanMaeOutsideCopies),
+    ];
+    const blend = s.methods['replace+blend'];
     out.push(
       `### Colour word swap (AttentionReplace) — ${s.seeds} seeds, ${rep.scenes} with the source object right${secs('colour-swap')}`,
       '',
@@ -1157,38 +1209,21 @@ export function editsMarkdown(r: EditMeasurements): string {
           'object IoU with source (mean)',
           'IoU ≥ 0.8',
           'mean abs error outside object',
+          'IoU, every copy of the object',
+          'error outside every copy',
         ],
         [
-          [
-            'AttentionReplace',
-            pc(rep.changedRate),
-            f2(rep.meanIoU, 3),
-            pc(rep.iouAtLeast),
-            f2(rep.meanMaeOutside),
-          ],
-          ...(s.methods['replace+blend']
-            ? [
-                [
-                  'AttentionReplace + LocalBlend (the two colour words)',
-                  pc(s.methods['replace+blend'].changedRate),
-                  f2(s.methods['replace+blend'].meanIoU, 3),
-                  pc(s.methods['replace+blend'].iouAtLeast),
-                  f2(s.methods['replace+blend'].meanMaeOutside),
-                ],
-              ]
-            : []),
-          [
-            'plain regeneration, same seed',
-            pc(none.changedRate),
-            f2(none.meanIoU, 3),
-            pc(none.iouAtLeast),
-            f2(none.meanMaeOutside),
-          ],
+          row('AttentionReplace', rep),
+          ...(blend ? [row('AttentionReplace + LocalBlend (the two colour words)', blend)] : []),
+          row('plain regeneration, same seed', none),
         ],
       ),
       '',
       `Targets: new colour ≥ 80% (${ok(rep.changedRate, (x) => x >= 0.8)}), object IoU ≥ 0.8 (${ok(rep.meanIoU, (x) => x >= 0.8)}), ` +
         `regeneration worse on layout (${ok(rep.meanIoU !== null && none.meanIoU !== null ? rep.meanIoU - none.meanIoU : null, (x) => x > 0)}).`,
+      '',
+      '"Every copy": the masks of all detected objects with the object\'s colour and shape (source: old colour, ' +
+        'edited: new colour), because the model often draws an object twice and ShapesEval then matches either copy.',
       '',
     );
   }
@@ -1206,6 +1241,8 @@ export function editsMarkdown(r: EditMeasurements): string {
           'others IoU ≥ 0.9',
           'edited object IoU',
           'error outside object',
+          'others IoU, every copy',
+          'others IoU ≥ 0.9, every copy',
         ],
         [
           [
@@ -1215,6 +1252,8 @@ export function editsMarkdown(r: EditMeasurements): string {
             pc(b.othersAtLeast),
             f2(b.meanIoU, 3),
             f2(b.meanMaeOutside),
+            f2(b.othersMeanIoUCopies, 3),
+            pc(b.othersCopiesAtLeast),
           ],
         ],
       ),

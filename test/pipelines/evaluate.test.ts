@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
+  copiesMask,
   detectedMask,
   evalRunJSON,
   formatEvalRun,
@@ -74,6 +75,21 @@ test("eval: the detector's fitted template matches the ground-truth mask of rend
       assert.ok(iou > 0.85, `seed ${scene.seed} object ${j}: template IoU ${iou}`);
     }
   }
+});
+
+test('eval: copiesMask is the union of every detected object of a colour and shape', () => {
+  const scene = sampleScene(HELD_OUT_SEED_BASE + 3, { objects: 1 });
+  const o = scene.objects[0]!;
+  const copy = { ...o, cx: 63 - o.cx, cy: 63 - o.cy };
+  const { image, masks } = renderScene({ ...scene, objects: [o, copy] });
+  const detection = detectObjects(image);
+  const union = copiesMask(detection, o, scene.width, scene.height);
+  assert.ok(union);
+  const [m0, m1] = masks.map((m) => m.mask.data as Float32Array);
+  const truth = m0!.map((v, p) => Math.max(v, m1![p]!));
+  assert.ok(maskIoU(union, truth) > 0.85, `union IoU ${maskIoU(union, truth)}`);
+  const other = o.color === 'red' ? 'blue' : 'red';
+  assert.equal(copiesMask(detection, { color: other, shape: o.shape }, scene.width, scene.height), null);
 });
 
 test('eval: runs end to end on tiny-sd-a and gives a well-formed table and JSON', () => {

@@ -49,6 +49,10 @@ test('measure: a rendered colour swap scores as changed, same mask, nothing chan
   assert.ok(s.maeOutside < 1e-3, `outside error ${s.maeOutside}`);
   assert.equal(s.othersIoU.length, 1);
   assert.ok(s.othersIoU[0]! > 0.95);
+  assert.ok(
+    s.iouCopies! > 0.95 && s.othersIoUCopies![0]! > 0.95,
+    `copies ${s.iouCopies} ${s.othersIoUCopies}`,
+  );
   // the unedited source is not "changed", and a different scene moves the object
   assert.equal(
     scoreSwap(source, evaluate(source, caption), source, captionOf(swapped).text, 'color').changed,
@@ -58,6 +62,40 @@ test('measure: a rendered colour swap scores as changed, same mask, nothing chan
   assert.ok(
     scoreSwap(source, evaluate(source, caption), other, captionOf(swapped).text, 'color').maeOutside > 1,
   );
+});
+
+test('measure: with every copy of an object, a model that draws it twice is scored on both copies', () => {
+  // one object, drawn twice: the second a copy of the first in another cell (the caption names one)
+  const scene = sampleScene(heldOutSeed(7), { objects: 1 });
+  const first = scene.objects[0]!;
+  const copy = { ...first, cx: 63 - first.cx, cy: 63 - first.cy };
+  const twice = { ...scene, objects: [first, copy] };
+  const colour = first.color === 'cyan' ? ('white' as const) : ('cyan' as const);
+  const recolour = (o: typeof first) => ({ ...o, color: colour });
+  const caption = captionOf(scene);
+  const target = caption.words.map((w, i) => (i === caption.objects[0]!.color.index ? colour : w)).join(' ');
+  const source = renderScene(twice).image;
+  const report = evaluate(source, caption.text);
+  // both copies recoloured: every copy keeps its mask, nothing else changes
+  const both = scoreSwap(
+    source,
+    report,
+    renderScene({ ...twice, objects: twice.objects.map(recolour) }).image,
+    target,
+    'color',
+  );
+  assert.ok(both.iouCopies! > 0.95, `iou of copies ${both.iouCopies}`);
+  assert.ok(both.maeOutsideCopies! < 1e-3, `outside every copy ${both.maeOutsideCopies}`);
+  // one copy recoloured and the other gone: two equal masks against one, IoU 1/2
+  const one = scoreSwap(
+    source,
+    report,
+    renderScene({ ...twice, objects: [recolour(first)] }).image,
+    target,
+    'color',
+  );
+  assert.ok(Math.abs(one.iouCopies! - 0.5) < 0.03, `iou of copies ${one.iouCopies}`);
+  assert.ok(one.maeOutsideCopies! < 1e-3, "the vanished copy is inside the copies' region");
 });
 
 test('measure: image utilities (PSNR, mean abs error, colour statistics, dilation)', () => {
