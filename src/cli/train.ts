@@ -80,16 +80,28 @@ function timestepBias(text: string): TimestepBias {
   return { strategy, multiplier: m, portion: p };
 }
 
-function grounding(text: string): { token: number; pixel: number } {
-  const [token, pixel = '0', ...rest] = text.split(':');
+/** `--grounding token[:pixel[:place]]`. */
+export function parseGrounding(text: string): { token: number; pixel: number; place?: number } {
+  const [token, pixel = '0', place, ...rest] = text.split(':');
   const t = Number(token);
   const p = Number(pixel);
-  if (rest.length > 0 || token === '' || !(t >= 0) || !(p >= 0) || !Number.isFinite(t + p) || t + p === 0) {
+  const w = place === undefined ? 1 : Number(place);
+  if (
+    rest.length > 0 ||
+    token === '' ||
+    place === '' ||
+    !(t >= 0) ||
+    !(p >= 0) ||
+    !(w >= 0) ||
+    !Number.isFinite(t + p + w) ||
+    t + p === 0
+  ) {
     throw new Error(
-      `train shapes: --grounding wants token[:pixel] loss weights ≥ 0, not both 0, e.g. 0.01:0.0005; got '${text}'`,
+      'train shapes: --grounding wants token[:pixel[:place]] — loss weights ≥ 0, not both 0, and the place ' +
+        `words' weight relative to the others (default 1), e.g. 0.01:0.0005 or 0.05:0.0025:4; got '${text}'`,
     );
   }
-  return { token: t, pixel: p };
+  return { token: t, pixel: p, ...(place !== undefined ? { place: w } : {}) };
 }
 
 function positive(n: number, flag: string): number {
@@ -158,9 +170,10 @@ export function registerTrain(program: Command): void {
       float('--x0-floor'),
     )
     .option(
-      '--grounding <token[:pixel]>',
+      '--grounding <token[:pixel[:place]]>',
       "unet: TokenCompose's grounding losses on the cross-attention maps of each object's words (size, " +
-        'colour, shape, place) against its mask, with these weights (the reference: 1e-3:5e-5 for SD)',
+        'colour, shape, place) against its mask, with these weights (the reference: 1e-3:5e-5 for SD); ' +
+        "place: the place words' terms weigh this many times the others' (default 1)",
     )
     .option(
       '--prediction <target>',
@@ -243,7 +256,7 @@ export function registerTrain(program: Command): void {
           ...(flags.minSnr !== undefined ? { minSnrGamma: flags.minSnr } : {}),
           ...(flags.timestepBias !== undefined ? { timestepBias: timestepBias(flags.timestepBias) } : {}),
           ...(flags.x0Floor !== undefined ? { x0WeightFloor: flags.x0Floor } : {}),
-          ...(flags.grounding !== undefined ? { grounding: grounding(flags.grounding) } : {}),
+          ...(flags.grounding !== undefined ? { grounding: parseGrounding(flags.grounding) } : {}),
           ...(flags.prediction !== undefined ? { prediction: flags.prediction as PredictionTarget } : {}),
           ...(flags.zeroSnr ? { zeroTerminalSnr: true } : {}),
           ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),

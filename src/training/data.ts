@@ -22,6 +22,8 @@ export interface ShapesBatch {
 export interface ObjectWord {
   word: number;
   coverage: Float32Array;
+  /** A content word of the object's location phrase ("top", "left"). */
+  place?: true;
 }
 
 /** Function words of location phrases ("in the top left"): they name no place, so they are not grounded. */
@@ -38,8 +40,9 @@ export function objectWords(caption: Caption, coverages: readonly Float32Array[]
     const coverage = coverages[o.object];
     if (!coverage)
       throw new Error(`objectWords: the caption names object ${o.object}, the scene has ${coverages.length}`);
-    const refs = [o.size, o.color, o.shape, ...(o.position ?? []).filter((w) => !FUNCTION_WORDS.has(w.word))];
-    for (const r of refs) if (r) out.push({ word: r.index, coverage });
+    for (const r of [o.size, o.color, o.shape]) if (r) out.push({ word: r.index, coverage });
+    for (const r of o.position ?? [])
+      if (!FUNCTION_WORDS.has(r.word)) out.push({ word: r.index, coverage, place: true });
   }
   return out;
 }

@@ -335,7 +335,14 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
         ...(c.timestepBias ? { timestepBias: c.timestepBias } : {}),
         ...(c.x0WeightFloor !== undefined ? { x0WeightFloor: c.x0WeightFloor } : {}),
         ...(c.grounding
-          ? { grounding: { words, tokenWeight: c.grounding.token, pixelWeight: c.grounding.pixel } }
+          ? {
+              grounding: {
+                words,
+                tokenWeight: c.grounding.token,
+                pixelWeight: c.grounding.pixel,
+                ...(c.grounding.place !== undefined ? { placeWeight: c.grounding.place } : {}),
+              },
+            }
           : {}),
       });
     },

@@ -64,7 +64,7 @@ export interface TextToImageConfig {
    * TokenCompose's grounding terms (methods/map/token-grounding.ts): weights of the token and pixel losses of
    * the object words' cross-attention maps against their objects' masks; 0 or absent: none.
    */
-  grounding?: { token: number; pixel: number };
+  grounding?: { token: number; pixel: number; place?: number };
   /** Extra ε-loss weight on latent pixels covering an object (as the VAE's `objectWeight`); 0 or absent: none. */
   objectWeight?: number;
   /** Timesteps drawn with a bias toward the noisy or the clean end; absent: uniformly. */
@@ -281,7 +281,13 @@ export interface TextToImageLossOptions {
    * each row's object words (`words[b]`, coverages 64 × 64) weighted by `tokenWeight` and `pixelWeight`.
    * Rows whose caption was dropped are not grounded.
    */
-  grounding?: { words: readonly (readonly ObjectWord[])[]; tokenWeight: number; pixelWeight: number };
+  grounding?: {
+    words: readonly (readonly ObjectWord[])[];
+    tokenWeight: number;
+    pixelWeight: number;
+    /** Weight of the place words' terms relative to the other words' (default 1). */
+    placeWeight?: number;
+  };
 }
 
 /** The stage-2 loss on images (B, 3, 64, 64) and captions; record gradients around it. */
@@ -347,6 +353,7 @@ export function textToImageLoss(
         : (g.words[r] ?? []).map((w) => ({
             tokens: m.tokenizer.tokenIndices(caption, w.word),
             mask: w.coverage,
+            ...(w.place && g.placeWeight !== undefined ? { weight: g.placeWeight } : {}),
           })),
     );
     const { token, pixel } = grounding.loss(words, H, W);

@@ -113,6 +113,31 @@ test('TokenGrounding: a word of two tokens sums their maps; layers average; rows
   assert.throws(() => g.loss([[]], 4, 4), /no cross-attention layer/);
 });
 
+test('TokenGrounding: a word weight multiplies its terms; the average is still over the words', () => {
+  // two rows, one word each, on the same map: row 0's object is the top-left block, row 1's the bottom-right
+  const col = [0.5, 0.3, 0.1, 0.1];
+  const both = new Tensor(new Float32Array([...probs(col).data, ...probs(col).data]), [2, 2, 4, 3]);
+  const run = (w: number) => {
+    const g = new TokenGrounding();
+    g.map({ ...call([2, 2]), batch: { guidance: ['cond', 'cond'], prompt: [0, 1] } }, both);
+    return g.loss(
+      [[{ tokens: [1], mask: mask4([[0, 0]]) }], [{ tokens: [1], mask: mask4([[3, 3]]), weight: w }]],
+      4,
+      4,
+    );
+  };
+  const [t0, t1] = [(1 - 0.5) ** 2, (1 - 0.1) ** 2];
+  const [p0, p1] = [
+    -(Math.log(0.5) + Math.log(0.7) + 2 * Math.log(0.9)) / 4,
+    -(Math.log(0.5) + Math.log(0.7) + Math.log(0.9) + Math.log(0.1)) / 4,
+  ];
+  for (const w of [1, 3, 0]) {
+    const { token, pixel } = run(w);
+    assert.ok(Math.abs(token.item() - (t0 + w * t1) / 2) < 1e-6, `weight ${w}: token ${token.item()}`);
+    assert.ok(Math.abs(pixel.item() - (p0 + w * p1) / 2) < 1e-5, `weight ${w}: pixel ${pixel.item()}`);
+  }
+});
+
 test('TokenGrounding: gradients of both terms match finite differences through the softmax', () => {
   const logits = Tensor.from(
     Array.from({ length: 1 * 2 * 4 * 3 }, (_, i) => Math.sin(i * 1.7) * 2),
@@ -176,6 +201,7 @@ test('objectWords: size, colour, shape and place words of each object, with its 
       for (const r of [o.color, o.shape, ...(o.size ? [o.size] : [])]) {
         const w = words.find((x) => x.word === r.index);
         assert.equal(w?.coverage, covers[o.object], `${caption.text}: '${r.word}' grounded on its object`);
+        assert.equal(w?.place, undefined, `${caption.text}: '${r.word}' is not a place word`);
       }
       for (const r of o.position ?? []) {
         assert.equal(
@@ -183,6 +209,7 @@ test('objectWords: size, colour, shape and place words of each object, with its 
           !['in', 'on', 'at', 'the'].includes(r.word),
           `${caption.text}: '${r.word}'`,
         );
+        if (named.has(r.index)) assert.equal(words.find((x) => x.word === r.index)?.place, true);
         sawPlace ||= named.has(r.index);
       }
     }

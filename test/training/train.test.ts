@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { parseGrounding } from '../../src/cli/train.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
 import { AdamW, initParameters, Parameter } from '../../src/nn/index.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
@@ -533,4 +534,31 @@ test('train: UNet grounding — the TokenCompose terms join the loss with their 
     }
   })(k.value);
   assert.ok((gk?.abs().max().item() ?? 0) > 0);
+  // a place weight changes the grounding terms only where the batch has place words; weight 1 is the default
+  // (this batch's captions name no place, so its first word stands in for one)
+  const marked = batch.words.map((row, r) =>
+    row.map((w, i) => (r === 0 && i === 0 ? { ...w, place: true as const } : w)),
+  );
+  const placed = (words: typeof batch.words, placeWeight?: number) =>
+    textToImageLoss(models, batch.images, batch.captions, new Generator(9), {
+      captionDropout: 0,
+      grounding: {
+        words,
+        tokenWeight: 2,
+        pixelWeight: 3,
+        ...(placeWeight !== undefined ? { placeWeight } : {}),
+      },
+    }).logs;
+  assert.equal(placed(batch.words, 5).token, token);
+  assert.equal(placed(marked, 1).token, token);
+  assert.notEqual(placed(marked, 5).token, token);
+  assert.equal(placed(marked, 5).mse, plain.logs.mse);
+});
+
+test('train: --grounding token[:pixel[:place]] parses, and bad values are errors that show the form', () => {
+  assert.deepEqual(parseGrounding('0.01'), { token: 0.01, pixel: 0 });
+  assert.deepEqual(parseGrounding('0.05:0.0025'), { token: 0.05, pixel: 0.0025 });
+  assert.deepEqual(parseGrounding('0.05:0.0025:4'), { token: 0.05, pixel: 0.0025, place: 4 });
+  for (const bad of ['0:0', '0.05:0.0025:', '0.05:0.0025:-1', '1:2:3:4', 'x', ':1'])
+    assert.throws(() => parseGrounding(bad), /token\[:pixel\[:place\]\]/, bad);
 });

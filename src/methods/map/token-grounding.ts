@@ -23,6 +23,8 @@ import { Tensor } from '../../tensor/index.js';
 export interface GroundedWord {
   tokens: readonly number[];
   mask: Float32Array;
+  /** Weight of this word's terms (default 1); the terms are still averaged over the number of words. */
+  weight?: number;
 }
 
 export interface GroundingLoss {
@@ -96,12 +98,12 @@ export class TokenGrounding implements Controller {
     const count = words.reduce((n, r) => n + r.length, 0);
     if (count === 0) return { token: Tensor.scalar(0), pixel: Tensor.scalar(0) };
 
-    // S (B, Tk, W): which tokens make up word w of row b; valid (B, W): 1 where row b has word w
+    // S (B, Tk, W): which tokens make up word w of row b; valid (B, W): the word's weight where row b has word w, else 0
     const sel = new Float32Array(b * tk * nw);
     const valid = new Float32Array(b * nw);
     words.forEach((row, r) => {
       row.forEach((g, w) => {
-        valid[r * nw + w] = 1;
+        valid[r * nw + w] = g.weight ?? 1;
         for (const t of g.tokens) {
           if (t < 0 || t >= tk)
             throw new Error(`token grounding: token ${t} is outside the ${tk} text tokens`);
