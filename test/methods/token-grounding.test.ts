@@ -116,7 +116,8 @@ test('TokenGrounding: a word of two tokens sums their maps; layers average; rows
 test('TokenGrounding: a word weight multiplies its terms; the average is still over the words', () => {
   // two rows, one word each, on the same map: row 0's object is the top-left block, row 1's the bottom-right
   const col = [0.5, 0.3, 0.1, 0.1];
-  const both = new Tensor(new Float32Array([...probs(col).data, ...probs(col).data]), [2, 2, 4, 3]);
+  const one = probs(col).data as Float32Array;
+  const both = new Tensor(new Float32Array([...one, ...one]), [2, 2, 4, 3]);
   const run = (w: number) => {
     const g = new TokenGrounding();
     g.map({ ...call([2, 2]), batch: { guidance: ['cond', 'cond'], prompt: [0, 1] } }, both);
