@@ -347,9 +347,9 @@ export interface SwapScore {
    * The same three with every detected copy of each object (`copiesMask`) instead of the matched one: a model
    * that draws an object twice matches either copy, so the matched masks can be different copies.
    */
-  iouCopies?: number;
-  maeOutsideCopies?: number;
-  othersIoUCopies?: number[];
+  iouCopies: number;
+  maeOutsideCopies: number;
+  othersIoUCopies: number[];
 }
 
 export interface SwapMethodSummary {
@@ -384,8 +384,8 @@ function summarizeSwap(rows: readonly SwapRow[], method: string, iouTarget: numb
   const valid = rows.filter((r) => r.sourceValid);
   const m = valid.map((r) => r.perMethod[method]!);
   const others = m.flatMap((x) => x.othersIoU);
-  const othersCopies = m.flatMap((x) => x.othersIoUCopies ?? []);
-  const copies = m.map((x) => x.iouCopies ?? 0);
+  const othersCopies = m.flatMap((x) => x.othersIoUCopies);
+  const copies = m.map((x) => x.iouCopies);
   return {
     scenes: valid.length,
     changedRate: rate(m.map((x) => x.changed)),
@@ -397,7 +397,7 @@ function summarizeSwap(rows: readonly SwapRow[], method: string, iouTarget: numb
     othersCount: others.length,
     meanIoUCopies: mean(copies),
     iouCopiesAtLeast: rate(copies.map((v) => v >= iouTarget)),
-    meanMaeOutsideCopies: mean(m.map((x) => x.maeOutsideCopies ?? 0)),
+    meanMaeOutsideCopies: mean(m.map((x) => x.maeOutsideCopies)),
     othersMeanIoUCopies: mean(othersCopies),
     othersCopiesAtLeast: rate(othersCopies.map((v) => v >= 0.9)),
   };
@@ -417,18 +417,19 @@ export function scoreSwap(
   const tgtMask = maskOf(obj, edited);
   const [w, h] = sizeOf(source);
   const iou = srcMask && tgtMask ? maskIoU(srcMask, tgtMask) : 0;
-  const objectArea = unionMask(
-    [srcMask, tgtMask].filter((m): m is Float32Array => m !== null),
-    w * h,
-  );
-  const outside = dilate(objectArea, w, h, 2).map((v) => 1 - v);
+  // pixels away from the masks (grown by 2): where the edit should change nothing
+  const outsideOf = (masks: readonly (Float32Array | null)[]) =>
+    dilate(
+      unionMask(
+        masks.filter((m): m is Float32Array => m !== null),
+        w * h,
+      ),
+      w,
+      h,
+      2,
+    ).map((v) => 1 - v);
   const copiesOf = (r: SceneReport, j: number) => copiesMask(r.detection, r.objects[j]!.spec, w, h);
   const [srcCopies, tgtCopies] = [copiesOf(sourceReport, 0), copiesOf(report, 0)];
-  const copiesArea = unionMask(
-    [srcCopies, tgtCopies].filter((m): m is Float32Array => m !== null),
-    w * h,
-  );
-  const outsideCopies = dilate(copiesArea, w, h, 2).map((v) => 1 - v);
   const othersIoU: number[] = [];
   const othersIoUCopies: number[] = [];
   sourceReport.objects.forEach((s, j) => {
@@ -443,10 +444,10 @@ export function scoreSwap(
   return {
     changed: obj.present && obj[attribute] && other,
     iou,
-    maeOutside: meanAbsError(source, edited, outside),
+    maeOutside: meanAbsError(source, edited, outsideOf([srcMask, tgtMask])),
     othersIoU,
     iouCopies: srcCopies && tgtCopies ? maskIoU(srcCopies, tgtCopies) : 0,
-    maeOutsideCopies: meanAbsError(source, edited, outsideCopies),
+    maeOutsideCopies: meanAbsError(source, edited, outsideOf([srcCopies, tgtCopies])),
     othersIoUCopies,
   };
 }

@@ -49,10 +49,7 @@ test('measure: a rendered colour swap scores as changed, same mask, nothing chan
   assert.ok(s.maeOutside < 1e-3, `outside error ${s.maeOutside}`);
   assert.equal(s.othersIoU.length, 1);
   assert.ok(s.othersIoU[0]! > 0.95);
-  assert.ok(
-    s.iouCopies! > 0.95 && s.othersIoUCopies![0]! > 0.95,
-    `copies ${s.iouCopies} ${s.othersIoUCopies}`,
-  );
+  assert.ok(s.iouCopies > 0.95 && s.othersIoUCopies[0]! > 0.95, `copies ${s.iouCopies} ${s.othersIoUCopies}`);
   // the unedited source is not "changed", and a different scene moves the object
   assert.equal(
     scoreSwap(source, evaluate(source, caption), source, captionOf(swapped).text, 'color').changed,
@@ -84,8 +81,8 @@ test('measure: with every copy of an object, a model that draws it twice is scor
     target,
     'color',
   );
-  assert.ok(both.iouCopies! > 0.95, `iou of copies ${both.iouCopies}`);
-  assert.ok(both.maeOutsideCopies! < 1e-3, `outside every copy ${both.maeOutsideCopies}`);
+  assert.ok(both.iouCopies > 0.95, `iou of copies ${both.iouCopies}`);
+  assert.ok(both.maeOutsideCopies < 1e-3, `outside every copy ${both.maeOutsideCopies}`);
   // one copy recoloured and the other gone: two equal masks against one, IoU 1/2
   const one = scoreSwap(
     source,
@@ -94,8 +91,8 @@ test('measure: with every copy of an object, a model that draws it twice is scor
     target,
     'color',
   );
-  assert.ok(Math.abs(one.iouCopies! - 0.5) < 0.03, `iou of copies ${one.iouCopies}`);
-  assert.ok(one.maeOutsideCopies! < 1e-3, "the vanished copy is inside the copies' region");
+  assert.ok(Math.abs(one.iouCopies - 0.5) < 0.03, `iou of copies ${one.iouCopies}`);
+  assert.ok(one.maeOutsideCopies < 1e-3, "the vanished copy is inside the copies' region");
 });
 
 test('measure: image utilities (PSNR, mean abs error, colour statistics, dilation)', () => {
