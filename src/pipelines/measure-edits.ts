@@ -11,7 +11,7 @@
 //                error against the source object, position accuracy of the target.
 //   inversion    DDIM inversion + regeneration of rendered scenes (PSNR at guidance 1 and 5, and the VAE's
 //                round trip as the ceiling), null-text inversion on a few, and a colour swap on the
-//                null-text-inverted scene (does only the named object change?).
+//                null-text-inverted scene, alone and with LocalBlend (does only the named object change?).
 //
 // Scenes are held-out (seeds ≥ 10⁹, see evaluate.ts), each measurement from its own range; each image's
 // noise is seeded by its scene seed. Many edits run in one batch: every scene's prompts are a group with its
@@ -899,6 +899,15 @@ export function measureFeature(sd: StableDiffusion, o: ResolvedOptions): Feature
 // ----------------------------------------------------------------------------------------------------------
 // inversion
 
+export interface RealEditSummary {
+  changedRate: number | null;
+  /** Other objects of the edited image against their ground-truth masks. */
+  othersMeanIoU: number | null;
+  /** Mean abs error to the rendered scene outside the edited object, and that of the reconstruction. */
+  maeOutside: number | null;
+  maeOutsideReconstruction: number | null;
+}
+
 export interface InversionResult {
   seeds: number;
   /** VAE encode → decode (the ceiling of any latent inversion). */
@@ -916,14 +925,9 @@ export interface InversionResult {
     seconds: number;
     psnr: number | null;
     /** Colour swap of object 0 on the null-text-inverted scene (P2P replace). */
-    edit: {
-      changedRate: number | null;
-      /** Other objects of the edited image against their ground-truth masks. */
-      othersMeanIoU: number | null;
-      /** Mean abs error to the rendered scene outside the edited object, and that of the reconstruction. */
-      maeOutside: number | null;
-      maeOutsideReconstruction: number | null;
-    };
+    edit: RealEditSummary;
+    /** The same swap with LocalBlend on the two colour words. */
+    editBlend: RealEditSummary;
   };
   rows: { seed: number; prompt: string; vae: number; ddim: number; ddimGuided: number; nullText?: number }[];
 }
@@ -985,7 +989,9 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
   const ntStart = performance.now();
   const ntPace = new Pace(o.deadline);
   const nt: typeof items = [];
-  const edits: { changed: boolean; others: number[]; mae: number; maeRec: number }[] = [];
+  type RealEdit = { changed: boolean; others: number[]; mae: number; maeRec: number };
+  const edits: RealEdit[] = [];
+  const blendEdits: RealEdit[] = [];
   // null-text inversion runs a batch of scenes at once (each as if alone: nullTextInversionBatch)
   for (const [ci, chunk] of chunks(inversions, o.batchPrompts).entries()) {
     if (!ntPace.fits()) break;
@@ -1003,34 +1009,54 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
       const free = COLORS.filter((c) => !it.scene.objects.some((x) => x.color === c));
       const colour: ColorName = free[it.seed % free.length]!;
       const target = replaceWord(it.caption, it.caption.objects[0]!.color.index, colour);
+      const pair = [it.caption.text, target];
+      const colours = [it.caption.objects[0]!.color.word, colour];
+      // rows: reconstruction + swap, and the same pair with LocalBlend on the two colour words
       const { images } = sd.generate({
-        prompt: [it.caption.text, target],
-        latents: concat([zT, zT], 0),
+        prompt: [...pair, ...pair],
+        latents: concat([zT, zT, zT, zT], 0),
         negativePromptEmbeds: nti.nullEmbeds,
         steps: o.steps,
         guidanceScale: o.guidanceScale,
         scheduler: 'ddim',
-        controllers: [new AttentionReplace(editOptions(sd, [it.caption.text, target]))],
+        controllers: [
+          groupControllers([
+            { prompts: [0, 1], controllers: [new AttentionReplace(editOptions(sd, pair))] },
+            {
+              prompts: [2, 3],
+              controllers: [
+                new AttentionReplace(editOptions(sd, pair)),
+                new LocalBlend({ tokenizer: sd.tokenizer, prompts: pair, words: colours }),
+              ],
+            },
+          ]),
+        ],
       });
       const rec = images.slice(0, 0, 1);
-      const edited = images.slice(0, 1, 2);
       rows[k]!.nullText = psnr(rec, it.rendering.image);
-      const report = evaluate(edited, target);
       const [w, h] = [it.scene.width, it.scene.height];
       const truth = it.rendering.masks.map((m) => m.mask.data as Float32Array);
-      const editedMask = maskOf(report.objects[0], edited);
-      const outside = dilate(unionMask([truth[0]!, ...(editedMask ? [editedMask] : [])], w * h), w, h, 2).map(
-        (v) => 1 - v,
-      );
-      edits.push({
-        changed: report.objects[0]!.present && report.objects[0]!.color && report.objects[0]!.shape,
-        others: truth.slice(1).map((t, j) => {
-          const m = maskOf(report.objects[j + 1], edited);
-          return m ? maskIoU(m, t) : 0;
-        }),
-        mae: meanAbsError(edited, it.rendering.image, outside),
-        maeRec: meanAbsError(rec, it.rendering.image, outside),
-      });
+      const score = (edited: Tensor): RealEdit => {
+        const report = evaluate(edited, target);
+        const editedMask = maskOf(report.objects[0], edited);
+        const outside = dilate(
+          unionMask([truth[0]!, ...(editedMask ? [editedMask] : [])], w * h),
+          w,
+          h,
+          2,
+        ).map((v) => 1 - v);
+        return {
+          changed: report.objects[0]!.present && report.objects[0]!.color && report.objects[0]!.shape,
+          others: truth.slice(1).map((t, j) => {
+            const m = maskOf(report.objects[j + 1], edited);
+            return m ? maskIoU(m, t) : 0;
+          }),
+          mae: meanAbsError(edited, it.rendering.image, outside),
+          maeRec: meanAbsError(rec, it.rendering.image, outside),
+        };
+      };
+      edits.push(score(images.slice(0, 1, 2)));
+      blendEdits.push(score(images.slice(0, 3, 4)));
       o.progress('inversion', items.length + k + 1, total);
     });
     ntPace.tick();
@@ -1050,14 +1076,21 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
       learningRate: o.nullTextLr,
       seconds: ntSeconds,
       psnr: col((r) => r.nullText),
-      edit: {
-        changedRate: rate(edits.map((e) => e.changed)),
-        othersMeanIoU: mean(edits.flatMap((e) => e.others)),
-        maeOutside: mean(edits.map((e) => e.mae)),
-        maeOutsideReconstruction: mean(edits.map((e) => e.maeRec)),
-      },
+      edit: summarizeRealEdits(edits),
+      editBlend: summarizeRealEdits(blendEdits),
     },
     rows,
+  };
+}
+
+function summarizeRealEdits(
+  edits: readonly { changed: boolean; others: number[]; mae: number; maeRec: number }[],
+): RealEditSummary {
+  return {
+    changedRate: rate(edits.map((e) => e.changed)),
+    othersMeanIoU: mean(edits.flatMap((e) => e.others)),
+    maeOutside: mean(edits.map((e) => e.mae)),
+    maeOutsideReconstruction: mean(edits.map((e) => e.maeRec)),
   };
 }
 
@@ -1165,6 +1198,10 @@ const pc = (v: number | null | undefined) =>
   v === null || v === undefined ? '—' : `${(100 * v).toFixed(1)}%`;
 const ok = (v: number | null | undefined, pass: (x: number) => boolean) =>
   v === null || v === undefined ? 'n/a' : pass(v) ? 'pass' : 'FAIL';
+
+function realEditRow(name: string, x: RealEditSummary): string[] {
+  return [name, pc(x.changedRate), f2(x.othersMeanIoU, 3), f2(x.maeOutside), f2(x.maeOutsideReconstruction)];
+}
 
 function table(head: string[], rows: string[][]): string {
   return [
@@ -1353,9 +1390,24 @@ export function editsMarkdown(r: EditMeasurements): string {
         ],
       ),
       '',
-      `Colour swap on the null-text-inverted scenes (AttentionReplace): new colour ${pc(e.changedRate)}, other objects ` +
-        `IoU with ground truth ${f2(e.othersMeanIoU, 3)}, error outside the object ${f2(e.maeOutside)} ` +
-        `(reconstruction: ${f2(e.maeOutsideReconstruction)}).`,
+      'Colour swap on the null-text-inverted scenes (does only the named object change?):',
+      '',
+      table(
+        [
+          'method',
+          'new colour',
+          'other objects: IoU with ground truth',
+          'error outside the object',
+          'reconstruction: error outside the object',
+        ],
+        [
+          realEditRow('AttentionReplace', e),
+          // absent from results written before it was measured
+          ...(s.nullText.editBlend
+            ? [realEditRow('AttentionReplace + LocalBlend (the two colour words)', s.nullText.editBlend)]
+            : []),
+        ],
+      ),
       '',
     );
   }

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { type AttentionCall, guidedBatch } from '../../src/attention/index.js';
-import { LocalBlend } from '../../src/methods/application/local-blend.js';
+import { defaultSide, LocalBlend } from '../../src/methods/application/local-blend.js';
 import { CLIPTokenizer } from '../../src/models/clip-tokenizer.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { randn } from '../../src/tensor/random.js';
@@ -95,4 +95,12 @@ test('LocalBlend.blend is x_src + mask · (x − x_src)', () => {
   const x = Tensor.from([1, 2, 10, 20], [2, 1, 1, 2]);
   const mask = Tensor.from([0, 0, 1, 0], [2, 1, 1, 2]);
   assert.deepEqual(LocalBlend.blend(x, mask).toArray(), [1, 2, 10, 2]);
+});
+
+test('LocalBlend reads the 16 × 16 maps by default, as the reference, else the largest side below 16', () => {
+  assert.equal(defaultSide([32, 16, 8]), 16); // SD at 512 pixels: latent 64
+  assert.equal(defaultSide([16, 8, 4]), 16); // the Shapes model: latent 16
+  assert.equal(defaultSide([24, 12, 6]), 12); // SD at 768 pixels (48² maps are not stored)
+  assert.equal(defaultSide([4]), 4);
+  assert.equal(defaultSide([32, 24]), 24); // none at or below 16: the smallest
 });

@@ -144,7 +144,16 @@ test('measure: every measurement runs end to end on tiny-sd-a (one batch each wi
   assert.equal(inv.nullText.seeds, 2); // null-text inverts a batch (≤ 3) at a time: both of its scenes
   for (const v of [inv.vaePSNR, inv.ddimPSNR, inv.ddimGuidedPSNR, inv.nullText.psnr])
     assert.ok(Number.isFinite(v));
+  for (const e of [inv.nullText.edit, inv.nullText.editBlend]) {
+    assert.ok(e.changedRate !== null && e.changedRate >= 0 && e.changedRate <= 1);
+    assert.ok(e.maeOutside !== null && e.maeOutside >= 0);
+  }
   const md = editsMarkdown(r);
+  const realEdits = md.slice(md.indexOf('### Inversion'));
+  assert.ok(
+    realEdits.includes('| AttentionReplace + LocalBlend (the two colour words) |'),
+    'the real-image blend row',
+  );
   for (const h of ['Colour word swap', 'Shape word swap', 'Reweight', 'Heat-maps', 'MasaCtrl', 'Inversion']) {
     assert.ok(md.includes(`### ${h}`), `markdown lacks ${h}`);
   }

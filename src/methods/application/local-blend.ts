@@ -27,8 +27,11 @@ export interface LocalBlendOptions {
   startBlend?: number;
   /** Thresholds for the words' mask and the substracted mask (reference (0.3, 0.3)). */
   th?: readonly [number, number];
-  /** Side of the attention maps used; default a quarter of the latent side (the reference's 16 of 64) when such
-   *  maps exist, else the largest stored. */
+  /**
+   * Side of the attention maps used. Default 16, the reference's (it reads the 16 × 16 maps of SD's 512-pixel
+   * images, whose 3 × 3 pooling then spans 3/16 of the image side); when a model stores no such maps, the
+   * largest side below 16, else the smallest stored.
+   */
   res?: number;
 }
 
@@ -103,7 +106,7 @@ export class LocalBlend implements Controller {
       );
     }
     const sizes = [...new Set([...this.sums.values()].map((e) => e.size))];
-    const res = this.res ?? (sizes.includes(Math.floor(h / 4)) ? Math.floor(h / 4) : Math.max(...sizes));
+    const res = this.res ?? defaultSide(sizes);
     const chosen = [...this.sums.values()].filter((e) => e.size === res);
     if (chosen.length === 0)
       throw new Error(`LocalBlend: no cross-attention maps of size ${res}² (have ${sizes.join(', ')})`);
@@ -141,6 +144,14 @@ export class LocalBlend implements Controller {
     this.lastMask = undefined;
   }
 }
+
+/** The reference's 16 when stored, else the largest side below it, else the smallest. */
+export function defaultSide(sizes: readonly number[]): number {
+  const below = sizes.filter((s) => s <= REFERENCE_SIDE);
+  return below.length > 0 ? Math.max(...below) : Math.min(...sizes);
+}
+
+const REFERENCE_SIDE = 16;
 
 /** PyTorch's nearest resize: output (y, x) reads input (⌊y·n/h⌋, ⌊x·n/w⌋). */
 function resizeNearest(m: Float32Array, n: number, h: number, w: number): Float32Array {
