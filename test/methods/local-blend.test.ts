@@ -97,10 +97,9 @@ test('LocalBlend.blend is x_src + mask · (x − x_src)', () => {
   assert.deepEqual(LocalBlend.blend(x, mask).toArray(), [1, 2, 10, 2]);
 });
 
-test('LocalBlend reads the 16 × 16 maps by default, as the reference, else the largest side below 16', () => {
-  assert.equal(defaultSide([32, 16, 8]), 16); // SD at 512 pixels: latent 64
-  assert.equal(defaultSide([16, 8, 4]), 16); // the Shapes model: latent 16
-  assert.equal(defaultSide([24, 12, 6]), 12); // SD at 768 pixels (48² maps are not stored)
-  assert.equal(defaultSide([4]), 4);
-  assert.equal(defaultSide([32, 24]), 24); // none at or below 16: the smallest
+test('LocalBlend reads the maps one level above the smallest by default: SD’s 16 × 16, as the reference', () => {
+  assert.equal(defaultSide([32, 16, 8]), 16); // SD at 512 pixels (maps ≤ 32² are stored)
+  assert.equal(defaultSide([8, 16, 4, 16]), 8); // the Shapes model, in any order, repeated
+  assert.equal(defaultSide([24, 12, 6]), 12); // SD at 768 pixels
+  assert.equal(defaultSide([4]), 4); // one side only
 });

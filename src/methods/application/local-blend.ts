@@ -28,9 +28,9 @@ export interface LocalBlendOptions {
   /** Thresholds for the words' mask and the substracted mask (reference (0.3, 0.3)). */
   th?: readonly [number, number];
   /**
-   * Side of the attention maps used. Default 16, the reference's (it reads the 16 × 16 maps of SD's 512-pixel
-   * images, whose 3 × 3 pooling then spans 3/16 of the image side); when a model stores no such maps, the
-   * largest side below 16, else the smallest stored.
+   * Side of the attention maps used. Default: one level above the smallest stored side — the reference's 16 × 16
+   * on SD's 512-pixel images (maps of 32, 16 and 8 are stored; the 8 × 8 middle block's are too coarse), 8 × 8
+   * on the Shapes model (16, 8, 4); the only side when there is one.
    */
   res?: number;
 }
@@ -145,13 +145,11 @@ export class LocalBlend implements Controller {
   }
 }
 
-/** The reference's 16 when stored, else the largest side below it, else the smallest. */
+/** The second-smallest stored side (the only one when there is one). */
 export function defaultSide(sizes: readonly number[]): number {
-  const below = sizes.filter((s) => s <= REFERENCE_SIDE);
-  return below.length > 0 ? Math.max(...below) : Math.min(...sizes);
+  const sorted = [...new Set(sizes)].sort((a, b) => a - b);
+  return sorted[Math.min(1, sorted.length - 1)]!;
 }
-
-const REFERENCE_SIDE = 16;
 
 /** PyTorch's nearest resize: output (y, x) reads input (⌊y·n/h⌋, ⌊x·n/w⌋). */
 function resizeNearest(m: Float32Array, n: number, h: number, w: number): Float32Array {
