@@ -102,4 +102,7 @@ test('LocalBlend reads the maps one level above the smallest by default: SD’s 
   assert.equal(defaultSide([8, 16, 4, 16]), 8); // the Shapes model, in any order, repeated
   assert.equal(defaultSide([24, 12, 6]), 12); // SD at 768 pixels
   assert.equal(defaultSide([4]), 4); // one side only
+  const lb = new LocalBlend({ tokenizer, prompts, words: [['red'], ['green']] });
+  const latents = randn([2, 4, 8, 8], 3);
+  assert.throws(() => lb.afterStep({ ...crossCall(5), latents }), /saw no cross-attention maps/);
 });

@@ -106,6 +106,11 @@ export class LocalBlend implements Controller {
       );
     }
     const sizes = [...new Set([...this.sums.values()].map((e) => e.size))];
+    if (sizes.length === 0) {
+      throw new Error(
+        'LocalBlend: it saw no cross-attention maps before blending; it must run on a UNet with cross-attention',
+      );
+    }
     const res = this.res ?? defaultSide(sizes);
     const chosen = [...this.sums.values()].filter((e) => e.size === res);
     if (chosen.length === 0)
