@@ -279,6 +279,14 @@ function editOptions(sd: StableDiffusion, prompts: string[]): AttentionEditOptio
   return { tokenizer: sd.tokenizer, prompts, crossReplaceSteps: 0.8, selfReplaceSteps: 0.4 };
 }
 
+/** A pair's word swap restricted to the words' regions: AttentionReplace, then LocalBlend (P2P's order). */
+function replaceAndBlend(sd: StableDiffusion, pair: string[], words: readonly string[]): Controller[] {
+  return [
+    new AttentionReplace(editOptions(sd, pair)),
+    new LocalBlend({ tokenizer: sd.tokenizer, prompts: pair, words }),
+  ];
+}
+
 /** AttentionReweight with one equalizer per target (the reference's single-target `get_equalizer`, per row). */
 class EqualizerEdit extends AttentionEdit {
   readonly name = 'AttentionReweight';
@@ -403,6 +411,15 @@ function summarizeSwap(rows: readonly SwapRow[], method: string, iouTarget: numb
   };
 }
 
+/** Pixels away from the masks (their union grown by 2): where an edit should change nothing. */
+function outsideOf(masks: readonly (Float32Array | null)[], w: number, h: number): Float32Array {
+  const union = unionMask(
+    masks.filter((m): m is Float32Array => m !== null),
+    w * h,
+  );
+  return dilate(union, w, h, 2).map((v) => 1 - v);
+}
+
 /** Scores an edited image against the source for a swap of object 0 (colour or shape). */
 export function scoreSwap(
   source: Tensor,
@@ -417,17 +434,6 @@ export function scoreSwap(
   const tgtMask = maskOf(obj, edited);
   const [w, h] = sizeOf(source);
   const iou = srcMask && tgtMask ? maskIoU(srcMask, tgtMask) : 0;
-  // pixels away from the masks (grown by 2): where the edit should change nothing
-  const outsideOf = (masks: readonly (Float32Array | null)[]) =>
-    dilate(
-      unionMask(
-        masks.filter((m): m is Float32Array => m !== null),
-        w * h,
-      ),
-      w,
-      h,
-      2,
-    ).map((v) => 1 - v);
   const copiesOf = (r: SceneReport, j: number) => copiesMask(r.detection, r.objects[j]!.spec, w, h);
   const [srcCopies, tgtCopies] = [copiesOf(sourceReport, 0), copiesOf(report, 0)];
   const othersIoU: number[] = [];
@@ -444,10 +450,10 @@ export function scoreSwap(
   return {
     changed: obj.present && obj[attribute] && other,
     iou,
-    maeOutside: meanAbsError(source, edited, outsideOf([srcMask, tgtMask])),
+    maeOutside: meanAbsError(source, edited, outsideOf([srcMask, tgtMask], w, h)),
     othersIoU,
     iouCopies: srcCopies && tgtCopies ? maskIoU(srcCopies, tgtCopies) : 0,
-    maeOutsideCopies: meanAbsError(source, edited, outsideOf([srcCopies, tgtCopies])),
+    maeOutsideCopies: meanAbsError(source, edited, outsideOf([srcCopies, tgtCopies], w, h)),
     othersIoUCopies,
   };
 }
@@ -471,13 +477,7 @@ export function measureColourSwap(sd: StableDiffusion, o: ResolvedOptions): Swap
       prompts: [...pair, it.target, ...pair],
       groups: [
         { prompts: [0, 1], controllers: [new AttentionReplace(editOptions(sd, pair))] },
-        {
-          prompts: [3, 4],
-          controllers: [
-            new AttentionReplace(editOptions(sd, pair)),
-            new LocalBlend({ tokenizer: sd.tokenizer, prompts: pair, words: colours }),
-          ],
-        },
+        { prompts: [3, 4], controllers: replaceAndBlend(sd, pair, colours) },
       ],
     };
   });
@@ -525,11 +525,10 @@ export function measureShapeSwap(sd: StableDiffusion, o: ResolvedOptions): SwapR
   });
   const jobs = items.map((it): Job => {
     const prompts = [it.caption.text, it.target];
-    const blend = new LocalBlend({ tokenizer: sd.tokenizer, prompts, words: [it.old, it.shape] });
     return {
       seed: it.seed,
       prompts,
-      groups: [{ prompts: [0, 1], controllers: [new AttentionReplace(editOptions(sd, prompts)), blend] }],
+      groups: [{ prompts: [0, 1], controllers: replaceAndBlend(sd, prompts, [it.old, it.shape]) }],
     };
   });
   const images = runJobs(sd, jobs, o, (d) => o.progress('shape-swap', d, jobs.length));
@@ -908,6 +907,14 @@ export interface RealEditSummary {
   maeOutsideReconstruction: number | null;
 }
 
+/** One real-image edit: object 0 changed right, the others' IoU with the truth, errors outside object 0. */
+interface RealEdit {
+  changed: boolean;
+  others: number[];
+  mae: number;
+  maeRec: number;
+}
+
 export interface InversionResult {
   seeds: number;
   /** VAE encode → decode (the ceiling of any latent inversion). */
@@ -989,7 +996,6 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
   const ntStart = performance.now();
   const ntPace = new Pace(o.deadline);
   const nt: typeof items = [];
-  type RealEdit = { changed: boolean; others: number[]; mae: number; maeRec: number };
   const edits: RealEdit[] = [];
   const blendEdits: RealEdit[] = [];
   // null-text inversion runs a batch of scenes at once (each as if alone: nullTextInversionBatch)
@@ -1022,13 +1028,7 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
         controllers: [
           groupControllers([
             { prompts: [0, 1], controllers: [new AttentionReplace(editOptions(sd, pair))] },
-            {
-              prompts: [2, 3],
-              controllers: [
-                new AttentionReplace(editOptions(sd, pair)),
-                new LocalBlend({ tokenizer: sd.tokenizer, prompts: pair, words: colours }),
-              ],
-            },
+            { prompts: [2, 3], controllers: replaceAndBlend(sd, pair, colours) },
           ]),
         ],
       });
@@ -1038,13 +1038,7 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
       const truth = it.rendering.masks.map((m) => m.mask.data as Float32Array);
       const score = (edited: Tensor): RealEdit => {
         const report = evaluate(edited, target);
-        const editedMask = maskOf(report.objects[0], edited);
-        const outside = dilate(
-          unionMask([truth[0]!, ...(editedMask ? [editedMask] : [])], w * h),
-          w,
-          h,
-          2,
-        ).map((v) => 1 - v);
+        const outside = outsideOf([truth[0]!, maskOf(report.objects[0], edited)], w, h);
         return {
           changed: report.objects[0]!.present && report.objects[0]!.color && report.objects[0]!.shape,
           others: truth.slice(1).map((t, j) => {
@@ -1083,9 +1077,7 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
   };
 }
 
-function summarizeRealEdits(
-  edits: readonly { changed: boolean; others: number[]; mae: number; maeRec: number }[],
-): RealEditSummary {
+function summarizeRealEdits(edits: readonly RealEdit[]): RealEditSummary {
   return {
     changedRate: rate(edits.map((e) => e.changed)),
     othersMeanIoU: mean(edits.flatMap((e) => e.others)),
