@@ -26,7 +26,7 @@ export * from './nn/index.js';
 // editing, inversion, heat-maps
 export { editPrompt } from './pipelines/edit.js';
 export { exportTextEncoder, exportUNet, exportVAEDecoder, exportVAEEncoder } from './pipelines/export.js';
-export { editFeatures } from './pipelines/feature-edit.js';
+export { editFeatures, maskAutoFor } from './pipelines/feature-edit.js';
 export { generateWithHeatMaps } from './pipelines/heatmaps.js';
 export { ddimInvert, followTrajectory, nullTextInversion } from './pipelines/inversion.js';
 export { type GenerateOptions, type GenerateResult, StableDiffusion } from './pipelines/stable-diffusion.js';

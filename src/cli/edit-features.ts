@@ -19,6 +19,7 @@ function run(method: FeatureEditMethod, c: EditContext): { source: Tensor; targe
       startStep: f['startStep'] as number | undefined,
       startLayer: f['startLayer'] as number | undefined,
       mask: f['mask'] as boolean | undefined,
+      maskWords: f['maskWords'] as string[] | undefined,
     },
     pnp: { pnpAttnT: f['pnpAttnT'] as number | undefined, pnpFT: f['pnpFT'] as number | undefined },
     seed: c.seed,
@@ -39,6 +40,10 @@ export const masactrlMethod: EditMethod = {
       'MasaCtrl: first self-attention layer by index (SD: 10; default: the decoder above its lowest block)',
     ).argParser(int('--start-layer')),
     new Option('--mask', 'MasaCtrl: restrict by cross-attention masks (foreground ↔ foreground, MaskAuto)'),
+    new Option(
+      '--mask-words <words...>',
+      'MasaCtrl: the masks from these words’ maps in each prompt (implies --mask; default: token 1, the reference’s)',
+    ),
   ],
   run: (c) => run('masactrl', c),
 };

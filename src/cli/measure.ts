@@ -37,6 +37,8 @@ interface EditsFlags {
   threshold: number;
   heatSteps?: string;
   res?: string;
+  maskRes?: number;
+  maskThres?: number;
   minutes?: number;
   out?: string;
   markdown?: string;
@@ -187,6 +189,16 @@ export function registerMeasure(program: Command): void {
       '--res <sides>',
       'heat-maps from cross-attention maps of these sides only, e.g. 8 or 16,8 (default all)',
     )
+    .option(
+      '--mask-res <side>',
+      "feature: the side of the cross-attention maps MasaCtrl's MaskAuto reads (default: one above the smallest)",
+      int('--mask-res'),
+    )
+    .option(
+      '--mask-thres <t>',
+      "feature: MaskAuto's threshold on the min–max normalised maps (default: the reference's 0.1)",
+      float('--mask-thres'),
+    )
     .option('-o, --out <file>', 'write the results as JSON')
     .option('--markdown <file>', 'write the markdown tables')
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
@@ -215,6 +227,8 @@ export function registerMeasure(program: Command): void {
         threshold: f.threshold,
         heatSteps: f.heatSteps ? parseStepRange(f.heatSteps, f.steps, '--heat-steps') : undefined,
         resolutions: f.res ? parseIntList(f.res, '--res') : undefined,
+        maskResolution: f.maskRes,
+        maskThreshold: f.maskThres,
         minutes: f.minutes,
         onProgress: (m, done, total) => {
           if (bar?.name !== m) {

@@ -11,12 +11,14 @@
 
 import { Attention } from '../attention/attention.js';
 import type { Controller } from '../attention/hooks.js';
+import { defaultSide } from '../methods/application/local-blend.js';
 import {
   MutualSelfAttention,
   MutualSelfAttentionMaskAuto,
   type MutualSelfAttentionMaskOptions,
 } from '../methods/feature/mutual-self-attention.js';
 import { PlugAndPlay, type PlugAndPlayOptions } from '../methods/feature/plug-and-play.js';
+import { tokenIndicesOrNone } from '../methods/map/token-alignment.js';
 import { ResnetBlock2D } from '../models/unet-blocks.js';
 import { concat, type Tensor } from '../tensor/index.js';
 import { initialNoise } from './edit.js';
@@ -31,8 +33,11 @@ export interface FeatureEditOptions {
   target: string;
   /** A real image (1, 3, H, W) in [-1, 1] to edit, inverted with the source prompt; else a generated one. */
   image?: Tensor;
-  /** MasaCtrl's options; `mask: true` uses the MaskAuto variant. */
-  masactrl?: MutualSelfAttentionMaskOptions & { mask?: boolean };
+  /**
+   * MasaCtrl's options; `mask: true` uses the MaskAuto variant, its foreground from the maps of `maskWords`
+   * (looked up in each prompt; default the reference's token 1). `maskWords` alone implies `mask`.
+   */
+  masactrl?: MutualSelfAttentionMaskOptions & { mask?: boolean; maskWords?: readonly string[] };
   pnp?: PlugAndPlayOptions;
   seed?: number;
   steps?: number;
@@ -86,14 +91,51 @@ export function defaultPnPLayers(
   return { attnLayers: attnLayers.map((l) => l.path), convLayers: [conv.path] };
 }
 
-/** The cross-attention resolution MaskAuto reads: latent side / 4 as the reference's 16 of 64, else the lowest. */
+/**
+ * The cross-attention side MaskAuto reads: LocalBlend's rule (`defaultSide`) over the UNet's cross-attention
+ * sides — one level above the smallest: SD's 16 of 64, 32, 16, 8 (the reference's), 8 on the Shapes model.
+ */
 export function defaultMaskResolution(sd: StableDiffusion): number {
   const c = sd.unet.config;
   const sides = c.downBlockTypes
     .map((t, i) => (t === 'CrossAttnDownBlock2D' ? c.sampleSize / 2 ** i : 0))
     .filter((s) => s > 0);
-  const quarter = c.sampleSize / 4;
-  return sides.includes(quarter) ? quarter : Math.min(...sides);
+  if (c.midBlock) sides.push(c.sampleSize / 2 ** (c.downBlockTypes.length - 1));
+  if (sides.length === 0)
+    throw new Error('MasaCtrl MaskAuto: the UNet has no cross-attention to read masks from');
+  return defaultSide(sides);
+}
+
+/** Token indices of `words` in `prompt` (those it contains); an error when it contains none. */
+function wordTokens(sd: StableDiffusion, prompt: string, words: readonly string[]): number[] {
+  const n = sd.tokenizer.modelMaxLength;
+  const tokens = words.flatMap((w) => tokenIndicesOrNone(sd.tokenizer, prompt, w, n));
+  if (tokens.length === 0) {
+    throw new Error(
+      `MasaCtrl MaskAuto: none of the mask words ${JSON.stringify(words)} is in the prompt "${prompt}"`,
+    );
+  }
+  return tokens;
+}
+
+/**
+ * MasaCtrl with masks on a (source, target) pair: the model's default layer and map side, the foreground from
+ * the maps of `words` in each prompt (else the options' token indices, the reference's [1]).
+ */
+export function maskAutoFor(
+  sd: StableDiffusion,
+  pair: readonly [string, string],
+  opts: MutualSelfAttentionMaskOptions & { words?: readonly string[] } = {},
+): MutualSelfAttentionMaskAuto {
+  const { words, ...masa } = opts;
+  return new MutualSelfAttentionMaskAuto({
+    ...masa,
+    startLayer: masa.startLayer ?? defaultStartLayer(sd),
+    maskResolution: masa.maskResolution ?? defaultMaskResolution(sd),
+    ...(words
+      ? { refTokenIdx: wordTokens(sd, pair[0], words), curTokenIdx: wordTokens(sd, pair[1], words) }
+      : {}),
+  });
 }
 
 function controllerFor(sd: StableDiffusion, opts: FeatureEditOptions): MutualSelfAttention | PlugAndPlay {
@@ -105,13 +147,9 @@ function controllerFor(sd: StableDiffusion, opts: FeatureEditOptions): MutualSel
       convLayers: opts.pnp?.convLayers ?? layers.convLayers,
     });
   }
-  const { mask, ...masa } = opts.masactrl ?? {};
-  const withLayer = { ...masa, startLayer: masa.startLayer ?? defaultStartLayer(sd) };
-  if (!mask) return new MutualSelfAttention(withLayer);
-  return new MutualSelfAttentionMaskAuto({
-    ...withLayer,
-    maskResolution: masa.maskResolution ?? defaultMaskResolution(sd),
-  });
+  const { mask, maskWords, ...masa } = opts.masactrl ?? {};
+  if (mask || maskWords) return maskAutoFor(sd, [opts.source, opts.target], { ...masa, words: maskWords });
+  return new MutualSelfAttention({ ...masa, startLayer: masa.startLayer ?? defaultStartLayer(sd) });
 }
 
 /** Edits with MasaCtrl or PnP; returns the source and the target image. */

@@ -7,8 +7,8 @@
 //   reweight     AttentionReweight of one word over 3 weights: the object's area and saturation.
 //   heatmaps     DAAM heat-maps of each object's words on rendered scenes (true masks), read from the
 //                cross-attention of the DDIM inversion passes with the caption.
-//   feature      MasaCtrl and Plug-and-Play on a layout change (the object moves to another cell): colour
-//                error against the source object, position accuracy of the target.
+//   feature      MasaCtrl (plain and MaskAuto on the object's words) and Plug-and-Play on a layout change (the
+//                object moves to another cell): colour error against the source object, position accuracy.
 //   inversion    DDIM inversion + regeneration of rendered scenes (PSNR at guidance 1 and 5, and the VAE's
 //                round trip as the ceiling), null-text inversion on a few, and a colour swap on the
 //                null-text-inverted scene, alone and with LocalBlend (does only the named object change?).
@@ -52,7 +52,7 @@ import {
 import { concat, noGrad, Tensor } from '../tensor/index.js';
 import { initialNoise } from './edit.js';
 import { copiesMask, detectedMask, heatStepRange, heldOutSeed } from './evaluate.js';
-import { defaultPnPLayers, defaultStartLayer } from './feature-edit.js';
+import { defaultPnPLayers, defaultStartLayer, maskAutoFor } from './feature-edit.js';
 import { type DDIMInversion, nullTextInversionBatch } from './inversion.js';
 import type { StableDiffusion } from './stable-diffusion.js';
 
@@ -117,6 +117,10 @@ export interface MeasureOptions {
   heatSteps?: readonly [number, number];
   /** Heat-maps from cross-attention maps of these sides only (default all). */
   resolutions?: readonly number[];
+  /** Feature: the side of the maps MasaCtrl's MaskAuto reads (default `defaultMaskResolution`). */
+  maskResolution?: number;
+  /** Feature: MaskAuto's threshold on the min–max normalised maps (default the reference's 0.1). */
+  maskThreshold?: number;
   /**
    * Time budget for all the measurements: each gets a share by MEASUREMENT_COST and stops starting batches
    * that would overrun it (each runs at least one); the results say how many scenes each used.
@@ -821,7 +825,7 @@ function otherCell(cell: Cell, seed: number): Cell {
 }
 
 export function measureFeature(sd: StableDiffusion, o: ResolvedOptions): FeatureResult {
-  const methods = ['masactrl', 'pnp', 'none'] as const;
+  const methods = ['masactrl', 'masactrl-mask', 'pnp', 'none'] as const;
   const items = scenes(o, 'feature', (seed) => {
     const scene = sampleScene(seed, { objects: 1 });
     const obj = scene.objects[0]!;
@@ -831,17 +835,27 @@ export function measureFeature(sd: StableDiffusion, o: ResolvedOptions): Feature
     });
     const source = captionOfSpec(spec(obj.cell)).text;
     const target = captionOfSpec(spec(otherCell(obj.cell, seed))).text;
-    return { seed, source, target };
+    return { seed, source, target, words: [obj.color, obj.shape] };
   });
   const startLayer = defaultStartLayer(sd);
   const pnpLayers = defaultPnPLayers(sd);
   const jobs = items.map(
     (it): Job => ({
       seed: it.seed,
-      prompts: [it.source, it.target, it.target, it.target],
+      prompts: [it.source, it.target, it.target, it.target, it.target],
       groups: [
         { prompts: [0, 1], controllers: [new MutualSelfAttention({ startLayer })] },
-        { prompts: [0, 2], controllers: [new PlugAndPlay(pnpLayers)] },
+        {
+          prompts: [0, 2],
+          controllers: [
+            maskAutoFor(sd, [it.source, it.target], {
+              words: it.words,
+              maskResolution: o.maskResolution,
+              thres: o.maskThreshold,
+            }),
+          ],
+        },
+        { prompts: [0, 3], controllers: [new PlugAndPlay(pnpLayers)] },
       ],
     }),
   );
@@ -1103,6 +1117,8 @@ interface ResolvedOptions {
   threshold: number;
   heatSteps: readonly [number, number];
   resolutions?: readonly number[];
+  maskResolution?: number;
+  maskThreshold?: number;
   /** Minutes for all the measurements (Infinity: none). */
   minutes: number;
   /** performance.now() by which the current measurement should end (Infinity: none). */
@@ -1119,7 +1135,7 @@ export const MEASUREMENT_COST: Readonly<Record<MeasurementName, number>> = {
   'shape-swap': 2.5,
   reweight: 3,
   heatmaps: 0.6,
-  feature: 3,
+  feature: 3.7,
   inversion: 4,
 };
 
@@ -1155,6 +1171,8 @@ export function measureEdits(sd: StableDiffusion, opts: MeasureOptions = {}): Ed
     threshold: opts.threshold ?? 0.7,
     heatSteps: heatStepRange(steps, opts.heatSteps, 'measureEdits'),
     ...(opts.resolutions ? { resolutions: [...opts.resolutions] } : {}),
+    ...(opts.maskResolution ? { maskResolution: opts.maskResolution } : {}),
+    ...(opts.maskThreshold !== undefined ? { maskThreshold: opts.maskThreshold } : {}),
     minutes: opts.minutes ?? Number.POSITIVE_INFINITY,
     deadline: Number.POSITIVE_INFINITY,
     progress: opts.onProgress ?? (() => {}),
@@ -1353,7 +1371,14 @@ export function editsMarkdown(r: EditMeasurements): string {
           'colour error vs source (RGB distance)',
           'background error',
         ],
-        [rowOf('MasaCtrl', 'masactrl'), rowOf('Plug-and-Play', 'pnp'), rowOf('plain regeneration', 'none')],
+        [
+          rowOf('MasaCtrl', 'masactrl'),
+          ...(s.methods['masactrl-mask']
+            ? [rowOf('MasaCtrl, MaskAuto on the object’s words', 'masactrl-mask')]
+            : []),
+          rowOf('Plug-and-Play', 'pnp'),
+          rowOf('plain regeneration', 'none'),
+        ],
       ),
       '',
     );

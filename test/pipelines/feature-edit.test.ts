@@ -16,6 +16,7 @@ import {
   defaultPnPLayers,
   defaultStartLayer,
   editFeatures,
+  maskAutoFor,
 } from '../../src/pipelines/feature-edit.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
 import type { Tensor } from '../../src/tensor/index.js';
@@ -32,7 +33,32 @@ test('layer defaults follow the module paths (tiny-sd-a: attention only in up_bl
     attnLayers: [1, 2].map((j) => `up_blocks.0.attentions.${j}.transformer_blocks.0.attn1`),
     convLayers: ['up_blocks.0.resnets.1'],
   });
-  assert.equal(defaultMaskResolution(sd), 8); // no 4×4 cross-attention; the 8×8 of down_blocks.1
+  assert.equal(defaultMaskResolution(sd), 8); // the only cross-attention side: down_blocks.1 and the middle
+});
+
+test('MaskAuto reads maps one side above the smallest with cross-attention (SD: the reference’s 16)', () => {
+  const withUnet = (sampleSize: number, downBlockTypes: string[], midBlock: boolean) =>
+    ({ unet: { config: { sampleSize, downBlockTypes, midBlock } } }) as unknown as StableDiffusion;
+  const sd15 = ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D'];
+  assert.equal(defaultMaskResolution(withUnet(64, sd15, true)), 16); // sides 64, 32, 16 and the middle's 8
+  const shapes = ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D'];
+  assert.equal(defaultMaskResolution(withUnet(16, shapes, true)), 8); // 16, 8, 4 (+ middle 4): not the 4 × 4
+  assert.throws(
+    () => defaultMaskResolution(withUnet(16, ['DownBlock2D', 'DownBlock2D'], false)),
+    /no cross-attention/,
+  );
+});
+
+test('MaskAuto’s foreground from named words: their tokens in the source and in the target', () => {
+  const pair = ['a red circle', 'a red square'] as const;
+  const m = maskAutoFor(sd, pair, { words: ['circle', 'square'] });
+  // <start> a red circle: token 3 in each prompt
+  assert.deepEqual([m.refTokenIdx, m.curTokenIdx], [[3], [3]]);
+  const colours = maskAutoFor(sd, ['a red circle', 'a circle'], { words: ['red', 'circle'] });
+  assert.deepEqual([colours.refTokenIdx, colours.curTokenIdx], [[2, 3], [2]], 'the words each prompt has');
+  assert.equal(m.maskResolution, defaultMaskResolution(sd));
+  assert.deepEqual(maskAutoFor(sd, pair).refTokenIdx, [1], 'no words: the reference’s token 1');
+  assert.throws(() => maskAutoFor(sd, pair, { words: ['star'] }), /none of the mask words \["star"\]/);
 });
 
 const base = { source: 'a red circle', target: 'a red square', steps: 3, seed: 4 };
@@ -87,7 +113,9 @@ test('attnkit edit --method masactrl | pnp, with and without --image', () => {
     ...common,
     '--start-step',
     '0',
-    '--mask',
+    '--mask-words',
+    'circle',
+    'square',
     '--out',
     join(dir, 'm.png'),
   );

@@ -138,7 +138,7 @@ test('measure: every measurement runs end to end on tiny-sd-a (one batch each wi
   assert.equal(r.reweight!.rows[0]!.area.length, 3);
   assert.ok(r.heatMaps!.objects >= 1);
   for (const v of Object.values(r.heatMaps!.meanIoU)) assert.ok(v !== null && v >= 0 && v <= 1);
-  assert.deepEqual(Object.keys(r.feature!.methods), ['masactrl', 'pnp', 'none']);
+  assert.deepEqual(Object.keys(r.feature!.methods), ['masactrl', 'masactrl-mask', 'pnp', 'none']);
   const inv = r.inversion!;
   assert.equal(inv.seeds, 3);
   assert.equal(inv.nullText.seeds, 2); // null-text inverts a batch (≤ 3) at a time: both of its scenes
@@ -241,7 +241,7 @@ test('measure: with a model whose edits change nothing, the scores say so (rende
   assert.equal(new Set(rw.meanArea).size, 1);
   const f = r.feature!;
   assert.equal(f.scenes, 3);
-  for (const m of ['masactrl', 'pnp', 'none']) {
+  for (const m of ['masactrl', 'masactrl-mask', 'pnp', 'none']) {
     assert.equal(f.methods[m]!.position, 0, m);
     assert.ok(f.methods[m]!.meanColourError! < 1e-6, m);
     assert.equal(f.methods[m]!.meanBackgroundError, 0, m);
