@@ -52,7 +52,7 @@ import {
 import { concat, noGrad, Tensor } from '../tensor/index.js';
 import { initialNoise } from './edit.js';
 import { copiesMask, detectedMask, heatStepRange, heldOutSeed } from './evaluate.js';
-import { defaultPnPLayers, defaultStartLayer, maskAutoFor } from './feature-edit.js';
+import { defaultMaskResolution, defaultPnPLayers, defaultStartLayer, maskAutoFor } from './feature-edit.js';
 import { type DDIMInversion, nullTextInversionBatch } from './inversion.js';
 import type { StableDiffusion } from './stable-diffusion.js';
 
@@ -839,6 +839,11 @@ export function measureFeature(sd: StableDiffusion, o: ResolvedOptions): Feature
   });
   const startLayer = defaultStartLayer(sd);
   const pnpLayers = defaultPnPLayers(sd);
+  const mask = {
+    startLayer,
+    maskResolution: o.maskResolution ?? defaultMaskResolution(sd),
+    thres: o.maskThreshold,
+  };
   const jobs = items.map(
     (it): Job => ({
       seed: it.seed,
@@ -847,13 +852,7 @@ export function measureFeature(sd: StableDiffusion, o: ResolvedOptions): Feature
         { prompts: [0, 1], controllers: [new MutualSelfAttention({ startLayer })] },
         {
           prompts: [0, 2],
-          controllers: [
-            maskAutoFor(sd, [it.source, it.target], {
-              words: it.words,
-              maskResolution: o.maskResolution,
-              thres: o.maskThreshold,
-            }),
-          ],
+          controllers: [maskAutoFor(sd, [it.source, it.target], { ...mask, words: it.words })],
         },
         { prompts: [0, 3], controllers: [new PlugAndPlay(pnpLayers)] },
       ],
