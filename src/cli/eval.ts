@@ -6,7 +6,13 @@ import type { Command } from 'commander';
 import { writePng } from '../io/png.js';
 import { imageGrid } from '../io/render.js';
 import { setThreads } from '../kernels/ort.js';
-import { evalRunJSON, formatEvalRun, runShapesEval } from '../pipelines/evaluate.js';
+import {
+  evalRunJSON,
+  formatEvalRun,
+  HEAT_MAP_SIDE,
+  HEAT_MAP_THRESHOLD,
+  runShapesEval,
+} from '../pipelines/evaluate.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import { formatReport } from '../shapes/index.js';
@@ -62,9 +68,9 @@ export function registerEval(program: Command): void {
     )
     .option(
       '--threshold <t>',
-      "heat-map threshold after min–max normalisation (DAAM's is 0.4; 0.7 was better on validation; Otsu is reported too)",
+      `heat-map threshold after min–max normalisation (DAAM's is 0.4; ${HEAT_MAP_THRESHOLD} was better on validation; Otsu is reported too)`,
       float('--threshold'),
-      0.7,
+      HEAT_MAP_THRESHOLD,
     )
     .option(
       '--heat-steps <a:b>',
@@ -72,7 +78,7 @@ export function registerEval(program: Command): void {
     )
     .option(
       '--res <sides>',
-      'heat-maps from cross-attention maps of these sides only, e.g. 8 or 16,8 (default all)',
+      `heat-maps from cross-attention maps of these sides only, e.g. 8 or 16,8 (default ${HEAT_MAP_SIDE} where the UNet has it, else all)`,
     )
     .option('-o, --out <file>', 'write the results as JSON')
     .option('--grid <file>', 'write a PNG grid of the generated images')

@@ -6,7 +6,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import type { Command } from 'commander';
 import { setThreads } from '../kernels/ort.js';
-import { evalMarkdown, type ShapesEvalRun } from '../pipelines/evaluate.js';
+import {
+  evalMarkdown,
+  HEAT_MAP_SIDE,
+  HEAT_MAP_THRESHOLD,
+  type ShapesEvalRun,
+} from '../pipelines/evaluate.js';
 import {
   type EditMeasurements,
   editsMarkdown,
@@ -109,12 +114,12 @@ export function resultsMarkdown(model: string, evalRun?: ShapesEvalRun, edits?: 
       'components, template fitting. An object is right when the object matched to the prompt object has its ' +
       'colour and shape; position is the 3×3 grid cell.',
     '- Object masks of generated images are the templates the detector fitted (shape, centre, scale) rasterised; ' +
-      'rendered scenes use their ground-truth masks. Heat-maps are DAAM-aggregated cross-attention (all layers ' +
-      'and heads) of the last third of the denoising steps, upsampled bicubically, min–max normalised and ' +
-      'thresholded at 0.7 (Otsu also reported). Steps and threshold were chosen on validation scenes, never the ' +
-      "measured ones: DAAM's 0.4 over all steps marked about twice each object (rendered scenes: shape-word IoU " +
-      '0.233 over all steps at 0.4, 0.468 at 0.7, 0.514 at 0.7 on the last third; generated images: 0.130, 0.237, ' +
-      '0.260).',
+      'rendered scenes use their ground-truth masks. Heat-maps are DAAM-aggregated cross-attention (the 16 × 16 ' +
+      'layers, all heads) of the last third of the denoising steps, upsampled bicubically, min–max normalised and ' +
+      `thresholded at ${HEAT_MAP_THRESHOLD} (Otsu also reported). Steps, layers and threshold were chosen on ` +
+      "validation scenes, never the measured ones: DAAM's 0.4 over all steps marked about twice each object; on " +
+      'the session-12 model all layers at 0.7 on the last third gave shape-word IoU 0.438 on validation prompts ' +
+      '(rendered validation scenes 0.571), the 16 × 16 layers at 0.5 gave 0.499 (0.659) — docs/training.md.',
     '- Edits run many scenes per batch: each scene is a prompt group with its own controllers ' +
       '(src/methods/application/prompt-groups.ts), equal to running it alone (test/methods/prompt-groups.test.ts).',
     '- A measurement with fewer scenes than asked ran under a time budget (`--minutes`); the count is in its heading.',
@@ -172,9 +177,9 @@ export function registerMeasure(program: Command): void {
     )
     .option(
       '--threshold <t>',
-      "heat-map threshold after min–max normalisation (DAAM's is 0.4; 0.7 was better on validation scenes)",
+      `heat-map threshold after min–max normalisation (DAAM's is 0.4; ${HEAT_MAP_THRESHOLD} was better on validation scenes)`,
       float('--threshold'),
-      0.7,
+      HEAT_MAP_THRESHOLD,
     )
     .option(
       '--heat-steps <a:b>',
@@ -187,7 +192,7 @@ export function registerMeasure(program: Command): void {
     )
     .option(
       '--res <sides>',
-      'heat-maps from cross-attention maps of these sides only, e.g. 8 or 16,8 (default all)',
+      `heat-maps from cross-attention maps of these sides only, e.g. 8 or 16,8 (default ${HEAT_MAP_SIDE} where the UNet has it, else all)`,
     )
     .option(
       '--mask-res <side>',

@@ -46,6 +46,18 @@ export interface UNetConfig {
   convOutKernel: number;
 }
 
+/**
+ * Sides of the latent at which the UNet has cross-attention, largest first: each cross-attention down block's
+ * (the up path mirrors them) and the mid block's — SD 1.x: 64, 32, 16, 8; the Shapes model: 16, 8, 4.
+ */
+export function crossAttentionSides(c: UNetConfig): number[] {
+  const sides = c.downBlockTypes
+    .map((t, i) => (t === 'CrossAttnDownBlock2D' ? c.sampleSize / 2 ** i : 0))
+    .filter((s) => s > 0);
+  if (c.midBlock) sides.push(c.sampleSize / 2 ** (c.downBlockTypes.length - 1));
+  return [...new Set(sides)].sort((a, b) => b - a);
+}
+
 /** Reads a diffusers UNet2DConditionModel config; any setting attnkit does not implement is an error. */
 export function parseUNetConfig(json: JsonConfig, where = 'unet/config.json'): UNetConfig {
   const r = new ConfigReader(json, where);

@@ -6,15 +6,17 @@
 // data seed below 100 stays under 10⁹: the two sets never meet. The initial noise of each prompt is seeded by
 // its scene seed alone, so a prompt's image does not depend on the batch it was generated in.
 //
-// Heat-maps: the cross-attention of the conditional rows is stored over all steps, aggregated as DAAM (per head
-// upsampled bicubically to the latent size, clamped, averaged), the shape word's map upsampled to the image,
-// min–max normalised and thresholded (DAAM's 0.4, and Otsu's), then compared with the mask of the detected
+// Heat-maps: the cross-attention of the conditional rows is stored over the last third of the steps (16 × 16
+// maps by default), aggregated as DAAM (per head upsampled bicubically to the latent size, clamped, averaged),
+// the shape word's map upsampled to the image, min–max normalised and thresholded (HEAT_MAP_THRESHOLD, and
+// Otsu's), then compared with the mask of the detected
 // object that ShapesEval matched to the prompt object: the template (shape, centre, scale) the detector fitted,
 // rasterised, coverage ≥ 0.5. Generated images have no ground truth, so the detector's mask stands in for it.
 
 import { type AttentionMaskOptions, attentionMask } from '../methods/application/attention-mask.js';
 import { AttentionStore } from '../methods/map/attention-store.js';
 import { aggregateCrossAttention, GlobalHeatMap } from '../methods/map/heatmap.js';
+import { crossAttentionSides } from '../models/unet2d-condition.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import {
   type Caption,
@@ -135,13 +137,13 @@ export interface ShapesEvalOptions {
   /** Heat-map IoU on the first this many prompts (default 0: none). */
   heatMaps?: number;
   /**
-   * Threshold of the normalised heat-map (default 0.7; DAAM's 0.4 marks about twice the object on Shapes
-   * scenes: docs/results.md); Otsu's is always reported beside it.
+   * Threshold of the normalised heat-map (default HEAT_MAP_THRESHOLD, chosen on validation prompts:
+   * docs/training.md "Heat-map settings"); Otsu's is always reported beside it.
    */
   threshold?: number;
   /** Heat-maps from denoising steps [a, b) (default the last third, the cleanest: 17–25 of 25). */
   heatSteps?: readonly [number, number];
-  /** Heat-maps from cross-attention maps of these sides only, e.g. [8] (default all, as the issue asks). */
+  /** Heat-maps from cross-attention maps of these sides only, e.g. [16, 8] (default `defaultHeatResolutions`). */
   resolutions?: readonly number[];
   /** Called after each batch with the number of prompts done. */
   onProgress?: (done: number, total: number) => void;
@@ -251,6 +253,26 @@ export function headlineOf(summary: EvalSummary): EvalHeadline {
 const mean = (xs: readonly number[]) => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
 
 /**
+ * Threshold of min–max normalised heat-maps in `attnkit eval` and `measure edits`. DAAM's 0.4 over all steps and
+ * layers marked about twice each object on Shapes scenes; session 7 chose 0.7 on the last third of the steps
+ * (all layers); session 13, on the session-12 model, 0.5 on the 16 × 16 maps of the last third — validation
+ * prompts 1000–1127: shape-word IoU 0.438 → 0.499, rendered validation scenes 0.571 → 0.659 (docs/training.md).
+ */
+export const HEAT_MAP_THRESHOLD = 0.5;
+
+/** Side of the cross-attention maps the heat-map measurements read by default (see `defaultHeatResolutions`). */
+export const HEAT_MAP_SIDE = 16;
+
+/**
+ * The cross-attention sides heat-maps are aggregated from by default: the 16 × 16 maps where the UNet has
+ * them (the Shapes model's full latent side, where its 8 × 8 and 4 × 4 maps blur small objects; on SD the side
+ * prompt-to-prompt's notebooks show), else every side.
+ */
+export function defaultHeatResolutions(sd: StableDiffusion): number[] | undefined {
+  return crossAttentionSides(sd.unet.config).includes(HEAT_MAP_SIDE) ? [HEAT_MAP_SIDE] : undefined;
+}
+
+/**
  * The denoising steps [a, b) heat-maps are aggregated over, in sampling order: `given`, checked, or by default
  * the last third (the cleanest steps; at least one).
  */
@@ -274,7 +296,8 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
   const scheduler = opts.scheduler ?? 'ddim';
   const batchSize = opts.batchSize ?? 16;
   const heatN = Math.min(opts.heatMaps ?? 0, n);
-  const threshold = opts.threshold ?? 0.7;
+  const threshold = opts.threshold ?? HEAT_MAP_THRESHOLD;
+  const resolutions = opts.resolutions ?? defaultHeatResolutions(sd);
   const heatSteps = heatStepRange(steps, opts.heatSteps, 'runShapesEval');
   if (!Number.isInteger(n) || n < 1)
     throw new Error(`runShapesEval: prompts must be a positive integer, got ${n}`);
@@ -329,7 +352,7 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
       const heatMap = new GlobalHeatMap(
         sd.tokenizer,
         p.caption.text,
-        aggregateCrossAttention(maps, { latentSize: [lh, lw], prompt: k, resolutions: opts.resolutions }),
+        aggregateCrossAttention(maps, { latentSize: [lh, lw], prompt: k, resolutions }),
       );
       p.caption.objects.forEach((phrase, o) => {
         const word = phrase.shape;
@@ -394,7 +417,7 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
       truncated,
       threshold,
       steps: heatSteps,
-      resolutions: opts.resolutions ? [...opts.resolutions] : null,
+      resolutions: resolutions ? [...resolutions] : null,
       meanIoU: mean(matched.map((h) => h.iou!)),
       meanIoUOtsu: mean(matched.map((h) => h.iouOtsu!)),
       meanIoUWithMissing: mean(heat.map((h) => h.iou ?? 0)),

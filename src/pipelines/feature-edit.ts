@@ -20,6 +20,7 @@ import {
 import { PlugAndPlay, type PlugAndPlayOptions } from '../methods/feature/plug-and-play.js';
 import { tokenIndicesOrNone } from '../methods/map/token-alignment.js';
 import { ResnetBlock2D } from '../models/unet-blocks.js';
+import { crossAttentionSides } from '../models/unet2d-condition.js';
 import { concat, type Tensor } from '../tensor/index.js';
 import { initialNoise } from './edit.js';
 import { type DDIMInversion, ddimInvert, followTrajectory } from './inversion.js';
@@ -96,11 +97,7 @@ export function defaultPnPLayers(
  * sides — one level above the smallest: SD's 16 of 64, 32, 16, 8 (the reference's), 8 on the Shapes model.
  */
 export function defaultMaskResolution(sd: StableDiffusion): number {
-  const c = sd.unet.config;
-  const sides = c.downBlockTypes
-    .map((t, i) => (t === 'CrossAttnDownBlock2D' ? c.sampleSize / 2 ** i : 0))
-    .filter((s) => s > 0);
-  if (c.midBlock) sides.push(c.sampleSize / 2 ** (c.downBlockTypes.length - 1));
+  const sides = crossAttentionSides(sd.unet.config);
   if (sides.length === 0)
     throw new Error('MasaCtrl MaskAuto: the UNet has no cross-attention to read masks from');
   return defaultSide(sides);

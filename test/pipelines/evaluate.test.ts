@@ -7,8 +7,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { crossAttentionSides } from '../../src/models/unet2d-condition.js';
 import {
   copiesMask,
+  defaultHeatResolutions,
   detectedMask,
   evalRunJSON,
   formatEvalRun,
@@ -92,6 +94,23 @@ test('eval: copiesMask is the union of every detected object of a colour and sha
   assert.equal(copiesMask(detection, { color: other, shape: o.shape }, scene.width, scene.height), null);
 });
 
+test('eval: heat-maps read the 16 × 16 cross-attention where the UNet has it, else every side', () => {
+  const config = (sampleSize: number, downBlockTypes: string[], midBlock: boolean) =>
+    ({ sampleSize, downBlockTypes, midBlock }) as unknown as Parameters<typeof crossAttentionSides>[0];
+  const withUnet = (c: ReturnType<typeof config>) => ({ unet: { config: c } }) as unknown as StableDiffusion;
+  const x = 'CrossAttnDownBlock2D';
+  const sd15 = config(64, [x, x, x, 'DownBlock2D'], true); // 64, 32, 16; DownBlock at 8; the middle at 8
+  assert.deepEqual(crossAttentionSides(sd15), [64, 32, 16, 8]);
+  assert.deepEqual(defaultHeatResolutions(withUnet(sd15)), [16]);
+  const shapes = config(16, [x, x, x], true); // 16, 8, 4 and the middle at 4
+  assert.deepEqual(crossAttentionSides(shapes), [16, 8, 4]);
+  assert.deepEqual(defaultHeatResolutions(withUnet(shapes)), [16]);
+  const small = config(16, ['DownBlock2D', x], true); // 8, the middle at 8
+  assert.deepEqual(crossAttentionSides(small), [8]);
+  assert.equal(defaultHeatResolutions(withUnet(small)), undefined);
+  assert.deepEqual(crossAttentionSides(config(16, ['DownBlock2D', 'DownBlock2D'], false)), []);
+});
+
 test('eval: runs end to end on tiny-sd-a and gives a well-formed table and JSON', () => {
   const sd = StableDiffusion.fromPretrained(goldenDir());
   const run = runShapesEval(sd, { prompts: 3, steps: 2, batchSize: 2, heatMaps: 2, keepImages: true });
@@ -107,6 +126,8 @@ test('eval: runs end to end on tiny-sd-a and gives a well-formed table and JSON'
   assert.equal(h.scenes, 2);
   assert.equal(h.objects, nObjects);
   assert.equal(h.perObject.length + h.truncated, nObjects);
+  assert.equal(h.resolutions, null, 'tiny-sd-a has no 16 × 16 cross-attention: every side');
+  assert.equal(h.threshold, 0.5);
   for (const o of h.perObject) {
     assert.equal(o.matched, o.iou !== null);
     if (o.iou !== null) assert.ok(o.iou >= 0 && o.iou <= 1);
