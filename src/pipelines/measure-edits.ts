@@ -947,6 +947,8 @@ export interface RealEditSummary {
   changedRate: number | null;
   /** Other objects of the edited image against their ground-truth masks. */
   othersMeanIoU: number | null;
+  /** The same for the reconstruction (the source row): what "unchanged" scores through inversion. */
+  othersMeanIoUReconstruction?: number | null;
   /** Mean abs error to the rendered scene outside the edited object, and that of the reconstruction. */
   maeOutside: number | null;
   maeOutsideReconstruction: number | null;
@@ -956,6 +958,7 @@ export interface RealEditSummary {
 interface RealEdit {
   changed: boolean;
   others: number[];
+  othersRec: number[];
   mae: number;
   maeRec: number;
 }
@@ -1081,15 +1084,21 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
       rows[k]!.nullText = psnr(rec, it.rendering.image);
       const [w, h] = [it.scene.width, it.scene.height];
       const truth = it.rendering.masks.map((m) => m.mask.data as Float32Array);
+      const othersIoU = (image: Tensor, caption: string) => {
+        const report = evaluate(image, caption);
+        return truth.slice(1).map((t, j) => {
+          const m = maskOf(report.objects[j + 1], image);
+          return m ? maskIoU(m, t) : 0;
+        });
+      };
+      const othersRec = othersIoU(rec, it.caption.text);
       const score = (edited: Tensor): RealEdit => {
         const report = evaluate(edited, target);
         const outside = outsideOf([truth[0]!, maskOf(report.objects[0], edited)], w, h);
         return {
           changed: report.objects[0]!.present && report.objects[0]!.color && report.objects[0]!.shape,
-          others: truth.slice(1).map((t, j) => {
-            const m = maskOf(report.objects[j + 1], edited);
-            return m ? maskIoU(m, t) : 0;
-          }),
+          others: othersIoU(edited, target),
+          othersRec,
           mae: meanAbsError(edited, it.rendering.image, outside),
           maeRec: meanAbsError(rec, it.rendering.image, outside),
         };
@@ -1126,6 +1135,7 @@ function summarizeRealEdits(edits: readonly RealEdit[]): RealEditSummary {
   return {
     changedRate: rate(edits.map((e) => e.changed)),
     othersMeanIoU: mean(edits.flatMap((e) => e.others)),
+    othersMeanIoUReconstruction: mean(edits.flatMap((e) => e.othersRec)),
     maeOutside: mean(edits.map((e) => e.mae)),
     maeOutsideReconstruction: mean(edits.map((e) => e.maeRec)),
   };
@@ -1242,7 +1252,14 @@ const ok = (v: number | null | undefined, pass: (x: number) => boolean) =>
   v === null || v === undefined ? 'n/a' : pass(v) ? 'pass' : 'FAIL';
 
 function realEditRow(name: string, x: RealEditSummary): string[] {
-  return [name, pc(x.changedRate), f2(x.othersMeanIoU, 3), f2(x.maeOutside), f2(x.maeOutsideReconstruction)];
+  return [
+    name,
+    pc(x.changedRate),
+    f2(x.othersMeanIoU, 3),
+    f2(x.othersMeanIoUReconstruction, 3),
+    f2(x.maeOutside),
+    f2(x.maeOutsideReconstruction),
+  ];
 }
 
 function table(head: string[], rows: string[][]): string {
@@ -1446,6 +1463,7 @@ export function editsMarkdown(r: EditMeasurements): string {
           'method',
           'new colour',
           'other objects: IoU with ground truth',
+          'reconstruction: other objects IoU',
           'error outside the object',
           'reconstruction: error outside the object',
         ],

@@ -148,6 +148,11 @@ test('measure: every measurement runs end to end on tiny-sd-a (one batch each wi
     assert.ok(e.changedRate !== null && e.changedRate >= 0 && e.changedRate <= 1);
     assert.ok(e.maeOutside !== null && e.maeOutside >= 0);
   }
+  // both edits are scored against one reconstruction: its other objects' IoU is their common floor
+  assert.equal(
+    inv.nullText.edit.othersMeanIoUReconstruction,
+    inv.nullText.editBlend.othersMeanIoUReconstruction,
+  );
   const md = editsMarkdown(r);
   const realEdits = md.slice(md.indexOf('### Inversion'));
   assert.ok(
