@@ -9,9 +9,9 @@
 // Heat-maps: the cross-attention of the conditional rows is stored over the last third of the steps (16 × 16
 // maps by default), aggregated as DAAM (per head upsampled bicubically to the latent size, clamped, averaged),
 // the shape word's map upsampled to the image, min–max normalised and thresholded (HEAT_MAP_THRESHOLD, and
-// Otsu's), then compared with the mask of the detected
-// object that ShapesEval matched to the prompt object: the template (shape, centre, scale) the detector fitted,
-// rasterised, coverage ≥ 0.5. Generated images have no ground truth, so the detector's mask stands in for it.
+// Otsu's), then compared with the mask of the detected object that ShapesEval matched to the prompt object: the
+// template (shape, centre, scale) the detector fitted, rasterised, coverage ≥ 0.5. Generated images have no
+// ground truth, so the detector's mask stands in for it.
 
 import { type AttentionMaskOptions, attentionMask } from '../methods/application/attention-mask.js';
 import { AttentionStore } from '../methods/map/attention-store.js';
