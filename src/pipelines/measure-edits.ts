@@ -24,7 +24,7 @@
 import { plainBatch } from '../attention/call.js';
 import type { Controller } from '../attention/hooks.js';
 import { attentionMask } from '../methods/application/attention-mask.js';
-import { LocalBlend } from '../methods/application/local-blend.js';
+import { LOCAL_BLEND_TH, LocalBlend } from '../methods/application/local-blend.js';
 import { groupControllers, type PromptGroup } from '../methods/application/prompt-groups.js';
 import { MutualSelfAttention } from '../methods/feature/mutual-self-attention.js';
 import { PlugAndPlay } from '../methods/feature/plug-and-play.js';
@@ -312,7 +312,7 @@ function replaceAndBlend(
       tokenizer: sd.tokenizer,
       prompts: pair,
       words,
-      ...(threshold !== undefined ? { th: [threshold, 0.3] as const } : {}),
+      ...(threshold !== undefined ? { th: [threshold, LOCAL_BLEND_TH[1]] as const } : {}),
     }),
   ];
 }

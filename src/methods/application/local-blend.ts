@@ -15,6 +15,9 @@ import { selectRows, takeRows } from '../map/attention-store.js';
 import { tokenIndicesOrNone } from '../map/token-alignment.js';
 import { maxPool3 } from './attention-mask.js';
 
+/** The reference's thresholds for the words' mask and the substracted mask. */
+export const LOCAL_BLEND_TH: readonly [number, number] = [0.3, 0.3];
+
 export interface LocalBlendOptions {
   tokenizer: CLIPTokenizer;
   /** The prompts of the batch, source first. */
@@ -64,7 +67,7 @@ export class LocalBlend implements Controller {
     }
     this.substructLayers = opts.substructWords ? layers(opts.substructWords) : undefined;
     this.startBlend = opts.startBlend ?? 0.2;
-    this.th = opts.th ?? [0.3, 0.3];
+    this.th = opts.th ?? LOCAL_BLEND_TH;
     this.res = opts.res;
   }
 
