@@ -34,7 +34,6 @@ import { AttentionStore } from '../methods/map/attention-store.js';
 import { aggregateCrossAttention, GlobalHeatMap } from '../methods/map/heatmap.js';
 import { DDIMScheduler } from '../schedulers/index.js';
 import {
-  type Caption,
   type Cell,
   COLORS,
   type ColorName,
@@ -45,10 +44,12 @@ import {
   maskIoU,
   type ObjectReport,
   renderScene,
+  type Scene,
   type SceneReport,
   type SceneSpec,
   SHAPES,
   sampleScene,
+  wordingSpec,
 } from '../shapes/index.js';
 import { concat, noGrad, Tensor } from '../tensor/index.js';
 import { initialNoise } from './edit.js';
@@ -337,8 +338,21 @@ function wordEqualizer(sd: StableDiffusion, prompt: string, index: number, w: nu
   return eq;
 }
 
-function replaceWord(caption: Caption, index: number, word: string): string {
-  return caption.words.map((w, i) => (i === index ? word : w)).join(' ');
+/**
+ * The caption of `scene` with object 0's colour or shape changed, written by the grammar, so that the article
+ * follows the new word ("an orange star" → "a blue star", not "an blue star", which the model never saw).
+ * The swap keeps the word count, so the two prompts stay aligned word for word.
+ */
+export function swappedCaption(scene: Scene, attribute: 'color' | 'shape', value: string): string {
+  const spec = wordingSpec(scene);
+  const target = captionOfSpec({
+    ...spec,
+    objects: spec.objects.map((o, i) => (i === 0 ? { ...o, [attribute]: value } : o)),
+  });
+  const source = captionOfSpec(spec);
+  if (target.words.length !== source.words.length)
+    throw new Error(`swappedCaption: "${source.text}" → "${target.text}" changes the word count`);
+  return target.text;
 }
 
 /**
@@ -494,7 +508,7 @@ export function measureColourSwap(sd: StableDiffusion, o: ResolvedOptions): Swap
     const caption = captionOf(scene);
     const free = COLORS.filter((c) => !scene.objects.some((x) => x.color === c));
     const colour = free[seed % free.length]!;
-    const target = replaceWord(caption, caption.objects[0]!.color.index, colour);
+    const target = swappedCaption(scene, 'color', colour);
     return { seed, scene, caption, target, colour };
   });
   const jobs = items.map((it): Job => {
@@ -550,7 +564,7 @@ export function measureShapeSwap(sd: StableDiffusion, o: ResolvedOptions): SwapR
     if (scene.objects.filter((x) => x.shape === old).length > 1) return null; // the blend word must be unique
     const free = SHAPES.filter((s) => !scene.objects.some((x) => x.shape === s));
     const shape = free[seed % free.length]!;
-    const target = replaceWord(caption, caption.objects[0]!.shape.index, shape);
+    const target = swappedCaption(scene, 'shape', shape);
     return { seed, scene, caption, target, old, shape };
   });
   const jobs = items.map((it): Job => {
@@ -1062,7 +1076,7 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
       const zT = inv.trajectory[o.steps]!;
       const free = COLORS.filter((c) => !it.scene.objects.some((x) => x.color === c));
       const colour: ColorName = free[it.seed % free.length]!;
-      const target = replaceWord(it.caption, it.caption.objects[0]!.color.index, colour);
+      const target = swappedCaption(it.scene, 'color', colour);
       const pair = [it.caption.text, target];
       const colours = [it.caption.objects[0]!.color.word, colour];
       // rows: reconstruction + swap, and the same pair with LocalBlend on the two colour words

@@ -17,6 +17,7 @@ import {
   measureEdits,
   psnr,
   scoreSwap,
+  swappedCaption,
 } from '../../src/pipelines/measure-edits.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
 import {
@@ -93,6 +94,44 @@ test('measure: with every copy of an object, a model that draws it twice is scor
   );
   assert.ok(Math.abs(one.iouCopies - 0.5) < 0.03, `iou of copies ${one.iouCopies}`);
   assert.ok(one.maeOutsideCopies < 1e-3, "the vanished copy is inside the copies' region");
+});
+
+test('measure: swapped captions keep the grammar (the article follows the new colour) and the word count', () => {
+  // first held-out scenes whose object 0 is orange, with and without a size word
+  const find = (sized: boolean) => {
+    for (let i = 0; i < 10_000; i++) {
+      const scene = sampleScene(heldOutSeed(i), { objects: [1, 2] });
+      if (scene.objects[0]!.color === 'orange' && Boolean(captionOf(scene).objects[0]!.size) === sized)
+        return scene;
+    }
+    throw new Error('no such scene');
+  };
+  const bare = find(false);
+  const src = captionOf(bare);
+  const [c, a] = [src.objects[0]!.color.index, src.objects[0]!.start];
+  assert.equal(src.words[a], 'an');
+  const blue = swappedCaption(bare, 'color', 'blue').split(' ');
+  assert.equal(blue.length, src.words.length);
+  assert.deepEqual(
+    blue.map((w, i) => (i === a || i === c ? null : w)),
+    src.words.map((w, i) => (i === a || i === c ? null : w)),
+  );
+  assert.equal(blue[a], 'a');
+  assert.equal(blue[c], 'blue');
+  // with a size word the article is the size's: only the colour changes
+  const sized = find(true);
+  const srcSized = captionOf(sized);
+  const blueSized = swappedCaption(sized, 'color', 'blue').split(' ');
+  assert.deepEqual(
+    blueSized.map((w, i) => (i === srcSized.objects[0]!.color.index ? 'orange' : w)),
+    srcSized.words,
+  );
+  // a shape swap changes the shape word only
+  const square = swappedCaption(bare, 'shape', bare.objects[0]!.shape === 'square' ? 'ring' : 'square').split(
+    ' ',
+  );
+  assert.equal(square.filter((w, i) => w !== src.words[i]).length, 1);
+  assert.notEqual(square[src.objects[0]!.shape.index], src.words[src.objects[0]!.shape.index]);
 });
 
 test('measure: image utilities (PSNR, mean abs error, colour statistics, dilation)', () => {
