@@ -7,7 +7,8 @@ import { type Command, Option } from 'commander';
 import { readPng, writePng } from '../io/png.js';
 import { sideBySide } from '../io/render.js';
 import { setThreads } from '../kernels/ort.js';
-import { editPrompt, type PromptEditMethod } from '../pipelines/edit.js';
+import { LOCAL_BLEND_TH } from '../methods/application/local-blend.js';
+import { type EditPromptOptions, editPrompt, type PromptEditMethod } from '../pipelines/edit.js';
 import type { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { Tensor } from '../tensor/index.js';
 import { float, int } from './args.js';
@@ -48,6 +49,10 @@ const promptToPrompt: EditMethod = {
       P2P_EDITS,
     ),
     new Option('--blend <words...>', 'LocalBlend: only the regions of these words change'),
+    new Option(
+      '--blend-threshold <t>',
+      "LocalBlend's threshold on the words' normalised maps (the reference's 0.3; 0.6 suits the Shapes model)",
+    ).argParser(float('--blend-threshold')),
     new Option('--reweight <word=w...>', 'scale the attention to a word, e.g. --reweight circle=2'),
     new Option(
       '--cross-replace-steps <f>',
@@ -69,6 +74,8 @@ const promptToPrompt: EditMethod = {
         '--null-text inverts the image given with --image; add --image <png> or drop --null-text',
       );
     }
+    if (f['blendThreshold'] !== undefined && !f['blend'])
+      throw new Error('--blend-threshold sets LocalBlend; add --blend <words...> or drop --blend-threshold');
     if (f['nullTextLr'] !== undefined && !f['nullText'])
       throw new Error('--null-text-lr sets null-text inversion; add --null-text or drop --null-text-lr');
     if (c.image) {
@@ -81,7 +88,7 @@ const promptToPrompt: EditMethod = {
       source: c.source,
       target: c.target,
       method: (f['p2p'] as PromptEditMethod | 'auto' | undefined) ?? 'auto',
-      blend: f['blend'] as string[] | undefined,
+      blend: blendOption(f['blend'] as string[] | undefined, f['blendThreshold'] as number | undefined),
       reweight,
       crossReplaceSteps: f['crossReplaceSteps'] as number | undefined,
       selfReplaceSteps: f['selfReplaceSteps'] as number | undefined,
@@ -109,6 +116,12 @@ export const EDIT_METHODS: Record<string, EditMethod> = {
   masactrl: masactrlMethod,
   pnp: pnpMethod,
 };
+
+/** --blend words, with --blend-threshold when given (the second, subtracted-words threshold stays). */
+function blendOption(words: string[] | undefined, threshold: number | undefined): EditPromptOptions['blend'] {
+  if (!words || threshold === undefined) return words;
+  return { words, th: [threshold, LOCAL_BLEND_TH[1]] };
+}
 
 /** `word=2` flags → { word: 2 }. */
 export function parseWeights(list: readonly string[] | undefined): Record<string, number> | undefined {

@@ -13,6 +13,7 @@ import {
   type ShapesEvalRun,
 } from '../pipelines/evaluate.js';
 import {
+  EDIT_BLEND_THRESHOLD,
   type EditMeasurements,
   editsMarkdown,
   MEASUREMENTS,
@@ -44,6 +45,7 @@ interface EditsFlags {
   res?: string;
   maskRes?: number;
   maskThres?: number;
+  blendThreshold: number;
   minutes?: number;
   out?: string;
   markdown?: string;
@@ -204,6 +206,12 @@ export function registerMeasure(program: Command): void {
       "feature: MaskAuto's threshold on the min–max normalised maps (default: the reference's 0.1)",
       float('--mask-thres'),
     )
+    .option(
+      '--blend-threshold <t>',
+      "LocalBlend's threshold in every LocalBlend edit (the reference's is 0.3; 0.6 was better on validation scenes)",
+      float('--blend-threshold'),
+      EDIT_BLEND_THRESHOLD,
+    )
     .option('-o, --out <file>', 'write the results as JSON')
     .option('--markdown <file>', 'write the markdown tables')
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
@@ -234,6 +242,7 @@ export function registerMeasure(program: Command): void {
         resolutions: f.res ? parseIntList(f.res, '--res') : undefined,
         maskResolution: f.maskRes,
         maskThreshold: f.maskThres,
+        blendThreshold: f.blendThreshold,
         minutes: f.minutes,
         onProgress: (m, done, total) => {
           if (bar?.name !== m) {

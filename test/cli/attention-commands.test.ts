@@ -94,6 +94,29 @@ test('edit writes source, target and the side-by-side', () => {
     () => attnkit('edit', '--source', 'a circle', '--null-text'),
     /--null-text inverts the image/,
   );
+  // threshold 1: nothing passes it (maps normalised by their maximum), so with the blend from the first step the
+  // target keeps the source's latents throughout and is the source image
+  const kept = join(dir, 'kept.png');
+  const flags = [
+    '--source',
+    'a red circle',
+    '--target',
+    'a green circle',
+    '--steps',
+    '2',
+    '--blend',
+    'red',
+    'green',
+  ];
+  attnkit('edit', ...flags, '--blend-threshold', '1', '--out', kept);
+  const keptPaths = companionPaths(kept);
+  assert.deepEqual(readPng(keptPaths.target).toArray(), readPng(keptPaths.source).toArray());
+  assert.notDeepEqual(readPng(paths.target).toArray(), readPng(paths.source).toArray());
+  assert.throws(() => attnkit('edit', ...flags, '--blend-threshold', '1.5'), /normalised to \[0, 1\]/);
+  assert.throws(
+    () => attnkit('edit', '--source', 'a circle', '--blend-threshold', '0.6'),
+    /--blend-threshold sets LocalBlend/,
+  );
 });
 
 test('option parsers', () => {

@@ -195,9 +195,15 @@ test('measure: every measurement runs end to end on tiny-sd-a (one batch each wi
   const md = editsMarkdown(r);
   const realEdits = md.slice(md.indexOf('### Inversion'));
   assert.ok(
-    realEdits.includes('| AttentionReplace + LocalBlend (the two colour words) |'),
-    'the real-image blend row',
+    realEdits.includes('| AttentionReplace + LocalBlend (the two colour words, threshold 0.6) |'),
+    'the real-image blend row, at the default threshold',
   );
+  assert.equal(r.config.blendThreshold, 0.6);
+  // results written before the threshold was recorded: the thresholds they ran with
+  const { blendThreshold: _, ...older } = r.config;
+  const olderMd = editsMarkdown({ ...r, config: older });
+  assert.ok(olderMd.includes('| AttentionReplace + LocalBlend (the two colour words, threshold 0.3) |'));
+  assert.ok(olderMd.includes('| AttentionReplace + LocalBlend (threshold 0.6) |'));
   for (const h of ['Colour word swap', 'Shape word swap', 'Reweight', 'Heat-maps', 'MasaCtrl', 'Inversion']) {
     assert.ok(md.includes(`### ${h}`), `markdown lacks ${h}`);
   }
@@ -213,6 +219,13 @@ test('measure: every measurement runs end to end on tiny-sd-a (one batch each wi
   assert.equal(shifted.heatMaps!.rows[0]!.seed - one.heatMaps!.rows[0]!.seed, 1_000_000);
   assert.equal(one.colourSwap, undefined);
   assert.throws(() => measureEdits(sd, { only: ['nope' as 'heatmaps'] }), /unknown measurement/);
+  // LocalBlend's threshold reaches the blend: at 1 nothing passes it (maps are normalised by their maximum), so
+  // the blended edit keeps the source's latents from the blend's start and comes out as the source image
+  const kept = measureEdits(sd, { seeds: 1, steps: 2, only: ['colour-swap'], blendThreshold: 1 });
+  const keptRow = kept.colourSwap!.rows[0]!;
+  assert.ok(keptRow.perMethod['replace+blend']!.maeOutside < 1e-3, 'threshold 1: the source image');
+  assert.ok(keptRow.perMethod.replace!.maeOutside > 1, 'the unblended edit does change the image');
+  assert.throws(() => measureEdits(sd, { blendThreshold: 1.5 }), /normalised to \[0, 1\], got 1.5/);
 });
 
 test('measure: attnkit measure edits --only writes JSON, and measure report turns it into markdown', () => {

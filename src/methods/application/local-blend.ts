@@ -68,6 +68,10 @@ export class LocalBlend implements Controller {
     this.substructLayers = opts.substructWords ? layers(opts.substructWords) : undefined;
     this.startBlend = opts.startBlend ?? 0.2;
     this.th = opts.th ?? LOCAL_BLEND_TH;
+    if (!this.th.every((t) => t >= 0 && t <= 1))
+      throw new Error(
+        `LocalBlend: thresholds apply to maps normalised to [0, 1]; got th ${JSON.stringify(this.th)}`,
+      );
     this.res = opts.res;
   }
 
