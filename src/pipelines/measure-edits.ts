@@ -405,6 +405,14 @@ export interface SwapScore {
   iouCopies: number;
   maeOutsideCopies: number;
   othersIoUCopies: number[];
+  /**
+   * IoU with the edited image's copy in the source object's place: of the detected objects with the matched
+   * one's colour and shape, the one that overlaps the source object's mask most (`samePlaceMask`). Where the
+   * model draws an object twice and the edit keeps both copies, the matched masks can be the two different
+   * copies (IoU 0) although nothing moved; this reads the copy that stands where the source object stood.
+   */
+  iouSamePlace?: number;
+  othersIoUSamePlace?: number[];
 }
 
 export interface SwapMethodSummary {
@@ -426,6 +434,11 @@ export interface SwapMethodSummary {
   meanMaeOutsideCopies?: number | null;
   othersMeanIoUCopies?: number | null;
   othersCopiesAtLeast?: number | null;
+  /** With the copy in the source object's place (`SwapScore.iouSamePlace`). */
+  meanIoUSamePlace?: number | null;
+  iouSamePlaceAtLeast?: number | null;
+  othersMeanIoUSamePlace?: number | null;
+  othersSamePlaceAtLeast?: number | null;
 }
 
 export interface SwapResult {
@@ -441,6 +454,8 @@ function summarizeSwap(rows: readonly SwapRow[], method: string, iouTarget: numb
   const others = m.flatMap((x) => x.othersIoU);
   const othersCopies = m.flatMap((x) => x.othersIoUCopies);
   const copies = m.map((x) => x.iouCopies);
+  const samePlace = m.map((x) => x.iouSamePlace ?? x.iou);
+  const othersSamePlace = m.flatMap((x) => x.othersIoUSamePlace ?? x.othersIoU);
   return {
     scenes: valid.length,
     changedRate: rate(m.map((x) => x.changed)),
@@ -455,7 +470,37 @@ function summarizeSwap(rows: readonly SwapRow[], method: string, iouTarget: numb
     meanMaeOutsideCopies: mean(m.map((x) => x.maeOutsideCopies)),
     othersMeanIoUCopies: mean(othersCopies),
     othersCopiesAtLeast: rate(othersCopies.map((v) => v >= 0.9)),
+    meanIoUSamePlace: mean(samePlace),
+    iouSamePlaceAtLeast: rate(samePlace.map((v) => v >= iouTarget)),
+    othersMeanIoUSamePlace: mean(othersSamePlace),
+    othersSamePlaceAtLeast: rate(othersSamePlace.map((v) => v >= 0.9)),
   };
+}
+
+/**
+ * The mask of the copy of `report`'s object `j` that overlaps `source` most: among the detected objects with the
+ * matched object's colour and shape (ShapesEval's match first, so it wins ties), or null when it is not found.
+ */
+export function samePlaceMask(
+  source: Float32Array,
+  report: SceneReport,
+  j: number,
+  width: number,
+  height: number,
+): Float32Array | null {
+  const matched = report.objects[j]?.detected;
+  if (!matched) return null;
+  const copies = report.detection.objects.filter(
+    (d) => d.color === matched.color && d.shape === matched.shape,
+  );
+  let best = detectedMask(matched, width, height);
+  let bestIoU = maskIoU(source, best);
+  for (const d of copies) {
+    const m = detectedMask(d, width, height);
+    const v = maskIoU(source, m);
+    if (v > bestIoU) [best, bestIoU] = [m, v];
+  }
+  return best;
 }
 
 /** Pixels away from the masks (their union grown by 2): where an edit should change nothing. */
@@ -485,11 +530,17 @@ export function scoreSwap(
   const [srcCopies, tgtCopies] = [copiesOf(sourceReport, 0), copiesOf(report, 0)];
   const othersIoU: number[] = [];
   const othersIoUCopies: number[] = [];
+  const othersIoUSamePlace: number[] = [];
+  const samePlaceIoU = (a: Float32Array, j: number) => {
+    const b = samePlaceMask(a, report, j, w, h);
+    return b ? maskIoU(a, b) : 0;
+  };
   sourceReport.objects.forEach((s, j) => {
     if (j === 0 || !rightObject(s)) return;
     const a = maskOf(s, source)!;
     const b = maskOf(report.objects[j], edited);
     othersIoU.push(b ? maskIoU(a, b) : 0);
+    othersIoUSamePlace.push(samePlaceIoU(a, j));
     const [ca, cb] = [copiesOf(sourceReport, j), copiesOf(report, j)];
     othersIoUCopies.push(ca && cb ? maskIoU(ca, cb) : 0);
   });
@@ -502,6 +553,8 @@ export function scoreSwap(
     iouCopies: srcCopies && tgtCopies ? maskIoU(srcCopies, tgtCopies) : 0,
     maeOutsideCopies: meanAbsError(source, edited, outsideOf([srcCopies, tgtCopies], w, h)),
     othersIoUCopies,
+    iouSamePlace: srcMask ? samePlaceIoU(srcMask, 0) : 0,
+    othersIoUSamePlace,
   };
 }
 
@@ -1323,6 +1376,7 @@ export function editsMarkdown(r: EditMeasurements): string {
       f2(x.meanMaeOutside),
       f2(x.meanIoUCopies, 3),
       f2(x.meanMaeOutsideCopies),
+      f2(x.meanIoUSamePlace, 3),
     ];
     const blend = s.methods['replace+blend'];
     out.push(
@@ -1337,6 +1391,7 @@ export function editsMarkdown(r: EditMeasurements): string {
           'mean abs error outside object',
           'IoU, every copy of the object',
           'error outside every copy',
+          "IoU, the copy in the source object's place",
         ],
         [
           row('AttentionReplace', rep),
@@ -1376,6 +1431,8 @@ export function editsMarkdown(r: EditMeasurements): string {
           'error outside object',
           'others IoU, every copy',
           'others IoU ≥ 0.9, every copy',
+          "others IoU, the copy in the source object's place",
+          'others ≥ 0.9, same place',
         ],
         [
           [
@@ -1387,6 +1444,8 @@ export function editsMarkdown(r: EditMeasurements): string {
             f2(b.meanMaeOutside),
             f2(b.othersMeanIoUCopies, 3),
             pc(b.othersCopiesAtLeast),
+            f2(b.othersMeanIoUSamePlace, 3),
+            pc(b.othersSamePlaceAtLeast),
           ],
         ],
       ),

@@ -7,7 +7,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { heldOutSeed } from '../../src/pipelines/evaluate.js';
+import { detectedMask, heldOutSeed } from '../../src/pipelines/evaluate.js';
 import {
   colourStats,
   editsMarkdown,
@@ -16,6 +16,7 @@ import {
   meanAbsError,
   measureEdits,
   psnr,
+  samePlaceMask,
   scoreSwap,
   swappedCaption,
 } from '../../src/pipelines/measure-edits.js';
@@ -25,6 +26,7 @@ import {
   captionOfSpec,
   dilate,
   evaluate,
+  maskIoU,
   renderScene,
   sampleScene,
 } from '../../src/shapes/index.js';
@@ -94,6 +96,29 @@ test('measure: with every copy of an object, a model that draws it twice is scor
   );
   assert.ok(Math.abs(one.iouCopies - 0.5) < 0.03, `iou of copies ${one.iouCopies}`);
   assert.ok(one.maeOutsideCopies < 1e-3, "the vanished copy is inside the copies' region");
+});
+
+test("measure: the copy in the source object's place is found whichever copy ShapesEval matched", () => {
+  // an object drawn twice, far apart (bottom right and top left)
+  const scene = sampleScene(heldOutSeed(7), { objects: 1 });
+  const first = scene.objects[0]!;
+  assert.ok(first.cx > 40 && first.cy > 40, 'the scene this test was written for');
+  const copy = { ...first, cx: 63 - first.cx, cy: 63 - first.cy };
+  const image = renderScene({ ...scene, objects: [first, copy] }).image;
+  const report = evaluate(image, captionOf(scene).text);
+  const near = (x: number, y: number) =>
+    report.detection.objects.find((d) => Math.hypot(d.cx - x, d.cy - y) < 3)!;
+  const [atFirst, atCopy] = [near(first.cx, first.cy), near(copy.cx, copy.cy)];
+  assert.ok(atFirst && atCopy, 'both copies detected');
+  const source = detectedMask(atFirst, 64, 64);
+  // whichever copy is the match, the mask found is the one in the source object's place
+  for (const matched of [atFirst, atCopy]) {
+    const flipped = { ...report, objects: [{ ...report.objects[0]!, detected: matched }] };
+    assert.ok(maskIoU(source, samePlaceMask(source, flipped, 0, 64, 64)!) > 0.99);
+  }
+  assert.equal(maskIoU(source, detectedMask(atCopy, 64, 64)), 0, 'the other copy does not overlap');
+  const none = { ...report, objects: [{ ...report.objects[0]!, detected: null }] };
+  assert.equal(samePlaceMask(source, none, 0, 64, 64), null);
 });
 
 test('measure: swapped captions keep the grammar (the article follows the new colour) and the word count', () => {
