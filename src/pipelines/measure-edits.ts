@@ -1411,7 +1411,9 @@ export function editsMarkdown(r: EditMeasurements): string {
         `regeneration worse on layout (${ok(rep.meanIoU !== null && none.meanIoU !== null ? rep.meanIoU - none.meanIoU : null, (x) => x > 0)}).`,
       '',
       '"Every copy": the masks of all detected objects with the object\'s colour and shape (source: old colour, ' +
-        'edited: new colour), because the model often draws an object twice and ShapesEval then matches either copy.',
+        'edited: new colour), because the model often draws an object twice and ShapesEval then matches either copy. ' +
+        "\"The copy in the source object's place\": of the edited image's detected objects with the matched one's " +
+        "colour and shape, the one that overlaps the source object's mask most.",
       '',
     );
   }
@@ -1450,7 +1452,9 @@ export function editsMarkdown(r: EditMeasurements): string {
         ],
       ),
       '',
-      `Target: other objects unchanged, IoU ≥ 0.9 (${ok(b.othersMeanIoU, (x) => x >= 0.9)}; ${b.othersCount} other objects).`,
+      `Target: other objects unchanged, IoU ≥ 0.9 (${ok(b.othersMeanIoU, (x) => x >= 0.9)}; ${b.othersCount} other objects; ` +
+        `every copy ${ok(b.othersMeanIoUCopies, (x) => x >= 0.9)}, the copy in the source object's place ` +
+        `${ok(b.othersMeanIoUSamePlace, (x) => x >= 0.9)}).`,
       '',
     );
   }
