@@ -411,8 +411,8 @@ export interface SwapScore {
    * model draws an object twice and the edit keeps both copies, the matched masks can be the two different
    * copies (IoU 0) although nothing moved; this reads the copy that stands where the source object stood.
    */
-  iouSamePlace?: number;
-  othersIoUSamePlace?: number[];
+  iouSamePlace: number;
+  othersIoUSamePlace: number[];
 }
 
 export interface SwapMethodSummary {
@@ -454,8 +454,8 @@ function summarizeSwap(rows: readonly SwapRow[], method: string, iouTarget: numb
   const others = m.flatMap((x) => x.othersIoU);
   const othersCopies = m.flatMap((x) => x.othersIoUCopies);
   const copies = m.map((x) => x.iouCopies);
-  const samePlace = m.map((x) => x.iouSamePlace ?? x.iou);
-  const othersSamePlace = m.flatMap((x) => x.othersIoUSamePlace ?? x.othersIoU);
+  const samePlace = m.map((x) => x.iouSamePlace);
+  const othersSamePlace = m.flatMap((x) => x.othersIoUSamePlace);
   return {
     scenes: valid.length,
     changedRate: rate(m.map((x) => x.changed)),
@@ -491,7 +491,7 @@ export function samePlaceMask(
   const matched = report.objects[j]?.detected;
   if (!matched) return null;
   const copies = report.detection.objects.filter(
-    (d) => d.color === matched.color && d.shape === matched.shape,
+    (d) => d !== matched && d.color === matched.color && d.shape === matched.shape,
   );
   let best = detectedMask(matched, width, height);
   let bestIoU = maskIoU(source, best);
