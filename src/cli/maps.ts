@@ -1,32 +1,38 @@
-// attnkit maps "<prompt>" — DAAM heat-maps of every word of the prompt over the generated image, as a grid.
+// attnkit maps "<prompt>" — DAAM heat-maps of every word of the prompt over the generated image (or a given one,
+// --image), as a grid.
 
 import type { Command } from 'commander';
-import { writePng } from '../io/png.js';
+import { readPng, writePng } from '../io/png.js';
 import { type ColorMapName, colorize, imageGrid, overlayHeatMap } from '../io/render.js';
 import { setThreads } from '../kernels/ort.js';
 import { expandAs } from '../methods/map/heatmap.js';
 import { resize2d } from '../methods/map/upsample.js';
-import { generateWithHeatMaps } from '../pipelines/heatmaps.js';
+import { generateWithHeatMaps, type HeatMapRun, imageHeatMaps } from '../pipelines/heatmaps.js';
 import type { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { Tensor } from '../tensor/index.js';
 import { float, int } from './args.js';
 import { loadModel } from './models.js';
 import { progressBar } from './progress.js';
 
-interface MapsFlags {
-  model?: string;
-  out: string;
+/** The flags `maps` and `segment` share. */
+export interface HeatMapFlags {
+  image?: string;
   seed: number;
   samplingSteps: number;
   guidance: number;
   steps?: string;
   res?: string;
+  quiet?: boolean;
+}
+
+interface MapsFlags extends HeatMapFlags {
+  model?: string;
+  out: string;
   tokens?: boolean;
   normalize?: boolean;
   colormap: ColorMapName;
   selfComponents?: number;
   threads?: number;
-  quiet?: boolean;
 }
 
 /** "a:b" → [a, b) over `n` steps; either end may be left out ("5:", ":10"). */
@@ -52,10 +58,54 @@ export function tileZoom(width: number): number {
   return Math.max(1, Math.ceil(128 / width));
 }
 
+/** The option that gives `maps` and `segment` an image to read instead of a generated one. */
+export const IMAGE_OPTION = [
+  '--image <png>',
+  'maps of this image instead of a generated one: DDIM-inverted with the prompt over --sampling-steps ' +
+    '(--seed and --guidance are then unused)',
+] as const;
+
+/** A generated image's heat-maps, or with --image a given one's, with a progress bar. */
+export function runHeatMaps(
+  sd: StableDiffusion,
+  prompt: string,
+  f: HeatMapFlags,
+  selfComponents?: { maxCom: number },
+): HeatMapRun {
+  const common = {
+    prompt,
+    stepRange: f.steps ? parseStepRange(f.steps, f.samplingSteps) : undefined,
+    resolutions: f.res ? parseIntList(f.res, '--res') : undefined,
+    selfComponents,
+  };
+  const bar = progressBar(f.image ? 'inverting' : 'denoising', f.samplingSteps, { quiet: f.quiet });
+  try {
+    if (f.image) {
+      const image = readPng(f.image);
+      return imageHeatMaps(sd, {
+        ...common,
+        image,
+        steps: f.samplingSteps,
+        onStep: (s) => bar.update(s + 1),
+      });
+    }
+    return generateWithHeatMaps(sd, {
+      ...common,
+      seed: f.seed,
+      steps: f.samplingSteps,
+      guidanceScale: f.guidance,
+      onStep: (e) => bar.update(e.step + 1),
+    });
+  } finally {
+    bar.stop();
+  }
+}
+
 export function registerMaps(program: Command): void {
   program
     .command('maps')
     .description('cross-attention heat-maps (DAAM) of each word of a prompt, over the generated image')
+    .option(...IMAGE_OPTION)
     .argument('<prompt>', 'the text prompt')
     .option('-m, --model <dir>', 'diffusers model folder (default: the built-in Shapes model)')
     .option('-o, --out <file>', 'output PNG (a grid: the image, then one overlay per word)', 'maps.png')
@@ -78,18 +128,7 @@ export function registerMaps(program: Command): void {
       if (f.threads) setThreads(f.threads);
       const log = (s: string) => process.stderr.write(`${s}\n`);
       const sd = loadModel(f.model, log, [prompt]);
-      const bar = progressBar('denoising', f.samplingSteps, { quiet: f.quiet });
-      const run = generateWithHeatMaps(sd, {
-        prompt,
-        seed: f.seed,
-        steps: f.samplingSteps,
-        guidanceScale: f.guidance,
-        stepRange: f.steps ? parseStepRange(f.steps, f.samplingSteps) : undefined,
-        resolutions: f.res ? parseIntList(f.res, '--res') : undefined,
-        selfComponents: f.selfComponents ? { maxCom: f.selfComponents } : undefined,
-        onStep: (e) => bar.update(e.step + 1),
-      });
-      bar.stop();
+      const run = runHeatMaps(sd, prompt, f, f.selfComponents ? { maxCom: f.selfComponents } : undefined);
       const heat = f.normalize ? run.heatMap.normalized() : run.heatMap;
       const [, , h, w] = run.image.shape as [number, number, number, number];
       const maps: { label: string; map: Tensor }[] = f.tokens

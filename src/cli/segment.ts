@@ -1,39 +1,33 @@
-// attnkit segment "<prompt>" --word <w> — a mask of a word from its cross-attention (DAAM map + threshold).
+// attnkit segment "<prompt>" --word <w> — a mask of a word from its cross-attention (DAAM map + threshold), over a
+// generated image or a given one (--image, DDIM-inverted with the prompt).
 
 import type { Command } from 'commander';
 import { writeGrayPng, writePng } from '../io/png.js';
 import { imageGrid, overlayHeatMap } from '../io/render.js';
 import { setThreads } from '../kernels/ort.js';
 import { attentionMask, normalizedAttention } from '../methods/application/attention-mask.js';
-import { generateWithHeatMaps } from '../pipelines/heatmaps.js';
 import { float, int } from './args.js';
-import { parseIntList, parseStepRange, tileZoom } from './maps.js';
+import { type HeatMapFlags, IMAGE_OPTION, runHeatMaps, tileZoom } from './maps.js';
 import { loadModel } from './models.js';
-import { progressBar } from './progress.js';
 
-interface SegmentFlags {
+interface SegmentFlags extends HeatMapFlags {
   word: string;
   model?: string;
   out: string;
   preview?: string;
   threshold: string;
   normalize: 'minmax' | 'max';
-  seed: number;
-  samplingSteps: number;
-  guidance: number;
-  steps?: string;
-  res?: string;
   threads?: number;
-  quiet?: boolean;
 }
 
 export function registerSegment(program: Command): void {
   program
     .command('segment')
-    .description("generate an image and segment a word's object from its cross-attention")
+    .description("segment a word's object from its cross-attention, in a generated image or a given one")
     .argument('<prompt>', 'the text prompt')
     .requiredOption('--word <word>', 'the word (or phrase) of the prompt to segment')
     .option('-m, --model <dir>', 'diffusers model folder (default: the built-in Shapes model)')
+    .option(...IMAGE_OPTION)
     .option('-o, --out <file>', 'the mask, a grayscale PNG at image size', 'mask.png')
     .option('--preview <file>', 'also write image | heat-map | mask side by side')
     .option('--threshold <t>', "a value in [0, 1] after normalisation, or 'otsu'", '0.4')
@@ -53,17 +47,7 @@ export function registerSegment(program: Command): void {
       const log = (s: string) => process.stderr.write(`${s}\n`);
       const sd = loadModel(f.model, log, [prompt]);
       sd.tokenizer.tokenIndices(prompt, f.word); // fails early, naming the prompt's words
-      const bar = progressBar('denoising', f.samplingSteps, { quiet: f.quiet });
-      const run = generateWithHeatMaps(sd, {
-        prompt,
-        seed: f.seed,
-        steps: f.samplingSteps,
-        guidanceScale: f.guidance,
-        stepRange: f.steps ? parseStepRange(f.steps, f.samplingSteps) : undefined,
-        resolutions: f.res ? parseIntList(f.res, '--res') : undefined,
-        onStep: (e) => bar.update(e.step + 1),
-      });
-      bar.stop();
+      const run = runHeatMaps(sd, prompt, f);
       const [, , h, w] = run.image.shape as [number, number, number, number];
       const map = run.heatMap.wordHeatMap(f.word);
       const mask = attentionMask(map, { size: [h, w], threshold, normalize: f.normalize });

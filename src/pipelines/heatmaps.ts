@@ -1,12 +1,14 @@
 // Text-to-image with an attention store on the cross-attention layers, then DAAM's global heat map of the
-// prompt: what `attnkit maps` and `attnkit segment` run. Only the conditional row is read, as DAAM.
+// prompt: what `attnkit maps` and `attnkit segment` run. Only the conditional row is read, as DAAM. For a given
+// image, the maps come from the UNet passes of its DDIM inversion with the prompt (`imageHeatMaps`).
 
 import { AttentionStore } from '../methods/map/attention-store.js';
 import { aggregateCrossAttention, GlobalHeatMap } from '../methods/map/heatmap.js';
 import { selfAttentionComponents } from '../methods/map/self-attention-components.js';
 import type { ResizeMode } from '../methods/map/upsample.js';
 import type { SchedulerName } from '../schedulers/index.js';
-import type { Tensor } from '../tensor/index.js';
+import { formatShape, type Tensor } from '../tensor/index.js';
+import { invertBatch } from './inversion.js';
 import type { StableDiffusion, StepEvent } from './stable-diffusion.js';
 
 export interface HeatMapRunOptions {
@@ -37,18 +39,54 @@ export interface HeatMapRun {
   selfComponents?: Tensor[];
 }
 
-export function generateWithHeatMaps(sd: StableDiffusion, opts: HeatMapRunOptions): HeatMapRun {
+/** The store of a heat-map run: cross-attention of the chosen sides (and self-attention, for its components). */
+function heatMapStore(
+  opts: Pick<HeatMapRunOptions, 'resolutions' | 'maxTokens' | 'selfComponents'>,
+  steps: readonly [number, number] | undefined,
+): AttentionStore {
   const self = opts.selfComponents;
   const selfTokens = self?.res ? self.res ** 2 : 32 ** 2;
-  const store = new AttentionStore({
+  return new AttentionStore({
     kinds: self ? ['cross', 'self'] : ['cross'],
     maxTokens: opts.maxTokens ?? Number.POSITIVE_INFINITY,
-    steps: opts.stepRange,
+    steps,
     layers: (c) =>
       c.kind === 'self'
         ? c.queryTokens <= selfTokens && (!self?.res || c.size![0] === self.res)
         : !opts.resolutions || opts.resolutions.includes(c.size![0]),
   });
+}
+
+/** The heat map (and self-attention components) of what `store` recorded over latents of `latentShape`. */
+function heatMapRun(
+  sd: StableDiffusion,
+  opts: Pick<HeatMapRunOptions, 'prompt' | 'stepRange' | 'resolutions' | 'mode' | 'selfComponents'>,
+  store: AttentionStore,
+  image: Tensor,
+  latentShape: readonly number[],
+): HeatMapRun {
+  if (store.numSteps === 0) {
+    throw new Error(
+      `heat-maps: no cross-attention map was recorded (steps ${opts.stepRange?.join(':') ?? 'all'}, ` +
+        `resolutions ${opts.resolutions?.join(',') ?? 'all'}); widen the step range or the resolutions`,
+    );
+  }
+  const [, , h, w] = latentShape as [number, number, number, number];
+  const heat = aggregateCrossAttention(store.maps(), { latentSize: [h, w], mode: opts.mode });
+  const heatMap = new GlobalHeatMap(sd.tokenizer, opts.prompt, heat);
+  const self = opts.selfComponents;
+  if (!self) return { image, heatMap, store };
+  const selfMaps = store.maps((m) => m.kind === 'self');
+  const res = self.res ?? Math.max(...selfMaps.map((m) => m.size[0]));
+  const fromWhere = selfMaps.some((m) => m.place !== 'mid' && m.size[0] === res)
+    ? undefined
+    : (['mid'] as const);
+  const selfComponents = selfAttentionComponents(selfMaps, { res, maxCom: self.maxCom, fromWhere });
+  return { image, heatMap, store, selfComponents };
+}
+
+export function generateWithHeatMaps(sd: StableDiffusion, opts: HeatMapRunOptions): HeatMapRun {
+  const store = heatMapStore(opts, opts.stepRange);
   const { images, latents } = sd.generate({
     prompt: opts.prompt,
     negativePrompt: opts.negativePrompt,
@@ -59,21 +97,38 @@ export function generateWithHeatMaps(sd: StableDiffusion, opts: HeatMapRunOption
     controllers: [store],
     onStep: opts.onStep,
   });
-  if (store.numSteps === 0) {
-    throw new Error(
-      `heat-maps: no cross-attention map was recorded (steps ${opts.stepRange?.join(':') ?? 'all'}, ` +
-        `resolutions ${opts.resolutions?.join(',') ?? 'all'}); widen the step range or the resolutions`,
-    );
+  return heatMapRun(sd, opts, store, images, latents.shape);
+}
+
+export interface ImageHeatMapOptions
+  extends Pick<
+    HeatMapRunOptions,
+    'prompt' | 'stepRange' | 'resolutions' | 'maxTokens' | 'mode' | 'selfComponents'
+  > {
+  /** The image (1, 3, H, W) in [-1, 1], H and W multiples of the VAE's downsampling. */
+  image: Tensor;
+  /** DDIM inversion steps (default 50, the reference's). */
+  steps?: number;
+  /** After each inversion step (0 … steps − 1). */
+  onStep?: (step: number) => void;
+}
+
+/**
+ * Heat-maps of a given image: the cross-attention of the UNet passes of its DDIM inversion with the prompt
+ * (guidance 1, so the conditional pass DAAM reads). Inversion visits the timesteps from clean to noisy, so
+ * sampling step s is inversion step steps − 1 − s; `stepRange` is in sampling order, as generateWithHeatMaps'
+ * (on rendered Shapes scenes the shape word's map matches the object's mask at IoU 0.62, docs/results.md).
+ */
+export function imageHeatMaps(sd: StableDiffusion, opts: ImageHeatMapOptions): HeatMapRun {
+  const steps = opts.steps ?? 50;
+  if (!Number.isInteger(steps) || steps < 1)
+    throw new Error(`heat-maps: steps must be a positive integer, got ${steps}`);
+  if (opts.image.rank !== 4 || opts.image.shape[0] !== 1 || opts.image.shape[1] !== 3) {
+    throw new Error(`heat-maps: give one RGB image (1, 3, H, W), got ${formatShape(opts.image.shape)}`);
   }
-  const [, , h, w] = latents.shape as [number, number, number, number];
-  const heat = aggregateCrossAttention(store.maps(), { latentSize: [h, w], mode: opts.mode });
-  const heatMap = new GlobalHeatMap(sd.tokenizer, opts.prompt, heat);
-  if (!self) return { image: images, heatMap, store };
-  const selfMaps = store.maps((m) => m.kind === 'self');
-  const res = self.res ?? Math.max(...selfMaps.map((m) => m.size[0]));
-  const fromWhere = selfMaps.some((m) => m.place !== 'mid' && m.size[0] === res)
-    ? undefined
-    : (['mid'] as const);
-  const selfComponents = selfAttentionComponents(selfMaps, { res, maxCom: self.maxCom, fromWhere });
-  return { image: images, heatMap, store, selfComponents };
+  const range = opts.stepRange;
+  const store = heatMapStore(opts, range ? [steps - range[1], steps - range[0]] : undefined);
+  const latents = sd.encodeImage(opts.image);
+  invertBatch(sd, latents, sd.encodePrompt([opts.prompt]), steps, [store], opts.onStep);
+  return heatMapRun(sd, opts, store, opts.image, latents.shape);
 }

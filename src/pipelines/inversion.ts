@@ -9,6 +9,7 @@
 //   sd.generate({ latents: zT, promptEmbeds, negativePromptEmbeds: nullEmbeds, steps, guidanceScale,
 //                 scheduler: 'ddim' }).
 
+import { plainBatch } from '../attention/call.js';
 import type { Controller, StepState } from '../attention/hooks.js';
 import { Parameter } from '../nn/module.js';
 import { AdamW } from '../nn/optim.js';
@@ -83,6 +84,43 @@ export function ddimInvert(sd: StableDiffusion, opts: DDIMInversionOptions): DDI
       trajectory.push(z);
     }
     return { trajectory, timesteps: scheduler.timesteps, promptEmbeds, steps };
+  });
+}
+
+/**
+ * DDIM inversion of latents (n, C, h, w) with text states (n, T, D) at guidance 1, as `ddimInvert` for a
+ * batch (controllers see each UNet pass, numbered by inversion step: clean to noisy): the trajectory z_0 … z_T
+ * and the sampling timesteps.
+ */
+export function invertBatch(
+  sd: StableDiffusion,
+  latents: Tensor,
+  promptEmbeds: Tensor,
+  steps: number,
+  controllers: readonly Controller[] = [],
+  onStep?: (step: number) => void,
+): { trajectory: Tensor[]; timesteps: readonly number[] } {
+  const scheduler = sd.scheduler('ddim');
+  if (!(scheduler instanceof DDIMScheduler)) throw new Error('invertBatch: the DDIM scheduler is required');
+  scheduler.setTimesteps(steps);
+  const n = latents.shape[0] as number;
+  const batch = plainBatch(n);
+  return noGrad(() => {
+    const trajectory = [latents];
+    let z = latents;
+    scheduler.inversionTimesteps.forEach((t, step) => {
+      const eps = sd.unet.forward(z, t, promptEmbeds, {
+        step,
+        numSteps: steps,
+        timestep: t,
+        batch,
+        controllers,
+      });
+      z = scheduler.invertStep(eps, t, z).nextSample;
+      trajectory.push(z);
+      onStep?.(step);
+    });
+    return { trajectory, timesteps: scheduler.timesteps };
   });
 }
 

@@ -21,7 +21,6 @@
 // Object masks are those of ShapesEval's detector (the template it fitted, see `detectedMask`), except on
 // rendered scenes, which have their ground truth. Errors are in 8-bit levels (0–255), averaged over channels.
 
-import { plainBatch } from '../attention/call.js';
 import type { Controller } from '../attention/hooks.js';
 import { attentionMask } from '../methods/application/attention-mask.js';
 import { LOCAL_BLEND_TH, LocalBlend } from '../methods/application/local-blend.js';
@@ -32,7 +31,6 @@ import { AttentionEdit, type AttentionEditOptions } from '../methods/map/attenti
 import { AttentionReplace } from '../methods/map/attention-replace.js';
 import { AttentionStore } from '../methods/map/attention-store.js';
 import { aggregateCrossAttention, GlobalHeatMap } from '../methods/map/heatmap.js';
-import { DDIMScheduler } from '../schedulers/index.js';
 import {
   type Cell,
   COLORS,
@@ -51,7 +49,7 @@ import {
   sampleScene,
   wordingSpec,
 } from '../shapes/index.js';
-import { concat, noGrad, Tensor } from '../tensor/index.js';
+import { concat, Tensor } from '../tensor/index.js';
 import { initialNoise } from './edit.js';
 import {
   copiesMask,
@@ -62,7 +60,7 @@ import {
   heldOutSeed,
 } from './evaluate.js';
 import { defaultMaskResolution, defaultPnPLayers, defaultStartLayer, maskAutoFor } from './feature-edit.js';
-import { type DDIMInversion, nullTextInversionBatch } from './inversion.js';
+import { type DDIMInversion, invertBatch, nullTextInversionBatch } from './inversion.js';
 import type { StableDiffusion } from './stable-diffusion.js';
 
 export const MEASUREMENTS = [
@@ -750,40 +748,6 @@ export function measureReweight(sd: StableDiffusion, o: ResolvedOptions): Reweig
 
 // ----------------------------------------------------------------------------------------------------------
 // batched DDIM inversion (with controllers, e.g. an attention store)
-
-/**
- * DDIM inversion of latents (n, C, h, w) with text states (n, T, D) at guidance 1, as `ddimInvert` for a
- * batch (controllers see each UNet pass): the trajectory z_0 … z_T and the sampling timesteps.
- */
-export function invertBatch(
-  sd: StableDiffusion,
-  latents: Tensor,
-  promptEmbeds: Tensor,
-  steps: number,
-  controllers: readonly Controller[] = [],
-): { trajectory: Tensor[]; timesteps: readonly number[] } {
-  const scheduler = sd.scheduler('ddim');
-  if (!(scheduler instanceof DDIMScheduler)) throw new Error('invertBatch: the DDIM scheduler is required');
-  scheduler.setTimesteps(steps);
-  const n = latents.shape[0] as number;
-  const batch = plainBatch(n);
-  return noGrad(() => {
-    const trajectory = [latents];
-    let z = latents;
-    scheduler.inversionTimesteps.forEach((t, step) => {
-      const eps = sd.unet.forward(z, t, promptEmbeds, {
-        step,
-        numSteps: steps,
-        timestep: t,
-        batch,
-        controllers,
-      });
-      z = scheduler.invertStep(eps, t, z).nextSample;
-      trajectory.push(z);
-    });
-    return { trajectory, timesteps: scheduler.timesteps };
-  });
-}
 
 function chunks<T>(xs: readonly T[], size: number): T[][] {
   const out: T[][] = [];

@@ -10,8 +10,9 @@ import { after, test } from 'node:test';
 import { companionPaths, parseWeights } from '../../src/cli/edit.js';
 import { efficiencyControllers } from '../../src/cli/efficiency.js';
 import { parseIntList, parseStepRange } from '../../src/cli/maps.js';
-import { readPng } from '../../src/io/png.js';
+import { readPng, writePng } from '../../src/io/png.js';
 import type { Tensor } from '../../src/tensor/index.js';
+import { randn } from '../../src/tensor/random.js';
 import { goldenDir, repoRoot } from '../helpers/fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'attnkit-cli-'));
@@ -65,6 +66,36 @@ test('segment writes a binary mask at image size, and a preview', () => {
     'mask pixels are 0 or 255',
   );
   assert.ok(existsSync(preview));
+});
+
+test("segment and maps --image read a given image (its size, not the model's); a bad size is named", () => {
+  const image = join(dir, 'given.png');
+  const side = 48; // the model's default is 32
+  writePng(image, randn([1, 3, side, side], 3).mul(0.3));
+  const out = join(dir, 'given-mask.png');
+  attnkit(
+    'segment',
+    'a red circle',
+    '--word',
+    'circle',
+    '--image',
+    image,
+    '--out',
+    out,
+    '--sampling-steps',
+    '2',
+  );
+  assert.deepEqual(readPng(out).shape, [1, 3, side, side]);
+  const maps = join(dir, 'given-maps.png');
+  attnkit('maps', 'a red circle', '--image', image, '--out', maps, '--sampling-steps', '2');
+  // image + 3 words, 48 px tiles zoomed ×3 = 144 px, gaps 2, label strip 5·2 + 4
+  assert.deepEqual(readPng(maps).shape, [1, 3, 144 + 14 + 4, 4 * 144 + 5 * 2]);
+  const odd = join(dir, 'odd.png');
+  writePng(odd, randn([1, 3, 33, 33], 4).mul(0.3));
+  assert.throws(
+    () => attnkit('segment', 'a red circle', '--word', 'circle', '--image', odd, '--sampling-steps', '2'),
+    /image size 33×33 must be a multiple of/,
+  );
 });
 
 test('edit writes source, target and the side-by-side', () => {
