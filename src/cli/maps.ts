@@ -7,7 +7,12 @@ import { type ColorMapName, colorize, imageGrid, overlayHeatMap } from '../io/re
 import { setThreads } from '../kernels/ort.js';
 import { expandAs } from '../methods/map/heatmap.js';
 import { resize2d } from '../methods/map/upsample.js';
-import { generateWithHeatMaps, type HeatMapRun, imageHeatMaps } from '../pipelines/heatmaps.js';
+import {
+  generateWithHeatMaps,
+  type HeatMapRun,
+  type HeatMapRunOptions,
+  imageHeatMaps,
+} from '../pipelines/heatmaps.js';
 import type { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { Tensor } from '../tensor/index.js';
 import { float, int } from './args.js';
@@ -65,18 +70,21 @@ export const IMAGE_OPTION = [
     '(--seed and --guidance are then unused)',
 ] as const;
 
-/** A generated image's heat-maps, or with --image a given one's, with a progress bar. */
+/**
+ * A generated image's heat-maps, or with --image a given one's, with a progress bar. `defaults` stand where
+ * --steps and --res are not given (else every step and every side).
+ */
 export function runHeatMaps(
   sd: StableDiffusion,
   prompt: string,
   f: HeatMapFlags,
-  selfComponents?: { maxCom: number },
+  defaults: Pick<HeatMapRunOptions, 'stepRange' | 'resolutions' | 'selfComponents'> = {},
 ): HeatMapRun {
   const common = {
     prompt,
-    stepRange: f.steps ? parseStepRange(f.steps, f.samplingSteps) : undefined,
-    resolutions: f.res ? parseIntList(f.res, '--res') : undefined,
-    selfComponents,
+    stepRange: f.steps ? parseStepRange(f.steps, f.samplingSteps) : defaults.stepRange,
+    resolutions: f.res ? parseIntList(f.res, '--res') : defaults.resolutions,
+    selfComponents: defaults.selfComponents,
   };
   const bar = progressBar(f.image ? 'inverting' : 'denoising', f.samplingSteps, { quiet: f.quiet });
   try {
@@ -128,7 +136,9 @@ export function registerMaps(program: Command): void {
       if (f.threads) setThreads(f.threads);
       const log = (s: string) => process.stderr.write(`${s}\n`);
       const sd = loadModel(f.model, log, [prompt]);
-      const run = runHeatMaps(sd, prompt, f, f.selfComponents ? { maxCom: f.selfComponents } : undefined);
+      const run = runHeatMaps(sd, prompt, f, {
+        selfComponents: f.selfComponents ? { maxCom: f.selfComponents } : undefined,
+      });
       const heat = f.normalize ? run.heatMap.normalized() : run.heatMap;
       const [, , h, w] = run.image.shape as [number, number, number, number];
       const maps: { label: string; map: Tensor }[] = f.tokens

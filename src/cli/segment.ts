@@ -6,6 +6,7 @@ import { writeGrayPng, writePng } from '../io/png.js';
 import { imageGrid, overlayHeatMap } from '../io/render.js';
 import { setThreads } from '../kernels/ort.js';
 import { attentionMask, normalizedAttention } from '../methods/application/attention-mask.js';
+import { defaultHeatResolutions, heatStepRange } from '../pipelines/evaluate.js';
 import { float, int } from './args.js';
 import { type HeatMapFlags, IMAGE_OPTION, runHeatMaps, tileZoom } from './maps.js';
 import { loadModel } from './models.js';
@@ -35,8 +36,14 @@ export function registerSegment(program: Command): void {
     .option('--seed <n>', 'random seed', int('--seed'), 0)
     .option('--sampling-steps <n>', 'denoising steps', int('--sampling-steps'), 25)
     .option('--guidance <w>', 'classifier-free guidance scale', float('--guidance'), 7.5)
-    .option('--steps <a:b>', 'aggregate the maps of denoising steps a to b (excl.); default all')
-    .option('--res <sizes>', 'aggregate only maps of these sides, e.g. 16,8; default all')
+    .option(
+      '--steps <a:b>',
+      'aggregate the maps of denoising steps a to b (excl.); default the last third (the heat-map measurements)',
+    )
+    .option(
+      '--res <sizes>',
+      'aggregate only maps of these sides, e.g. 16,8; default 16 where the UNet has 16 × 16 maps, else all',
+    )
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
     .option('-q, --quiet', 'no progress bar')
     .action((prompt: string, f: SegmentFlags) => {
@@ -47,7 +54,11 @@ export function registerSegment(program: Command): void {
       const log = (s: string) => process.stderr.write(`${s}\n`);
       const sd = loadModel(f.model, log, [prompt]);
       sd.tokenizer.tokenIndices(prompt, f.word); // fails early, naming the prompt's words
-      const run = runHeatMaps(sd, prompt, f);
+      // the setting the heat-map measurements read (docs/results.md): DAAM's own is every step and side
+      const run = runHeatMaps(sd, prompt, f, {
+        stepRange: heatStepRange(f.samplingSteps, undefined, 'segment'),
+        resolutions: defaultHeatResolutions(sd),
+      });
       const [, , h, w] = run.image.shape as [number, number, number, number];
       const map = run.heatMap.wordHeatMap(f.word);
       const mask = attentionMask(map, { size: [h, w], threshold, normalize: f.normalize });
