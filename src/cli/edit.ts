@@ -63,6 +63,10 @@ const promptToPrompt: EditMethod = {
     ),
     new Option('--null-text', 'with --image: null-text inversion (slower, faithful) instead of plain DDIM'),
     new Option(
+      '--null-text-source-only',
+      'with --null-text: the target samples with the plain unconditional embedding, the source alone with the optimised ones (the edit takes more often)',
+    ),
+    new Option(
       '--null-text-lr <x>',
       "with --null-text: Adam's learning rate at the first step (default 0.01, the reference's; 0.02 reconstructs Shapes scenes closer)",
     ).argParser(float('--null-text-lr')),
@@ -76,6 +80,8 @@ const promptToPrompt: EditMethod = {
     }
     if (f['blendThreshold'] !== undefined && !f['blend'])
       throw new Error('--blend-threshold sets LocalBlend; add --blend <words...> or drop --blend-threshold');
+    if (f['nullTextSourceOnly'] && !f['nullText'])
+      throw new Error('--null-text-source-only sets null-text inversion; add --null-text or drop it');
     if (f['nullTextLr'] !== undefined && !f['nullText'])
       throw new Error('--null-text-lr sets null-text inversion; add --null-text or drop --null-text-lr');
     if (c.image) {
@@ -103,6 +109,7 @@ const promptToPrompt: EditMethod = {
               f['nullTextLr'] !== undefined
                 ? { learningRate: f['nullTextLr'] as number }
                 : f['nullText'] === true,
+            nullTextSourceOnly: f['nullTextSourceOnly'] === true,
           }
         : {}),
       onStep: (e) => c.onStep(e.step + 1),

@@ -1017,6 +1017,8 @@ export interface InversionResult {
     edit: RealEditSummary;
     /** The same swap with LocalBlend on the two colour words. */
     editBlend: RealEditSummary;
+    /** With LocalBlend, ∅_t on the source row only; the target samples with the plain '' embedding. */
+    editBlendSourceOnly?: RealEditSummary;
   };
   rows: { seed: number; prompt: string; vae: number; ddim: number; ddimGuided: number; nullText?: number }[];
 }
@@ -1080,6 +1082,8 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
   const nt: typeof items = [];
   const edits: RealEdit[] = [];
   const blendEdits: RealEdit[] = [];
+  const sourceOnlyEdits: RealEdit[] = [];
+  const plainUncond = sd.encodePrompt(['']);
   // null-text inversion runs a batch of scenes at once (each as if alone: nullTextInversionBatch)
   for (const [ci, chunk] of chunks(inversions, o.batchPrompts).entries()) {
     if (!ntPace.fits()) break;
@@ -1099,11 +1103,13 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
       const target = swappedCaption(it.scene, 'color', colour);
       const pair = [it.caption.text, target];
       const colours = [it.caption.objects[0]!.color.word, colour];
-      // rows: reconstruction + swap, and the same pair with LocalBlend on the two colour words
+      // rows: reconstruction + swap, the same pair with LocalBlend on the two colour words, and again with the
+      // target (row 5) sampling with the plain unconditional embedding instead of ∅_t (editPrompt's
+      // nullTextSourceOnly)
       const { images } = sd.generate({
-        prompt: [...pair, ...pair],
-        latents: concat([zT, zT, zT, zT], 0),
-        negativePromptEmbeds: nti.nullEmbeds,
+        prompt: [...pair, ...pair, ...pair],
+        latents: concat([zT, zT, zT, zT, zT, zT], 0),
+        negativePromptEmbeds: nti.nullEmbeds.map((n) => concat([n, n, n, n, n, plainUncond], 0)),
         steps: o.steps,
         guidanceScale: o.guidanceScale,
         scheduler: 'ddim',
@@ -1111,6 +1117,7 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
           groupControllers([
             { prompts: [0, 1], controllers: [new AttentionReplace(editOptions(sd, pair))] },
             { prompts: [2, 3], controllers: replaceAndBlend(sd, pair, colours, o.blendThreshold) },
+            { prompts: [4, 5], controllers: replaceAndBlend(sd, pair, colours, o.blendThreshold) },
           ]),
         ],
       });
@@ -1139,6 +1146,7 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
       };
       edits.push(score(images.slice(0, 1, 2)));
       blendEdits.push(score(images.slice(0, 3, 4)));
+      sourceOnlyEdits.push(score(images.slice(0, 5, 6)));
       o.progress('inversion', items.length + k + 1, total);
     });
     ntPace.tick();
@@ -1160,6 +1168,7 @@ export function measureInversion(sd: StableDiffusion, o: ResolvedOptions): Inver
       psnr: col((r) => r.nullText),
       edit: summarizeRealEdits(edits),
       editBlend: summarizeRealEdits(blendEdits),
+      editBlendSourceOnly: summarizeRealEdits(sourceOnlyEdits),
     },
     rows,
   };
@@ -1538,6 +1547,14 @@ export function editsMarkdown(r: EditMeasurements): string {
                 realEditRow(
                   `AttentionReplace + LocalBlend (the two colour words, threshold ${blendTh('colour')})`,
                   s.nullText.editBlend,
+                ),
+              ]
+            : []),
+          ...(s.nullText.editBlendSourceOnly
+            ? [
+                realEditRow(
+                  `… and null-text for the source only (the target with the plain unconditional embedding)`,
+                  s.nullText.editBlendSourceOnly,
                 ),
               ]
             : []),

@@ -125,6 +125,10 @@ test('edit writes source, target and the side-by-side', () => {
     () => attnkit('edit', '--source', 'a circle', '--null-text'),
     /--null-text inverts the image/,
   );
+  assert.throws(
+    () => attnkit('edit', '--source', 'a circle', '--null-text-source-only'),
+    /--null-text-source-only sets null-text inversion/,
+  );
   // threshold 1: nothing passes it (maps normalised by their maximum), so with the blend from the first step the
   // target keeps the source's latents throughout and is the source image
   const kept = join(dir, 'kept.png');

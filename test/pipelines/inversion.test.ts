@@ -249,3 +249,35 @@ test('editPrompt on an image with null-text inversion: the unedited pair reconst
   const source = r.latents.slice(0, 0, 1);
   assert.ok(rms(source, z0) < rms(plain, z0), `null-text ${rms(source, z0)} ≥ plain ${rms(plain, z0)}`);
 });
+
+test('editPrompt nullTextSourceOnly: ∅_t samples the source row, the target is the plain guided sampling', () => {
+  const steps = 3;
+  const opts = {
+    source: prompt,
+    target: prompt,
+    method: 'none' as const,
+    image,
+    steps,
+    guidanceScale: 7.5,
+    nullText: { numInnerSteps: 2 },
+  };
+  const both = editPrompt(sd, opts);
+  const sourceOnly = editPrompt(sd, { ...opts, nullTextSourceOnly: true });
+  // the source row samples with ∅_t either way
+  assertClose(sourceOnly.latents.slice(0, 0, 1), both.latents.slice(0, 0, 1), { atol: 1e-5, rtol: 0 });
+  // the unedited target row is plain guided DDIM sampling from the inverted z_T with the '' embedding
+  const inv = ddimInvert(sd, { image, prompt, steps });
+  const plain = sd.generate({
+    latents: inv.trajectory[steps],
+    promptEmbeds: inv.promptEmbeds,
+    steps,
+    guidanceScale: 7.5,
+    scheduler: 'ddim',
+  }).latents;
+  assertClose(sourceOnly.latents.slice(0, 1, 2), plain, { atol: 1e-4, rtol: 0 });
+  assert.ok(rms(both.latents.slice(0, 1, 2), plain) > 1e-3, 'with ∅_t on both rows the target differs');
+  assert.throws(
+    () => editPrompt(sd, { ...opts, nullText: false, nullTextSourceOnly: true }),
+    /give image and nullText/,
+  );
+});

@@ -208,7 +208,7 @@ test('measure: every measurement runs end to end on tiny-sd-a (one batch each wi
   assert.equal(inv.nullText.seeds, 2); // null-text inverts a batch (≤ 3) at a time: both of its scenes
   for (const v of [inv.vaePSNR, inv.ddimPSNR, inv.ddimGuidedPSNR, inv.nullText.psnr])
     assert.ok(Number.isFinite(v));
-  for (const e of [inv.nullText.edit, inv.nullText.editBlend]) {
+  for (const e of [inv.nullText.edit, inv.nullText.editBlend, inv.nullText.editBlendSourceOnly!]) {
     assert.ok(e.changedRate !== null && e.changedRate >= 0 && e.changedRate <= 1);
     assert.ok(e.maeOutside !== null && e.maeOutside >= 0);
   }
@@ -223,6 +223,7 @@ test('measure: every measurement runs end to end on tiny-sd-a (one batch each wi
     realEdits.includes('| AttentionReplace + LocalBlend (the two colour words, threshold 0.6) |'),
     'the real-image blend row, at the default threshold',
   );
+  assert.ok(realEdits.includes('| … and null-text for the source only'), 'the source-only null-text row');
   assert.equal(r.config.blendThreshold, 0.6);
   // results written before the threshold was recorded: the thresholds they ran with
   const { blendThreshold: _, ...older } = r.config;
