@@ -113,9 +113,9 @@ export function registerMaps(program: Command): void {
   program
     .command('maps')
     .description('cross-attention heat-maps (DAAM) of each word of a prompt, over the generated image')
-    .option(...IMAGE_OPTION)
     .argument('<prompt>', 'the text prompt')
     .option('-m, --model <dir>', 'diffusers model folder (default: the built-in Shapes model)')
+    .option(...IMAGE_OPTION)
     .option('-o, --out <file>', 'output PNG (a grid: the image, then one overlay per word)', 'maps.png')
     .option('--seed <n>', 'random seed', int('--seed'), 0)
     .option('--sampling-steps <n>', 'denoising steps', int('--sampling-steps'), 25)

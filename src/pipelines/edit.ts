@@ -115,9 +115,9 @@ export function editPrompt(sd: StableDiffusion, opts: EditPromptOptions): EditPr
         prompts,
       })
     : undefined;
-  const real = opts.image ? invertForEdit(sd, opts) : undefined;
-  if (opts.nullTextSourceOnly && !real?.nullEmbeds)
+  if (opts.nullTextSourceOnly && !(opts.image && opts.nullText))
     throw new Error('editPrompt: nullTextSourceOnly applies to null-text inversion; give image and nullText');
+  const real = opts.image ? invertForEdit(sd, opts) : undefined;
   const plainUncond = opts.nullTextSourceOnly ? sd.encodePrompt([opts.negativePrompt ?? '']) : undefined;
   const nullEmbeds =
     real?.nullEmbeds && plainUncond
