@@ -71,20 +71,20 @@ export const IMAGE_OPTION = [
 ] as const;
 
 /**
- * A generated image's heat-maps, or with --image a given one's, with a progress bar. `defaults` stand where
- * --steps and --res are not given (else every step and every side).
+ * A generated image's heat-maps, or with --image a given one's, with a progress bar. `opts.stepRange` and
+ * `opts.resolutions` stand where --steps and --res are not given (else every step and every side).
  */
 export function runHeatMaps(
   sd: StableDiffusion,
   prompt: string,
   f: HeatMapFlags,
-  defaults: Pick<HeatMapRunOptions, 'stepRange' | 'resolutions' | 'selfComponents'> = {},
+  opts: Pick<HeatMapRunOptions, 'stepRange' | 'resolutions' | 'selfComponents'> = {},
 ): HeatMapRun {
   const common = {
     prompt,
-    stepRange: f.steps ? parseStepRange(f.steps, f.samplingSteps) : defaults.stepRange,
-    resolutions: f.res ? parseIntList(f.res, '--res') : defaults.resolutions,
-    selfComponents: defaults.selfComponents,
+    stepRange: f.steps ? parseStepRange(f.steps, f.samplingSteps) : opts.stepRange,
+    resolutions: f.res ? parseIntList(f.res, '--res') : opts.resolutions,
+    selfComponents: opts.selfComponents,
   };
   const bar = progressBar(f.image ? 'inverting' : 'denoising', f.samplingSteps, { quiet: f.quiet });
   try {

@@ -8,7 +8,7 @@ import { selfAttentionComponents } from '../methods/map/self-attention-component
 import type { ResizeMode } from '../methods/map/upsample.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import { formatShape, type Tensor } from '../tensor/index.js';
-import { invertBatch } from './inversion.js';
+import { inversionStepRange, invertBatch } from './inversion.js';
 import type { StableDiffusion, StepEvent } from './stable-diffusion.js';
 
 export interface HeatMapRunOptions {
@@ -126,8 +126,7 @@ export function imageHeatMaps(sd: StableDiffusion, opts: ImageHeatMapOptions): H
   if (opts.image.rank !== 4 || opts.image.shape[0] !== 1 || opts.image.shape[1] !== 3) {
     throw new Error(`heat-maps: give one RGB image (1, 3, H, W), got ${formatShape(opts.image.shape)}`);
   }
-  const range = opts.stepRange;
-  const store = heatMapStore(opts, range ? [steps - range[1], steps - range[0]] : undefined);
+  const store = heatMapStore(opts, opts.stepRange && inversionStepRange(opts.stepRange, steps));
   const latents = sd.encodeImage(opts.image);
   invertBatch(sd, latents, sd.encodePrompt([opts.prompt]), steps, [store], opts.onStep);
   return heatMapRun(sd, opts, store, opts.image, latents.shape);

@@ -124,6 +124,14 @@ export function invertBatch(
   });
 }
 
+/**
+ * The inversion steps of sampling steps [a, b): inversion runs the timesteps clean to noisy, so sampling step s
+ * is inversion step steps − 1 − s, and [a, b) is [steps − b, steps − a).
+ */
+export function inversionStepRange(range: readonly [number, number], steps: number): [number, number] {
+  return [steps - range[1], steps - range[0]];
+}
+
 export interface NullTextOptions {
   /** The guidance scale of the regeneration (reference GUIDANCE_SCALE = 7.5). */
   guidanceScale?: number;

@@ -60,7 +60,7 @@ import {
   heldOutSeed,
 } from './evaluate.js';
 import { defaultMaskResolution, defaultPnPLayers, defaultStartLayer, maskAutoFor } from './feature-edit.js';
-import { type DDIMInversion, invertBatch, nullTextInversionBatch } from './inversion.js';
+import { type DDIMInversion, inversionStepRange, invertBatch, nullTextInversionBatch } from './inversion.js';
 import type { StableDiffusion } from './stable-diffusion.js';
 
 export const MEASUREMENTS = [
@@ -782,12 +782,10 @@ export function measureHeatMaps(sd: StableDiffusion, o: ResolvedOptions): HeatMa
   const pace = new Pace(o.deadline);
   for (const chunk of chunks(items, o.batchPrompts)) {
     if (!pace.fits()) break;
-    // inversion runs the timesteps clean to noisy: sampling step s is inversion step (steps − 1 − s)
-    const [a, b] = o.heatSteps;
     const store = new AttentionStore({
       kinds: ['cross'],
       maxTokens: Number.POSITIVE_INFINITY,
-      steps: [o.steps - b, o.steps - a],
+      steps: inversionStepRange(o.heatSteps, o.steps),
     });
     const latents = sd.encodeImage(
       concat(

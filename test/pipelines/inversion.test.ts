@@ -226,17 +226,22 @@ test("editPrompt on an image: the source row is the image's own reconstruction, 
   );
 });
 
-test('editPrompt on an image with null-text inversion: the unedited pair reconstructs closer than plain DDIM', () => {
-  const steps = 4;
-  const z0 = sd.encodeImage(image);
+/** Guided (7.5) DDIM sampling with the plain '' embedding from the image's DDIM-inverted z_T: final latents. */
+function plainRegeneration(steps: number): Tensor {
   const inv = ddimInvert(sd, { image, prompt, steps });
-  const plain = sd.generate({
+  return sd.generate({
     latents: inv.trajectory[steps],
     promptEmbeds: inv.promptEmbeds,
     steps,
     guidanceScale: 7.5,
     scheduler: 'ddim',
   }).latents;
+}
+
+test('editPrompt on an image with null-text inversion: the unedited pair reconstructs closer than plain DDIM', () => {
+  const steps = 4;
+  const z0 = sd.encodeImage(image);
+  const plain = plainRegeneration(steps);
   const r = editPrompt(sd, {
     source: prompt,
     target: prompt,
@@ -266,14 +271,7 @@ test('editPrompt nullTextSourceOnly: ∅_t samples the source row, the target is
   // the source row samples with ∅_t either way
   assertClose(sourceOnly.latents.slice(0, 0, 1), both.latents.slice(0, 0, 1), { atol: 1e-5, rtol: 0 });
   // the unedited target row is plain guided DDIM sampling from the inverted z_T with the '' embedding
-  const inv = ddimInvert(sd, { image, prompt, steps });
-  const plain = sd.generate({
-    latents: inv.trajectory[steps],
-    promptEmbeds: inv.promptEmbeds,
-    steps,
-    guidanceScale: 7.5,
-    scheduler: 'ddim',
-  }).latents;
+  const plain = plainRegeneration(steps);
   assertClose(sourceOnly.latents.slice(0, 1, 2), plain, { atol: 1e-4, rtol: 0 });
   assert.ok(rms(both.latents.slice(0, 1, 2), plain) > 1e-3, 'with ∅_t on both rows the target differs');
   assert.throws(
