@@ -63,6 +63,28 @@ function guidedEps(
   return u.add(c.sub(u).mul(w));
 }
 
+/**
+ * The DDIM inversion loop: from z_0, one inverted step per inversion timestep (clean to noisy) with the
+ * prediction `eps(z, t, step)`; returns z_0 … z_T.
+ */
+function invertLoop(
+  scheduler: DDIMScheduler,
+  z0: Tensor,
+  eps: (z: Tensor, t: number, step: number) => Tensor,
+  onStep?: (step: number) => void,
+): Tensor[] {
+  return noGrad(() => {
+    const trajectory = [z0];
+    let z = z0;
+    scheduler.inversionTimesteps.forEach((t, step) => {
+      z = scheduler.invertStep(eps(z, t, step), t, z).nextSample;
+      trajectory.push(z);
+      onStep?.(step);
+    });
+    return trajectory;
+  });
+}
+
 /** DDIM inversion of one image: the latent trajectory from z_0 to z_T. */
 export function ddimInvert(sd: StableDiffusion, opts: DDIMInversionOptions): DDIMInversion {
   const steps = opts.steps ?? 50;
@@ -76,15 +98,8 @@ export function ddimInvert(sd: StableDiffusion, opts: DDIMInversionOptions): DDI
   const promptEmbeds = opts.promptEmbeds ?? sd.encodePrompt([opts.prompt ?? '']);
   const w = opts.guidanceScale ?? 1;
   const uncond = w > 1 ? sd.encodePrompt(['']) : promptEmbeds;
-  return noGrad(() => {
-    const trajectory = [z0];
-    let z = z0;
-    for (const t of scheduler.inversionTimesteps) {
-      z = scheduler.invertStep(guidedEps(sd, z, t, promptEmbeds, uncond, w), t, z).nextSample;
-      trajectory.push(z);
-    }
-    return { trajectory, timesteps: scheduler.timesteps, promptEmbeds, steps };
-  });
+  const trajectory = invertLoop(scheduler, z0, (z, t) => guidedEps(sd, z, t, promptEmbeds, uncond, w));
+  return { trajectory, timesteps: scheduler.timesteps, promptEmbeds, steps };
 }
 
 /**
@@ -100,28 +115,16 @@ export function invertBatch(
   controllers: readonly Controller[] = [],
   onStep?: (step: number) => void,
 ): { trajectory: Tensor[]; timesteps: readonly number[] } {
-  const scheduler = sd.scheduler('ddim');
-  if (!(scheduler instanceof DDIMScheduler)) throw new Error('invertBatch: the DDIM scheduler is required');
-  scheduler.setTimesteps(steps);
-  const n = latents.shape[0] as number;
-  const batch = plainBatch(n);
-  return noGrad(() => {
-    const trajectory = [latents];
-    let z = latents;
-    scheduler.inversionTimesteps.forEach((t, step) => {
-      const eps = sd.unet.forward(z, t, promptEmbeds, {
-        step,
-        numSteps: steps,
-        timestep: t,
-        batch,
-        controllers,
-      });
-      z = scheduler.invertStep(eps, t, z).nextSample;
-      trajectory.push(z);
-      onStep?.(step);
-    });
-    return { trajectory, timesteps: scheduler.timesteps };
-  });
+  const scheduler = ddim(sd, steps);
+  const batch = plainBatch(latents.shape[0] as number);
+  const trajectory = invertLoop(
+    scheduler,
+    latents,
+    (z, t, step) =>
+      sd.unet.forward(z, t, promptEmbeds, { step, numSteps: steps, timestep: t, batch, controllers }),
+    onStep,
+  );
+  return { trajectory, timesteps: scheduler.timesteps };
 }
 
 /**
