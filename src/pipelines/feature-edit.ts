@@ -109,7 +109,8 @@ function wordTokens(sd: StableDiffusion, prompt: string, words: readonly string[
   const tokens = words.flatMap((w) => tokenIndicesOrNone(sd.tokenizer, prompt, w, n));
   if (tokens.length === 0) {
     throw new Error(
-      `MasaCtrl MaskAuto: none of the mask words ${JSON.stringify(words)} is in the prompt "${prompt}"`,
+      `MasaCtrl MaskAuto: none of the mask words ${JSON.stringify(words)} is in the prompt "${prompt}" ` +
+        `within its first ${n} tokens (the tokenizer cuts longer prompts)`,
     );
   }
   return tokens;

@@ -44,6 +44,22 @@ test('maps writes a grid: the image, one overlay per word, then self-attention c
   assert.deepEqual(readPng(out).shape, [1, 3, 128 + 14 + 4, 6 * 128 + 7 * 2]);
 });
 
+test('a prompt longer than the tokenizer: maps leaves the cut words out, segment names a cut word', () => {
+  // tiny-sd-a's tokenizer keeps 16 tokens: "square" is cut off this prompt (bos, 14 ids, eos)
+  const prompt = 'a crimson circle and a crimson square';
+  const out = join(dir, 'maps-long.png');
+  attnkit('maps', prompt, '--out', out, '--sampling-steps', '2', '--res', '8');
+  // 7 tiles (the image and the 6 words the model saw; no NaN map from the cut word), 128 px each, six per
+  // row: two rows of tile + label strip (14) with gaps 2
+  assert.deepEqual(readPng(out).shape, [1, 3, 2 * (128 + 14) + 3 * 2, 6 * 128 + 7 * 2]);
+  const mask = join(dir, 'mask-long.png');
+  assert.throws(
+    () => attnkit('segment', prompt, '--word', 'square', '--out', mask, '--sampling-steps', '2'),
+    /"square" lies past the tokenizer's 16 tokens and is cut off the prompt/,
+  );
+  assert.ok(!existsSync(mask));
+});
+
 test('segment writes a binary mask at image size, and a preview', () => {
   const out = join(dir, 'mask.png');
   const preview = join(dir, 'preview.png');

@@ -99,6 +99,19 @@ test('word maps average their tokens; DAAM normalisation divides by the sum over
   });
 });
 
+test('a word the tokenizer cut off a long prompt has no map: left out of the word list, named when asked', () => {
+  const tokenizer = CLIPTokenizer.fromDirectorySync(join(goldenDir(), 'tokenizer'));
+  // 16 tokens: bos, 14 ids (a, crimson ×5, circle, and, a, crimson ×5), eos — "square" is cut
+  const prompt = 'a crimson circle and a crimson square';
+  const g = new GlobalHeatMap(tokenizer, prompt, Tensor.zeros([16, 2, 2]));
+  assert.deepEqual(
+    g.wordHeatMaps().map((w) => w.word),
+    ['a', 'crimson', 'circle', 'and', 'a', 'crimson'],
+  );
+  assert.throws(() => g.wordHeatMap('square'), /"square" has no map: it lies past the tokenizer's 16 tokens/);
+  assert.ok(g.wordHeatMaps().every((w) => w.map.toArray().every(Number.isFinite)));
+});
+
 test('attention masks: normalisation, fixed and Otsu thresholds, pooling, IoU', () => {
   const map = Tensor.from([0, 1, 2, 10, 0, 1, 8, 9, 0], [3, 3]);
   // min–max: values / 10; > 0.4 keeps 10, 8, 9

@@ -89,6 +89,12 @@ test('LocalBlend waits for startBlend, and substruct words cut their region out'
     assert.equal(v, y >= 2 && y < 4 && x >= 2 && x < 4 ? 0 : 1, `pixel (${y}, ${x})`);
   });
   assert.throws(() => new LocalBlend({ tokenizer, prompts, words: ['square'] }), /none of the words/);
+  // a word cut off long prompts (16 tokens here) is no region of them
+  const long = ['a crimson circle and a crimson square', 'a crimson circle and a crimson square'];
+  assert.throws(
+    () => new LocalBlend({ tokenizer, prompts: long, words: ['square'] }),
+    /none of the words \["square"\] occurs in the prompts within their first 16 tokens/,
+  );
 });
 
 test('LocalBlend.blend is x_src + mask · (x − x_src)', () => {

@@ -89,4 +89,9 @@ test('crossReplaceSteps: ⌊f·(numSteps+1)⌋ steps, per word with default_', (
 test('equalizer: the word’s token positions get the weight, all others 1', () => {
   const eq = equalizer(tok, 'a crimson circle', { crimson: 2, circle: -1 });
   assert.deepEqual([...eq].slice(0, 9), [1, 1, 2, 2, 2, 2, 2, -1, 1]);
+  // "square" is cut off this prompt (16 tokens): weighting it would change nothing, so it is refused
+  assert.throws(
+    () => equalizer(tok, 'a crimson circle and a crimson square', { square: 2 }),
+    /"square" lies past the first 16 tokens of the prompt/,
+  );
 });

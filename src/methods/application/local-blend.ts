@@ -63,7 +63,10 @@ export class LocalBlend implements Controller {
       });
     this.alphaLayers = layers(opts.words);
     if (this.alphaLayers.every((a) => a.every((v) => v === 0))) {
-      throw new Error(`LocalBlend: none of the words ${JSON.stringify(opts.words)} occurs in the prompts`);
+      throw new Error(
+        `LocalBlend: none of the words ${JSON.stringify(opts.words)} occurs in the prompts within their ` +
+          `first ${n} tokens (the tokenizer cuts longer prompts); name words of the prompts`,
+      );
     }
     this.substructLayers = opts.substructWords ? layers(opts.substructWords) : undefined;
     this.startBlend = opts.startBlend ?? 0.2;

@@ -101,15 +101,24 @@ export class GlobalHeatMap {
   /** A word's map (h, w): the mean over its token positions (every occurrence), as DAAM merges sub-words. */
   wordHeatMap(word: string | number): Tensor {
     const idx = this.tokenizer.tokenIndices(this.prompt, word);
+    if (idx.length === 0) {
+      throw new Error(
+        `GlobalHeatMap: the word ${JSON.stringify(word)} has no map: it lies past the tokenizer's ` +
+          `${this.tokenizer.modelMaxLength} tokens and was cut off the prompt; shorten the prompt`,
+      );
+    }
     const [, h, w] = this.heatMaps.shape as [number, number, number];
     return indexSelect(this.heatMaps, 0, idx).mean({ axes: 0 }).reshape([h, w]);
   }
 
-  /** Every whitespace-separated word of the prompt with its map. */
+  /**
+   * Every whitespace-separated word of the prompt with its map; words the tokenizer cut off a long prompt
+   * (the model never saw them) are left out.
+   */
   wordHeatMaps(): { word: string; map: Tensor }[] {
     return this.tokenizer
       .wordTokens(this.prompt)
-      .map((wt, i) => ({ word: wt.word, map: this.wordHeatMap(i) }));
+      .flatMap((wt, i) => (wt.indices.length > 0 ? [{ word: wt.word, map: this.wordHeatMap(i) }] : []));
   }
 
   /**
