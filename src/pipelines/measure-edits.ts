@@ -1267,6 +1267,16 @@ export function measureEdits(sd: StableDiffusion, opts: MeasureOptions = {}): Ed
     progress: opts.onProgress ?? (() => {}),
   };
   if (o.weights.length < 2) throw new Error('measureEdits: give at least two reweight weights');
+  const counts: [string, number, number][] = [
+    ['seeds', o.seeds, 1],
+    ['batchPrompts', o.batchPrompts, 1],
+    ['nullTextSeeds', o.nullTextSeeds, 0],
+    ['nullTextInnerSteps', o.nullTextInnerSteps, 1],
+  ];
+  for (const [name, v, min] of counts) {
+    if (!(Number.isInteger(v) && v >= min))
+      throw new Error(`measureEdits: ${name} must be an integer ≥ ${min}, got ${v}`);
+  }
   if (!(Number.isInteger(o.sceneOffset) && o.sceneOffset >= 0))
     throw new Error(`measureEdits: sceneOffset must be a non-negative integer, got ${o.sceneOffset}`);
   if (!(o.minutes > 0)) throw new Error(`measureEdits: minutes must be positive, got ${o.minutes}`);

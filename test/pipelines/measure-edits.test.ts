@@ -252,6 +252,13 @@ test('measure: every measurement runs end to end on tiny-sd-a (one batch each wi
   assert.ok(keptRow.perMethod['replace+blend']!.maeOutside < 1e-3, 'threshold 1: the source image');
   assert.ok(keptRow.perMethod.replace!.maeOutside > 1, 'the unblended edit does change the image');
   assert.throws(() => measureEdits(sd, { blendThreshold: 1.5 }), /normalised to \[0, 1\], got 1.5/);
+  // counts: no scenes measures nothing, so it is refused rather than written as an empty result
+  assert.throws(() => measureEdits(sd, { seeds: 0 }), /seeds must be an integer ≥ 1, got 0/);
+  assert.throws(
+    () => measureEdits(sd, { batchPrompts: 2.5 }),
+    /batchPrompts must be an integer ≥ 1, got 2.5/,
+  );
+  assert.throws(() => measureEdits(sd, { nullTextSeeds: -1 }), /nullTextSeeds must be an integer ≥ 0/);
 });
 
 test('measure: attnkit measure edits --only writes JSON, and measure report turns it into markdown', () => {
