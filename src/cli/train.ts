@@ -207,6 +207,8 @@ export function registerTrain(program: Command): void {
         throw new Error(`train shapes: --stage must be vae, decoder, unet or all, got '${flags.stage}'`);
       }
       if (flags.threads) setThreads(flags.threads);
+      if (flags.steps !== undefined) positive(flags.steps, '--steps');
+      if (flags.vaeSteps !== undefined) positive(flags.vaeSteps, '--vae-steps');
       const d = SHAPES_TRAIN_DEFAULTS;
       const t0 = Date.now();
       const pick = <T>(v: T | undefined, fallback: T): T => (v === undefined ? fallback : v);
@@ -214,7 +216,7 @@ export function registerTrain(program: Command): void {
       const stage1 = flags.stage === 'decoder' ? 'vae' : flags.stage;
       const stageFlags = (stage: 'vae' | 'unet') => ({
         ...(flags.batch !== undefined && (stage1 === stage || (flags.stage === 'all' && stage === 'unet'))
-          ? { batchSize: flags.batch }
+          ? { batchSize: positive(flags.batch, '--batch') }
           : {}),
         ...(flags.lr !== undefined && (stage1 === stage || (flags.stage === 'all' && stage === 'unet'))
           ? { lr: flags.lr }
@@ -232,7 +234,9 @@ export function registerTrain(program: Command): void {
           ...(flags.vaeChannels !== undefined
             ? { blockOutChannels: channelList(flags.vaeChannels, '--vae-channels') }
             : {}),
-          ...(flags.vaeGroups !== undefined ? { normNumGroups: flags.vaeGroups } : {}),
+          ...(flags.vaeGroups !== undefined
+            ? { normNumGroups: positive(flags.vaeGroups, '--vae-groups') }
+            : {}),
           ...(flags.latentChannels !== undefined
             ? { latentChannels: positive(flags.latentChannels, '--latent-channels') }
             : {}),

@@ -2,7 +2,8 @@
 // an exported run loads and generates through StableDiffusion.fromPretrained.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -40,6 +41,7 @@ import {
   velocity,
 } from '../../src/training/text-to-image.js';
 import { buildVAE, initVAE, sampleLatent, vaeLoss } from '../../src/training/vae.js';
+import { repoRoot } from '../helpers/fixtures.js';
 
 const root = mkdtempSync(join(tmpdir(), 'attnkit-train-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -561,4 +563,18 @@ test('train: --grounding token[:pixel[:place]] parses, and bad values are errors
   assert.deepEqual(parseGrounding('0.05:0.0025:4'), { token: 0.05, pixel: 0.0025, place: 4 });
   for (const bad of ['0:0', '0.05:0.0025:', '0.05:0.0025:-1', '1:2:3:4', 'x', ':1'])
     assert.throws(() => parseGrounding(bad), /token\[:pixel\[:place\]\]/, bad);
+});
+
+test('train shapes: a batch or a step count below 1 is refused by name before anything is written', () => {
+  const out = join(tmpdir(), `attnkit-train-bad-${process.pid}`);
+  const run = (...args: string[]) =>
+    execFileSync(
+      process.execPath,
+      ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'train', 'shapes', '--out', out, '-q', ...args],
+      { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+  assert.throws(() => run('--stage', 'vae', '--batch', '0'), /--batch must be ≥ 1, got 0/);
+  assert.throws(() => run('--stage', 'vae', '--steps', '0'), /--steps must be ≥ 1, got 0/);
+  assert.throws(() => run('--stage', 'all', '--vae-steps', '-2'), /--vae-steps must be ≥ 1, got -2/);
+  assert.ok(!existsSync(out), 'no run folder');
 });
