@@ -63,6 +63,22 @@ export function tileZoom(width: number): number {
   return Math.max(1, Math.ceil(128 / width));
 }
 
+/**
+ * The sides of maps of an image `height` latent pixels high that stand where `sides` stand at the model's own
+ * latent side `base`: the side base / 2^k (after k downsamplings) becomes `height` halved k times, rounding up
+ * as a stride-2 convolution with padding 1 does. Sides that are not base / 2^k are kept as given.
+ */
+export function sidesAtHeight(sides: readonly number[], base: number, height: number): number[] {
+  return sides.map((side) => {
+    let k = 0;
+    while (base / 2 ** k > side) k++;
+    if (base / 2 ** k !== side) return side;
+    let h = height;
+    for (let i = 0; i < k; i++) h = Math.ceil(h / 2);
+    return h;
+  });
+}
+
 /** The option that gives `maps` and `segment` an image to read instead of a generated one. */
 export const IMAGE_OPTION = [
   '--image <png>',
@@ -90,8 +106,18 @@ export function runHeatMaps(
   try {
     if (f.image) {
       const image = readPng(f.image);
+      // default sides name the model's own image size; at another size the same layers have other sides
+      const resolutions =
+        !f.res && common.resolutions
+          ? sidesAtHeight(
+              common.resolutions,
+              sd.unet.config.sampleSize,
+              (image.shape[2] as number) / sd.vae.scaleFactor,
+            )
+          : common.resolutions;
       return imageHeatMaps(sd, {
         ...common,
+        resolutions,
         image,
         steps: f.samplingSteps,
         onStep: (s) => bar.update(s + 1),

@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { companionPaths, parseWeights } from '../../src/cli/edit.js';
 import { efficiencyControllers } from '../../src/cli/efficiency.js';
-import { parseIntList, parseStepRange } from '../../src/cli/maps.js';
+import { parseIntList, parseStepRange, sidesAtHeight } from '../../src/cli/maps.js';
+import { BUILTIN_MODEL } from '../../src/cli/models.js';
 import { readPng, writePng } from '../../src/io/png.js';
 import type { Tensor } from '../../src/tensor/index.js';
 import { randn } from '../../src/tensor/random.js';
@@ -19,19 +20,13 @@ const dir = mkdtempSync(join(tmpdir(), 'attnkit-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 function attnkit(...args: string[]): string {
+  return attnkitOn(goldenDir(), ...args);
+}
+
+function attnkitOn(model: string, ...args: string[]): string {
   return execFileSync(
     process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(repoRoot, 'src/cli/main.ts'),
-      ...args,
-      '--model',
-      goldenDir(),
-      '--threads',
-      '1',
-      '-q',
-    ],
+    ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), ...args, '--model', model, '--threads', '1', '-q'],
     { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
   );
 }
@@ -58,6 +53,26 @@ test('a prompt longer than the tokenizer: maps leaves the cut words out, segment
     /"square" lies past the tokenizer's 16 tokens and is cut off the prompt/,
   );
   assert.ok(!existsSync(mask));
+});
+
+test('sidesAtHeight: a default map side names a UNet level, found again at another image height', () => {
+  // the built-in model: latent side 16, cross-attention maps 16, 8, 4 (levels 0, 1, 2)
+  assert.deepEqual(sidesAtHeight([16, 8, 4], 16, 16), [16, 8, 4]);
+  assert.deepEqual(sidesAtHeight([16, 8, 4], 16, 12), [12, 6, 3]);
+  // odd heights round up at each stride-2 convolution: 25 → 13 → 7, 15 → 8 → 4
+  assert.deepEqual(sidesAtHeight([16, 8, 4], 16, 25), [25, 13, 7]);
+  assert.deepEqual(sidesAtHeight([8], 16, 15), [8]);
+  assert.deepEqual(sidesAtHeight([5], 16, 12), [5], 'not a level of the model: kept');
+});
+
+test('segment --image on the built-in model at a size other than its own reads the same level of maps', () => {
+  // 100 × 60: latent 25 × 15, whose largest maps are 15 high, not the default 16
+  const image = join(dir, 'wide.png');
+  writePng(image, randn([1, 3, 60, 100], 5).mul(0.3));
+  const out = join(dir, 'wide-mask.png');
+  const args = ['--word', 'circle', '--image', image, '--out', out, '--sampling-steps', '3'];
+  attnkitOn(BUILTIN_MODEL, 'segment', 'a red circle', ...args);
+  assert.deepEqual(readPng(out).shape, [1, 3, 60, 100]);
 });
 
 test('segment writes a binary mask at image size, and a preview', () => {
