@@ -42,7 +42,8 @@ export function registerSegment(program: Command): void {
     )
     .option(
       '--res <sizes>',
-      'aggregate only maps of these sides, e.g. 16,8; default 16 where the UNet has 16 × 16 maps, else all',
+      'aggregate only maps of these sides, e.g. 16,8; default 16 where the UNet has 16 × 16 maps (with --image ' +
+        'at another size, the same layers at that size), else all',
     )
     .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
     .option('-q, --quiet', 'no progress bar')
