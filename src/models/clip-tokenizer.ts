@@ -401,6 +401,22 @@ export class CLIPTokenizer {
     return [...indices].filter((i) => i < limit).sort((a, b) => a - b);
   }
 
+  /**
+   * `tokenIndices` for a word the model must see: one that the truncation cut off the prompt entirely (no
+   * position within maxLength) is an error that says so, where `tokenIndices` gives no positions.
+   */
+  keptTokenIndices(prompt: string, word: string | number, options: { maxLength?: number } = {}): number[] {
+    const idx = this.tokenIndices(prompt, word, options);
+    if (idx.length === 0) {
+      const name = typeof word === 'number' ? this.wordTokens(prompt)[word]!.word : word;
+      throw new Error(
+        `CLIPTokenizer: "${name}" lies past the first ${options.maxLength ?? this.modelMaxLength} tokens of the ` +
+          'prompt, which the tokenizer cuts off; shorten the prompt',
+      );
+    }
+    return idx;
+  }
+
   // -------------------------------------------------------------------------------------------------------
 
   /** Cleans the text, splits it in words and pre-tokens, and runs BPE on each pre-token. */

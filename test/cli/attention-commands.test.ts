@@ -50,7 +50,7 @@ test('a prompt longer than the tokenizer: maps leaves the cut words out, segment
   const mask = join(dir, 'mask-long.png');
   assert.throws(
     () => attnkit('segment', prompt, '--word', 'square', '--out', mask, '--sampling-steps', '2'),
-    /"square" lies past the tokenizer's 16 tokens and is cut off the prompt/,
+    /"square" lies past the first 16 tokens of the prompt/,
   );
   assert.ok(!existsSync(mask));
 });

@@ -265,6 +265,14 @@ test('tokenIndices: a word split in several BPE tokens gives all of their positi
   assert.equal(tok.decode(zxqv.map((i) => golden[i - 1]!)), 'zxqv');
   // Positions beyond the 16-token window are dropped.
   assert.deepEqual(tok.tokenIndices(`a a a a a a a a a a a a ${prompt}`, 'zxqv'), []);
+  // keptTokenIndices: the same positions, and a word cut off entirely is an error that names it (by word or index)
+  const long = `a a a a a a a a a a a a ${prompt}`;
+  assert.deepEqual(tok.keptTokenIndices(`a a a a a a a a a ${prompt}`, 'unseenword'), [11, 12, 13, 14]);
+  assert.throws(
+    () => tok.keptTokenIndices(long, 'zxqv'),
+    /"zxqv" lies past the first 16 tokens of the prompt/,
+  );
+  assert.throws(() => tok.keptTokenIndices(long, 14), /"zxqv" lies past the first 16 tokens/);
   assert.deepEqual(tok.tokenIndices(`a a a a a a a a a ${prompt}`, 'unseenword'), [11, 12, 13, 14]);
   assert.deepEqual(
     tok.tokenIndices(`a a a a a a a a a ${prompt}`, 'unseenword', { maxLength: 77 }),

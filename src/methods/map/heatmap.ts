@@ -100,13 +100,7 @@ export class GlobalHeatMap {
 
   /** A word's map (h, w): the mean over its token positions (every occurrence), as DAAM merges sub-words. */
   wordHeatMap(word: string | number): Tensor {
-    const idx = this.tokenizer.tokenIndices(this.prompt, word);
-    if (idx.length === 0) {
-      throw new Error(
-        `GlobalHeatMap: the word ${JSON.stringify(word)} has no map: it lies past the tokenizer's ` +
-          `${this.tokenizer.modelMaxLength} tokens and was cut off the prompt; shorten the prompt`,
-      );
-    }
+    const idx = this.tokenizer.keptTokenIndices(this.prompt, word);
     const [, h, w] = this.heatMaps.shape as [number, number, number];
     return indexSelect(this.heatMaps, 0, idx).mean({ axes: 0 }).reshape([h, w]);
   }

@@ -173,14 +173,7 @@ export function equalizer(
   const maxLen = n ?? tokenizer.modelMaxLength;
   const eq = new Float32Array(maxLen).fill(1);
   for (const [word, value] of Object.entries(weights)) {
-    const idx = tokenizer.tokenIndices(prompt, word, { maxLength: maxLen });
-    if (idx.length === 0) {
-      throw new Error(
-        `equalizer: "${word}" lies past the first ${maxLen} tokens of the prompt, which the tokenizer cut ` +
-          'off; shorten the prompt or weight a word before the cut',
-      );
-    }
-    for (const t of idx) eq[t] = value;
+    for (const t of tokenizer.keptTokenIndices(prompt, word, { maxLength: maxLen })) eq[t] = value;
   }
   return eq;
 }
