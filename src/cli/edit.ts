@@ -171,13 +171,24 @@ export function registerEdit(program: Command): void {
   const list = Object.entries(EDIT_METHODS).map(([name, m]) => `  ${name.padEnd(10)} ${m.description}`);
   cmd.addHelpText('after', `\nMethods:\n${list.join('\n')}\n`);
   cmd.action((f: Record<string, unknown>) => {
+    const chosen = f['method'] as string;
+    // an option of another method would be read by nobody: say so instead of editing without it
+    for (const [name, m] of Object.entries(EDIT_METHODS)) {
+      if (name === chosen) continue;
+      for (const o of m.options ?? []) {
+        if (cmd.getOptionValueSource(o.attributeName()) === 'cli')
+          throw new Error(
+            `${o.long} is an option of --method ${name}; it does nothing with --method ${chosen}`,
+          );
+      }
+    }
     if (f['threads']) setThreads(f['threads'] as number);
     const log = (s: string) => process.stderr.write(`${s}\n`);
     const prompts = [f['source'] as string, ...(f['target'] ? [f['target'] as string] : [])];
     const sd = loadModel(f['model'] as string | undefined, log, prompts);
     const steps = f['steps'] as number;
     const bar = progressBar('editing', steps, { quiet: f['quiet'] as boolean | undefined });
-    const method = EDIT_METHODS[f['method'] as string]!;
+    const method = EDIT_METHODS[chosen]!;
     const t0 = performance.now();
     const { source, target } = method.run({
       sd,

@@ -160,6 +160,17 @@ test('edit writes source, target and the side-by-side', () => {
     () => attnkit('edit', '--source', 'a circle', '--null-text-source-only'),
     /--null-text-source-only sets null-text inversion/,
   );
+  // another method's option would be read by nobody: refused, naming the method it belongs to
+  const other = join(dir, 'other-method.png');
+  assert.throws(
+    () => attnkit('edit', '--source', 'a circle', '--method', 'masactrl', '--null-text', '--out', other),
+    /--null-text is an option of --method p2p; it does nothing with --method masactrl/,
+  );
+  assert.throws(
+    () => attnkit('edit', '--source', 'a circle', '--mask-words', 'circle', '--out', other),
+    /--mask-words is an option of --method masactrl; it does nothing with --method p2p/,
+  );
+  assert.ok(!existsSync(other));
   // threshold 1: nothing passes it (maps normalised by their maximum), so with the blend from the first step the
   // target keeps the source's latents throughout and is the source image
   const kept = join(dir, 'kept.png');
