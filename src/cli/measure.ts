@@ -138,6 +138,38 @@ export function resultsMarkdown(model: string, evalRun?: ShapesEvalRun, edits?: 
   return out.join('\n');
 }
 
+/**
+ * The JSON a run wrote (undefined when no file is given), refused with the flag and the file named when it is
+ * missing, is not JSON, or lacks the top-level keys that run writes.
+ */
+function readRunJSON<T>(
+  file: string | undefined,
+  flag: string,
+  writer: string,
+  keys: readonly string[],
+): (T & { model?: string }) | undefined {
+  if (!file) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new Error(`${flag} ${file}: cannot read it (${(e as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${flag} ${file} is not JSON (${(e as Error).message}); give the file ${writer} wrote`);
+  }
+  const missing = keys.filter((k) => !(json && typeof json === 'object' && k in json));
+  if (missing.length > 0) {
+    throw new Error(
+      `${flag} ${file} is not what ${writer} writes: no ${missing.map((k) => `"${k}"`).join(', ')}`,
+    );
+  }
+  return json as T & { model?: string };
+}
+
 export function registerMeasure(program: Command): void {
   const measure = program
     .command('measure')
@@ -273,10 +305,15 @@ export function registerMeasure(program: Command): void {
     .option('-o, --out <file>', 'the markdown file', 'docs/results.md')
     .action((f: ReportFlags) => {
       if (!f.eval && !f.edits) throw new Error('give --eval and/or --edits');
-      const read = <T>(p: string | undefined) =>
-        p ? (JSON.parse(readFileSync(p, 'utf8')) as T & { model?: string }) : undefined;
-      const evalRun = read<ShapesEvalRun>(f.eval);
-      const edits = read<EditMeasurements>(f.edits);
+      const evalRun = readRunJSON<ShapesEvalRun>(f.eval, '--eval', 'attnkit eval --out', [
+        'config',
+        'summary',
+        'headline',
+      ]);
+      const edits = readRunJSON<EditMeasurements>(f.edits, '--edits', 'attnkit measure edits --out', [
+        'config',
+        'seconds',
+      ]);
       const named = f.model ?? evalRun?.model ?? edits?.model ?? 'models/shapes-v1';
       const model = isAbsolute(named) ? relative(packageRoot, named) || named : named;
       writeFileSync(f.out, resultsMarkdown(model, evalRun, edits));

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -279,6 +279,18 @@ test('measure: attnkit measure edits --only writes JSON, and measure report turn
   const text = readFileSync(md, 'utf8');
   assert.match(text, /### Heat-maps per object word — 1 rendered scenes/);
   assert.match(text, /tiny-sd-a/);
+  // a file that is not JSON, or not the JSON of that command, is named with its flag
+  const bad = join(dir, 'bad.json');
+  writeFileSync(bad, '{bad');
+  assert.throws(
+    () => run('measure', 'report', '--edits', bad, '--out', md),
+    /--edits .*bad.json is not JSON/,
+  );
+  writeFileSync(bad, '{"config": {}}');
+  assert.throws(
+    () => run('measure', 'report', '--eval', bad, '--out', md),
+    /--eval .*bad.json is not what attnkit eval --out writes: no "summary", "headline"/,
+  );
 });
 
 test('measure: with a model whose edits change nothing, the scores say so (rendered scenes as images)', () => {
