@@ -6,6 +6,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
+import { writeOutput } from '../io/output.js';
 import { setThreads } from '../kernels/ort.js';
 import { int } from './args.js';
 import { type Measured, measureAttention, measureLoop, measureUNet } from './bench-methods.js';
@@ -210,7 +211,7 @@ export function registerBench(program: Command): void {
         targets,
         notes,
       };
-      writeFileSync(f.out, `${JSON.stringify(json, (k, v) => (k === 'out' ? undefined : v), 2)}\n`);
+      writeOutput(f.out, `${JSON.stringify(json, (k, v) => (k === 'out' ? undefined : v), 2)}\n`);
       console.log(`wrote ${f.out}`);
     });
 }

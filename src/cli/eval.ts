@@ -1,8 +1,8 @@
 // attnkit eval — ShapesEval of the model on held-out Shapes prompts (issue 4): the target table, ShapesEval's
 // summary, and with --heatmaps the shape-word heat-map IoU; --out writes everything as JSON.
 
-import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { writeOutput } from '../io/output.js';
 import { writePng } from '../io/png.js';
 import { imageGrid } from '../io/render.js';
 import { setThreads } from '../kernels/ort.js';
@@ -130,7 +130,7 @@ export function registerEval(program: Command): void {
         );
       process.stdout.write(`${formatEvalRun(run)}\n`);
       if (f.out) {
-        writeFileSync(f.out, `${JSON.stringify({ model, ...JSON.parse(evalRunJSON(run)) }, null, 2)}\n`);
+        writeOutput(f.out, `${JSON.stringify({ model, ...JSON.parse(evalRunJSON(run)) }, null, 2)}\n`);
         log(`wrote ${f.out}`);
       }
       if (f.grid && run.images) {

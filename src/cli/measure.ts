@@ -2,9 +2,10 @@
 // inversion) on a Shapes model; attnkit measure report — docs/results.md from the JSON of `eval` and
 // `measure edits`.
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import type { Command } from 'commander';
+import { writeOutput } from '../io/output.js';
 import { setThreads } from '../kernels/ort.js';
 import {
   evalMarkdown,
@@ -288,11 +289,11 @@ export function registerMeasure(program: Command): void {
       const md = editsMarkdown(results);
       process.stdout.write(`${md}\n`);
       if (f.out) {
-        writeFileSync(f.out, `${JSON.stringify({ model, ...results }, null, 2)}\n`);
+        writeOutput(f.out, `${JSON.stringify({ model, ...results }, null, 2)}\n`);
         log(`wrote ${f.out}`);
       }
       if (f.markdown) {
-        writeFileSync(f.markdown, `${md}\n`);
+        writeOutput(f.markdown, `${md}\n`);
         log(`wrote ${f.markdown}`);
       }
     });
@@ -316,7 +317,7 @@ export function registerMeasure(program: Command): void {
       ]);
       const named = f.model ?? evalRun?.model ?? edits?.model ?? 'models/shapes-v1';
       const model = isAbsolute(named) ? relative(packageRoot, named) || named : named;
-      writeFileSync(f.out, resultsMarkdown(model, evalRun, edits));
+      writeOutput(f.out, resultsMarkdown(model, evalRun, edits));
       process.stderr.write(`wrote ${f.out}\n`);
     });
 }

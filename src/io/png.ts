@@ -6,9 +6,10 @@
 // and 16-bit PNGs are scaled to 8 bits (pngjs normalises every PNG to 8-bit RGBA).
 // Grayscale images (masks, attention heat-maps) are written from [0, 1]: x ↦ round(clamp(x, 0, 1) · 255).
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
 import { formatShape, Tensor } from '../tensor/tensor.js';
+import { writeOutput } from './output.js';
 
 /** 8-bit RGBA pixels, row-major, 4 bytes per pixel (the layout of pngjs and of the browser's ImageData). */
 export interface RgbaImage {
@@ -123,10 +124,10 @@ export function readPng(path: string): Tensor {
 
 /** Writes a (1, 3, H, W) or (3, H, W) tensor in [-1, 1] as an 8-bit RGB PNG. */
 export function writePng(path: string, tensor: Tensor): void {
-  writeFileSync(path, encodePng(tensor));
+  writeOutput(path, encodePng(tensor));
 }
 
 /** Writes an (H, W) / (1, H, W) / (1, 1, H, W) tensor in [0, 1] (a mask, a heat-map) as a grayscale PNG. */
 export function writeGrayPng(path: string, tensor: Tensor): void {
-  writeFileSync(path, encodeGrayPng(tensor));
+  writeOutput(path, encodeGrayPng(tensor));
 }

@@ -219,3 +219,10 @@ test('decodePng names the source of bytes that are not a PNG', () => {
     new RegExp(`decodePng: ${path.replace(/[.\\]/g, '\\$&')} is not a readable PNG`),
   );
 });
+
+test('writePng makes the folders above its path (a long run never ends in ENOENT), and reads back', () => {
+  const path = join(dir, 'new', 'nested', 'x.png');
+  const image = Tensor.from([-1, 1, -1, 1, 1, -1, 1, -1, -1, -1, 1, 1], [1, 3, 2, 2]);
+  writePng(path, image);
+  assert.deepEqual(readPng(path).toArray(), image.toArray());
+});
