@@ -1,8 +1,8 @@
 // Writing ONNX models to disk; initializers go to an external data file when the model would pass
 // protobuf's 2 GB limit (ONNX's external data format: `<file>.data` beside the model).
 
-import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { basename } from 'node:path';
+import { closeSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { buildModel, buildModelWithExternalData, type GraphSpec } from '../kernels/graph.js';
 
 const INLINE_LIMIT = 1.8e9;
@@ -12,6 +12,7 @@ export function initializerBytes(g: GraphSpec): number {
 }
 
 function writeChunks(path: string, chunks: readonly Uint8Array[]): void {
+  mkdirSync(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w');
   try {
