@@ -142,6 +142,10 @@ export class StableDiffusion {
     const guidance = opts.guidanceScale ?? 7.5;
     if (!Number.isInteger(steps) || steps < 1)
       throw new Error(`generate: steps must be a positive integer, got ${steps}`);
+    if (opts.eta !== undefined && !(Number.isFinite(opts.eta) && opts.eta >= 0))
+      throw new Error(
+        `generate: eta must be a number ≥ 0 (0: deterministic DDIM, 1: DDPM-like), got ${opts.eta}`,
+      );
     const rescale = opts.guidanceRescale ?? 0;
     if (!(rescale >= 0 && rescale <= 1))
       throw new Error(`generate: guidanceRescale must be in [0, 1] (the paper uses 0.7), got ${rescale}`);

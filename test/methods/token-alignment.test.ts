@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import {
   alignTokens,
+  checkStepBounds,
   crossReplaceAlpha,
   equalizer,
   refinementMapper,
@@ -94,4 +95,23 @@ test('equalizer: the word’s token positions get the weight, all others 1', () 
     () => equalizer(tok, 'a crimson circle and a crimson square', { square: 2 }),
     /"square" lies past the first 16 tokens of the prompt/,
   );
+});
+
+test('step bounds: fractions of the steps, checked with the option named', () => {
+  for (const ok of [0, 0.4, 1, [0.2, 0.8], { default_: 1, circle: [0, 0.5] }] as const)
+    assert.doesNotThrow(() => checkStepBounds(ok, 'crossReplaceSteps'));
+  assert.throws(
+    () => checkStepBounds(2, 'crossReplaceSteps'),
+    /crossReplaceSteps must be a fraction .* got 2/,
+  );
+  assert.throws(() => checkStepBounds(-1, 'selfReplaceSteps'), /selfReplaceSteps must be a fraction/);
+  assert.throws(
+    () => checkStepBounds([0.8, 0.2], 'selfReplaceSteps'),
+    /0 ≤ start ≤ end ≤ 1, got \[0.8,0.2\]/,
+  );
+  assert.throws(
+    () => checkStepBounds({ default_: 1, circle: 1.5 }, 'crossReplaceSteps'),
+    /crossReplaceSteps \(word "circle"\) must be a fraction/,
+  );
+  assert.throws(() => checkStepBounds(Number.NaN, 'crossReplaceSteps'), /got NaN/);
 });

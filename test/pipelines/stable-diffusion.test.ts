@@ -84,6 +84,8 @@ test('bad generation arguments are rejected with what to do', () => {
     () => sd.generate({ prompt: 'x', guidanceRescale: 1.5 }),
     /guidanceRescale must be in \[0, 1\]/,
   );
+  assert.throws(() => sd.generate({ prompt: 'x', eta: Number.NaN }), /eta must be a number ≥ 0/);
+  assert.throws(() => sd.generate({ prompt: 'x', eta: -1 }), /eta must be a number ≥ 0/);
 });
 
 test('guidance rescaling, worked by hand: each row scaled to the conditional spread, then mixed by φ', () => {

@@ -9,7 +9,12 @@ import type { AttentionCall } from '../../attention/call.js';
 import type { Controller } from '../../attention/hooks.js';
 import type { CLIPTokenizer } from '../../models/clip-tokenizer.js';
 import { concat, Tensor } from '../../tensor/index.js';
-import { type CrossReplaceSteps, crossReplaceAlpha, type StepBounds } from './token-alignment.js';
+import {
+  type CrossReplaceSteps,
+  checkStepBounds,
+  crossReplaceAlpha,
+  type StepBounds,
+} from './token-alignment.js';
 
 export interface AttentionEditOptions {
   tokenizer: CLIPTokenizer;
@@ -41,6 +46,8 @@ export abstract class AttentionEdit implements Controller {
     if (opts.prompts.length < 2) {
       throw new Error(`${new.target.name}: give the source prompt and at least one target prompt`);
     }
+    checkStepBounds(opts.crossReplaceSteps, `${new.target.name}: crossReplaceSteps`);
+    checkStepBounds(opts.selfReplaceSteps, `${new.target.name}: selfReplaceSteps`);
     this.tokenizer = opts.tokenizer;
     this.prompts = opts.prompts;
     this.crossReplaceSteps = opts.crossReplaceSteps;

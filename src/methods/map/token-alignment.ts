@@ -15,6 +15,30 @@ function boundsOf(b: StepBounds): [number, number] {
 }
 
 /**
+ * Refuses step bounds that are not fractions of the steps: a number in [0, 1], or [start, end] with
+ * 0 ≤ start ≤ end ≤ 1 (per word too, for crossReplaceSteps). `name` is the option, shown in the error.
+ */
+export function checkStepBounds(b: CrossReplaceSteps, name: string): void {
+  const entries =
+    typeof b === 'number' || Array.isArray(b)
+      ? [['', b as StepBounds] as const]
+      : Object.entries(b as Record<string, StepBounds>);
+  for (const [word, bounds] of entries) {
+    const ok = (() => {
+      if (typeof bounds !== 'number' && !(Array.isArray(bounds) && bounds.length === 2)) return false;
+      const [s, e] = boundsOf(bounds);
+      return Number.isFinite(s) && Number.isFinite(e) && 0 <= s && s <= e && e <= 1;
+    })();
+    if (!ok) {
+      throw new Error(
+        `${name}${word ? ` (word "${word}")` : ''} must be a fraction of the steps in [0, 1] or [start, end] ` +
+          `with 0 ≤ start ≤ end ≤ 1, got ${typeof bounds === 'number' ? bounds : JSON.stringify(bounds)}`,
+      );
+    }
+  }
+}
+
+/**
  * Word swap (`get_replacement_mapper_`): an (n × n) matrix M, row-major, with M[s][t] the weight of source
  * position s in target position t. Prompts need the same number of words; a swapped word whose token count
  * differs spreads its source tokens evenly over the target tokens. Unlike the reference, positions after the last
