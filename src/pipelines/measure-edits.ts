@@ -902,8 +902,11 @@ export function measureFeature(sd: StableDiffusion, o: ResolvedOptions): Feature
     return { seed, source, target, words: [obj.color, obj.shape] };
   });
   const startLayer = defaultStartLayer(sd);
+  // MasaCtrl from the reference's step 4; a run of 4 steps or fewer (a quick check) starts at its last step
+  const startStep = Math.min(4, o.steps - 1);
   const pnpLayers = defaultPnPLayers(sd);
   const mask = {
+    startStep,
     startLayer,
     maskResolution: o.maskResolution ?? defaultMaskResolution(sd),
     thres: o.maskThreshold,
@@ -913,7 +916,7 @@ export function measureFeature(sd: StableDiffusion, o: ResolvedOptions): Feature
       seed: it.seed,
       prompts: [it.source, it.target, it.target, it.target, it.target],
       groups: [
-        { prompts: [0, 1], controllers: [new MutualSelfAttention({ startLayer })] },
+        { prompts: [0, 1], controllers: [new MutualSelfAttention({ startStep, startLayer })] },
         {
           prompts: [0, 2],
           controllers: [maskAutoFor(sd, [it.source, it.target], { ...mask, words: it.words })],

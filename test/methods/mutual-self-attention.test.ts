@@ -148,7 +148,7 @@ test('MaskAuto on the pipeline keeps the source and runs; wrong layer or resolut
   const moved = row(masked.out, 1).sub(row(unmasked.out, 1)).abs().max().item();
   assert.ok(moved > 1e-5, `the masks changed nothing (max |Δ| ${moved})`);
 
-  const step0 = { step: 0, numSteps: 1, timestep: 1, batch: guidedBatch(2), latents: z } as StepState;
+  const step0 = { step: 0, numSteps: 2, timestep: 1, batch: guidedBatch(2), latents: z } as StepState;
   assert.throws(
     () => run(prompts, concat([z, z2], 0), [new MutualSelfAttention()]),
     /no self-attention layer has index ≥ startLayer 10; this model's are 0 down_blocks\.1\.attentions\.0/,
@@ -159,4 +159,10 @@ test('MaskAuto on the pipeline keeps the source and runs; wrong layer or resolut
     /no cross-attention layer at 16×16; set maskResolution to one of 8$/,
   );
   assert.doesNotThrow(() => mask.afterStep(step0));
+  // a start past the last step would never act: refused after the first step, and a negative one at once
+  assert.throws(
+    () => mask.afterStep({ ...step0, numSteps: 1 }),
+    /startStep 1 is past the last of the 1 denoising/,
+  );
+  assert.throws(() => new MutualSelfAttention({ startStep: -1 }), /startStep must be an integer ≥ 0, got -1/);
 });

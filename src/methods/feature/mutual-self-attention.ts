@@ -36,6 +36,13 @@ export class MutualSelfAttention implements Controller {
     this.name = name;
     this.startStep = opts.startStep ?? 4;
     this.startLayer = opts.startLayer ?? 10;
+    for (const [key, v] of [
+      ['startStep', this.startStep],
+      ['startLayer', this.startLayer],
+    ] as const) {
+      if (!(Number.isInteger(v) && v >= 0))
+        throw new Error(`${name}: ${key} must be an integer ≥ 0, got ${v}`);
+    }
     if (opts.layerIdx) this.layerIdx = new Set(opts.layerIdx);
     if (opts.stepIdx) this.stepIdx = new Set(opts.stepIdx);
   }
@@ -60,12 +67,22 @@ export class MutualSelfAttention implements Controller {
     return { q: f.q, k: indexSelect(f.k, 0, rows), v: indexSelect(f.v, 0, rows) };
   }
 
+  /** After the first step: refuses a layer choice that selects no layer, then steps that select no step. */
   afterStep(state: StepState): undefined {
-    if (state.step !== 0 || [...this.#seen.keys()].some((i) => this.isLayer(i))) return undefined;
-    const layers = [...this.#seen].map(([i, p]) => `${i} ${p}`).join(', ');
-    throw new Error(
-      `${this.name}: no self-attention layer has index ${this.layerIdx ? `in [${[...this.layerIdx]}]` : `≥ startLayer ${this.startLayer}`}; this model's are ${layers}`,
-    );
+    if (state.step !== 0) return undefined;
+    if (![...this.#seen.keys()].some((i) => this.isLayer(i))) {
+      const layers = [...this.#seen].map(([i, p]) => `${i} ${p}`).join(', ');
+      throw new Error(
+        `${this.name}: no self-attention layer has index ${this.layerIdx ? `in [${[...this.layerIdx]}]` : `≥ startLayer ${this.startLayer}`}; this model's are ${layers}`,
+      );
+    }
+    if (!this.stepIdx && this.startStep >= state.numSteps) {
+      throw new Error(
+        `${this.name}: startStep ${this.startStep} is past the last of the ${state.numSteps} denoising steps, so ` +
+          'it would never act; give a smaller startStep or more steps',
+      );
+    }
+    return undefined;
   }
 }
 
@@ -159,10 +176,11 @@ export class MutualSelfAttentionMaskAuto extends MutualSelfAttention {
   }
 
   override afterStep(state: StepState): undefined {
-    super.afterStep(state);
-    if (state.step !== 0 || this.#crossSizes.has(this.maskResolution)) return undefined;
-    throw new Error(
-      `${this.name}: no cross-attention layer at ${this.maskResolution}×${this.maskResolution}; set maskResolution to one of ${[...this.#crossSizes].join(', ')}`,
-    );
+    if (state.step === 0 && !this.#crossSizes.has(this.maskResolution)) {
+      throw new Error(
+        `${this.name}: no cross-attention layer at ${this.maskResolution}×${this.maskResolution}; set maskResolution to one of ${[...this.#crossSizes].join(', ')}`,
+      );
+    }
+    return super.afterStep(state);
   }
 }
