@@ -89,6 +89,11 @@ test('LocalBlend waits for startBlend, and substruct words cut their region out'
     assert.equal(v, y >= 2 && y < 4 && x >= 2 && x < 4 ? 0 : 1, `pixel (${y}, ${x})`);
   });
   assert.throws(() => new LocalBlend({ tokenizer, prompts, words: ['square'] }), /none of the words/);
+  for (const startBlend of [-0.1, 1.5])
+    assert.throws(
+      () => new LocalBlend({ tokenizer, prompts, words: ['circle'], startBlend }),
+      /startBlend is a fraction of the steps in \[0, 1\]/,
+    );
   // a word cut off long prompts (16 tokens here) is no region of them
   const long = ['a crimson circle and a crimson square', 'a crimson circle and a crimson square'];
   assert.throws(

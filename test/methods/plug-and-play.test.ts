@@ -81,4 +81,9 @@ test('PnP refuses layers the model does not have, naming the ones it has', () =>
     /no ResNet block up_blocks\.3\.resnets\.1; its ResNet blocks are down_blocks\.0\.resnets\.0/,
   );
   assert.throws(() => new PlugAndPlay({ pnpFT: 1.5 }), /pnpFT must be a fraction in \[0, 1\], got 1\.5/);
+  // nothing to inject would be a plain regeneration under PnP's name
+  assert.throws(
+    () => new PlugAndPlay({ attnLayers: [], convLayers: [] }),
+    /no attention layer and no ResNet layer/,
+  );
 });

@@ -95,6 +95,10 @@ test('equalizer: the word’s token positions get the weight, all others 1', () 
     () => equalizer(tok, 'a crimson circle and a crimson square', { square: 2 }),
     /"square" lies past the first 16 tokens of the prompt/,
   );
+  assert.throws(
+    () => equalizer(tok, 'a crimson circle', { circle: Number.NaN }),
+    /weight of "circle" must be a number/,
+  );
 });
 
 test('step bounds: fractions of the steps, checked with the option named', () => {

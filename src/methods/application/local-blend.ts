@@ -70,6 +70,8 @@ export class LocalBlend implements Controller {
     }
     this.substructLayers = opts.substructWords ? layers(opts.substructWords) : undefined;
     this.startBlend = opts.startBlend ?? 0.2;
+    if (!(this.startBlend >= 0 && this.startBlend <= 1))
+      throw new Error(`LocalBlend: startBlend is a fraction of the steps in [0, 1], got ${this.startBlend}`);
     this.th = opts.th ?? LOCAL_BLEND_TH;
     if (!this.th.every((t) => t >= 0 && t <= 1))
       throw new Error(

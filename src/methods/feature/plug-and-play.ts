@@ -56,6 +56,10 @@ export class PlugAndPlay implements Controller {
     }
     this.attnLayers = new Set(opts.attnLayers ?? PNP_ATTENTION_LAYERS);
     this.convLayers = new Set(opts.convLayers ?? PNP_CONV_LAYERS);
+    if (this.attnLayers.size === 0 && this.convLayers.size === 0)
+      throw new Error(
+        'PlugAndPlay: no attention layer and no ResNet layer to inject; give attnLayers or convLayers',
+      );
   }
 
   appliesTo(call: AttentionCall): boolean {

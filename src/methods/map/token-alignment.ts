@@ -197,6 +197,8 @@ export function equalizer(
   const maxLen = n ?? tokenizer.modelMaxLength;
   const eq = new Float32Array(maxLen).fill(1);
   for (const [word, value] of Object.entries(weights)) {
+    if (!Number.isFinite(value))
+      throw new Error(`equalizer: the weight of "${word}" must be a number, got ${value}`);
     for (const t of tokenizer.keptTokenIndices(prompt, word, { maxLength: maxLen })) eq[t] = value;
   }
   return eq;
