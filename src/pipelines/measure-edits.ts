@@ -25,7 +25,7 @@ import type { Controller } from '../attention/hooks.js';
 import { attentionMask } from '../methods/application/attention-mask.js';
 import { LOCAL_BLEND_TH, LocalBlend } from '../methods/application/local-blend.js';
 import { groupControllers, type PromptGroup } from '../methods/application/prompt-groups.js';
-import { MutualSelfAttention } from '../methods/feature/mutual-self-attention.js';
+import { MASACTRL_START_STEP, MutualSelfAttention } from '../methods/feature/mutual-self-attention.js';
 import { PlugAndPlay } from '../methods/feature/plug-and-play.js';
 import { AttentionEdit, type AttentionEditOptions } from '../methods/map/attention-edit.js';
 import { AttentionReplace } from '../methods/map/attention-replace.js';
@@ -902,8 +902,8 @@ export function measureFeature(sd: StableDiffusion, o: ResolvedOptions): Feature
     return { seed, source, target, words: [obj.color, obj.shape] };
   });
   const startLayer = defaultStartLayer(sd);
-  // MasaCtrl from the reference's step 4; a run of 4 steps or fewer (a quick check) starts at its last step
-  const startStep = Math.min(4, o.steps - 1);
+  // MasaCtrl from the reference's start step; a run too short for it (a quick check) starts at its last step
+  const startStep = Math.min(MASACTRL_START_STEP, o.steps - 1);
   const pnpLayers = defaultPnPLayers(sd);
   const mask = {
     startStep,
@@ -1271,6 +1271,7 @@ export function measureEdits(sd: StableDiffusion, opts: MeasureOptions = {}): Ed
   };
   if (o.weights.length < 2) throw new Error('measureEdits: give at least two reweight weights');
   const counts: [string, number, number][] = [
+    ['sceneOffset', o.sceneOffset, 0],
     ['seeds', o.seeds, 1],
     ['batchPrompts', o.batchPrompts, 1],
     ['nullTextSeeds', o.nullTextSeeds, 0],
@@ -1280,8 +1281,6 @@ export function measureEdits(sd: StableDiffusion, opts: MeasureOptions = {}): Ed
     if (!(Number.isInteger(v) && v >= min))
       throw new Error(`measureEdits: ${name} must be an integer ≥ ${min}, got ${v}`);
   }
-  if (!(Number.isInteger(o.sceneOffset) && o.sceneOffset >= 0))
-    throw new Error(`measureEdits: sceneOffset must be a non-negative integer, got ${o.sceneOffset}`);
   if (!(o.minutes > 0)) throw new Error(`measureEdits: minutes must be positive, got ${o.minutes}`);
   if (!(o.blendThreshold >= 0 && o.blendThreshold <= 1))
     throw new Error(

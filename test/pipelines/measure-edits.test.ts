@@ -259,6 +259,7 @@ test('measure: every measurement runs end to end on tiny-sd-a (one batch each wi
     /batchPrompts must be an integer ≥ 1, got 2.5/,
   );
   assert.throws(() => measureEdits(sd, { nullTextSeeds: -1 }), /nullTextSeeds must be an integer ≥ 0/);
+  assert.throws(() => measureEdits(sd, { sceneOffset: -1 }), /sceneOffset must be an integer ≥ 0, got -1/);
 });
 
 test('measure: attnkit measure edits --only writes JSON, and measure report turns it into markdown', () => {

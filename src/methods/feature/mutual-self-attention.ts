@@ -23,6 +23,9 @@ export interface MutualSelfAttentionOptions {
   stepIdx?: readonly number[];
 }
 
+/** The reference's first step with mutual self-attention (`start_step`). */
+export const MASACTRL_START_STEP = 4;
+
 export class MutualSelfAttention implements Controller {
   readonly name: string;
   readonly startStep: number;
@@ -34,7 +37,7 @@ export class MutualSelfAttention implements Controller {
 
   constructor(opts: MutualSelfAttentionOptions = {}, name = 'MutualSelfAttention') {
     this.name = name;
-    this.startStep = opts.startStep ?? 4;
+    this.startStep = opts.startStep ?? MASACTRL_START_STEP;
     this.startLayer = opts.startLayer ?? 10;
     for (const [key, v] of [
       ['startStep', this.startStep],

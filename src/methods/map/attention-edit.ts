@@ -10,6 +10,7 @@ import type { Controller } from '../../attention/hooks.js';
 import type { CLIPTokenizer } from '../../models/clip-tokenizer.js';
 import { concat, Tensor } from '../../tensor/index.js';
 import {
+  boundsOf,
   type CrossReplaceSteps,
   checkStepBounds,
   crossReplaceAlpha,
@@ -73,8 +74,7 @@ export abstract class AttentionEdit implements Controller {
 
   /** `num_self_replace`: steps [⌊numSteps·start⌋, ⌊numSteps·end⌋). */
   selfReplaceActive(call: { step: number; numSteps: number }): boolean {
-    const [s, e] =
-      typeof this.selfReplaceSteps === 'number' ? [0, this.selfReplaceSteps] : this.selfReplaceSteps;
+    const [s, e] = boundsOf(this.selfReplaceSteps);
     return call.step >= Math.floor(call.numSteps * s) && call.step < Math.floor(call.numSteps * e);
   }
 

@@ -10,7 +10,8 @@ export type StepBounds = number | readonly [number, number];
 /** A global fraction, or per word of the target prompts, with `default_` for the rest (reference's dict). */
 export type CrossReplaceSteps = StepBounds | Readonly<Record<string, StepBounds>>;
 
-function boundsOf(b: StepBounds): [number, number] {
+/** [start, end] of step bounds: a number is [0, number]. */
+export function boundsOf(b: StepBounds): [number, number] {
   return typeof b === 'number' ? [0, b] : [b[0], b[1]];
 }
 
