@@ -16,9 +16,7 @@ import { captionOf, maskIoU, renderScene, sampleScene } from '../../src/shapes/i
 import { Tensor } from '../../src/tensor/index.js';
 import { randn } from '../../src/tensor/random.js';
 import { goldenDir } from '../helpers/fixtures.js';
-
-const maxAbsDiff = (a: Tensor, b: Tensor) =>
-  a.toArray().reduce((m, v, i) => Math.max(m, Math.abs(v - (b.toArray()[i] as number))), 0);
+import { assertClose } from '../helpers/tolerance.js';
 
 test('imageHeatMaps: sampling step s is the inversion pass at the sampling timestep of s', () => {
   const sd = StableDiffusion.fromPretrained(goldenDir());
@@ -48,7 +46,7 @@ test('imageHeatMaps: sampling step s is the inversion pass at the sampling times
     invertBatch(sd, latents, sd.encodePrompt([prompt]), steps, [store]);
     const [, , h, w] = latents.shape as number[];
     const expected = aggregateCrossAttention(store.maps(), { latentSize: [h!, w!] });
-    assert.ok(maxAbsDiff(run.heatMap.heatMaps, expected) < 1e-6, `steps ${a}:${b}`);
+    assertClose(run.heatMap.heatMaps, expected, { atol: 1e-6, rtol: 0, label: `steps ${a}:${b}` });
   }
 });
 
