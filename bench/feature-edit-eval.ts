@@ -14,10 +14,6 @@
 // IoU of the object pixels, position / colour correct per ShapesEval.
 
 import { writeFileSync } from 'node:fs';
-import { initialNoise } from '../src/pipelines/edit.js';
-import { editFeatures } from '../src/pipelines/feature-edit.js';
-import { ddimInvert, nullTextInversion } from '../src/pipelines/inversion.js';
-import { StableDiffusion } from '../src/pipelines/stable-diffusion.js';
 import {
   COLORS,
   captionOf,
@@ -28,7 +24,10 @@ import {
   renderScene,
   type SceneSpec,
   sampleScene,
-} from '../src/shapes/index.js';
+} from '../src/lab/shapes/index.js';
+import { editFeatures } from '../src/pipelines/feature-edit.js';
+import { ddimInvert, nullTextInversion } from '../src/pipelines/inversion.js';
+import { initialNoise, StableDiffusion } from '../src/pipelines/stable-diffusion.js';
 import { concat, type Tensor } from '../src/tensor/index.js';
 
 const arg = (name: string, fallback: string) => {

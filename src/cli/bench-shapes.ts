@@ -2,10 +2,10 @@
 // same seed; ShapesEval scores every image against its prompt, and every prompt object's detected box is
 // compared with the box of the same object in the reference method's image (mean IoU).
 
-import { HELD_OUT_SEED_BASE, heldOutPrompts } from '../pipelines/evaluate.js';
+import { evaluate, type SceneReport } from '../lab/shapes/index.js';
+import type { Box } from '../lab/shapes/render.js';
+import { HELD_OUT_SEED_BASE, heldOutPrompts } from '../lab/shapes-eval.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
-import { evaluate, type SceneReport } from '../shapes/index.js';
-import type { Box } from '../shapes/render.js';
 import { Tensor } from '../tensor/index.js';
 import { cacheCounts, calibrateOn, type Measured, method } from './bench-methods.js';
 import { memory, now, saveF32, startPeak } from './bench-support.js';

@@ -2,7 +2,7 @@
 // a guided denoising loop, and the built-in Shapes model when it is installed. Seconds per step, peak memory,
 // speed-up against the softmax reference measured in the same run, and quality against its output.
 
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';

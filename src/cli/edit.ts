@@ -5,6 +5,7 @@
 import { basename, dirname, extname, join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { readPng, writePng } from '../io/png.js';
+import { progressBar } from '../io/progress.js';
 import { sideBySide } from '../io/render.js';
 import { setThreads } from '../kernels/ort.js';
 import { LOCAL_BLEND_TH } from '../methods/application/local-blend.js';
@@ -14,7 +15,6 @@ import type { Tensor } from '../tensor/index.js';
 import { float, int } from './args.js';
 import { masactrlMethod, pnpMethod } from './edit-features.js';
 import { loadModel } from './models.js';
-import { progressBar } from './progress.js';
 
 /** What every edit method is handed. */
 export interface EditContext {

@@ -4,22 +4,17 @@
 import type { Command } from 'commander';
 import { writeOutput } from '../io/output.js';
 import { writePng } from '../io/png.js';
+import { progressBar } from '../io/progress.js';
 import { imageGrid } from '../io/render.js';
 import { setThreads } from '../kernels/ort.js';
-import {
-  evalRunJSON,
-  formatEvalRun,
-  HEAT_MAP_SIDE,
-  HEAT_MAP_THRESHOLD,
-  runShapesEval,
-} from '../pipelines/evaluate.js';
+import { formatReport } from '../lab/shapes/index.js';
+import { evalRunJSON, formatEvalRun, runShapesEval } from '../lab/shapes-eval.js';
+import { HEAT_MAP_SIDE, HEAT_MAP_THRESHOLD } from '../pipelines/heatmaps.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { SchedulerName } from '../schedulers/index.js';
-import { formatReport } from '../shapes/index.js';
 import { float, int } from './args.js';
 import { parseIntList, parseStepRange } from './maps.js';
 import { resolveModel } from './models.js';
-import { progressBar } from './progress.js';
 
 interface EvalFlags {
   model?: string;

@@ -2,12 +2,12 @@
 
 import type { Command } from 'commander';
 import { writePng } from '../io/png.js';
+import { progressBar } from '../io/progress.js';
 import { setThreads } from '../kernels/ort.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import { float, int } from './args.js';
 import { addEfficiencyOptions, type EfficiencyFlags, efficiencyControllers } from './efficiency.js';
 import { loadModel } from './models.js';
-import { progressBar } from './progress.js';
 
 interface GenerateFlags extends EfficiencyFlags {
   model?: string;

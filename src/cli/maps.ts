@@ -3,6 +3,7 @@
 
 import type { Command } from 'commander';
 import { readPng, writePng } from '../io/png.js';
+import { progressBar } from '../io/progress.js';
 import { type ColorMapName, colorize, imageGrid, overlayHeatMap } from '../io/render.js';
 import { setThreads } from '../kernels/ort.js';
 import { expandAs } from '../methods/map/heatmap.js';
@@ -17,7 +18,6 @@ import type { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { Tensor } from '../tensor/index.js';
 import { float, int } from './args.js';
 import { loadModel } from './models.js';
-import { progressBar } from './progress.js';
 
 /** The flags `maps` and `segment` share. */
 export interface HeatMapFlags {

@@ -6,13 +6,8 @@ import { readFileSync } from 'node:fs';
 import { isAbsolute, relative } from 'node:path';
 import type { Command } from 'commander';
 import { writeOutput } from '../io/output.js';
+import { type Progress, progressBar } from '../io/progress.js';
 import { setThreads } from '../kernels/ort.js';
-import {
-  evalMarkdown,
-  HEAT_MAP_SIDE,
-  HEAT_MAP_THRESHOLD,
-  type ShapesEvalRun,
-} from '../pipelines/evaluate.js';
 import {
   EDIT_BLEND_THRESHOLD,
   type EditMeasurements,
@@ -20,13 +15,14 @@ import {
   MEASUREMENTS,
   type MeasurementName,
   measureEdits,
-} from '../pipelines/measure-edits.js';
+} from '../lab/measure/edits.js';
+import { formatSummary } from '../lab/shapes/index.js';
+import { evalMarkdown, type ShapesEvalRun } from '../lab/shapes-eval.js';
+import { HEAT_MAP_SIDE, HEAT_MAP_THRESHOLD } from '../pipelines/heatmaps.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
-import { formatSummary } from '../shapes/index.js';
 import { float, int } from './args.js';
 import { parseIntList, parseStepRange } from './maps.js';
 import { packageRoot, resolveModel } from './models.js';
-import { type Progress, progressBar } from './progress.js';
 
 interface EditsFlags {
   model?: string;

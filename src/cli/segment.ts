@@ -6,7 +6,7 @@ import { writeGrayPng, writePng } from '../io/png.js';
 import { imageGrid, overlayHeatMap } from '../io/render.js';
 import { setThreads } from '../kernels/ort.js';
 import { attentionMask, normalizedAttention } from '../methods/application/attention-mask.js';
-import { defaultHeatResolutions, heatStepRange } from '../pipelines/evaluate.js';
+import { defaultHeatResolutions, heatStepRange } from '../pipelines/heatmaps.js';
 import { float, int } from './args.js';
 import { type HeatMapFlags, IMAGE_OPTION, runHeatMaps, tileZoom } from './maps.js';
 import { loadModel } from './models.js';

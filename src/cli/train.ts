@@ -4,10 +4,10 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { setThreads } from '../kernels/ort.js';
-import { hasCheckpoint, readCheckpointMeta } from '../training/checkpoint.js';
-import { exportShapesModel } from '../training/export.js';
-import { plotRun } from '../training/plot.js';
-import { writeReconstructionGrid } from '../training/preview.js';
+import { hasCheckpoint, readCheckpointMeta } from '../train/checkpoint.js';
+import { exportShapesModel } from '../train/export.js';
+import { plotRun } from '../train/plot.js';
+import { writeReconstructionGrid } from '../train/preview.js';
 import {
   loadTrainedVAE,
   SHAPES_TRAIN_DEFAULTS,
@@ -15,8 +15,8 @@ import {
   trainDecoder,
   trainTextToImage,
   trainVAE,
-} from '../training/shapes.js';
-import type { PredictionTarget, TimestepBias } from '../training/text-to-image.js';
+} from '../train/shapes.js';
+import type { PredictionTarget, TimestepBias } from '../train/text-to-image.js';
 import { float, int } from './args.js';
 
 interface TrainFlags {

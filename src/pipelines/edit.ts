@@ -11,9 +11,8 @@ import { AttentionReweight } from '../methods/map/attention-reweight.js';
 import type { CrossReplaceSteps, StepBounds } from '../methods/map/token-alignment.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import { concat, formatShape, type Tensor } from '../tensor/index.js';
-import { randn } from '../tensor/random.js';
 import { ddimInvert, followTrajectory, type NullTextOptions, nullTextInversion } from './inversion.js';
-import type { StableDiffusion, StepEvent } from './stable-diffusion.js';
+import { initialNoise, type StableDiffusion, type StepEvent } from './stable-diffusion.js';
 
 /** `none` regenerates both prompts from the same latents with no attention control (the baseline). */
 export type PromptEditMethod = 'replace' | 'refine' | 'reweight' | 'none';
@@ -170,12 +169,6 @@ function invertForEdit(
     ...(opts.negativePrompt !== undefined ? { negativePrompt: opts.negativePrompt } : {}),
   });
   return { latents, nullEmbeds: nt.nullEmbeds };
-}
-
-/** Seeded Gaussian latents (1, C, h, w) of the model's default size, × the scheduler's initial sigma. */
-export function initialNoise(sd: StableDiffusion, seed: number, scheduler?: SchedulerName): Tensor {
-  const side = sd.unet.config.sampleSize;
-  return randn([1, sd.unet.config.inChannels, side, side], seed).mul(sd.scheduler(scheduler).initNoiseSigma);
 }
 
 function isWordList(b: EditPromptOptions['blend']): b is readonly string[] {

@@ -22,9 +22,9 @@ import { tokenIndicesOrNone } from '../methods/map/token-alignment.js';
 import { ResnetBlock2D } from '../models/unet-blocks.js';
 import { crossAttentionSides } from '../models/unet2d-condition.js';
 import { concat, type Tensor } from '../tensor/index.js';
-import { initialNoise } from './edit.js';
 import { type DDIMInversion, ddimInvert, followTrajectory } from './inversion.js';
 import type { StableDiffusion, StepEvent } from './stable-diffusion.js';
+import { initialNoise } from './stable-diffusion.js';
 
 export type FeatureEditMethod = 'masactrl' | 'pnp';
 

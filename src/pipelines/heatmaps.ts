@@ -6,6 +6,7 @@ import { AttentionStore } from '../methods/map/attention-store.js';
 import { aggregateCrossAttention, GlobalHeatMap } from '../methods/map/heatmap.js';
 import { selfAttentionComponents } from '../methods/map/self-attention-components.js';
 import type { ResizeMode } from '../methods/map/upsample.js';
+import { crossAttentionSides } from '../models/unet2d-condition.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import { formatShape, type Tensor } from '../tensor/index.js';
 import { inversionStepRange, invertBatch } from './inversion.js';
@@ -130,4 +131,39 @@ export function imageHeatMaps(sd: StableDiffusion, opts: ImageHeatMapOptions): H
   const latents = sd.encodeImage(opts.image);
   invertBatch(sd, latents, sd.encodePrompt([opts.prompt]), steps, [store], opts.onStep);
   return heatMapRun(sd, opts, store, opts.image, latents.shape);
+}
+
+/**
+ * Threshold of min–max normalised heat-maps in `attnkit eval` and `measure edits`. DAAM's 0.4 over all steps and
+ * layers marked about twice each object on Shapes scenes; session 7 chose 0.7 on the last third of the steps
+ * (all layers); session 13, on the session-12 model, 0.5 on the 16 × 16 maps of the last third — validation
+ * prompts 1000–1127: shape-word IoU 0.438 → 0.499, rendered validation scenes 0.571 → 0.659 (docs/training.md).
+ */
+export const HEAT_MAP_THRESHOLD = 0.5;
+
+/** Side of the cross-attention maps the heat-map measurements read by default (see `defaultHeatResolutions`). */
+export const HEAT_MAP_SIDE = 16;
+
+/**
+ * The cross-attention sides heat-maps are aggregated from by default: the 16 × 16 maps where the UNet has
+ * them (the Shapes model's full latent side, where its 8 × 8 and 4 × 4 maps blur small objects; on SD the side
+ * prompt-to-prompt's notebooks show), else every side.
+ */
+export function defaultHeatResolutions(sd: StableDiffusion): number[] | undefined {
+  return crossAttentionSides(sd.unet.config).includes(HEAT_MAP_SIDE) ? [HEAT_MAP_SIDE] : undefined;
+}
+
+/**
+ * The denoising steps [a, b) heat-maps are aggregated over, in sampling order: `given`, checked, or by default
+ * the last third (the cleanest steps; at least one).
+ */
+export function heatStepRange(
+  steps: number,
+  given: readonly [number, number] | undefined,
+  caller: string,
+): [number, number] {
+  const [a, b] = given ?? [steps - Math.max(1, Math.round(steps / 3)), steps];
+  if (!(Number.isInteger(a) && Number.isInteger(b) && 0 <= a && a < b && b <= steps))
+    throw new Error(`${caller}: heatSteps [${a}, ${b}) is not a range of the ${steps} steps`);
+  return [a, b];
 }

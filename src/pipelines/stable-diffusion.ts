@@ -241,3 +241,9 @@ export class StableDiffusion {
     return randn([n, c, height / f, width / f], opts.seed ?? 0).mul(scheduler.initNoiseSigma);
   }
 }
+
+/** Seeded Gaussian latents (1, C, h, w) of the model's default size, × the scheduler's initial sigma. */
+export function initialNoise(sd: StableDiffusion, seed: number, scheduler?: SchedulerName): Tensor {
+  const side = sd.unet.config.sampleSize;
+  return randn([1, sd.unet.config.inChannels, side, side], seed).mul(sd.scheduler(scheduler).initNoiseSigma);
+}

@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { attentionMask, maskIoU, otsuThreshold } from '../../src/methods/application/attention-mask.js';
+import { maskIoU } from '../../src/lab/shapes/masks.js';
+import { attentionMask, otsuThreshold } from '../../src/methods/application/attention-mask.js';
 import type { StoredMap } from '../../src/methods/map/attention-store.js';
 import { aggregateCrossAttention, expandAs, GlobalHeatMap } from '../../src/methods/map/heatmap.js';
 import { resize2d, resizeMatrix } from '../../src/methods/map/upsample.js';

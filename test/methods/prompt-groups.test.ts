@@ -10,9 +10,8 @@ import { groupControllers } from '../../src/methods/application/prompt-groups.js
 import { MutualSelfAttention } from '../../src/methods/feature/mutual-self-attention.js';
 import { PlugAndPlay } from '../../src/methods/feature/plug-and-play.js';
 import { AttentionReplace } from '../../src/methods/map/attention-replace.js';
-import { initialNoise } from '../../src/pipelines/edit.js';
 import { defaultPnPLayers, defaultStartLayer } from '../../src/pipelines/feature-edit.js';
-import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
+import { initialNoise, StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
 import { concat, type Tensor } from '../../src/tensor/index.js';
 import { goldenDir } from '../helpers/fixtures.js';
 

@@ -4,11 +4,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AttentionCall } from '../../src/attention/call.js';
+import { captionOf } from '../../src/lab/shapes/caption.js';
+import { sampleScene } from '../../src/lab/shapes/scene.js';
 import { blockMask, TokenGrounding } from '../../src/methods/map/token-grounding.js';
-import { captionOf } from '../../src/shapes/caption.js';
-import { sampleScene } from '../../src/shapes/scene.js';
 import { grad, Tensor } from '../../src/tensor/index.js';
-import { objectWords, shapesExamples } from '../../src/training/data.js';
+import { objectWords, shapesExamples } from '../../src/train/data.js';
 
 const call = (size: [number, number]): AttentionCall => ({
   path: `up_blocks.0.attentions.0.transformer_blocks.0.attn2@${size.join('x')}`,

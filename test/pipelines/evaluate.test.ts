@@ -7,10 +7,16 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { crossAttentionSides } from '../../src/models/unet2d-condition.js';
+import {
+  captionOf,
+  detectObjects,
+  maskIoU,
+  parseCaption,
+  renderScene,
+  sampleScene,
+} from '../../src/lab/shapes/index.js';
 import {
   copiesMask,
-  defaultHeatResolutions,
   detectedMask,
   evalRunJSON,
   formatEvalRun,
@@ -20,18 +26,12 @@ import {
   runShapesEval,
   TRAINING_DATA_SEEDS,
   trainingSeedRanges,
-} from '../../src/pipelines/evaluate.js';
+} from '../../src/lab/shapes-eval.js';
+import { crossAttentionSides } from '../../src/models/unet2d-condition.js';
+import { defaultHeatResolutions } from '../../src/pipelines/heatmaps.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
-import {
-  captionOf,
-  detectObjects,
-  maskIoU,
-  parseCaption,
-  renderScene,
-  sampleScene,
-} from '../../src/shapes/index.js';
-import { exampleSeed, shapesExamples } from '../../src/training/data.js';
-import { vocabularyCaptions } from '../../src/training/shapes.js';
+import { exampleSeed, shapesExamples } from '../../src/train/data.js';
+import { vocabularyCaptions } from '../../src/train/shapes.js';
 import { goldenDir, repoRoot } from '../helpers/fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'attnkit-eval-'));

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BUILTIN_MODEL } from '../../src/cli/models.js';
+import { captionOf, maskIoU, renderScene, sampleScene } from '../../src/lab/shapes/index.js';
 import { attentionMask } from '../../src/methods/application/attention-mask.js';
 import { AttentionStore } from '../../src/methods/map/attention-store.js';
 import { aggregateCrossAttention } from '../../src/methods/map/heatmap.js';
@@ -12,7 +13,6 @@ import { imageHeatMaps } from '../../src/pipelines/heatmaps.js';
 import { invertBatch } from '../../src/pipelines/inversion.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
 import { DDIMScheduler } from '../../src/schedulers/index.js';
-import { captionOf, maskIoU, renderScene, sampleScene } from '../../src/shapes/index.js';
 import { Tensor } from '../../src/tensor/index.js';
 import { randn } from '../../src/tensor/random.js';
 import { goldenDir } from '../helpers/fixtures.js';

@@ -7,7 +7,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { detectedMask, heldOutSeed } from '../../src/pipelines/evaluate.js';
 import {
   colourStats,
   editsMarkdown,
@@ -19,8 +18,7 @@ import {
   samePlaceMask,
   scoreSwap,
   swappedCaption,
-} from '../../src/pipelines/measure-edits.js';
-import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
+} from '../../src/lab/measure/edits.js';
 import {
   captionOf,
   captionOfSpec,
@@ -29,7 +27,9 @@ import {
   maskIoU,
   renderScene,
   sampleScene,
-} from '../../src/shapes/index.js';
+} from '../../src/lab/shapes/index.js';
+import { detectedMask, heldOutSeed } from '../../src/lab/shapes-eval.js';
+import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
 import { concat, Tensor } from '../../src/tensor/index.js';
 import { goldenDir, repoRoot } from '../helpers/fixtures.js';
 

@@ -7,9 +7,9 @@ import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { BUILTIN_MODEL, unseenWords } from '../../src/cli/models.js';
+import { captionOf, evaluate } from '../../src/lab/shapes/index.js';
+import { sampleScene } from '../../src/lab/shapes/scene.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
-import { captionOf, evaluate } from '../../src/shapes/index.js';
-import { sampleScene } from '../../src/shapes/scene.js';
 
 function folderBytes(dir: string): number {
   return readdirSync(dir, { withFileTypes: true }).reduce(

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { captionOf, captionOfSpec, parseCaption } from '../../src/lab/shapes/caption.js';
+import { sampleScene } from '../../src/lab/shapes/scene.js';
+import { specOfScene, wordingSpec } from '../../src/lab/shapes/spec.js';
 import { CLIPTokenizer } from '../../src/models/clip-tokenizer.js';
-import { captionOf, captionOfSpec, parseCaption } from '../../src/shapes/caption.js';
-import { sampleScene } from '../../src/shapes/scene.js';
-import { specOfScene, wordingSpec } from '../../src/shapes/spec.js';
 
 const tokenizerDir = fileURLToPath(new URL('../fixtures/tiny-sd-a/tokenizer', import.meta.url));
 

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { captionOf } from '../../src/shapes/caption.js';
-import { detectObjects } from '../../src/shapes/detect.js';
-import { evaluate } from '../../src/shapes/eval.js';
-import { PALETTE } from '../../src/shapes/palette.js';
-import { renderScene } from '../../src/shapes/render.js';
-import { type Scene, type SceneObject, sampleScene } from '../../src/shapes/scene.js';
-import { specOfScene } from '../../src/shapes/spec.js';
+import { captionOf } from '../../src/lab/shapes/caption.js';
+import { detectObjects } from '../../src/lab/shapes/detect.js';
+import { evaluate } from '../../src/lab/shapes/eval.js';
+import { PALETTE } from '../../src/lab/shapes/palette.js';
+import { renderScene } from '../../src/lab/shapes/render.js';
+import { type Scene, type SceneObject, sampleScene } from '../../src/lab/shapes/scene.js';
+import { specOfScene } from '../../src/lab/shapes/spec.js';
 import { Generator } from '../../src/tensor/random.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { insideShape, rasterize, SHAPES, UNIT_EXTENT, unitMoments } from '../../src/shapes/geometry.js';
+import { insideShape, rasterize, SHAPES, UNIT_EXTENT, unitMoments } from '../../src/lab/shapes/geometry.js';
 
 test('unit areas match the closed forms of each shape (600² midpoint grid: within 0.5%)', () => {
   const R = 1.15; // triangle circumradius

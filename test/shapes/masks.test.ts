@@ -8,7 +8,7 @@ import {
   resizeMap,
   softIoU,
   thresholdMask,
-} from '../../src/shapes/masks.js';
+} from '../../src/lab/shapes/masks.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 
 test('maskIoU on hand-worked masks', () => {

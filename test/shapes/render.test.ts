@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { readPng, writePng } from '../../src/io/png.js';
-import { unitMoments } from '../../src/shapes/geometry.js';
-import { PALETTE } from '../../src/shapes/palette.js';
-import { renderScene, textureOffsets } from '../../src/shapes/render.js';
-import { type Scene, sampleScene } from '../../src/shapes/scene.js';
+import { unitMoments } from '../../src/lab/shapes/geometry.js';
+import { PALETTE } from '../../src/lab/shapes/palette.js';
+import { renderScene, textureOffsets } from '../../src/lab/shapes/render.js';
+import { type Scene, sampleScene } from '../../src/lab/shapes/scene.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'attnkit-shapes-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { captionOf, captionOfSpec } from '../../src/shapes/caption.js';
-import { renderScene } from '../../src/shapes/render.js';
+import { captionOf, captionOfSpec } from '../../src/lab/shapes/caption.js';
+import { renderScene } from '../../src/lab/shapes/render.js';
 import {
   evaluateMany,
   formatReport,
@@ -9,8 +9,8 @@ import {
   formatTable,
   summarize,
   tableToJSON,
-} from '../../src/shapes/report.js';
-import { sampleScene } from '../../src/shapes/scene.js';
+} from '../../src/lab/shapes/report.js';
+import { sampleScene } from '../../src/lab/shapes/scene.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 
 test('evaluateMany: rates over prompts, text table and JSON', () => {

@@ -1,15 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { rasterize, SHAPES } from '../../src/shapes/geometry.js';
-import { cellAt, cellCenter } from '../../src/shapes/grid.js';
+import { rasterize, SHAPES } from '../../src/lab/shapes/geometry.js';
+import { cellAt, cellCenter } from '../../src/lab/shapes/grid.js';
 import {
   BACKGROUND_COLORS,
   BACKGROUND_TONES,
   COLORS,
   PALETTE,
   rgbDistance,
-} from '../../src/shapes/palette.js';
-import { SIZE_SCALE, sampleScene, TEXTURES } from '../../src/shapes/scene.js';
+} from '../../src/lab/shapes/palette.js';
+import { SIZE_SCALE, sampleScene, TEXTURES } from '../../src/lab/shapes/scene.js';
 
 test('palette: object colours ≥ 95 apart, backgrounds ≥ 100 from every object colour', () => {
   for (const a of COLORS) {

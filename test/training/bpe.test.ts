@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { bytesToUnicode, CLIPTokenizer } from '../../src/models/clip-tokenizer.js';
-import { END_OF_TEXT, learnBPE, START_OF_TEXT, tokenizerOf, writeTokenizer } from '../../src/training/bpe.js';
-import { vocabularyCaptions } from '../../src/training/shapes.js';
+import { END_OF_TEXT, learnBPE, START_OF_TEXT, tokenizerOf, writeTokenizer } from '../../src/train/bpe.js';
+import { vocabularyCaptions } from '../../src/train/shapes.js';
 
 const captions = vocabularyCaptions(400);
 const bpe = learnBPE(captions);

@@ -9,18 +9,18 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { parseGrounding } from '../../src/cli/train.js';
 import { readSafetensors } from '../../src/io/safetensors.js';
+import * as shapes from '../../src/lab/shapes/index.js';
 import { AdamW, initParameters, Parameter } from '../../src/nn/index.js';
 import { StableDiffusion } from '../../src/pipelines/stable-diffusion.js';
 import { predictX0AndEps } from '../../src/schedulers/scheduler.js';
-import * as shapes from '../../src/shapes/index.js';
 import { grad, Tensor } from '../../src/tensor/index.js';
 import { Generator } from '../../src/tensor/random.js';
-import { learnBPE, tokenizerOf } from '../../src/training/bpe.js';
-import { readCheckpointMeta, type TrainState } from '../../src/training/checkpoint.js';
-import { exampleSeed, shapesBatch } from '../../src/training/data.js';
-import { EMA } from '../../src/training/ema.js';
-import { exportShapesModel } from '../../src/training/export.js';
-import { learningRate, trainLoop } from '../../src/training/loop.js';
+import { learnBPE, tokenizerOf } from '../../src/train/bpe.js';
+import { readCheckpointMeta, type TrainState } from '../../src/train/checkpoint.js';
+import { exampleSeed, shapesBatch } from '../../src/train/data.js';
+import { EMA } from '../../src/train/ema.js';
+import { exportShapesModel } from '../../src/train/export.js';
+import { learningRate, trainLoop } from '../../src/train/loop.js';
 import {
   loadTrainedVAE,
   SHAPES_TRAIN_DEFAULTS,
@@ -29,7 +29,7 @@ import {
   trainTextToImage,
   trainVAE,
   vocabularyCaptions,
-} from '../../src/training/shapes.js';
+} from '../../src/train/shapes.js';
 import {
   buildTextToImage,
   checkPrediction,
@@ -39,8 +39,8 @@ import {
   timestepProbabilities,
   trainingNoiseSchedule,
   velocity,
-} from '../../src/training/text-to-image.js';
-import { buildVAE, initVAE, sampleLatent, vaeLoss } from '../../src/training/vae.js';
+} from '../../src/train/text-to-image.js';
+import { buildVAE, initVAE, sampleLatent, vaeLoss } from '../../src/train/vae.js';
 import { repoRoot } from '../helpers/fixtures.js';
 
 const root = mkdtempSync(join(tmpdir(), 'attnkit-train-'));

@@ -82,7 +82,6 @@ export function otsuThreshold(values: ArrayLike<number>, bins = 256): number {
 }
 
 /** Intersection over union of two binary masks (one implementation, shared with ShapesEval). */
-export { maskIoU } from '../../shapes/masks.js';
 
 /** 3×3 max-pooling with stride 1 and padding 1 of an (h, w) map (PyTorch's max_pool2d(3, 1, 1)). */
 export function maxPool3(m: Float32Array, h: number, w: number): Float32Array {

@@ -11,11 +11,11 @@
 
 import { join } from 'node:path';
 import { readSafetensors } from '../io/safetensors.js';
+import { captionOf } from '../lab/shapes/caption.js';
+import { sampleScene } from '../lab/shapes/scene.js';
 import type { AutoencoderKL } from '../models/autoencoder-kl.js';
 import { AdamW, initParameters } from '../nn/index.js';
 import type { Module } from '../nn/module.js';
-import { captionOf } from '../shapes/caption.js';
-import { sampleScene } from '../shapes/scene.js';
 import { Generator } from '../tensor/random.js';
 import { learnBPE, tokenizerOf, writeTokenizer } from './bpe.js';
 import { hasCheckpoint, readCheckpointMeta, type TrainState } from './checkpoint.js';

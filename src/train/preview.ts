@@ -3,10 +3,10 @@
 
 import { writePng } from '../io/png.js';
 import { imageGrid } from '../io/render.js';
+import { renderScene } from '../lab/shapes/render.js';
+import { sampleScene } from '../lab/shapes/scene.js';
+import { heldOutSeed } from '../lab/shapes-eval.js';
 import type { AutoencoderKL } from '../models/autoencoder-kl.js';
-import { heldOutSeed } from '../pipelines/evaluate.js';
-import { renderScene } from '../shapes/render.js';
-import { sampleScene } from '../shapes/scene.js';
 import { concat, noGrad } from '../tensor/index.js';
 
 export function writeReconstructionGrid(vae: AutoencoderKL, path: string, n = 8): void {

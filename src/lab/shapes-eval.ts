@@ -16,8 +16,11 @@
 import { type AttentionMaskOptions, attentionMask } from '../methods/application/attention-mask.js';
 import { AttentionStore } from '../methods/map/attention-store.js';
 import { aggregateCrossAttention, GlobalHeatMap } from '../methods/map/heatmap.js';
-import { crossAttentionSides } from '../models/unet2d-condition.js';
+import { defaultHeatResolutions, HEAT_MAP_THRESHOLD, heatStepRange } from '../pipelines/heatmaps.js';
+import type { StableDiffusion } from '../pipelines/stable-diffusion.js';
+import { initialNoise } from '../pipelines/stable-diffusion.js';
 import type { SchedulerName } from '../schedulers/index.js';
+import { concat, type Tensor } from '../tensor/index.js';
 import {
   type Caption,
   captionOf,
@@ -34,10 +37,7 @@ import {
   type SceneReport,
   sampleScene,
   summarize,
-} from '../shapes/index.js';
-import { concat, type Tensor } from '../tensor/index.js';
-import { initialNoise } from './edit.js';
-import type { StableDiffusion } from './stable-diffusion.js';
+} from './shapes/index.js';
 
 /** First scene seed of the held-out prompts. */
 export const HELD_OUT_SEED_BASE = 1_000_000_000;
@@ -251,41 +251,6 @@ export function headlineOf(summary: EvalSummary): EvalHeadline {
 }
 
 const mean = (xs: readonly number[]) => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
-
-/**
- * Threshold of min–max normalised heat-maps in `attnkit eval` and `measure edits`. DAAM's 0.4 over all steps and
- * layers marked about twice each object on Shapes scenes; session 7 chose 0.7 on the last third of the steps
- * (all layers); session 13, on the session-12 model, 0.5 on the 16 × 16 maps of the last third — validation
- * prompts 1000–1127: shape-word IoU 0.438 → 0.499, rendered validation scenes 0.571 → 0.659 (docs/training.md).
- */
-export const HEAT_MAP_THRESHOLD = 0.5;
-
-/** Side of the cross-attention maps the heat-map measurements read by default (see `defaultHeatResolutions`). */
-export const HEAT_MAP_SIDE = 16;
-
-/**
- * The cross-attention sides heat-maps are aggregated from by default: the 16 × 16 maps where the UNet has
- * them (the Shapes model's full latent side, where its 8 × 8 and 4 × 4 maps blur small objects; on SD the side
- * prompt-to-prompt's notebooks show), else every side.
- */
-export function defaultHeatResolutions(sd: StableDiffusion): number[] | undefined {
-  return crossAttentionSides(sd.unet.config).includes(HEAT_MAP_SIDE) ? [HEAT_MAP_SIDE] : undefined;
-}
-
-/**
- * The denoising steps [a, b) heat-maps are aggregated over, in sampling order: `given`, checked, or by default
- * the last third (the cleanest steps; at least one).
- */
-export function heatStepRange(
-  steps: number,
-  given: readonly [number, number] | undefined,
-  caller: string,
-): [number, number] {
-  const [a, b] = given ?? [steps - Math.max(1, Math.round(steps / 3)), steps];
-  if (!(Number.isInteger(a) && Number.isInteger(b) && 0 <= a && a < b && b <= steps))
-    throw new Error(`${caller}: heatSteps [${a}, ${b}) is not a range of the ${steps} steps`);
-  return [a, b];
-}
 
 /** Generates the held-out prompts in batches and scores every image with ShapesEval. */
 export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {}): ShapesEvalRun {

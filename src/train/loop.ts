@@ -2,7 +2,7 @@
 // a time budget, periodic checkpoints and a progress bar with the loss and ETA.
 
 import { mkdirSync } from 'node:fs';
-import { progressBar } from '../cli/progress.js';
+import { progressBar } from '../io/progress.js';
 import type { Parameter } from '../nn/module.js';
 import { backward, enableGrad, Tensor } from '../tensor/index.js';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.js';

@@ -2,10 +2,10 @@
 // Example k of a run with data seed s is the scene of seed s·10⁷ + k, so batch i of size B is the same
 // whatever was drawn before (resuming at step i reproduces it).
 
-import { type Caption, captionOf } from '../shapes/caption.js';
-import { dilate } from '../shapes/masks.js';
-import { renderScene } from '../shapes/render.js';
-import { sampleScene } from '../shapes/scene.js';
+import { type Caption, captionOf } from '../lab/shapes/caption.js';
+import { dilate } from '../lab/shapes/masks.js';
+import { renderScene } from '../lab/shapes/render.js';
+import { sampleScene } from '../lab/shapes/scene.js';
 import { concat, Tensor } from '../tensor/index.js';
 
 export interface ShapesBatch {

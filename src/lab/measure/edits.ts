@@ -21,16 +21,32 @@
 // Object masks are those of ShapesEval's detector (the template it fitted, see `detectedMask`), except on
 // rendered scenes, which have their ground truth. Errors are in 8-bit levels (0–255), averaged over channels.
 
-import type { Controller } from '../attention/hooks.js';
-import { attentionMask } from '../methods/application/attention-mask.js';
-import { LOCAL_BLEND_TH, LocalBlend } from '../methods/application/local-blend.js';
-import { groupControllers, type PromptGroup } from '../methods/application/prompt-groups.js';
-import { MASACTRL_START_STEP, MutualSelfAttention } from '../methods/feature/mutual-self-attention.js';
-import { PlugAndPlay } from '../methods/feature/plug-and-play.js';
-import { AttentionEdit, type AttentionEditOptions } from '../methods/map/attention-edit.js';
-import { AttentionReplace } from '../methods/map/attention-replace.js';
-import { AttentionStore } from '../methods/map/attention-store.js';
-import { aggregateCrossAttention, GlobalHeatMap } from '../methods/map/heatmap.js';
+import type { Controller } from '../../attention/hooks.js';
+import { attentionMask } from '../../methods/application/attention-mask.js';
+import { LOCAL_BLEND_TH, LocalBlend } from '../../methods/application/local-blend.js';
+import { groupControllers, type PromptGroup } from '../../methods/application/prompt-groups.js';
+import { MASACTRL_START_STEP, MutualSelfAttention } from '../../methods/feature/mutual-self-attention.js';
+import { PlugAndPlay } from '../../methods/feature/plug-and-play.js';
+import { AttentionEdit, type AttentionEditOptions } from '../../methods/map/attention-edit.js';
+import { AttentionReplace } from '../../methods/map/attention-replace.js';
+import { AttentionStore } from '../../methods/map/attention-store.js';
+import { aggregateCrossAttention, GlobalHeatMap } from '../../methods/map/heatmap.js';
+import {
+  defaultMaskResolution,
+  defaultPnPLayers,
+  defaultStartLayer,
+  maskAutoFor,
+} from '../../pipelines/feature-edit.js';
+import { defaultHeatResolutions, HEAT_MAP_THRESHOLD, heatStepRange } from '../../pipelines/heatmaps.js';
+import {
+  type DDIMInversion,
+  inversionStepRange,
+  invertBatch,
+  nullTextInversionBatch,
+} from '../../pipelines/inversion.js';
+import type { StableDiffusion } from '../../pipelines/stable-diffusion.js';
+import { initialNoise } from '../../pipelines/stable-diffusion.js';
+import { concat, Tensor } from '../../tensor/index.js';
 import {
   type Cell,
   COLORS,
@@ -49,19 +65,7 @@ import {
   sampleScene,
   wordingSpec,
 } from '../shapes/index.js';
-import { concat, Tensor } from '../tensor/index.js';
-import { initialNoise } from './edit.js';
-import {
-  copiesMask,
-  defaultHeatResolutions,
-  detectedMask,
-  HEAT_MAP_THRESHOLD,
-  heatStepRange,
-  heldOutSeed,
-} from './evaluate.js';
-import { defaultMaskResolution, defaultPnPLayers, defaultStartLayer, maskAutoFor } from './feature-edit.js';
-import { type DDIMInversion, inversionStepRange, invertBatch, nullTextInversionBatch } from './inversion.js';
-import type { StableDiffusion } from './stable-diffusion.js';
+import { copiesMask, detectedMask, heldOutSeed } from '../shapes-eval.js';
 
 export const MEASUREMENTS = [
   'colour-swap',
