@@ -45,33 +45,36 @@ export class Conv2d extends Module {
   }
 }
 
-export class GroupNorm extends Module {
+/** A normalisation's learned per-channel scale and shift (PyTorch's `weight` and `bias`). */
+abstract class AffineNorm extends Module {
   weight: Parameter;
   bias: Parameter;
+  constructor(channels: number) {
+    super();
+    this.weight = new Parameter([channels]);
+    this.bias = new Parameter([channels]);
+  }
+}
+
+export class GroupNorm extends AffineNorm {
   constructor(
     readonly numGroups: number,
     readonly numChannels: number,
     readonly eps = 1e-5,
   ) {
-    super();
-    this.weight = new Parameter([numChannels]);
-    this.bias = new Parameter([numChannels]);
+    super(numChannels);
   }
   forward(x: Tensor): Tensor {
     return groupNorm(x, this.numGroups, this.weight.value, this.bias.value, this.eps);
   }
 }
 
-export class LayerNorm extends Module {
-  weight: Parameter;
-  bias: Parameter;
+export class LayerNorm extends AffineNorm {
   constructor(
     readonly dim: number,
     readonly eps = 1e-5,
   ) {
-    super();
-    this.weight = new Parameter([dim]);
-    this.bias = new Parameter([dim]);
+    super(dim);
   }
   forward(x: Tensor): Tensor {
     return layerNorm(x, this.weight.value, this.bias.value, this.eps);

@@ -13,10 +13,10 @@ export function isGradEnabled(): boolean {
   return enabled;
 }
 
-/** Runs `fn` with gradient recording off (inference). */
-export function noGrad<T>(fn: () => T): T {
+/** Runs `fn` with gradient recording switched to `on`, restored afterwards. */
+function withGrad<T>(on: boolean, fn: () => T): T {
   const prev = enabled;
-  enabled = false;
+  enabled = on;
   try {
     return fn();
   } finally {
@@ -24,15 +24,14 @@ export function noGrad<T>(fn: () => T): T {
   }
 }
 
+/** Runs `fn` with gradient recording off (inference). */
+export function noGrad<T>(fn: () => T): T {
+  return withGrad(false, fn);
+}
+
 /** Runs `fn` with gradient recording on. */
 export function enableGrad<T>(fn: () => T): T {
-  const prev = enabled;
-  enabled = true;
-  try {
-    return fn();
-  } finally {
-    enabled = prev;
-  }
+  return withGrad(true, fn);
 }
 
 /** True when `t` takes part in gradient computation. */
