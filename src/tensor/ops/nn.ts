@@ -113,14 +113,6 @@ function conv2dWeightGrad(
     });
     return dW.slice(2, 0, kh).slice(3, 0, kw).permute([1, 0, 2, 3]);
   }
-  if (groups === 1) {
-    // one convolution with batch and channels swapped: x (c, n, H, W) ⋆ g (o, n, ho, wo), the original
-    // stride as dilation and dilation as stride → (c, o, ≥kh, ≥kw)
-    const out = runOp1('Conv', [x.permute([1, 0, 2, 3]), g.permute([1, 0, 2, 3])], {
-      attrs: { strides: [dh, dw], pads: [ph, pw, ph, pw], dilations: [sh, sw], group: 1 },
-    });
-    return out.slice(2, 0, kh).slice(3, 0, kw).permute([1, 0, 2, 3]);
-  }
   const [n, c] = x.shape as [number, number];
   const [, o, ho, wo] = g.shape as [number, number, number, number];
   const xp = x.pad([0, 0, ph, pw, 0, 0, ph, pw]);
