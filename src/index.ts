@@ -33,3 +33,11 @@ export { type GenerateOptions, type GenerateResult, StableDiffusion } from './pi
 export * from './schedulers/index.js';
 export * from './tensor/index.js';
 export { Generator, rand, randn } from './tensor/random.js';
+// used by the Shapes lab and by training
+export { type Progress, progressBar } from './io/progress.js';
+export { imageGrid } from './io/render.js';
+export { TokenGrounding } from './methods/map/token-grounding.js';
+export type { LatentDistribution } from './models/autoencoder-kl.js';
+export { bytesToUnicode } from './models/clip-tokenizer.js';
+export type { JsonConfig } from './models/config.js';
+export { perRow } from './schedulers/scheduler.js';
