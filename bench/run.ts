@@ -7,7 +7,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { relaunchWithMallocTuning } from '../src/cli/malloc-tuning.js';
+import { relaunchWithMallocTuning } from '../src/process/malloc-tuning.js';
 import engine from './engine.js';
 import unet from './unet.js';
 import { type Bench, type BenchResult, formatSeconds, machineInfo, textTable } from './util.js';

@@ -37,7 +37,6 @@ import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { flashAttention, softmaxAttention } from '../src/attention/functions.js';
-import { randomSD15UNet, SD15_UNET_CONFIG } from '../src/cli/bench-support.js';
 import { initializerBytes, writeOnnx } from '../src/io/onnx.js';
 import { startProfile, stopProfile } from '../src/kernels/dispatch.js';
 import type { GraphSpec } from '../src/kernels/graph.js';
@@ -50,6 +49,7 @@ import {
   setThreads,
   threads,
 } from '../src/kernels/ort.js';
+import { randomSD15UNet, SD15_UNET_CONFIG } from '../src/models/random-sd15.js';
 import { exportUNet } from '../src/pipelines/export.js';
 import { noGrad, Tensor } from '../src/tensor/index.js';
 import { Generator } from '../src/tensor/random.js';
@@ -128,7 +128,7 @@ function loadF32(file: string): Float32Array {
 }
 
 /**
- * The SD1.5 UNet with seeded random weights (src/cli/bench-support.ts, shared with `attnkit bench`):
+ * The SD1.5 UNet with seeded random weights (src/models/random-sd15.ts, shared with `attnkit bench`):
  * deterministic, so every child process builds the same model.
  */
 export const buildUNet = randomSD15UNet;

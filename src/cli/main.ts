@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// The `attnkit` command. It re-launches itself once with glibc's allocator tuned (malloc-tuning.ts) before
-// loading anything heavy, then runs the parser.
+// The `attnkit` command. It re-launches itself once with glibc's allocator tuned
+// (src/process/malloc-tuning.ts) before loading anything heavy, then runs the parser.
 
-import { relaunchWithMallocTuning } from './malloc-tuning.js';
+import { relaunchWithMallocTuning } from '../process/malloc-tuning.js';
 
 relaunchWithMallocTuning();
 await import('./program.js');
