@@ -66,136 +66,64 @@ declare module '../tensor.js' {
   }
 }
 
-const P = Tensor.prototype;
-P.add = function (b) {
-  return E.add(this, b);
-};
-P.sub = function (b) {
-  return E.sub(this, b);
-};
-P.mul = function (b) {
-  return E.mul(this, b);
-};
-P.div = function (b) {
-  return E.div(this, b);
-};
-P.pow = function (b) {
-  return E.pow(this, b);
-};
-P.maximum = function (b) {
-  return E.maximum(this, b);
-};
-P.minimum = function (b) {
-  return E.minimum(this, b);
-};
-P.neg = function () {
-  return E.neg(this);
-};
-P.exp = function () {
-  return E.exp(this);
-};
-P.log = function () {
-  return E.log(this);
-};
-P.sqrt = function () {
-  return E.sqrt(this);
-};
-P.abs = function () {
-  return E.abs(this);
-};
-P.sin = function () {
-  return E.sin(this);
-};
-P.cos = function () {
-  return E.cos(this);
-};
-P.tanh = function () {
-  return E.tanh(this);
-};
-P.sigmoid = function () {
-  return E.sigmoid(this);
-};
-P.relu = function () {
-  return E.relu(this);
-};
-P.silu = function () {
-  return E.silu(this);
-};
-P.gelu = function (approximate) {
-  return E.gelu(this, approximate);
-};
-P.clamp = function (lo, hi) {
-  return E.clamp(this, lo, hi);
-};
-P.eq = function (b) {
-  return E.eq(this, b);
-};
-P.lt = function (b) {
-  return E.lt(this, b);
-};
-P.le = function (b) {
-  return E.le(this, b);
-};
-P.gt = function (b) {
-  return E.gt(this, b);
-};
-P.ge = function (b) {
-  return E.ge(this, b);
-};
-P.and = function (b) {
-  return E.and(this, b);
-};
-P.cast = function (dtype) {
-  return E.cast(this, dtype);
-};
-P.sum = function (opts) {
-  return R.sum(this, opts);
-};
-P.mean = function (opts) {
-  return R.mean(this, opts);
-};
-P.max = function (opts) {
-  return R.max(this, opts);
-};
-P.min = function (opts) {
-  return R.min(this, opts);
-};
-P.argmax = function (axis, keepDims) {
-  return R.argmax(this, axis, keepDims);
-};
-P.matmul = function (b, opts) {
-  return L.matmul(this, b, opts);
-};
-P.reshape = function (shape) {
-  return S.reshape(this, shape);
-};
-P.unsqueeze = function (axis) {
-  return S.unsqueeze(this, axis);
-};
-P.squeeze = function (axis) {
-  return S.squeeze(this, axis);
-};
-P.flatten = function (start, end) {
-  return S.flatten(this, start, end);
-};
-P.permute = function (perm) {
-  return S.permute(this, perm);
-};
-P.transpose = function (dim0, dim1) {
-  return S.transpose(this, dim0, dim1);
-};
-P.expand = function (shape) {
-  return S.expand(this, shape);
-};
-P.slice = function (axis, start, end, step) {
-  return S.slice(this, axis, start, end, step);
-};
-P.split = function (sizes, axis) {
-  return S.split(this, sizes, axis);
-};
-P.pad = function (pads, mode, value) {
-  return S.pad(this, pads, mode, value);
-};
-P.softmax = function (axis) {
-  return N.softmax(this, axis);
-};
+type Method = keyof Tensor;
+type Args<K extends Method> = Tensor[K] extends (...args: infer A) => unknown ? A : never;
+
+/** Makes the op `fn(x, ...args)` callable as `x.name(...args)`. */
+function chain<K extends Method>(
+  name: K,
+  fn: (x: Tensor, ...args: Args<K>) => ReturnType<Extract<Tensor[K], (...a: never[]) => unknown>>,
+): void {
+  Object.defineProperty(Tensor.prototype, name, {
+    value(this: Tensor, ...args: Args<K>) {
+      return fn(this, ...args);
+    },
+    writable: true,
+    configurable: true,
+  });
+}
+
+chain('add', E.add);
+chain('sub', E.sub);
+chain('mul', E.mul);
+chain('div', E.div);
+chain('pow', E.pow);
+chain('maximum', E.maximum);
+chain('minimum', E.minimum);
+chain('neg', E.neg);
+chain('exp', E.exp);
+chain('log', E.log);
+chain('sqrt', E.sqrt);
+chain('abs', E.abs);
+chain('sin', E.sin);
+chain('cos', E.cos);
+chain('tanh', E.tanh);
+chain('sigmoid', E.sigmoid);
+chain('relu', E.relu);
+chain('silu', E.silu);
+chain('gelu', E.gelu);
+chain('clamp', E.clamp);
+chain('eq', E.eq);
+chain('lt', E.lt);
+chain('le', E.le);
+chain('gt', E.gt);
+chain('ge', E.ge);
+chain('and', E.and);
+chain('cast', E.cast);
+chain('sum', R.sum);
+chain('mean', R.mean);
+chain('max', R.max);
+chain('min', R.min);
+chain('argmax', R.argmax);
+chain('matmul', L.matmul);
+chain('reshape', S.reshape);
+chain('unsqueeze', S.unsqueeze);
+chain('squeeze', S.squeeze);
+chain('flatten', S.flatten);
+chain('permute', S.permute);
+chain('transpose', S.transpose);
+chain('expand', S.expand);
+chain('slice', S.slice);
+chain('split', S.split);
+chain('pad', S.pad);
+chain('softmax', N.softmax);
