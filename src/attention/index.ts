@@ -2,3 +2,4 @@ export * from './attention.js';
 export * from './call.js';
 export * from './functions.js';
 export * from './hooks.js';
+export * from './tokens.js';

@@ -5,6 +5,9 @@
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { TokenLookup, WordTokens } from '../attention/tokens.js';
+
+export type { WordTokens };
 
 // ---------------------------------------------------------------------------------------------------------
 // Byte ↔ unicode table
@@ -186,12 +189,6 @@ export interface TokenizerOutput {
   truncated: boolean[];
 }
 
-/** A whitespace-separated word of the cleaned prompt and the positions of its tokens (bos at 0). */
-export interface WordTokens {
-  word: string;
-  indices: number[];
-}
-
 interface Piece {
   /** The pre-token's text (after clean-up). */
   text: string;
@@ -205,7 +202,7 @@ interface Piece {
 const DEFAULT_MAX_LENGTH = 77;
 const CACHE_LIMIT = 50_000;
 
-export class CLIPTokenizer {
+export class CLIPTokenizer implements TokenLookup {
   readonly modelMaxLength: number;
   readonly bosToken: string;
   readonly eosToken: string;

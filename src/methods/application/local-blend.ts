@@ -9,7 +9,7 @@
 
 import type { AttentionCall } from '../../attention/call.js';
 import type { Controller, StepState } from '../../attention/hooks.js';
-import type { CLIPTokenizer } from '../../models/clip-tokenizer.js';
+import type { TokenLookup } from '../../attention/tokens.js';
 import { formatShape, Tensor } from '../../tensor/index.js';
 import { selectRows, takeRows } from '../map/attention-store.js';
 import { tokenIndicesOrNone } from '../map/token-alignment.js';
@@ -19,7 +19,7 @@ import { maxPool3 } from './attention-mask.js';
 export const LOCAL_BLEND_TH: readonly [number, number] = [0.3, 0.3];
 
 export interface LocalBlendOptions {
-  tokenizer: CLIPTokenizer;
+  tokenizer: TokenLookup;
   /** The prompts of the batch, source first. */
   prompts: readonly string[];
   /** Per prompt, the word(s) whose region may change; a single list applies to every prompt containing them. */

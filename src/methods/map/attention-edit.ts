@@ -7,7 +7,7 @@
 
 import type { AttentionCall } from '../../attention/call.js';
 import type { Controller } from '../../attention/hooks.js';
-import type { CLIPTokenizer } from '../../models/clip-tokenizer.js';
+import type { TokenLookup } from '../../attention/tokens.js';
 import { concat, Tensor } from '../../tensor/index.js';
 import {
   boundsOf,
@@ -18,7 +18,7 @@ import {
 } from './token-alignment.js';
 
 export interface AttentionEditOptions {
-  tokenizer: CLIPTokenizer;
+  tokenizer: TokenLookup;
   /** The source prompt first, then one or more targets: the prompts of the batch, in order. */
   prompts: readonly string[];
   /** Fraction of steps (or [start, end), or per word with `default_`) during which cross-attention is replaced. */
@@ -33,7 +33,7 @@ export interface AttentionEditOptions {
 
 export abstract class AttentionEdit implements Controller {
   abstract readonly name: string;
-  readonly tokenizer: CLIPTokenizer;
+  readonly tokenizer: TokenLookup;
   readonly prompts: readonly string[];
   readonly crossReplaceSteps: CrossReplaceSteps;
   readonly selfReplaceSteps: StepBounds;

@@ -6,7 +6,7 @@
 // of its tokens' maps (`compute_word_heat_map`); `expandAs` upsamples it to the image and min–max normalises it.
 // DAAM sums over steps where this averages; the two differ by a constant factor, which normalisation removes.
 
-import type { CLIPTokenizer } from '../../models/clip-tokenizer.js';
+import type { TokenLookup } from '../../attention/tokens.js';
 import { formatShape, indexSelect, type Tensor } from '../../tensor/index.js';
 import type { StoredMap } from './attention-store.js';
 import { type ResizeMode, resize2d } from './upsample.js';
@@ -72,7 +72,7 @@ export class GlobalHeatMap {
   readonly heatMaps: Tensor;
 
   constructor(
-    readonly tokenizer: CLIPTokenizer,
+    readonly tokenizer: TokenLookup,
     readonly prompt: string,
     heatMaps: Tensor,
   ) {
@@ -84,9 +84,7 @@ export class GlobalHeatMap {
 
   /** Number of text tokens of the prompt, without bos and eos. */
   get numTokens(): number {
-    return (
-      this.tokenizer.call(this.prompt, { onWarning: () => {} }).attentionMask[0]!.reduce((a, b) => a + b) - 2
-    );
+    return this.tokenizer.call(this.prompt, { padding: false, onWarning: () => {} }).ids[0]!.length - 2;
   }
 
   /** The map (h, w) of one token position (bos at 0). */

@@ -2,7 +2,7 @@
 // which source token feeds which target token (word swap, refinement), when cross-attention is replaced per
 // token (`crossReplaceSteps`), and per-token reweighting (the equalizer). Positions count bos as 0.
 
-import type { CLIPTokenizer } from '../../models/clip-tokenizer.js';
+import type { TokenLookup } from '../../attention/tokens.js';
 
 /** Bounds as the reference takes them: a fraction f means [0, f); a pair is [start, end) fractions of the run. */
 export type StepBounds = number | readonly [number, number];
@@ -47,7 +47,7 @@ export function checkStepBounds(b: CrossReplaceSteps, name: string): void {
  * swapped word changes the token count (identical otherwise).
  */
 export function replacementMapper(
-  tokenizer: CLIPTokenizer,
+  tokenizer: TokenLookup,
   source: string,
   target: string,
   n?: number,
@@ -133,7 +133,7 @@ export function alignTokens(x: readonly number[], y: readonly number[]): number[
  * Positions past the target's eos map to themselves.
  */
 export function refinementMapper(
-  tokenizer: CLIPTokenizer,
+  tokenizer: TokenLookup,
   source: string,
   target: string,
   n?: number,
@@ -160,7 +160,7 @@ export function refinementMapper(
  * the step lies in [⌊start·(numSteps+1)⌋, ⌊end·(numSteps+1)⌋) of the token's bounds, else 0.
  */
 export function crossReplaceAlpha(
-  tokenizer: CLIPTokenizer,
+  tokenizer: TokenLookup,
   prompts: readonly string[],
   crossReplaceSteps: CrossReplaceSteps,
   step: number,
@@ -190,7 +190,7 @@ export function crossReplaceAlpha(
 
 /** `get_equalizer`: 1 everywhere except the given words' token positions in `prompt`, which get their value. */
 export function equalizer(
-  tokenizer: CLIPTokenizer,
+  tokenizer: TokenLookup,
   prompt: string,
   weights: Readonly<Record<string, number>>,
   n?: number,
@@ -207,7 +207,7 @@ export function equalizer(
 
 /** The word's token positions, or none when the prompt lacks it (the reference skips such prompts). */
 export function tokenIndicesOrNone(
-  tokenizer: CLIPTokenizer,
+  tokenizer: TokenLookup,
   prompt: string,
   word: string,
   n: number,
