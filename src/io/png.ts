@@ -5,8 +5,11 @@
 // `VaeImageProcessor` does). Alpha is dropped; grayscale and palette PNGs come out as three equal channels
 // and 16-bit PNGs are scaled to 8 bits (pngjs normalises every PNG to 8-bit RGBA).
 // Grayscale images (masks, attention heat-maps) are written from [0, 1]: x ↦ round(clamp(x, 0, 1) · 255).
+// Reading checks the IHDR (size within MAX_PNG_SIDE / MAX_PNG_PIXELS, a defined bit depth and colour type) and
+// that the image data inflates to the size it declares before pngjs allocates anything for the image.
 
 import { readFileSync } from 'node:fs';
+import { inflateSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import { formatShape, Tensor } from '../tensor/tensor.js';
 import { writeOutput } from './output.js';
@@ -85,8 +88,138 @@ export function tensorToGray(tensor: Tensor): { width: number; height: number; d
   return { width: s[s.length - 1]!, height: s[s.length - 2]!, data };
 }
 
-/** Decodes PNG bytes to a (1, 3, H, W) float32 tensor in [-1, 1]. */
+/** Largest width or height `decodePng` accepts. */
+export const MAX_PNG_SIDE = 16384;
+/** Largest pixel count `decodePng` accepts (8192²: 256 MB as RGBA bytes, 768 MB as a float32 tensor). */
+export const MAX_PNG_PIXELS = 8192 * 8192;
+
+/** Bit depths each PNG colour type allows (PNG spec §11.2.2), and its samples per pixel. */
+const PNG_COLOUR_TYPES: Record<number, { depths: number[]; channels: number }> = {
+  0: { depths: [1, 2, 4, 8, 16], channels: 1 }, // gray
+  2: { depths: [8, 16], channels: 3 }, // RGB
+  3: { depths: [1, 2, 4, 8], channels: 1 }, // palette
+  4: { depths: [8, 16], channels: 2 }, // gray + alpha
+  6: { depths: [8, 16], channels: 4 }, // RGBA
+};
+const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
+/** Adam7 passes: [x start, y start, x step, y step]. */
+const ADAM7 = [
+  [0, 0, 8, 8],
+  [4, 0, 8, 8],
+  [0, 4, 4, 8],
+  [2, 0, 4, 4],
+  [0, 2, 2, 4],
+  [1, 0, 2, 2],
+  [0, 1, 1, 2],
+] as const;
+
+interface PngHeader {
+  width: number;
+  height: number;
+  bitDepth: number;
+  colourType: number;
+  interlaced: boolean;
+}
+
+/** Bytes of filtered scanlines the header calls for: one filter byte per row, per interlace pass. */
+function scanlineBytes({ width, height, bitDepth, colourType, interlaced }: PngHeader): number {
+  const bits = PNG_COLOUR_TYPES[colourType]!.channels * bitDepth;
+  const rows = (w: number, h: number) => (w === 0 ? 0 : h * (1 + Math.ceil((w * bits) / 8)));
+  if (!interlaced) return rows(width, height);
+  let total = 0;
+  for (const [x0, y0, dx, dy] of ADAM7) {
+    total += rows(Math.max(0, Math.ceil((width - x0) / dx)), Math.max(0, Math.ceil((height - y0) / dy)));
+  }
+  return total;
+}
+
+/**
+ * Reads the chunk layout and IHDR, checks the declared size against the limits, then inflates the image data
+ * (at most the size the header calls for) so that a missing, non-zlib or short IDAT is an error here rather
+ * than a black image from pngjs. Nothing is allocated for the image before the size is checked.
+ */
+function checkPng(bytes: Uint8Array, source: string): void {
+  const fail: (problem: string) => never = (problem) => {
+    throw new Error(`decodePng: ${source} is not a readable PNG (${problem})`);
+  };
+  if (bytes.byteLength < 8 || PNG_SIGNATURE.some((b, i) => bytes[i] !== b)) fail('no PNG signature');
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let header: PngHeader | undefined;
+  let palette = false;
+  const idat: Uint8Array[] = [];
+  for (let pos = 8; pos + 8 <= bytes.byteLength; ) {
+    const length = view.getUint32(pos);
+    const type = String.fromCharCode(...bytes.subarray(pos + 4, pos + 8));
+    const data = pos + 8;
+    if (data + length + 4 > bytes.byteLength) {
+      fail(`chunk ${JSON.stringify(type)} at byte ${pos} runs past the end of the file; it is truncated`);
+    }
+    if (!header && type !== 'IHDR') fail(`the first chunk is ${JSON.stringify(type)}, not IHDR`);
+    if (type === 'IHDR') {
+      if (header) fail('two IHDR chunks');
+      if (length !== 13) fail(`IHDR holds ${length} bytes, not 13`);
+      header = {
+        width: view.getUint32(data),
+        height: view.getUint32(data + 4),
+        bitDepth: bytes[data + 8]!,
+        colourType: bytes[data + 9]!,
+        interlaced: bytes[data + 12] === 1,
+      };
+      checkHeader(header, bytes[data + 12]!, fail);
+    } else if (type === 'PLTE') palette = true;
+    else if (type === 'IDAT') idat.push(bytes.subarray(data, data + length));
+    else if (type === 'IEND') break;
+    pos = data + length + 4;
+  }
+  if (!header) fail('no IHDR chunk');
+  if (idat.length === 0) fail('no image data (IDAT); the file is truncated');
+  if (header.colourType === 3 && !palette) fail('colour type 3 (palette) but no PLTE chunk');
+  const needed = scanlineBytes(header);
+  let inflated = needed; // more than needed (ERR_BUFFER_TOO_LARGE): pngjs ignores the rest, as before
+  try {
+    inflated = inflateSync(Buffer.concat(idat), { maxOutputLength: needed }).byteLength;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ERR_BUFFER_TOO_LARGE') {
+      fail(`its image data (IDAT) is not a complete zlib stream: ${(e as Error).message}`);
+    }
+  }
+  if (inflated < needed) {
+    const { width, height } = header;
+    fail(`its image data holds ${inflated} bytes; ${width}×${height} as declared in IHDR needs ${needed}`);
+  }
+}
+
+function checkHeader(h: PngHeader, interlace: number, fail: (problem: string) => never): void {
+  const { width, height, bitDepth, colourType } = h;
+  if (width === 0 || height === 0)
+    fail(`IHDR declares width ${width} and height ${height}; both must be ≥ 1`);
+  for (const [name, value] of [
+    ['width', width],
+    ['height', height],
+  ] as const) {
+    if (value > MAX_PNG_SIDE) {
+      fail(`IHDR declares ${name} ${value}, over the ${MAX_PNG_SIDE}-pixel limit per side; resize the image`);
+    }
+  }
+  if (width * height > MAX_PNG_PIXELS) {
+    fail(
+      `IHDR declares ${width}×${height} = ${width * height} pixels, over the limit of ${MAX_PNG_PIXELS} ` +
+        '(8192×8192); resize the image',
+    );
+  }
+  const colour = PNG_COLOUR_TYPES[colourType];
+  if (!colour) fail(`IHDR declares colour type ${colourType}; PNG defines 0, 2, 3, 4 and 6`);
+  if (!colour!.depths.includes(bitDepth)) {
+    fail(
+      `IHDR declares bit depth ${bitDepth} with colour type ${colourType}, which allows ${colour!.depths.join(', ')}`,
+    );
+  }
+  if (interlace > 1) fail(`IHDR declares interlace method ${interlace}; PNG defines 0 and 1`);
+}
+
+/** Decodes PNG bytes to a (1, 3, H, W) float32 tensor in [-1, 1]. Sizes over the limits above are refused. */
 export function decodePng(bytes: Uint8Array, source = '<bytes>'): Tensor {
+  checkPng(bytes, source);
   let png: PNG;
   try {
     png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));

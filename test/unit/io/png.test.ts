@@ -226,3 +226,94 @@ test('writePng makes the folders above its path (a long run never ends in ENOENT
   writePng(path, image);
   assert.deepEqual(readPng(path).toArray(), image.toArray());
 });
+
+// ---------------------------------------------------------------------------------------------------------
+// hostile PNGs (issue 25): the header is checked before anything is allocated, and broken data is an error
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+function pngChunk(type: string, data: Buffer): Buffer {
+  const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(body));
+  return Buffer.concat([len, body, crc]);
+}
+
+/** A PNG from an IHDR's fields and the given IDAT payloads (each one chunk). */
+function pngWith(width: number, height: number, idats: Buffer[], bitDepth = 8, colorType = 0, interlace = 0) {
+  const header = Buffer.alloc(13);
+  header.writeUInt32BE(width, 0);
+  header.writeUInt32BE(height, 4);
+  header[8] = bitDepth;
+  header[9] = colorType;
+  header[12] = interlace;
+  return Buffer.concat([
+    PNG_SIGNATURE,
+    pngChunk('IHDR', header),
+    ...idats.map((d) => pngChunk('IDAT', d)),
+    pngChunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+test('decodePng refuses a declared size past the limit before decoding, naming value, limit and file', () => {
+  // 2147483647×1 RGBA (68 bytes) used to abort the process inside zlib; 16385×1 and 8193×8193 allocated first
+  const tiny = deflateSync(Buffer.from([0, 0]));
+  const path = join(dir, 'huge.png');
+  writeFileSync(path, pngWith(2147483647, 1, [tiny], 8, 6));
+  assert.throws(
+    () => readPng(path),
+    (e: Error) => {
+      assert.equal(e.constructor, Error);
+      assert.match(e.message, /huge\.png/);
+      assert.match(e.message, /width 2147483647/);
+      assert.match(e.message, /16384/);
+      assert.match(e.message, /resize/);
+      return true;
+    },
+  );
+  assert.throws(() => decodePng(pngWith(16385, 1, [tiny])), /<bytes>.*width 16385.*16384/);
+  assert.throws(() => decodePng(pngWith(1, 16385, [tiny])), /height 16385/);
+  assert.throws(() => decodePng(pngWith(8193, 8193, [tiny])), /8193×8193 = 67125249 pixels.*67108864/);
+});
+
+test('decodePng refuses a 0 width or height by name (interlaced too)', () => {
+  const tiny = deflateSync(Buffer.from([0]));
+  for (const interlace of [0, 1]) {
+    assert.throws(
+      () => decodePng(pngWith(0, 1, [tiny], 8, 0, interlace), 'zero.png'),
+      (e: Error) => {
+        assert.equal(e.constructor, Error);
+        assert.match(e.message, /zero\.png.*width 0/);
+        return true;
+      },
+    );
+    assert.throws(() => decodePng(pngWith(1, 0, [tiny], 8, 0, interlace), 'zero.png'), /zero\.png.*height 0/);
+  }
+});
+
+test('decodePng refuses a PNG without image data, or with image data that is not zlib, naming the file', () => {
+  const path = join(dir, 'no-idat.png');
+  writeFileSync(path, pngWith(2, 2, []));
+  assert.throws(() => readPng(path), /no-idat\.png.*no image data \(IDAT\)/);
+  const notZlib = join(dir, 'not-zlib.png');
+  writeFileSync(notZlib, pngWith(2, 2, [Buffer.from('this is not zlib data')]));
+  assert.throws(() => readPng(notZlib), /not-zlib\.png.*image data .*zlib/);
+  // zlib, but fewer bytes than 2×2 gray needs (2 rows of 1 filter byte + 2 pixels)
+  assert.throws(
+    () => decodePng(pngWith(2, 2, [deflateSync(Buffer.from([0, 7, 7]))]), 'short.png'),
+    /short\.png.*3 bytes.*6/,
+  );
+  // the valid one still reads
+  assert.deepEqual(decodePng(pngWith(2, 1, [deflateSync(Buffer.from([0, 0, 255]))])).shape, [1, 3, 1, 2]);
+});
+
+test('decodePng refuses an IHDR with a bit depth / colour type pair PNG does not define', () => {
+  const data = [deflateSync(Buffer.from([0, 0]))];
+  assert.throws(
+    () => decodePng(pngWith(1, 1, data, 7, 0), 'odd.png'),
+    /odd\.png.*bit depth 7.*colour type 0/,
+  );
+  assert.throws(() => decodePng(pngWith(1, 1, data, 8, 5), 'odd.png'), /odd\.png.*colour type 5/);
+});
