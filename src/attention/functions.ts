@@ -64,17 +64,32 @@ export const flashAttention: AttentionFunction = {
   },
 };
 
-const registry = new Map<string, AttentionFunction>([
-  [softmaxAttention.name, softmaxAttention],
-  [flashAttention.name, flashAttention],
-]);
+/**
+ * Attention functions by name, built from a plain list: whoever picks functions by name (the CLI's
+ * `--attention`, a benchmark) constructs one with the functions it offers. Nothing registers itself.
+ */
+export class AttentionFunctions {
+  readonly #byName = new Map<string, AttentionFunction>();
 
-export function registerAttentionFunction(fn: AttentionFunction): void {
-  registry.set(fn.name, fn);
-}
+  constructor(fns: readonly AttentionFunction[]) {
+    for (const fn of fns) {
+      if (this.#byName.has(fn.name)) throw new Error(`AttentionFunctions: '${fn.name}' is listed twice`);
+      this.#byName.set(fn.name, fn);
+    }
+  }
 
-export function attentionFunction(name: string): AttentionFunction {
-  const fn = registry.get(name);
-  if (!fn) throw new Error(`unknown attention function '${name}'; known: ${[...registry.keys()].join(', ')}`);
-  return fn;
+  /** The names, in the order of the list. */
+  get names(): string[] {
+    return [...this.#byName.keys()];
+  }
+
+  has(name: string): boolean {
+    return this.#byName.has(name);
+  }
+
+  get(name: string): AttentionFunction {
+    const fn = this.#byName.get(name);
+    if (!fn) throw new Error(`unknown attention function '${name}'; known: ${this.names.join(', ')}`);
+    return fn;
+  }
 }

@@ -2,10 +2,15 @@
 // caching, as a user of diffusers + xformers, tomesd or DeepCache switches them on for one run.
 
 import type { Command } from 'commander';
-import { attentionFunction, type Controller } from '../attention/index.js';
+import type { Controller } from '../attention/index.js';
 import { BlockCaching } from '../methods/application/block-caching.js';
 import { TokenMerging } from '../methods/application/token-merging.js';
-import { agentAttention, useAttention, windowAttention } from '../methods/function/index.js';
+import {
+  agentAttention,
+  builtInAttentionFunctions,
+  useAttention,
+  windowAttention,
+} from '../methods/function/index.js';
 import { float, int } from './args.js';
 
 export interface EfficiencyFlags {
@@ -49,7 +54,7 @@ export function efficiencyControllers(f: EfficiencyFlags): Controller[] {
     if (!ATTENTION_NAMES.includes(f.attention))
       throw new Error(`--attention: unknown function '${f.attention}'; known: ${ATTENTION_NAMES.join(', ')}`);
     const make = PER_CALL[f.attention as keyof typeof PER_CALL];
-    controllers.push(useAttention(make ? make() : attentionFunction(f.attention)));
+    controllers.push(useAttention(make ? make() : builtInAttentionFunctions().get(f.attention)));
   }
   if (f.tome !== undefined) {
     if (!(f.tome >= 0 && f.tome < 1)) throw new Error(`--tome: the ratio must be in [0, 1), got ${f.tome}`);

@@ -1,7 +1,7 @@
-// Function-level methods: how attention is computed. The ones that need no layer context are registered by
-// name (`attentionFunction('chunked')`); window and agent attention are made per call (they read its grid).
+// Function-level methods: how attention is computed. The ones that need no layer context can be picked by
+// name from `builtInAttentionFunctions()`; window and agent attention are made per call (they read its grid).
 
-import { registerAttentionFunction } from '../../attention/functions.js';
+import { AttentionFunctions, flashAttention, softmaxAttention } from '../../attention/functions.js';
 import { chunkedAttention } from './chunked-attention.js';
 import { linearAttention } from './linear-attention.js';
 import { slicedAttention } from './sliced-attention.js';
@@ -13,11 +13,17 @@ export * from './sliced-attention.js';
 export * from './use-attention.js';
 export * from './window-attention.js';
 
-for (const fn of [
-  chunkedAttention(),
-  slicedAttention(),
-  linearAttention({ featureMap: 'elu' }),
-  linearAttention({ featureMap: 'relu' }),
-]) {
-  registerAttentionFunction(fn);
+/**
+ * The attention functions that need no layer context, by name: the core's (softmax, flash), chunked,
+ * sliced, linear-elu and linear-relu, each with its default options. A new registry on every call.
+ */
+export function builtInAttentionFunctions(): AttentionFunctions {
+  return new AttentionFunctions([
+    softmaxAttention,
+    flashAttention,
+    chunkedAttention(),
+    slicedAttention(),
+    linearAttention({ featureMap: 'elu' }),
+    linearAttention({ featureMap: 'relu' }),
+  ]);
 }

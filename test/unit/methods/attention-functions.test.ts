@@ -6,12 +6,14 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   type AttentionCall,
+  AttentionFunctions,
   type AttentionInputs,
   flashAttention,
   softmaxAttention,
 } from '../../../src/attention/index.js';
 import {
   agentAttention,
+  builtInAttentionFunctions,
   chunkedAttention,
   linearAttention,
   poolingMatrix,
@@ -255,4 +257,23 @@ test('window attention on a 5×3 grid with 2×2 windows (padded) matches per-win
     Array.from({ length: 15 }, (_, j) => j).filter((j) => windowOf(j) === windowOf(i));
   assertClose(fn!.run(a), { shape: [1, 2, 15, 4], data: naiveAll(a, allowed) }, { atol: 1e-5, rtol: 0 });
   assert.equal(windowAttention()(call([4, 4], 16, 'cross')), undefined);
+});
+
+test('attention functions by name: a registry built from a list, one per caller, nothing registered globally', () => {
+  const builtIn = builtInAttentionFunctions();
+  assert.deepEqual(builtIn.names, ['softmax', 'flash', 'chunked', 'sliced', 'linear-elu', 'linear-relu']);
+  assert.equal(builtIn.get('softmax'), softmaxAttention);
+  assert.equal(builtIn.get('linear-relu').name, 'linear-relu');
+  assert.throws(
+    () => builtIn.get('window'),
+    /unknown attention function 'window'; known: softmax, flash, chunked/,
+  );
+
+  const mine = new AttentionFunctions([
+    softmaxAttention,
+    { ...chunkedAttention({ queryChunkSize: 2 }), name: 'tiny' },
+  ]);
+  assert.deepEqual(mine.names, ['softmax', 'tiny']);
+  assert.ok(!builtInAttentionFunctions().has('tiny'), 'another registry does not see it');
+  assert.throws(() => new AttentionFunctions([flashAttention, flashAttention]), /'flash' is listed twice/);
 });
