@@ -262,10 +262,40 @@ function parseEntry(name: string, entry: unknown, dataLength: number, source: st
   return { dtype, shape: [...(shape as number[])], dataOffsets: [begin, end] };
 }
 
-function describe(v: unknown): string {
+/**
+ * A JSON-like preview of a parsed header value, at most `max` characters. It walks only as much of the value
+ * as it prints, so a huge or deeply nested value (JSON.stringify would overflow the stack) costs nothing.
+ */
+function describe(v: unknown, max = 80): string {
   if (v === undefined) return 'nothing';
-  const s = JSON.stringify(v);
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+  let out = '';
+  const put = (s: string): boolean => {
+    out += s;
+    return out.length <= max;
+  };
+  const walk = (x: unknown): boolean => {
+    if (typeof x === 'string') return put(JSON.stringify(x.slice(0, max)));
+    if (Array.isArray(x)) {
+      if (!put('[')) return false;
+      for (let i = 0; i < x.length; i++) if ((i > 0 && !put(',')) || !walk(x[i])) return false;
+      return put(']');
+    }
+    if (typeof x === 'object' && x !== null) {
+      if (!put('{')) return false;
+      let first = true;
+      for (const key in x) {
+        if (!Object.hasOwn(x, key)) continue;
+        if ((!first && !put(',')) || !walk(key) || !put(':') || !walk((x as Record<string, unknown>)[key])) {
+          return false;
+        }
+        first = false;
+      }
+      return put('}');
+    }
+    return put(String(x)); // number, boolean, null: as JSON writes them
+  };
+  walk(v);
+  return out.length > max ? `${out.slice(0, max - 3)}...` : out;
 }
 
 /** Validates the 8-byte prefix; returns the header length. */
@@ -335,6 +365,8 @@ function decode(info: SafetensorsTensorInfo, raw: Uint8Array, name: string, sour
  * offset is aligned (copies otherwise), so keep `bytes` unchanged while the tensors are in use.
  */
 export function parseSafetensors(bytes: Uint8Array, source = IN_MEMORY): SafetensorsContents {
+  // a Node Buffer's slice() is a view, not a copy: read through a plain Uint8Array so decode() can copy
+  bytes = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const n = headerLength(bytes, bytes.byteLength, source);
   const dataStart = 8 + n;
   const header = parseHeaderJson(

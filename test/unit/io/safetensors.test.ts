@@ -594,3 +594,64 @@ test('reads a file written by the reference implementation', { skip: !existsSync
   assert.equal(all.size, header.tensors.size);
   assert.deepEqual(all.get('unet.in.sample')!.toArray(), sample.toArray());
 });
+
+// ---------------------------------------------------------------------------------------------------------
+// hostile headers (issue 25)
+
+test('error: deeply nested JSON in the header is a clear error, not a stack overflow while describing it', () => {
+  const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+  const cases: [header: string, expected: RegExp][] = [
+    [deep(20_000), /header must be a JSON object .*got \[\[\[/],
+    [`{"w":{"dtype":"F32","shape":${deep(20_000)},"data_offsets":[0,0]}}`, /tensor 'w': shape must be/],
+    [`{"w":{"dtype":${deep(20_000)},"shape":[],"data_offsets":[0,0]}}`, /tensor 'w': unsupported dtype/],
+    [`{"w":{"dtype":"F32","shape":[],"data_offsets":${deep(20_000)}}}`, /tensor 'w': data_offsets must be/],
+    [`{"w":${deep(20_000)}}`, /tensor 'w': entry must be an object/],
+    [`{"__metadata__":{"k":${deep(20_000)}}}`, /"__metadata__" value of 'k' must be a string/],
+  ];
+  for (const [header, expected] of cases) {
+    assert.throws(
+      () => parseSafetensors(build(header)),
+      (e: Error) => {
+        assert.equal(e.constructor, Error, e.message.slice(0, 200));
+        assert.match(e.message, expected);
+        assert.ok(e.message.length < 400, `message of ${e.message.length} characters`);
+        return true;
+      },
+    );
+  }
+});
+
+test('error: a huge value is quoted in a bounded form', () => {
+  const shape = new Array(200_000).fill(-1);
+  assert.throws(
+    () => parseSafetensors(build({ w: f32(shape, 0, 0) })),
+    (e: Error) => e.message.length < 300 && /shape must be .*got \[-1,-1,.*\.\.\.$/.test(e.message),
+  );
+  assert.throws(
+    () => parseSafetensors(build({ w: { dtype: 'x'.repeat(1_000_000), shape: [], data_offsets: [0, 0] } })),
+    (e: Error) => e.message.length < 400 && /unsupported dtype "xxx+\.\.\./.test(e.message),
+  );
+});
+
+test('a Node Buffer with unaligned tensor data parses as the file reader reads it (odd header length)', () => {
+  // header padded to 9 + 8k bytes → data area at an odd byte; F32, I64, F16 all unaligned in the Buffer
+  const header =
+    '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},' +
+    '"b":{"dtype":"I64","shape":[1],"data_offsets":[8,16]},' +
+    '"c":{"dtype":"F16","shape":[1],"data_offsets":[16,18]},' +
+    '"d":{"dtype":"U8","shape":[1],"data_offsets":[18,19]}}';
+  const padded = header.padEnd(Math.ceil((header.length - 1) / 8) * 8 + 9, ' ');
+  assert.equal(padded.length % 2, 1);
+  const bytes = build(padded, [0, 0, 0x80, 0x3f, 0, 0, 0, 0xc0, 7, 0, 0, 0, 0, 0, 0, 0, 0x00, 0x3c, 9]);
+  const path = join(dir, 'odd-header.safetensors');
+  writeFileSync(path, bytes);
+  const expected = { a: [1, -2], b: [7], c: [1], d: [9] };
+  const fromFile = readSafetensors(path).tensors;
+  const fromBuffer = parseSafetensors(readFileSync(path)).tensors; // a Buffer: slice() is a view, not a copy
+  const fromPool = parseSafetensors(Buffer.from(bytes)).tensors;
+  for (const tensors of [fromFile, fromBuffer, fromPool]) {
+    for (const [name, values] of Object.entries(expected)) {
+      assert.deepEqual(tensors.get(name)!.toArray(), values, name);
+    }
+  }
+});
