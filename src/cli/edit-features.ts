@@ -2,26 +2,34 @@
 // of the edit command's method table (EDIT_METHODS in edit.ts). Both take --image (DDIM inversion).
 
 import { Option } from 'commander';
-import { editFeatures, type FeatureEditMethod } from '../pipelines/feature-edit.js';
+import { editFeatures, type FeatureEditMethod, type FeatureEditOptions } from '../pipelines/feature-edit.js';
 import type { Tensor } from '../tensor/index.js';
 import { float, int } from './args.js';
-import type { EditContext, EditMethod } from './edit.js';
+import type { EditContext, EditMethod } from './edit-method.js';
+import { booleanFlag, numberFlag, stringsFlag } from './options.js';
 
-function run(method: FeatureEditMethod, c: EditContext): { source: Tensor; target: Tensor } {
-  const f = c.flags;
-  if (c.image) c.log(`inverting ${f['image']} with the source prompt (DDIM, ${c.steps} steps)`);
+/** The two methods' own options, parsed (a method's options are unset under the other method). */
+export function featureEditOptions(flags: object): Pick<FeatureEditOptions, 'masactrl' | 'pnp'> {
+  return {
+    masactrl: {
+      startStep: numberFlag(flags, 'startStep'),
+      startLayer: numberFlag(flags, 'startLayer'),
+      mask: booleanFlag(flags, 'mask') || undefined,
+      maskWords: stringsFlag(flags, 'maskWords'),
+    },
+    pnp: { pnpAttnT: numberFlag(flags, 'pnpAttnT'), pnpFT: numberFlag(flags, 'pnpFT') },
+  };
+}
+
+function run(method: FeatureEditMethod, c: EditContext, flags: object): { source: Tensor; target: Tensor } {
+  const options = featureEditOptions(flags);
+  if (c.image) c.log(`inverting ${c.image.path} with the source prompt (DDIM, ${c.steps} steps)`);
   return editFeatures(c.sd, {
     method,
     source: c.source,
     target: c.target,
-    image: c.image,
-    masactrl: {
-      startStep: f['startStep'] as number | undefined,
-      startLayer: f['startLayer'] as number | undefined,
-      mask: f['mask'] as boolean | undefined,
-      maskWords: f['maskWords'] as string[] | undefined,
-    },
-    pnp: { pnpAttnT: f['pnpAttnT'] as number | undefined, pnpFT: f['pnpFT'] as number | undefined },
+    image: c.image?.pixels,
+    ...options,
     seed: c.seed,
     steps: c.steps,
     guidanceScale: c.guidance,
@@ -45,7 +53,7 @@ export const masactrlMethod: EditMethod = {
       'MasaCtrl: the masks from these words’ maps in each prompt (implies --mask; default: token 1, the reference’s)',
     ),
   ],
-  run: (c) => run('masactrl', c),
+  run: (c, flags) => run('masactrl', c, flags),
 };
 
 export const pnpMethod: EditMethod = {
@@ -58,5 +66,5 @@ export const pnpMethod: EditMethod = {
       float('--pnp-f-t'),
     ),
   ],
-  run: (c) => run('pnp', c),
+  run: (c, flags) => run('pnp', c, flags),
 };

@@ -1,52 +1,71 @@
 // attnkit edit --source "<prompt>" --target "<prompt>" --method <name> — training-free editing; writes the
 // source, the target and the two side by side. Methods come from EDIT_METHODS: to add one, write an EditMethod
-// (its own options and a run() that returns the two images) and add one line to the table.
+// (edit-method.ts: its own options and a run() that returns the two images) and add one line to the table.
 
 import { basename, dirname, extname, join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { readPng, writePng } from '../io/png.js';
 import { progressBar } from '../io/progress.js';
 import { sideBySide } from '../io/render.js';
-import { setThreads } from '../kernels/ort.js';
 import { LOCAL_BLEND_TH } from '../methods/application/local-blend.js';
 import { type EditPromptOptions, editPrompt, type PromptEditMethod } from '../pipelines/edit.js';
-import type { StableDiffusion } from '../pipelines/stable-diffusion.js';
-import type { Tensor } from '../tensor/index.js';
-import { float, int } from './args.js';
+import { float } from './args.js';
 import { masactrlMethod, pnpMethod } from './edit-features.js';
+import type { EditMethod } from './edit-method.js';
 import { loadModel } from './models.js';
+import {
+  addModelOption,
+  addRunOptions,
+  addSamplingOptions,
+  booleanFlag,
+  log,
+  numberFlag,
+  parseModel,
+  parseSampling,
+  requiredString,
+  startRun,
+  stringFlag,
+  stringsFlag,
+} from './options.js';
 
-/** What every edit method is handed. */
-export interface EditContext {
-  sd: StableDiffusion;
-  source: string;
-  target: string;
-  seed: number;
-  steps: number;
-  guidance: number;
-  /** The image to edit (1, 3, H, W) in [-1, 1], when --image was given (methods that invert it). */
-  image?: Tensor;
-  /** Every parsed flag, the method's own options included (camelCase, as commander names them). */
-  flags: Readonly<Record<string, unknown>>;
-  log: (s: string) => void;
-  onStep: (step: number) => void;
+const P2P_EDITS = ['auto', 'replace', 'refine', 'reweight', 'none'] as const;
+
+/** Prompt-to-Prompt's own options, parsed. */
+interface P2POptions {
+  edit: PromptEditMethod | 'auto';
+  blend?: string[];
+  blendThreshold?: number;
+  reweight?: string[];
+  crossReplaceSteps?: number;
+  selfReplaceSteps?: number;
+  nullText: boolean;
+  nullTextSourceOnly: boolean;
+  nullTextLr?: number;
 }
 
-export interface EditMethod {
-  description: string;
-  /** Options only this method reads (shown in --help). */
-  options?: readonly Option[];
-  run(ctx: EditContext): { source: Tensor; target: Tensor };
+function parseP2P(flags: object): P2POptions {
+  const edit = stringFlag(flags, 'p2p') ?? 'auto';
+  const known = P2P_EDITS.find((e) => e === edit); // commander checked the choice
+  if (!known) throw new Error(`--p2p: unknown edit '${edit}'`);
+  return {
+    edit: known,
+    blend: stringsFlag(flags, 'blend'),
+    blendThreshold: numberFlag(flags, 'blendThreshold'),
+    reweight: stringsFlag(flags, 'reweight'),
+    crossReplaceSteps: numberFlag(flags, 'crossReplaceSteps'),
+    selfReplaceSteps: numberFlag(flags, 'selfReplaceSteps'),
+    nullText: booleanFlag(flags, 'nullText'),
+    nullTextSourceOnly: booleanFlag(flags, 'nullTextSourceOnly'),
+    nullTextLr: numberFlag(flags, 'nullTextLr'),
+  };
 }
-
-const P2P_EDITS = ['auto', 'replace', 'refine', 'reweight', 'none'];
 
 /** Prompt-to-Prompt (src/pipelines/edit.ts). */
 const promptToPrompt: EditMethod = {
   description: 'Prompt-to-Prompt: word swap, refinement or reweighting of cross-attention (+ LocalBlend)',
   options: [
     new Option('--p2p <edit>', 'replace | refine | reweight | none (default: auto from the prompts)').choices(
-      P2P_EDITS,
+      [...P2P_EDITS],
     ),
     new Option('--blend <words...>', 'LocalBlend: only the regions of these words change'),
     new Option(
@@ -71,45 +90,42 @@ const promptToPrompt: EditMethod = {
       "with --null-text: Adam's learning rate at the first step (default 0.01, the reference's; 0.02 reconstructs Shapes scenes closer)",
     ).argParser(float('--null-text-lr')),
   ],
-  run(c) {
-    const f = c.flags;
-    if (f['nullText'] && !c.image) {
+  run(c, flags) {
+    const o = parseP2P(flags);
+    if (o.nullText && !c.image) {
       throw new Error(
         '--null-text inverts the image given with --image; add --image <png> or drop --null-text',
       );
     }
-    if (f['blendThreshold'] !== undefined && !f['blend'])
+    if (o.blendThreshold !== undefined && !o.blend)
       throw new Error('--blend-threshold sets LocalBlend; add --blend <words...> or drop --blend-threshold');
-    if (f['nullTextSourceOnly'] && !f['nullText'])
+    if (o.nullTextSourceOnly && !o.nullText)
       throw new Error('--null-text-source-only sets null-text inversion; add --null-text or drop it');
-    if (f['nullTextLr'] !== undefined && !f['nullText'])
+    if (o.nullTextLr !== undefined && !o.nullText)
       throw new Error('--null-text-lr sets null-text inversion; add --null-text or drop --null-text-lr');
     if (c.image) {
       c.log(
-        `inverting the image with the source prompt (DDIM, ${c.steps} steps${f['nullText'] ? ', null-text' : ''})`,
+        `inverting the image with the source prompt (DDIM, ${c.steps} steps${o.nullText ? ', null-text' : ''})`,
       );
     }
-    const reweight = parseWeights(f['reweight'] as string[] | undefined);
+    const reweight = parseWeights(o.reweight);
     return editPrompt(c.sd, {
       source: c.source,
       target: c.target,
-      method: (f['p2p'] as PromptEditMethod | 'auto' | undefined) ?? 'auto',
-      blend: blendOption(f['blend'] as string[] | undefined, f['blendThreshold'] as number | undefined),
+      method: o.edit,
+      blend: blendOption(o.blend, o.blendThreshold),
       reweight,
-      crossReplaceSteps: f['crossReplaceSteps'] as number | undefined,
-      selfReplaceSteps: f['selfReplaceSteps'] as number | undefined,
+      crossReplaceSteps: o.crossReplaceSteps,
+      selfReplaceSteps: o.selfReplaceSteps,
       seed: c.seed,
       steps: c.steps,
       guidanceScale: c.guidance,
       ...(c.image
         ? {
-            image: c.image,
+            image: c.image.pixels,
             // --null-text-lr without --null-text was refused above
-            nullText:
-              f['nullTextLr'] !== undefined
-                ? { learningRate: f['nullTextLr'] as number }
-                : f['nullText'] === true,
-            nullTextSourceOnly: f['nullTextSourceOnly'] === true,
+            nullText: o.nullTextLr !== undefined ? { learningRate: o.nullTextLr } : o.nullText,
+            nullTextSourceOnly: o.nullTextSourceOnly,
           }
         : {}),
       onStep: (e) => c.onStep(e.step + 1),
@@ -159,19 +175,19 @@ export function registerEdit(program: Command): void {
     .addOption(
       new Option('--method <name>', 'editing method').choices(Object.keys(EDIT_METHODS)).default('p2p'),
     )
-    .option('--image <png>', 'edit this image instead of a generated one (methods with inversion)')
-    .option('-m, --model <dir>', 'diffusers model folder (default: the built-in Shapes model)')
-    .option('-o, --out <file>', 'side-by-side PNG; source and target go beside it', 'edit.png')
-    .option('--seed <n>', 'random seed', int('--seed'), 0)
-    .option('--steps <n>', 'denoising steps', int('--steps'), 50)
-    .option('--guidance <w>', 'classifier-free guidance scale', float('--guidance'), 7.5)
-    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
-    .option('-q, --quiet', 'no progress bar');
+    .option('--image <png>', 'edit this image instead of a generated one (methods with inversion)');
+  addModelOption(cmd).option(
+    '-o, --out <file>',
+    'side-by-side PNG; source and target go beside it',
+    'edit.png',
+  );
+  addSamplingOptions(cmd, { steps: 50, guidance: 7.5 });
+  addRunOptions(cmd);
   for (const m of Object.values(EDIT_METHODS)) for (const o of m.options ?? []) cmd.addOption(o);
   const list = Object.entries(EDIT_METHODS).map(([name, m]) => `  ${name.padEnd(10)} ${m.description}`);
   cmd.addHelpText('after', `\nMethods:\n${list.join('\n')}\n`);
-  cmd.action((f: Record<string, unknown>) => {
-    const chosen = f['method'] as string;
+  cmd.action((f: object) => {
+    const chosen = requiredString(f, 'method');
     // an option of another method would be read by nobody: say so instead of editing without it
     for (const [name, m] of Object.entries(EDIT_METHODS)) {
       if (name === chosen) continue;
@@ -182,32 +198,36 @@ export function registerEdit(program: Command): void {
           );
       }
     }
-    if (f['threads']) setThreads(f['threads'] as number);
-    const log = (s: string) => process.stderr.write(`${s}\n`);
-    const prompts = [f['source'] as string, ...(f['target'] ? [f['target'] as string] : [])];
-    const sd = loadModel(f['model'] as string | undefined, log, prompts);
-    const steps = f['steps'] as number;
-    const bar = progressBar('editing', steps, { quiet: f['quiet'] as boolean | undefined });
-    const method = EDIT_METHODS[chosen]!;
+    const run = startRun(f);
+    const source = requiredString(f, 'source');
+    const target = stringFlag(f, 'target');
+    const sd = loadModel(parseModel(f), log, [source, ...(target ? [target] : [])]);
+    const { seed, steps, guidance } = parseSampling(f);
+    const bar = progressBar('editing', steps, { quiet: run.quiet });
+    const method = EDIT_METHODS[chosen];
+    if (!method) throw new Error(`--method: unknown method '${chosen}'`); // commander checked the choice
+    const imagePath = stringFlag(f, 'image');
     const t0 = performance.now();
-    const { source, target } = method.run({
-      sd,
-      source: f['source'] as string,
-      target: (f['target'] as string | undefined) ?? (f['source'] as string),
-      seed: f['seed'] as number,
-      steps,
-      guidance: f['guidance'] as number,
-      image: f['image'] ? readPng(f['image'] as string) : undefined,
-      flags: f,
-      log,
-      onStep: (s) => bar.update(s),
-    });
+    const edited = method.run(
+      {
+        sd,
+        source,
+        target: target ?? source,
+        seed,
+        steps,
+        guidance,
+        image: imagePath ? { path: imagePath, pixels: readPng(imagePath) } : undefined,
+        log,
+        onStep: (s) => bar.update(s),
+      },
+      f,
+    );
     bar.stop();
-    const out = f['out'] as string;
+    const out = requiredString(f, 'out');
     const paths = companionPaths(out);
-    writePng(paths.source, source);
-    writePng(paths.target, target);
-    writePng(out, sideBySide([source, target]));
+    writePng(paths.source, edited.source);
+    writePng(paths.target, edited.target);
+    writePng(out, sideBySide([edited.source, edited.target]));
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     log(`wrote ${out} (source | target), ${paths.source}, ${paths.target} (${secs} s)`);
   });
