@@ -4,10 +4,10 @@
 
 import type { AttentionCall } from '../../attention/call.js';
 import { type AttentionFunction, flashAttention } from '../../attention/functions.js';
-import type { Controller, StepState } from '../../attention/hooks.js';
+import type { Controller } from '../../attention/hooks.js';
 import { gather, Tensor } from '../../tensor/index.js';
 import { windowAttention } from '../function/window-attention.js';
-import { CachePlan, relativeChange } from './cache-plan.js';
+import { PlannedCache, relativeChange } from './cache-plan.js';
 
 /** DiTFastAttn's per-layer, per-step methods (its names). */
 export type CacheMethod =
@@ -64,7 +64,7 @@ function cfgRows(call: AttentionCall): { cond: number[]; from: number[] } | unde
  * after it: an `output_share` step reuses the layer's last output through the `reuse` hook, so the layer
  * skips its projections and attention altogether. The cache is dropped at step 0.
  */
-export class AttentionCaching implements Controller {
+export class AttentionCaching extends PlannedCache<AttentionCall, CacheMethod> implements Controller {
   readonly name = 'AttentionCaching';
   readonly threshold: number;
   readonly methods: readonly CacheMethod[];
@@ -73,44 +73,27 @@ export class AttentionCaching implements Controller {
   readonly counts = new Map<CacheMethod, number>();
   readonly #fn: AttentionFunction;
   readonly #window: ReturnType<typeof windowAttention>;
-  readonly #plan: CachePlan<AttentionCall, CacheMethod>;
   readonly #cache = new Map<string, LayerCache>();
 
   constructor(opts: AttentionCachingOptions = {}) {
+    super(opts.plan);
     this.threshold = opts.threshold ?? 0.05;
     this.methods = opts.methods ?? DEFAULT_METHODS;
     if (opts.appliesTo) this.appliesTo = opts.appliesTo;
     this.#fn = opts.fn ?? flashAttention;
     this.#window = windowAttention({ windowSize: opts.windowSize ?? 8 });
-    this.#plan = new CachePlan(opts.plan);
     if (!(this.threshold >= 0))
       throw new Error(`AttentionCaching: threshold must be ≥ 0, got ${this.threshold}`);
   }
 
-  /** The calibrated plan: layer path → method at each step. */
-  get table(): ReadonlyMap<string, CacheMethod[]> {
-    return this.#plan.table;
-  }
-
-  /** Whether a run follows a calibrated plan (no fixed `plan` was given), so `calibrate` must come first. */
-  get calibrated(): boolean {
-    return !this.#plan.fixed;
-  }
-
-  /** Runs `run` (a generation with this controller) computing every layer, and records the plan. */
-  calibrate<T>(run: () => T): T {
-    return this.#plan.calibrate(run);
-  }
-
-  beforeStep(s: StepState): void {
-    if (s.step !== 0) return;
+  protected reset(): void {
     this.#cache.clear();
     this.counts.clear();
   }
 
   reuse(call: AttentionCall): Tensor | undefined {
-    if (this.#plan.calibrating) return undefined;
-    const planned = this.#plan.at(call);
+    if (this.calibrating) return undefined;
+    const planned = this.planned(call);
     const final = this.#cache.get(call.path)?.final;
     if (planned !== 'output_share' || final?.shape[1] !== call.queryTokens) return undefined;
     this.counts.set('output_share', (this.counts.get('output_share') ?? 0) + 1);
@@ -154,7 +137,7 @@ export class AttentionCaching implements Controller {
     const usable = (m: CacheMethod) => this.#usable(call, cache, a, m);
     let method: CacheMethod = 'full_attn';
     let out: Tensor;
-    if (this.#plan.calibrating) {
+    if (this.calibrating) {
       const full = this.#compute(call, cache, a, 'full_attn');
       out = full;
       for (const m of this.methods.filter(usable)) {
@@ -164,9 +147,9 @@ export class AttentionCaching implements Controller {
           break;
         }
       }
-      this.#plan.record(call, method);
+      this.record(call, method);
     } else {
-      const planned = this.#plan.at(call);
+      const planned = this.planned(call);
       if (planned && usable(planned)) method = planned;
       out = this.#compute(call, cache, a, method);
     }
@@ -190,8 +173,8 @@ export class AttentionCaching implements Controller {
   /** A residual is kept where some later step may use it: always while calibrating, else per the plan. */
   #needsResidual(call: AttentionCall): boolean {
     if (!this.methods.some((m) => m.startsWith('residual')) || !this.#window(call)) return false;
-    if (this.#plan.calibrating || this.#plan.fixed) return true;
-    const row = this.#plan.table.get(call.path) ?? [];
+    if (this.calibrating || !this.calibrated) return true;
+    const row = this.table.get(call.path) ?? [];
     for (let s = call.step + 1; s < row.length; s++) {
       if (row[s]?.startsWith('residual')) return true;
       if (row[s]?.startsWith('full_attn')) return false;

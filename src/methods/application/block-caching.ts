@@ -6,9 +6,9 @@
 // reused branch is from the computed one (the paper's relative change of block outputs, here ‖·‖₂).
 
 import type { TransformerCall } from '../../attention/call.js';
-import type { Controller, StepState } from '../../attention/hooks.js';
+import type { Controller } from '../../attention/hooks.js';
 import type { Tensor } from '../../tensor/index.js';
-import { CachePlan, relativeChange } from './cache-plan.js';
+import { PlannedCache, relativeChange } from './cache-plan.js';
 
 export interface BlockCachingOptions {
   /** Largest relative change ‖cached − computed‖ / ‖computed‖ a reuse may cause where it is calibrated. */
@@ -25,47 +25,30 @@ export interface BlockCachingOptions {
  * with the cached branch, as the cached run will), and records that plan; later runs follow it, skipping the
  * block. Step 0 always computes (the cache is dropped there).
  */
-export class BlockCaching implements Controller {
+export class BlockCaching extends PlannedCache<TransformerCall, boolean> implements Controller {
   readonly name = 'BlockCaching';
   readonly threshold: number;
   /** Blocks computed and reused since the last step 0. */
   readonly counts = { computed: 0, reused: 0 };
-  readonly #plan: CachePlan<TransformerCall, boolean>;
   readonly #blocks: (call: TransformerCall) => boolean;
   readonly #cache = new Map<string, Tensor>();
 
   constructor(opts: BlockCachingOptions = {}) {
+    super(opts.plan);
     this.threshold = opts.threshold ?? 0.1;
     if (!(this.threshold >= 0)) throw new Error(`BlockCaching: threshold must be ≥ 0, got ${this.threshold}`);
-    this.#plan = new CachePlan(opts.plan);
     this.#blocks = opts.blocks ?? (() => true);
   }
 
-  /** The calibrated plan: block path → reuse at each step. */
-  get table(): ReadonlyMap<string, boolean[]> {
-    return this.#plan.table;
-  }
-
-  /** Whether a run follows a calibrated plan (no fixed `plan` was given), so `calibrate` must come first. */
-  get calibrated(): boolean {
-    return !this.#plan.fixed;
-  }
-
-  /** Runs `run` (a generation with this controller) computing every block, and records the plan. */
-  calibrate<T>(run: () => T): T {
-    return this.#plan.calibrate(run);
-  }
-
-  beforeStep(s: StepState): void {
-    if (s.step !== 0) return;
+  protected reset(): void {
     this.#cache.clear();
     this.counts.computed = 0;
     this.counts.reused = 0;
   }
 
   reuseTransformer(call: TransformerCall): Tensor | undefined {
-    if (this.#plan.calibrating || !this.#blocks(call)) return undefined;
-    const planned = this.#plan.at(call);
+    if (this.calibrating || !this.#blocks(call)) return undefined;
+    const planned = this.planned(call);
     const cached = this.#cache.get(call.path);
     if (!planned || !cached || !sameShape(cached, call)) return undefined;
     this.counts.reused++;
@@ -74,9 +57,9 @@ export class BlockCaching implements Controller {
 
   transformer(call: TransformerCall, h: Tensor): Tensor {
     const cached = this.#cache.get(call.path);
-    if (this.#plan.calibrating && this.#blocks(call)) {
+    if (this.calibrating && this.#blocks(call)) {
       const reuse = !!cached && sameShape(cached, call) && relativeChange(cached, h) < this.threshold;
-      this.#plan.record(call, reuse);
+      this.record(call, reuse);
       if (reuse) {
         this.counts.reused++;
         return cached as Tensor;

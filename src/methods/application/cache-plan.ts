@@ -1,7 +1,8 @@
 // What the caches of this folder share (attention-caching.ts, block-caching.ts): a plan of which shortcut a
-// layer takes at each step — fixed by a function, or recorded on a calibration run — and the relative change
-// a shortcut is judged by.
+// layer takes at each step — fixed by a function, or recorded on a calibration run —, the reset of the cache at
+// step 0, and the relative change a shortcut is judged by.
 
+import type { StepState } from '../../attention/hooks.js';
 import type { Tensor } from '../../tensor/index.js';
 
 /** ‖a − b‖ / ‖b‖ over all elements. */
@@ -16,10 +17,13 @@ export function relativeChange(a: Tensor, b: Tensor): number {
   return Math.sqrt(num / Math.max(den, 1e-30));
 }
 
-/** Per layer (module path) and step, the shortcut M a cache takes. */
-export class CachePlan<Call extends { path: string; step: number }, M> {
-  /** The calibrated plan: layer path → shortcut at each step. */
-  readonly table = new Map<string, M[]>();
+/**
+ * A cache that follows a plan: per layer (module path) and step, the shortcut M it takes. The plan is a fixed
+ * function, or recorded while `calibrate(run)` runs a generation in which the cache computes everything and
+ * `record`s its choices. At step 0 the cache drops what it holds (`reset`).
+ */
+export abstract class PlannedCache<Call extends { path: string; step: number }, M> {
+  readonly #table = new Map<string, M[]>();
   readonly #fixed?: (call: Call) => M | undefined;
   #calibrating = false;
 
@@ -27,19 +31,19 @@ export class CachePlan<Call extends { path: string; step: number }, M> {
     this.#fixed = fixed;
   }
 
-  /** Whether the plan is given as a function (no calibration needed). */
-  get fixed(): boolean {
-    return this.#fixed !== undefined;
+  /** The calibrated plan: layer path → shortcut at each step. */
+  get table(): ReadonlyMap<string, M[]> {
+    return this.#table;
   }
 
-  /** Whether a calibration run is under way: every layer computes, and `record` writes the table. */
-  get calibrating(): boolean {
-    return this.#calibrating;
+  /** Whether a run follows a calibrated plan (no fixed `plan` was given), so `calibrate` must come first. */
+  get calibrated(): boolean {
+    return this.#fixed === undefined;
   }
 
-  /** Runs `run` as the calibration run, on a cleared table. */
+  /** Runs `run` (a generation with this controller) computing every layer, and records the plan. */
   calibrate<T>(run: () => T): T {
-    this.table.clear();
+    this.#table.clear();
     this.#calibrating = true;
     try {
       return run();
@@ -48,14 +52,26 @@ export class CachePlan<Call extends { path: string; step: number }, M> {
     }
   }
 
-  /** The shortcut planned for this call. */
-  at(call: Call): M | undefined {
-    return this.#fixed ? this.#fixed(call) : this.table.get(call.path)?.[call.step];
+  beforeStep(s: StepState): void {
+    if (s.step === 0) this.reset();
   }
 
-  record(call: Call, m: M): void {
-    const row = this.table.get(call.path) ?? [];
+  /** Drops the cached values and the counts (at step 0). */
+  protected abstract reset(): void;
+
+  /** Whether a calibration run is under way: every layer computes, and `record` writes the table. */
+  protected get calibrating(): boolean {
+    return this.#calibrating;
+  }
+
+  /** The shortcut planned for this call. */
+  protected planned(call: Call): M | undefined {
+    return this.#fixed ? this.#fixed(call) : this.#table.get(call.path)?.[call.step];
+  }
+
+  protected record(call: Call, m: M): void {
+    const row = this.#table.get(call.path) ?? [];
     row[call.step] = m;
-    this.table.set(call.path, row);
+    this.#table.set(call.path, row);
   }
 }
