@@ -4,6 +4,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { setThreads } from '../kernels/ort.js';
+import { shapesTrainingData } from '../lab/train-data.js';
 import { hasCheckpoint, readCheckpointMeta } from '../train/checkpoint.js';
 import { exportShapesModel } from '../train/export.js';
 import { plotRun } from '../train/plot.js';
@@ -274,24 +275,27 @@ export function registerTrain(program: Command): void {
       const left = () =>
         flags.minutes === undefined ? undefined : flags.minutes - (Date.now() - t0) / 60_000;
       if (flags.stage === 'decoder') {
-        const r = trainDecoder({
-          ...o,
-          vae: { ...o.vae, ...(flags.minutes !== undefined ? { minutes: flags.minutes } : {}) },
-        });
+        const r = trainDecoder(
+          { ...o, vae: { ...o.vae, ...(flags.minutes !== undefined ? { minutes: flags.minutes } : {}) } },
+          shapesTrainingData,
+        );
         o.log?.(`decoder: stopped at step ${r.step} (${r.reason}), ${r.secondsPerStep.toFixed(2)} s/step`);
         return;
       }
       if (flags.stage !== 'unet') {
         const minutes = flags.stage === 'all' && flags.vaeMinutes !== undefined ? flags.vaeMinutes : left();
-        const r = trainVAE({ ...o, vae: { ...o.vae, ...(minutes !== undefined ? { minutes } : {}) } });
+        const r = trainVAE(
+          { ...o, vae: { ...o.vae, ...(minutes !== undefined ? { minutes } : {}) } },
+          shapesTrainingData,
+        );
         o.log?.(`vae: stopped at step ${r.step} (${r.reason}), ${r.secondsPerStep.toFixed(2)} s/step`);
       }
       if (flags.stage !== 'vae') {
         const minutes = left();
-        const r = trainTextToImage({
-          ...o,
-          unet: { ...o.unet, ...(minutes !== undefined ? { minutes } : {}) },
-        });
+        const r = trainTextToImage(
+          { ...o, unet: { ...o.unet, ...(minutes !== undefined ? { minutes } : {}) } },
+          shapesTrainingData,
+        );
         o.log?.(`unet: stopped at step ${r.step} (${r.reason}), ${r.secondsPerStep.toFixed(2)} s/step`);
       }
     });
@@ -318,7 +322,7 @@ export function registerTrain(program: Command): void {
         { ...(vae ? { vae } : {}), ...(unet ? { unet } : {}) },
         prediction === 'v_prediction' ? 'v' : 'eps',
       );
-      writeReconstructionGrid(loadTrainedVAE(flags.run), flags.recon);
+      writeReconstructionGrid(loadTrainedVAE(flags.run), shapesTrainingData, flags.recon);
       process.stdout.write(`wrote ${flags.out}, ${flags.plot} and ${flags.recon}\n`);
     });
 }

@@ -11,7 +11,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bytesToUnicode, CLIPTokenizer } from '../models/clip-tokenizer.js';
+import { bytesToUnicode, CLIPTokenizer } from '../index.js';
 
 const END_OF_WORD = '</w>';
 export const START_OF_TEXT = '<|startoftext|>';

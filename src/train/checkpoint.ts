@@ -5,11 +5,15 @@
 
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import type { Module, Parameter } from '../nn/module.js';
-import type { AdamW } from '../nn/optim.js';
-import { Tensor } from '../tensor/index.js';
-import type { Generator } from '../tensor/random.js';
+import {
+  type AdamW,
+  type Generator,
+  type Module,
+  type Parameter,
+  readSafetensors,
+  Tensor,
+  writeSafetensors,
+} from '../index.js';
 import type { EMA } from './ema.js';
 
 export interface TrainState {

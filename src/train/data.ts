@@ -1,24 +1,22 @@
-// Training data from the Shapes world: rendered scenes and their captions, deterministic by seed.
-// Example k of a run with data seed s is the scene of seed s·10⁷ + k, so batch i of size B is the same
-// whatever was drawn before (resuming at step i reproduces it).
+// What training draws its examples from. A recipe names its streams by data seed (one per stage, one for the
+// vocabulary); the source must give the same examples for the same (data seed, index) whatever was drawn
+// before, so a resumed run sees the batches an uninterrupted one would. The Shapes world's source is
+// src/lab/train-data.ts.
 
-import { type Caption, captionOf } from '../lab/shapes/caption.js';
-import { dilate } from '../lab/shapes/masks.js';
-import { renderScene } from '../lab/shapes/render.js';
-import { sampleScene } from '../lab/shapes/scene.js';
-import { concat, Tensor } from '../tensor/index.js';
+import type { Tensor } from '../index.js';
 
-export interface ShapesBatch {
-  /** (B, 3, 64, 64) in [-1, 1]. */
+/** Examples [start, start + n) of one data seed. */
+export interface TrainingBatch {
+  /** (B, 3, H, W) in [-1, 1], H = W = the source's `imageSize`. */
   images: Tensor;
   captions: string[];
-  /** (B, 1, 64, 64): 1 on the objects (their coverage > 0, grown by one pixel), else 0. */
+  /** (B, 1, H, W): 1 on the objects, else 0 (object weighting). */
   objects: Tensor;
-  /** Per row: the caption's words that name one object, each with that object's coverage (64 × 64). */
+  /** Per row: the caption's words that name one object, each with that object's coverage (grounding). */
   words: ObjectWord[][];
 }
 
-/** A word of a caption (by word index) and the coverage of the object it belongs to. */
+/** A word of a caption (by word index) and the coverage (H × W) of the object it belongs to. */
 export interface ObjectWord {
   word: number;
   coverage: Float32Array;
@@ -26,76 +24,23 @@ export interface ObjectWord {
   place?: true;
 }
 
-/** Function words of location phrases ("in the top left"): they name no place, so they are not grounded. */
-const FUNCTION_WORDS = new Set(['in', 'on', 'at', 'the']);
-
-/**
- * The words of each object's phrase that describe it alone — size, colour, shape and the content words of
- * its location ("top", "left") — each with its object's coverage. Relation words ("above") name two objects
- * and are left out.
- */
-export function objectWords(caption: Caption, coverages: readonly Float32Array[]): ObjectWord[] {
-  const out: ObjectWord[] = [];
-  for (const o of caption.objects) {
-    const coverage = coverages[o.object];
-    if (!coverage)
-      throw new Error(`objectWords: the caption names object ${o.object}, the scene has ${coverages.length}`);
-    for (const r of [o.size, o.color, o.shape]) if (r) out.push({ word: r.index, coverage });
-    for (const r of o.position ?? [])
-      if (!FUNCTION_WORDS.has(r.word)) out.push({ word: r.index, coverage, place: true });
-  }
-  return out;
+export interface TrainingData {
+  /** Height and width of the images. */
+  imageSize: number;
+  /** Examples [start, start + n) of data seed `dataSeed`. */
+  examples(dataSeed: number, start: number, n: number): TrainingBatch;
+  /** The captions of examples [0, n) of data seed `dataSeed` (the same as `examples` gives, cheaper). */
+  captions(dataSeed: number, n: number): string[];
+  /** n images never trained on, (n, 3, H, W) in [-1, 1]: the VAE preview's. */
+  heldOut(n: number): Tensor;
 }
 
-/** The union of the objects' coverage (> 0), grown by one pixel (8-neighbourhood), as (1, 1, H, W). */
-function objectRegion(coverages: readonly Tensor[], h: number, w: number): Tensor {
-  const covered = new Float32Array(h * w);
-  for (const c of coverages) {
-    for (let p = 0; p < covered.length; p++) if ((c.data[p] as number) > 0) covered[p] = 1;
-  }
-  return new Tensor(dilate(covered, w, h, 1), [1, 1, h, w]);
-}
-
-/** Scene seeds per data seed: runs with different data seeds never share a scene. */
-const STRIDE = 10_000_000;
-
-export function exampleSeed(dataSeed: number, index: number): number {
-  if (index >= STRIDE)
-    throw new Error(`exampleSeed: index ${index} is beyond the ${STRIDE} scenes of a data seed`);
-  return dataSeed * STRIDE + index;
-}
-
-/** Examples [start, start + n) of the run. */
-export function shapesExamples(dataSeed: number, start: number, n: number): ShapesBatch {
-  const images: Tensor[] = [];
-  const captions: string[] = [];
-  const objects: Tensor[] = [];
-  const words: ObjectWord[][] = [];
-  for (let i = 0; i < n; i++) {
-    const scene = sampleScene(exampleSeed(dataSeed, start + i));
-    const r = renderScene(scene);
-    const caption = captionOf(scene);
-    images.push(r.image);
-    captions.push(caption.text);
-    words.push(
-      objectWords(
-        caption,
-        r.masks.map((m) => m.coverage.data as Float32Array),
-      ),
-    );
-    const [h, w] = [r.image.shape[2] as number, r.image.shape[3] as number];
-    objects.push(
-      objectRegion(
-        r.masks.map((m) => m.coverage),
-        h,
-        w,
-      ),
-    );
-  }
-  return { images: concat(images, 0), captions, objects: concat(objects, 0), words };
-}
-
-/** Batch `step` (0-based) of size `batchSize`. */
-export function shapesBatch(dataSeed: number, step: number, batchSize: number): ShapesBatch {
-  return shapesExamples(dataSeed, step * batchSize, batchSize);
+/** Batch `step` (0-based) of size `batchSize` of data seed `dataSeed`. */
+export function trainingBatch(
+  data: TrainingData,
+  dataSeed: number,
+  step: number,
+  batchSize: number,
+): TrainingBatch {
+  return data.examples(dataSeed, step * batchSize, batchSize);
 }

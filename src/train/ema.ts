@@ -7,7 +7,7 @@
 // n counts the updates done, so a freshly started average follows the weights closely at first (diffusers'
 // EMAModel warm-up) instead of remembering its starting point for ~1/(1 − decay) steps.
 
-import type { Parameter } from '../nn/module.js';
+import type { Parameter } from '../index.js';
 
 export class EMA {
   readonly decay: number;

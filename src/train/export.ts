@@ -5,8 +5,7 @@
 
 import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
-import type { Tensor } from '../tensor/index.js';
+import { readSafetensors, type Tensor, writeSafetensors } from '../index.js';
 import { hasCheckpoint, readCheckpointMeta } from './checkpoint.js';
 import { vaeCheckpointDir } from './shapes.js';
 import {

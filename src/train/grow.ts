@@ -16,8 +16,7 @@
 // fresh initialisation. The new path (down-sampler, 4 × 4 level, up block 0) starts untrained, so the grown
 // model must be trained on before it draws well; what it saves is relearning colours, shapes and words.
 
-import type { Module } from '../nn/module.js';
-import type { Tensor } from '../tensor/index.js';
+import type { Module, Tensor } from '../index.js';
 
 export interface GrowReport {
   /** Parameters copied from the source (new name ← old name where they differ). */

@@ -2,9 +2,7 @@
 // a time budget, periodic checkpoints and a progress bar with the loss and ETA.
 
 import { mkdirSync } from 'node:fs';
-import { progressBar } from '../io/progress.js';
-import type { Parameter } from '../nn/module.js';
-import { backward, enableGrad, Tensor } from '../tensor/index.js';
+import { backward, enableGrad, type Parameter, progressBar, Tensor } from '../index.js';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.js';
 
 export interface LoopOptions {

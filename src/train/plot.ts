@@ -2,8 +2,7 @@
 // per-step values in light grey, an exponential moving average in colour, log-scaled y, with the axis
 // range written in a 3×5 pixel font.
 
-import { writePng } from '../io/png.js';
-import { Tensor } from '../tensor/tensor.js';
+import { Tensor, writePng } from '../index.js';
 
 export interface Curve {
   title: string;

@@ -5,21 +5,23 @@
 //   <out>/tokenizer/  the BPE vocabulary learned from captions
 //   <out>/unet/       stage 2 checkpoint (UNet2DConditionModel + CLIP text encoder)
 //
-// Data: stage 1 draws scenes of data seed 1, stage 2 of data seed 2, the vocabulary and the scaling factor
-// come from data seed 3 (see data.ts): scene seeds in [10⁷, 4·10⁷). `attnkit eval` draws its held-out
+// Data: a `TrainingData` source (data.ts; the Shapes world's is src/lab/train-data.ts). Stage 1 draws the
+// examples of data seed 1, stage 2 those of data seed 2, the vocabulary and the scaling factor come from data
+// seed 3. In the Shapes world these are scene seeds in [10⁷, 4·10⁷); `attnkit eval` draws its held-out
 // prompts from scene seeds ≥ 10⁹, never trained on.
 
 import { join } from 'node:path';
-import { readSafetensors } from '../io/safetensors.js';
-import { captionOf } from '../lab/shapes/caption.js';
-import { sampleScene } from '../lab/shapes/scene.js';
-import type { AutoencoderKL } from '../models/autoencoder-kl.js';
-import { AdamW, initParameters } from '../nn/index.js';
-import type { Module } from '../nn/module.js';
-import { Generator } from '../tensor/random.js';
+import {
+  AdamW,
+  type AutoencoderKL,
+  Generator,
+  initParameters,
+  type Module,
+  readSafetensors,
+} from '../index.js';
 import { learnBPE, tokenizerOf, writeTokenizer } from './bpe.js';
 import { hasCheckpoint, readCheckpointMeta, type TrainState } from './checkpoint.js';
-import { exampleSeed, shapesBatch, shapesExamples } from './data.js';
+import { type TrainingData, trainingBatch } from './data.js';
 import { EMA } from './ema.js';
 import { growFrom } from './grow.js';
 import { type LoopOptions, type LoopResult, trainLoop } from './loop.js';
@@ -76,9 +78,6 @@ export const SHAPES_TRAIN_DEFAULTS: ShapesTrainOptions = {
   unet: { ...TEXT_TO_IMAGE_DEFAULTS, steps: 20000, batchSize: 8, lr: 5e-4, warmup: 100 },
 };
 
-/** The Shapes world's images are 64 × 64. */
-const SHAPES_IMAGE_SIZE = 64;
-
 /** The fields of a stage-2 config that fix its parameters' shapes. */
 const ARCHITECTURE = [
   'blockOutChannels',
@@ -130,11 +129,12 @@ function withVAEArchitecture<C extends VAETrainConfig>(c: C, saved: VAETrainConf
 function vaeStageLoss(
   vae: AutoencoderKL,
   c: VAETrainConfig & StageOptions,
+  data: TrainingData,
   gen: Generator,
   latentNoise = 0,
 ): (step: number) => VAELoss {
   return (step) => {
-    const batch = shapesBatch(VAE_DATA, step, c.batchSize);
+    const batch = trainingBatch(data, VAE_DATA, step, c.batchSize);
     const weighting = { objects: batch.objects, objectWeight: c.objectWeight ?? 0 };
     return vaeLoss(vae, batch.images, gen, c.klWeight, weighting, latentNoise);
   };
@@ -165,8 +165,8 @@ function stageLoop(
   };
 }
 
-/** Stage 1. */
-export function trainVAE(o: ShapesTrainOptions): LoopResult {
+/** Stage 1, on the examples of `data`. */
+export function trainVAE(o: ShapesTrainOptions, data: TrainingData): LoopResult {
   const dir = join(o.out, 'vae');
   // A resumed run keeps the architecture it was started with.
   const saved =
@@ -181,7 +181,7 @@ export function trainVAE(o: ShapesTrainOptions): LoopResult {
     gen: new Generator(o.seed + 2),
     history: [],
   };
-  return trainLoop(state, vaeStageLoss(vae, c, state.gen), stageLoop(o, c, dir, 'vae', { config: c }));
+  return trainLoop(state, vaeStageLoss(vae, c, data, state.gen), stageLoop(o, c, dir, 'vae', { config: c }));
 }
 
 /**
@@ -190,7 +190,7 @@ export function trainVAE(o: ShapesTrainOptions): LoopResult {
  * working with the new decoder; a better decoder raises the ceiling of every generation (and of inversion's
  * reconstructions). Starts from `<out>/vae`, checkpoints in `<out>/decoder`.
  */
-export function trainDecoder(o: ShapesTrainOptions): LoopResult {
+export function trainDecoder(o: ShapesTrainOptions, data: TrainingData): LoopResult {
   const dir = join(o.out, 'decoder');
   const source = join(o.out, 'vae');
   if (!hasCheckpoint(source)) throw new Error(`no VAE checkpoint in ${source}: run stage 'vae' first`);
@@ -208,7 +208,7 @@ export function trainDecoder(o: ShapesTrainOptions): LoopResult {
   // the encoder's parameters need no gradient, so only the decoder's part of the graph is recorded
   return trainLoop(
     state,
-    vaeStageLoss(vae, c, state.gen, c.latentNoise ?? 0),
+    vaeStageLoss(vae, c, data, state.gen, c.latentNoise ?? 0),
     stageLoop(o, c, dir, 'decoder', { config: c, encoderFrom: source }),
   );
 }
@@ -235,14 +235,19 @@ export function loadTrainedVAE(out: string): AutoencoderKL {
   return loadVAEWeights(dir);
 }
 
-const vocabularyCache = new Map<number, string[]>();
+const vocabularyCache = new WeakMap<TrainingData, Map<number, string[]>>();
 
-/** Captions that the vocabulary is learned from (1000 cover every word of the grammar several times). */
-export function vocabularyCaptions(n = 1000): string[] {
-  let captions = vocabularyCache.get(n);
+/** Captions that the vocabulary is learned from (in the Shapes world 1000 cover every word several times). */
+export function vocabularyCaptions(data: TrainingData, n = 1000): string[] {
+  let cache = vocabularyCache.get(data);
+  if (!cache) {
+    cache = new Map();
+    vocabularyCache.set(data, cache);
+  }
+  let captions = cache.get(n);
   if (!captions) {
-    captions = Array.from({ length: n }, (_, i) => captionOf(sampleScene(exampleSeed(VOCAB_DATA, i))).text);
-    vocabularyCache.set(n, captions);
+    captions = data.captions(VOCAB_DATA, n);
+    cache.set(n, captions);
   }
   return captions;
 }
@@ -278,8 +283,8 @@ function initFromRun(
   );
 }
 
-/** Stage 2. */
-export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
+/** Stage 2, on the examples of `data`. */
+export function trainTextToImage(o: ShapesTrainOptions, data: TrainingData): LoopResult {
   const dir = join(o.out, 'unet');
   const vae = loadTrainedVAE(o.out);
   // the UNet works at the VAE's latent size; a resumed run keeps the architecture it was started with
@@ -289,11 +294,11 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
     ...o.unet,
     ...(saved ? architectureOf(saved.config as TextToImageConfig) : {}),
     ...(saved ? objectiveOf(saved.config as TextToImageConfig, o.unet) : {}),
-    sampleSize: SHAPES_IMAGE_SIZE / 2 ** (vae.config.blockOutChannels.length - 1),
+    sampleSize: data.imageSize / 2 ** (vae.config.blockOutChannels.length - 1),
     latentChannels: vae.config.latentChannels,
   };
   checkPrediction(c);
-  const bpe = learnBPE(vocabularyCaptions());
+  const bpe = learnBPE(vocabularyCaptions(data));
   writeTokenizer(join(o.out, 'tokenizer'), bpe, c.maxLength);
   const tokenizer = tokenizerOf(bpe, c.maxLength);
   const vocabSize = Object.keys(bpe.vocab).length;
@@ -301,7 +306,7 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
     ? (saved.scalingFactor as number)
     : measureScalingFactor(
         vae,
-        shapesExamples(VOCAB_DATA, 0, c.scalingImages).images,
+        data.examples(VOCAB_DATA, 0, c.scalingImages).images,
         new Generator(o.seed + 3),
       );
   o.log?.(`latent scaling factor ${scalingFactor.toFixed(5)}, vocabulary ${vocabSize} tokens`);
@@ -326,7 +331,7 @@ export function trainTextToImage(o: ShapesTrainOptions): LoopResult {
   return trainLoop(
     state,
     (step) => {
-      const { images, captions, objects, words } = shapesBatch(UNET_DATA, step, c.batchSize);
+      const { images, captions, objects, words } = trainingBatch(data, UNET_DATA, step, c.batchSize);
       return textToImageLoss(models, images, captions, state.gen, {
         captionDropout: c.captionDropout,
         ...(c.prediction ? { prediction: c.prediction } : {}),

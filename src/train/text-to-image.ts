@@ -16,16 +16,19 @@
 // noise and never from the caption — sampling from pure noise then puts objects wherever the noise has a
 // bump, whatever the prompt says (docs/training.md, session 9).
 
-import { TokenGrounding } from '../methods/map/token-grounding.js';
-import type { AutoencoderKL } from '../models/autoencoder-kl.js';
-import { CLIPTextModel } from '../models/clip-text.js';
-import type { CLIPTokenizer } from '../models/clip-tokenizer.js';
-import type { JsonConfig } from '../models/config.js';
-import { UNet2DConditionModel } from '../models/unet2d-condition.js';
-import { DDPMScheduler } from '../schedulers/index.js';
-import { perRow } from '../schedulers/scheduler.js';
-import { noGrad, Tensor } from '../tensor/index.js';
-import type { Generator } from '../tensor/random.js';
+import {
+  type AutoencoderKL,
+  CLIPTextModel,
+  type CLIPTokenizer,
+  DDPMScheduler,
+  type Generator,
+  type JsonConfig,
+  noGrad,
+  perRow,
+  Tensor,
+  TokenGrounding,
+  UNet2DConditionModel,
+} from '../index.js';
 import type { ObjectWord } from './data.js';
 import { sampleLatent } from './vae.js';
 

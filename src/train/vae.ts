@@ -12,11 +12,15 @@
 // under L1 an object the latent does not yet encode is best drawn as background (the median), which gives
 // the encoder no signal; L2 draws it as a faint mean, and the model leaves that plateau much sooner.
 
-import { AutoencoderKL, type LatentDistribution } from '../models/autoencoder-kl.js';
-import type { JsonConfig } from '../models/config.js';
-import { initParameters } from '../nn/init.js';
-import { noGrad, Tensor } from '../tensor/index.js';
-import type { Generator } from '../tensor/random.js';
+import {
+  AutoencoderKL,
+  type Generator,
+  initParameters,
+  type JsonConfig,
+  type LatentDistribution,
+  noGrad,
+  Tensor,
+} from '../index.js';
 
 export interface VAETrainConfig {
   blockOutChannels: number[];

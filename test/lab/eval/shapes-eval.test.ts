@@ -9,28 +9,26 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import {
   captionOf,
-  detectObjects,
-  maskIoU,
-  parseCaption,
-  renderScene,
-  sampleScene,
-} from '../../../src/lab/shapes/index.js';
-import {
   copiesMask,
   detectedMask,
+  detectObjects,
   evalRunJSON,
   formatEvalRun,
   HELD_OUT_SEED_BASE,
   heldOutPrompts,
   heldOutSeeds,
+  maskIoU,
+  parseCaption,
+  renderScene,
   runShapesEval,
+  sampleScene,
   TRAINING_DATA_SEEDS,
   trainingSeedRanges,
-} from '../../../src/lab/shapes-eval.js';
+} from '../../../src/lab/index.js';
+import { exampleSeed, shapesExamples, shapesTrainingData } from '../../../src/lab/train-data.js';
 import { crossAttentionSides } from '../../../src/models/unet2d-condition.js';
 import { defaultHeatResolutions } from '../../../src/pipelines/heatmaps.js';
 import { StableDiffusion } from '../../../src/pipelines/stable-diffusion.js';
-import { exampleSeed, shapesExamples } from '../../../src/train/data.js';
 import { vocabularyCaptions } from '../../../src/train/shapes.js';
 import { goldenDir, repoRoot } from '../../helpers/fixtures.js';
 
@@ -52,7 +50,7 @@ test('eval: held-out seeds lie above every scene seed that training draws', () =
   // any data seed below 100 stays below the held-out base
   assert.ok(exampleSeed(99, 10_000_000 - 1) < HELD_OUT_SEED_BASE);
   // the stages draw what the ranges say: the vocabulary from data seed 3's scenes, batches by exampleSeed
-  assert.equal(vocabularyCaptions(2)[1], captionOf(sampleScene(exampleSeed(3, 1))).text);
+  assert.equal(vocabularyCaptions(shapesTrainingData, 2)[1], captionOf(sampleScene(exampleSeed(3, 1))).text);
   assert.deepEqual(shapesExamples(2, 5, 1).captions, [captionOf(sampleScene(exampleSeed(2, 5))).text]);
 });
 

@@ -6,11 +6,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { shapesTrainingData } from '../../../src/lab/train-data.js';
 import { bytesToUnicode, CLIPTokenizer } from '../../../src/models/clip-tokenizer.js';
 import { END_OF_TEXT, learnBPE, START_OF_TEXT, tokenizerOf, writeTokenizer } from '../../../src/train/bpe.js';
 import { vocabularyCaptions } from '../../../src/train/shapes.js';
 
-const captions = vocabularyCaptions(400);
+const captions = vocabularyCaptions(shapesTrainingData, 400);
 const bpe = learnBPE(captions);
 
 test('bpe: CLIP layout — 256 byte symbols, 256 with </w>, merges, then the two special tokens', () => {

@@ -1,14 +1,11 @@
-// TokenCompose's grounding terms: values worked by hand, gradients against finite differences, and the
-// object words the Shapes data grounds.
+// TokenCompose's grounding terms: values worked by hand, gradients against finite differences (the object
+// words the Shapes data grounds are tested in test/lab/train/train-data.test.ts).
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { AttentionCall } from '../../../src/attention/call.js';
-import { captionOf } from '../../../src/lab/shapes/caption.js';
-import { sampleScene } from '../../../src/lab/shapes/scene.js';
 import { blockMask, TokenGrounding } from '../../../src/methods/map/token-grounding.js';
 import { grad, Tensor } from '../../../src/tensor/index.js';
-import { objectWords, shapesExamples } from '../../../src/train/data.js';
 
 const call = (size: [number, number]): AttentionCall => ({
   path: `up_blocks.0.attentions.0.transformer_blocks.0.attn2@${size.join('x')}`,
@@ -187,44 +184,4 @@ test('TokenGrounding: bad tokens and batch sizes are errors', () => {
   assert.throws(() => g.loss([[{ tokens: [3], mask: mask4([]) }]], 4, 4), /outside the 3 text tokens/);
   assert.throws(() => g.loss([[], []], 4, 4), /2 rows, batch of 1/);
   assert.equal(g.loss([[]], 4, 4).token.item(), 0);
-});
-
-test('objectWords: size, colour, shape and place words of each object, with its coverage; no relation words', () => {
-  let sawPlace = false;
-  let sawRelation = false;
-  for (let seed = 0; seed < 60; seed++) {
-    const scene = sampleScene(seed);
-    const caption = captionOf(scene);
-    const covers = scene.objects.map((_, i) => new Float32Array([i]));
-    const words = objectWords(caption, covers);
-    const named = new Set(words.map((w) => w.word));
-    for (const o of caption.objects) {
-      for (const r of [o.color, o.shape, ...(o.size ? [o.size] : [])]) {
-        const w = words.find((x) => x.word === r.index);
-        assert.equal(w?.coverage, covers[o.object], `${caption.text}: '${r.word}' grounded on its object`);
-        assert.equal(w?.place, undefined, `${caption.text}: '${r.word}' is not a place word`);
-      }
-      for (const r of o.position ?? []) {
-        assert.equal(
-          named.has(r.index),
-          !['in', 'on', 'at', 'the'].includes(r.word),
-          `${caption.text}: '${r.word}'`,
-        );
-        if (named.has(r.index)) assert.equal(words.find((x) => x.word === r.index)?.place, true);
-        sawPlace ||= named.has(r.index);
-      }
-    }
-    for (const r of caption.relation ?? []) {
-      sawRelation = true;
-      assert.ok(!named.has(r.index), `${caption.text}: relation word '${r.word}' is not grounded`);
-    }
-    for (const w of words) assert.ok((caption.words[w.word] ?? '') !== '');
-  }
-  assert.ok(sawPlace && sawRelation, 'the 60 scenes include location phrases and relations');
-  assert.throws(() => objectWords(captionOf(sampleScene(1)), []), /names object 0/);
-  // the training data carries them, one list per row
-  const batch = shapesExamples(3, 0, 4);
-  assert.equal(batch.words.length, 4);
-  for (const row of batch.words)
-    assert.ok(row.length >= 2 && row.every((w) => w.coverage.length === 64 * 64));
 });
