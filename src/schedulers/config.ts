@@ -14,8 +14,16 @@ export interface CommonSchedulerConfig extends BetaConfig {
   steps_offset: number;
 }
 
+/** DDIM's and DDPM's clipping of x̂₀ to [−clip_sample_range, clip_sample_range]. */
+export interface ClipSampleConfig {
+  clip_sample: boolean;
+  clip_sample_range: number;
+}
+
 /** Keys that carry no math: bookkeeping written by diffusers. */
 const BOOKKEEPING = new Set(['_class_name', '_diffusers_version', '_use_default_values']);
+
+const PREDICTION_TYPES: readonly PredictionType[] = ['epsilon', 'v_prediction', 'sample'];
 
 const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
 
@@ -100,11 +108,14 @@ export class SchedulerConfigReader {
     return Object.keys(this.json).filter((k) => !this.#read.has(k) && !BOOKKEEPING.has(k));
   }
 
-  /** The keys all five schedulers share. */
+  /**
+   * The keys all five schedulers share. `predictionTypes` defaults to all three, `zeroSnr` (whether
+   * rescale_betas_zero_snr may be true) to true.
+   */
   common(opts: {
     spacing: TimestepSpacing;
-    predictionTypes: readonly PredictionType[];
-    zeroSnr: boolean;
+    predictionTypes?: readonly PredictionType[];
+    zeroSnr?: boolean;
   }): CommonSchedulerConfig {
     const trained = this.numbersOrNull('trained_betas');
     const T = this.number('num_train_timesteps', 1000, { integer: true, min: 1 });
@@ -123,7 +134,7 @@ export class SchedulerConfigReader {
         'squaredcos_cap_v2',
       ]),
       trained_betas: trained,
-      prediction_type: this.choice('prediction_type', 'epsilon', opts.predictionTypes),
+      prediction_type: this.choice('prediction_type', 'epsilon', opts.predictionTypes ?? PREDICTION_TYPES),
       timestep_spacing: this.choice<TimestepSpacing>('timestep_spacing', opts.spacing, [
         'leading',
         'trailing',
@@ -131,8 +142,22 @@ export class SchedulerConfigReader {
       ]),
       steps_offset: this.number('steps_offset', 0, { integer: true, min: 0 }),
     };
-    if (opts.zeroSnr) config.rescale_betas_zero_snr = this.boolean('rescale_betas_zero_snr', false);
+    if (opts.zeroSnr ?? true) config.rescale_betas_zero_snr = this.boolean('rescale_betas_zero_snr', false);
     else this.only('rescale_betas_zero_snr', [false]);
     return config;
+  }
+
+  clipSample(): ClipSampleConfig {
+    return {
+      clip_sample: this.boolean('clip_sample', true),
+      clip_sample_range: this.number('clip_sample_range', 1, { min: 0 }),
+    };
+  }
+
+  /** Dynamic thresholding (Imagen) is not implemented: "thresholding" must be false; its settings are read. */
+  noThresholding(): void {
+    this.only('thresholding', [false]);
+    this.accept('dynamic_thresholding_ratio');
+    this.accept('sample_max_value');
   }
 }

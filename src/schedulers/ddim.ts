@@ -3,40 +3,35 @@
 // null-text inversion, Mokady et al. 2022, and diffusers' DDIMInverseScheduler).
 
 import type { Tensor } from '../tensor/index.js';
-import { type CommonSchedulerConfig, type SchedulerConfigJson, SchedulerConfigReader } from './config.js';
-import { cumprodAlphas, f32, makeBetas, spacedTimesteps } from './noise-schedule.js';
 import {
-  addNoiseVp,
-  checkInferenceSteps,
+  type ClipSampleConfig,
+  type CommonSchedulerConfig,
+  type SchedulerConfigJson,
+  SchedulerConfigReader,
+} from './config.js';
+import { cumprodAlphas, f32, makeBetas } from './noise-schedule.js';
+import {
+  fromConfigOf,
   predictX0AndEps,
   rejectStepOptions,
-  type Scheduler,
+  SchedulerBase,
   type StepOptions,
   type StepOutput,
   stepNoise,
 } from './scheduler.js';
 
-export interface DDIMConfig extends CommonSchedulerConfig {
-  clip_sample: boolean;
-  clip_sample_range: number;
+export interface DDIMConfig extends CommonSchedulerConfig, ClipSampleConfig {
   set_alpha_to_one: boolean;
 }
 
 export function readDDIMConfig(json: SchedulerConfigJson): { config: DDIMConfig; ignored: string[] } {
   const r = new SchedulerConfigReader('DDIMScheduler', json);
   const config: DDIMConfig = {
-    ...r.common({
-      spacing: 'leading',
-      predictionTypes: ['epsilon', 'v_prediction', 'sample'],
-      zeroSnr: true,
-    }),
-    clip_sample: r.boolean('clip_sample', true),
-    clip_sample_range: r.number('clip_sample_range', 1, { min: 0 }),
+    ...r.common({ spacing: 'leading' }),
+    ...r.clipSample(),
     set_alpha_to_one: r.boolean('set_alpha_to_one', true),
   };
-  r.only('thresholding', [false]);
-  r.accept('dynamic_thresholding_ratio'); // used only with thresholding
-  r.accept('sample_max_value');
+  r.noThresholding();
   return { config, ignored: r.ignoredKeys() };
 }
 
@@ -47,43 +42,17 @@ export interface InvertOutput {
   predOriginalSample: Tensor;
 }
 
-export class DDIMScheduler implements Scheduler {
+export class DDIMScheduler extends SchedulerBase<DDIMConfig> {
+  static readonly fromConfig = fromConfigOf(DDIMScheduler, readDDIMConfig);
   readonly name = 'ddim';
   readonly className = 'DDIMScheduler';
   readonly initNoiseSigma = 1;
-  readonly alphasCumprod: readonly number[];
   /** ᾱ used after the last step (t − Δ < 0): 1 with set_alpha_to_one, else ᾱ_0. */
   readonly finalAlphaCumprod: number;
-  timesteps: readonly number[] = [];
-  numInferenceSteps = 0;
 
-  constructor(
-    readonly config: DDIMConfig,
-    readonly ignoredConfigKeys: readonly string[] = [],
-  ) {
-    this.alphasCumprod = cumprodAlphas(makeBetas(config));
+  constructor(config: DDIMConfig, ignoredConfigKeys: readonly string[] = []) {
+    super(config, ignoredConfigKeys, cumprodAlphas(makeBetas(config)));
     this.finalAlphaCumprod = config.set_alpha_to_one ? 1 : this.alphasCumprod[0]!;
-  }
-
-  static fromConfig(json: SchedulerConfigJson): DDIMScheduler {
-    const { config, ignored } = readDDIMConfig(json);
-    return new DDIMScheduler(config, ignored);
-  }
-
-  setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    checkInferenceSteps(this.className, numInferenceSteps, c.num_train_timesteps);
-    this.numInferenceSteps = numInferenceSteps;
-    this.timesteps = spacedTimesteps(
-      c.timestep_spacing,
-      c.num_train_timesteps,
-      numInferenceSteps,
-      c.steps_offset,
-    );
-  }
-
-  scaleModelInput(sample: Tensor, _t: number): Tensor {
-    return sample;
   }
 
   /** The stride Δ between sampling timesteps, ⌊T/n⌋ (diffusers' rule for every spacing). */
@@ -155,9 +124,5 @@ export class DDIMScheduler implements Scheduler {
     const { x0, eps } = predictX0AndEps(this.config.prediction_type, modelOutput, sample, alphaBarPrev);
     const direction = eps.mul(f32(Math.sqrt(f32(1 - alphaBar))));
     return { nextSample: x0.mul(f32(Math.sqrt(alphaBar))).add(direction), predOriginalSample: x0 };
-  }
-
-  addNoise(original: Tensor, noise: Tensor, t: number | readonly number[]): Tensor {
-    return addNoiseVp(this.className, this.alphasCumprod, original, noise, t);
   }
 }

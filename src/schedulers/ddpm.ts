@@ -2,14 +2,18 @@
 // ancestral sampling from the posterior q(x_{t−1} | x_t, x̂_0), on any subsequence of timesteps.
 
 import type { Tensor } from '../tensor/index.js';
-import { type CommonSchedulerConfig, type SchedulerConfigJson, SchedulerConfigReader } from './config.js';
-import { cumprodAlphas, f32, makeBetas, spacedTimesteps } from './noise-schedule.js';
 import {
-  addNoiseVp,
-  checkInferenceSteps,
+  type ClipSampleConfig,
+  type CommonSchedulerConfig,
+  type SchedulerConfigJson,
+  SchedulerConfigReader,
+} from './config.js';
+import { cumprodAlphas, f32, makeBetas } from './noise-schedule.js';
+import {
+  fromConfigOf,
   predictX0AndEps,
   rejectStepOptions,
-  type Scheduler,
+  SchedulerBase,
   type StepOptions,
   type StepOutput,
   stepNoise,
@@ -18,68 +22,33 @@ import {
 /** σ_t² = β̃_t (fixed_small; _log: the same σ_t through exp(½ log β̃_t)) or β_t (fixed_large); Sec. 3.2. */
 export type DDPMVarianceType = 'fixed_small' | 'fixed_small_log' | 'fixed_large';
 
-export interface DDPMConfig extends CommonSchedulerConfig {
+export interface DDPMConfig extends CommonSchedulerConfig, ClipSampleConfig {
   variance_type: DDPMVarianceType;
-  clip_sample: boolean;
-  clip_sample_range: number;
 }
 
 export function readDDPMConfig(json: SchedulerConfigJson): { config: DDPMConfig; ignored: string[] } {
   const r = new SchedulerConfigReader('DDPMScheduler', json);
   const config: DDPMConfig = {
-    ...r.common({
-      spacing: 'leading',
-      predictionTypes: ['epsilon', 'v_prediction', 'sample'],
-      zeroSnr: true,
-    }),
+    ...r.common({ spacing: 'leading' }),
     variance_type: r.choice<DDPMVarianceType>('variance_type', 'fixed_small', [
       'fixed_small',
       'fixed_small_log',
       'fixed_large',
     ]),
-    clip_sample: r.boolean('clip_sample', true),
-    clip_sample_range: r.number('clip_sample_range', 1, { min: 0 }),
+    ...r.clipSample(),
   };
-  r.only('thresholding', [false]);
-  r.accept('dynamic_thresholding_ratio'); // used only with thresholding
-  r.accept('sample_max_value');
+  r.noThresholding();
   return { config, ignored: r.ignoredKeys() };
 }
 
-export class DDPMScheduler implements Scheduler {
+export class DDPMScheduler extends SchedulerBase<DDPMConfig> {
+  static readonly fromConfig = fromConfigOf(DDPMScheduler, readDDPMConfig);
   readonly name = 'ddpm';
   readonly className = 'DDPMScheduler';
   readonly initNoiseSigma = 1;
-  readonly alphasCumprod: readonly number[];
-  timesteps: readonly number[] = [];
-  numInferenceSteps = 0;
 
-  constructor(
-    readonly config: DDPMConfig,
-    readonly ignoredConfigKeys: readonly string[] = [],
-  ) {
-    this.alphasCumprod = cumprodAlphas(makeBetas(config));
-  }
-
-  static fromConfig(json: SchedulerConfigJson): DDPMScheduler {
-    const { config, ignored } = readDDPMConfig(json);
-    return new DDPMScheduler(config, ignored);
-  }
-
-  setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    checkInferenceSteps(this.className, numInferenceSteps, c.num_train_timesteps);
-    this.numInferenceSteps = numInferenceSteps;
-    this.timesteps = spacedTimesteps(
-      c.timestep_spacing,
-      c.num_train_timesteps,
-      numInferenceSteps,
-      c.steps_offset,
-    );
-  }
-
-  scaleModelInput(sample: Tensor, _t: number): Tensor {
-    return sample;
+  constructor(config: DDPMConfig, ignoredConfigKeys: readonly string[] = []) {
+    super(config, ignoredConfigKeys, cumprodAlphas(makeBetas(config)));
   }
 
   /** The previous timestep t − ⌊T/n⌋ (t − 1 before setTimesteps: the full 1000-step chain). */
@@ -129,9 +98,5 @@ export class DDPMScheduler implements Scheduler {
       prevSample = prevSample.add(stepNoise(this.className, opts, sample).mul(std));
     }
     return { prevSample, predOriginalSample: x0 };
-  }
-
-  addNoise(original: Tensor, noise: Tensor, t: number | readonly number[]): Tensor {
-    return addNoiseVp(this.className, this.alphasCumprod, original, noise, t);
   }
 }

@@ -20,11 +20,10 @@ import {
   trainingSigmas,
 } from './noise-schedule.js';
 import {
-  addNoiseVp,
-  checkInferenceSteps,
+  fromConfigOf,
   rejectStepOptions,
   requireTimesteps,
-  type Scheduler,
+  SchedulerBase,
   type StepOptions,
   type StepOutput,
 } from './scheduler.js';
@@ -49,11 +48,7 @@ export function readDPMSolverConfig(json: SchedulerConfigJson): {
   ignored: string[];
 } {
   const r = new SchedulerConfigReader('DPMSolverMultistepScheduler', json);
-  const common = r.common({
-    spacing: 'linspace',
-    predictionTypes: ['epsilon', 'v_prediction', 'sample'],
-    zeroSnr: true,
-  });
+  const common = r.common({ spacing: 'linspace' });
   const order = r.number('solver_order', 2, { integer: true });
   if (order !== 1 && order !== 2) throw r.unsupported('solver_order', order, '1, 2');
   r.choice('algorithm_type', 'dpmsolver++', ['dpmsolver++']);
@@ -67,7 +62,7 @@ export function readDPMSolverConfig(json: SchedulerConfigJson): {
     lambda_min_clipped: r.number('lambda_min_clipped', Number.NEGATIVE_INFINITY),
     final_sigmas_type: r.choice('final_sigmas_type', 'sigma_min', ['sigma_min', 'zero']),
   };
-  r.only('thresholding', [false]);
+  r.noThresholding();
   r.only('variance_type', []);
   for (const key of [
     'use_exponential_sigmas',
@@ -79,8 +74,8 @@ export function readDPMSolverConfig(json: SchedulerConfigJson): {
     r.only(key, [false]);
   }
   // used only by features rejected above
-  for (const key of ['dynamic_thresholding_ratio', 'sample_max_value', 'flow_shift', 'time_shift_type'])
-    r.accept(key);
+  r.accept('flow_shift');
+  r.accept('time_shift_type');
   return { config, ignored: r.ignoredKeys() };
 }
 
@@ -104,34 +99,24 @@ function levelFromSigma(veSigma: number): Level {
   return { alpha, sigma, lambda: f32(f32(Math.log(alpha)) - f32(Math.log(sigma))) };
 }
 
-export class DPMSolverMultistepScheduler implements Scheduler {
+export class DPMSolverMultistepScheduler extends SchedulerBase<DPMSolverConfig> {
+  static readonly fromConfig = fromConfigOf(DPMSolverMultistepScheduler, readDPMSolverConfig);
   readonly name = 'dpmpp2m';
   readonly className = 'DPMSolverMultistepScheduler';
   readonly initNoiseSigma = 1;
-  readonly alphasCumprod: readonly number[];
-  timesteps: readonly number[] = [];
   /** The noise level of each timestep, then the level the last step lands on. */
   #levels: Level[] = [];
   /** x_θ of the latest step and that step's index (the multistep memory). */
   #previous: { x0: Tensor; index: number } | null = null;
 
-  constructor(
-    readonly config: DPMSolverConfig,
-    readonly ignoredConfigKeys: readonly string[] = [],
-  ) {
-    this.alphasCumprod = finiteAlphasCumprod(config);
+  constructor(config: DPMSolverConfig, ignoredConfigKeys: readonly string[] = []) {
+    super(config, ignoredConfigKeys, finiteAlphasCumprod(config));
   }
 
-  static fromConfig(json: SchedulerConfigJson): DPMSolverMultistepScheduler {
-    const { config, ignored } = readDPMSolverConfig(json);
-    return new DPMSolverMultistepScheduler(config, ignored);
-  }
-
-  setTimesteps(numInferenceSteps: number): void {
+  /** The timesteps of n steps (each once), with their noise levels; clears the multistep memory. */
+  protected override schedule(n: number): readonly number[] {
     const c = this.config;
     const T = c.num_train_timesteps;
-    const n = numInferenceSteps;
-    checkInferenceSteps(this.className, n, T);
     // the last usable timestep: drop those with λ_t < lambda_min_clipped
     const clipped = this.alphasCumprod.filter(
       (a) => levelFromAlphaBar(a).lambda < c.lambda_min_clipped,
@@ -161,7 +146,6 @@ export class DPMSolverMultistepScheduler implements Scheduler {
 
     // repeated timesteps (possible with many steps or Karras σ) are taken once
     const keep = timesteps.map((t, i) => timesteps.indexOf(t) === i);
-    this.timesteps = timesteps.filter((_, i) => keep[i]);
     levels = levels.filter((_, i) => keep[i]);
     const final =
       c.final_sigmas_type === 'zero'
@@ -169,10 +153,7 @@ export class DPMSolverMultistepScheduler implements Scheduler {
         : levelFromAlphaBar(this.alphasCumprod[0]!);
     this.#levels = [...levels, final];
     this.#previous = null;
-  }
-
-  scaleModelInput(sample: Tensor, _t: number): Tensor {
-    return sample;
+    return timesteps.filter((_, i) => keep[i]);
   }
 
   /** x_θ(x_t, t), the data prediction, from the model's parametrisation. */
@@ -223,9 +204,5 @@ export class DPMSolverMultistepScheduler implements Scheduler {
       }
     }
     return { prevSample, predOriginalSample: m0 };
-  }
-
-  addNoise(original: Tensor, noise: Tensor, t: number | readonly number[]): Tensor {
-    return addNoiseVp(this.className, this.alphasCumprod, original, noise, t);
   }
 }

@@ -17,10 +17,11 @@ import {
   trainingSigmas,
 } from './noise-schedule.js';
 import {
-  checkInferenceSteps,
+  fromConfigOf,
   perRow,
   rejectStepOptions,
-  type Scheduler,
+  rowTimesteps,
+  SchedulerBase,
   type StepOptions,
   type StepOutput,
   stepNoise,
@@ -37,11 +38,7 @@ export interface EulerConfig extends CommonSchedulerConfig {
 
 export function readEulerConfig(json: SchedulerConfigJson): { config: EulerConfig; ignored: string[] } {
   const r = new SchedulerConfigReader('EulerDiscreteScheduler', json);
-  const common = r.common({
-    spacing: 'linspace',
-    predictionTypes: ['epsilon', 'v_prediction', 'sample'],
-    zeroSnr: true,
-  });
+  const common = r.common({ spacing: 'linspace' });
   const config: EulerConfig = {
     ...common,
     use_karras_sigmas: r.boolean('use_karras_sigmas', false),
@@ -56,33 +53,24 @@ export function readEulerConfig(json: SchedulerConfigJson): { config: EulerConfi
   return { config, ignored: r.ignoredKeys() };
 }
 
-export class EulerDiscreteScheduler implements Scheduler {
+export class EulerDiscreteScheduler extends SchedulerBase<EulerConfig> {
+  static readonly fromConfig = fromConfigOf(EulerDiscreteScheduler, readEulerConfig);
   readonly name = 'euler';
   readonly className = 'EulerDiscreteScheduler';
-  readonly alphasCumprod: readonly number[];
   /** σ_t of every training timestep (float32). */
   readonly trainingSigmas: readonly number[];
-  /** Sampling timesteps (fractional with Karras sigmas); before setTimesteps, the training grid T−1..0. */
-  timesteps: readonly number[];
   /** σ_0 > σ_1 > … > σ_n: one per timestep, then the final σ (float32). */
   sigmas: readonly number[];
 
-  constructor(
-    readonly config: EulerConfig,
-    readonly ignoredConfigKeys: readonly string[] = [],
-  ) {
-    this.alphasCumprod = finiteAlphasCumprod(config);
+  constructor(config: EulerConfig, ignoredConfigKeys: readonly string[] = []) {
+    super(config, ignoredConfigKeys, finiteAlphasCumprod(config));
     this.trainingSigmas = trainingSigmas(this.alphasCumprod);
+    // before setTimesteps: the training grid T−1..0
     this.timesteps = Array.from(
       { length: config.num_train_timesteps },
       (_, i) => config.num_train_timesteps - 1 - i,
     );
     this.sigmas = [...[...this.trainingSigmas].reverse(), 0];
-  }
-
-  static fromConfig(json: SchedulerConfigJson): EulerDiscreteScheduler {
-    const { config, ignored } = readEulerConfig(json);
-    return new EulerDiscreteScheduler(config, ignored);
   }
 
   /** σ_max for "linspace"/"trailing" spacing; √(σ_max² + 1) for "leading" (diffusers' rule). */
@@ -92,11 +80,10 @@ export class EulerDiscreteScheduler implements Scheduler {
     return max;
   }
 
-  setTimesteps(numInferenceSteps: number): void {
+  /** The timesteps of n steps (fractional with Karras sigmas), and `sigmas` at them. */
+  protected override schedule(n: number): readonly number[] {
     const c = this.config;
     const T = c.num_train_timesteps;
-    const n = numInferenceSteps;
-    checkInferenceSteps(this.className, n, T);
     // Float32 timesteps, not rounded for "linspace" (the model sees fractional t)
     let timesteps: number[];
     if (c.timestep_spacing === 'linspace')
@@ -117,7 +104,7 @@ export class EulerDiscreteScheduler implements Scheduler {
     }
     const final = c.final_sigmas_type === 'zero' ? 0 : this.trainingSigmas[0]!;
     this.sigmas = [...sigmas, final].map(f32);
-    this.timesteps = timesteps;
+    return timesteps;
   }
 
   #index(t: number, where: string): number {
@@ -131,7 +118,7 @@ export class EulerDiscreteScheduler implements Scheduler {
   }
 
   /** EDM Table 1 (VP): c_in = 1/√(σ² + 1). */
-  scaleModelInput(sample: Tensor, t: number): Tensor {
+  override scaleModelInput(sample: Tensor, t: number): Tensor {
     const sigma = this.sigmas[this.#index(t, 'scaleModelInput')]!;
     return sample.div(f32(Math.sqrt(f32(f32(sigma * sigma) + 1))));
   }
@@ -173,14 +160,10 @@ export class EulerDiscreteScheduler implements Scheduler {
   }
 
   /** x = x_0 + σ_t ε (the VE form of the forward process); t must be one of `timesteps`. */
-  addNoise(original: Tensor, noise: Tensor, t: number | readonly number[]): Tensor {
-    const ts = typeof t === 'number' ? [t] : t;
-    if (ts.length !== 1 && ts.length !== original.shape[0]) {
-      throw new Error(
-        `${this.className}.addNoise: ${ts.length} timesteps for a batch of ${original.shape[0]} (give one, or one per row)`,
-      );
-    }
-    const sigmas = ts.map((ti) => this.sigmas[this.#index(ti, 'addNoise')]!);
+  override addNoise(original: Tensor, noise: Tensor, t: number | readonly number[]): Tensor {
+    const sigmas = rowTimesteps(this.className, t, original).map(
+      (ti) => this.sigmas[this.#index(ti, 'addNoise')]!,
+    );
     return original.add(noise.mul(perRow(sigmas, original)));
   }
 }

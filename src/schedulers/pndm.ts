@@ -6,13 +6,12 @@
 
 import type { Tensor } from '../tensor/index.js';
 import { type CommonSchedulerConfig, type SchedulerConfigJson, SchedulerConfigReader } from './config.js';
-import { cumprodAlphas, f32, makeBetas, spacedTimesteps } from './noise-schedule.js';
+import { cumprodAlphas, f32, makeBetas } from './noise-schedule.js';
 import {
-  addNoiseVp,
-  checkInferenceSteps,
+  fromConfigOf,
   rejectStepOptions,
   requireTimesteps,
-  type Scheduler,
+  SchedulerBase,
   type StepOptions,
   type StepOutput,
 } from './scheduler.js';
@@ -46,15 +45,12 @@ export function readPNDMConfig(json: SchedulerConfigJson): { config: PNDMConfig;
   return { config, ignored: r.ignoredKeys() };
 }
 
-export class PNDMScheduler implements Scheduler {
+export class PNDMScheduler extends SchedulerBase<PNDMConfig> {
+  static readonly fromConfig = fromConfigOf(PNDMScheduler, readPNDMConfig);
   readonly name = 'pndm';
   readonly className = 'PNDMScheduler';
   readonly initNoiseSigma = 1;
-  readonly alphasCumprod: readonly number[];
   readonly finalAlphaCumprod: number;
-  /** Sampling timesteps; the second one repeats the first interval's end (the warm-up's second half). */
-  timesteps: readonly number[] = [];
-  numInferenceSteps = 0;
   /** Steps taken since setTimesteps. */
   #counter = 0;
   /** The latest ε_θ (at most four), oldest first. */
@@ -62,34 +58,20 @@ export class PNDMScheduler implements Scheduler {
   /** x_t at the start of the warm-up interval. */
   #warmupSample: Tensor | null = null;
 
-  constructor(
-    readonly config: PNDMConfig,
-    readonly ignoredConfigKeys: readonly string[] = [],
-  ) {
-    this.alphasCumprod = cumprodAlphas(makeBetas(config));
+  constructor(config: PNDMConfig, ignoredConfigKeys: readonly string[] = []) {
+    super(config, ignoredConfigKeys, cumprodAlphas(makeBetas(config)));
     this.finalAlphaCumprod = config.set_alpha_to_one ? 1 : this.alphasCumprod[0]!;
   }
 
-  static fromConfig(json: SchedulerConfigJson): PNDMScheduler {
-    const { config, ignored } = readPNDMConfig(json);
-    return new PNDMScheduler(config, ignored);
-  }
-
-  setTimesteps(numInferenceSteps: number): void {
-    const c = this.config;
-    checkInferenceSteps(this.className, numInferenceSteps, c.num_train_timesteps);
-    this.numInferenceSteps = numInferenceSteps;
-    const ts = spacedTimesteps(c.timestep_spacing, c.num_train_timesteps, numInferenceSteps, c.steps_offset);
-    // the second timestep is visited twice: the first interval is stepped once with ε(x_t), then again from
-    // x_t with the average of ε(x_t) and ε at the interval's end
-    this.timesteps = ts.length > 1 ? [ts[0]!, ts[1]!, ...ts.slice(1)] : ts;
+  /** The spaced timesteps with the second repeated (it ends the warm-up's first interval twice); clears the history. */
+  protected override schedule(n: number): readonly number[] {
+    const ts = super.schedule(n);
     this.#counter = 0;
     this.#ets = [];
     this.#warmupSample = null;
-  }
-
-  scaleModelInput(sample: Tensor, _t: number): Tensor {
-    return sample;
+    // the second timestep is visited twice: the first interval is stepped once with ε(x_t), then again from
+    // x_t with the average of ε(x_t) and ε at the interval's end
+    return ts.length > 1 ? [ts[0]!, ts[1]!, ...ts.slice(1)] : ts;
   }
 
   step(modelOutput: Tensor, t: number, sample: Tensor, opts: StepOptions = {}): StepOutput {
@@ -161,9 +143,5 @@ export class PNDMScheduler implements Scheduler {
         f32(Math.sqrt(f32(f32(alphaBar * betaBar) * alphaBarPrev))),
     );
     return sample.mul(sampleCoeff).sub(eps.mul(f32(alphaBarPrev - alphaBar)).div(denominator));
-  }
-
-  addNoise(original: Tensor, noise: Tensor, t: number | readonly number[]): Tensor {
-    return addNoiseVp(this.className, this.alphasCumprod, original, noise, t);
   }
 }

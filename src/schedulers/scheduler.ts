@@ -6,7 +6,8 @@
 // Euler's may be fractional).
 
 import { Tensor } from '../tensor/index.js';
-import { f32, type NoiseGenerator, type PredictionType } from './noise-schedule.js';
+import type { CommonSchedulerConfig, SchedulerConfigJson } from './config.js';
+import { f32, type NoiseGenerator, type PredictionType, spacedTimesteps } from './noise-schedule.js';
 
 export type SchedulerName = 'ddim' | 'ddpm' | 'euler' | 'dpmpp2m' | 'pndm';
 
@@ -53,6 +54,60 @@ export interface Scheduler {
   addNoise(original: Tensor, noise: Tensor, t: number | readonly number[]): Tensor;
 }
 
+/** A scheduler's `fromConfig`: reads a diffusers `scheduler_config.json` with its reader, then builds it. */
+export function fromConfigOf<S, C>(
+  Scheduler: new (config: C, ignoredConfigKeys: readonly string[]) => S,
+  read: (json: SchedulerConfigJson) => { config: C; ignored: string[] },
+): (json: SchedulerConfigJson) => S {
+  return (json) => {
+    const { config, ignored } = read(json);
+    return new Scheduler(config, ignored);
+  };
+}
+
+/**
+ * What every scheduler here shares: the config and the keys it ignored, ᾱ, `fromConfig`, the timestep
+ * bookkeeping of `setTimesteps`, an unscaled model input and the VP forward process (Euler overrides the
+ * last two). A scheduler gives its `step` and its static `fromConfig` (`fromConfigOf`), and overrides
+ * `schedule` where its timesteps are not diffusers' spaced ones.
+ */
+export abstract class SchedulerBase<C extends CommonSchedulerConfig> implements Scheduler {
+  abstract readonly name: SchedulerName;
+  abstract readonly className: string;
+  abstract readonly initNoiseSigma: number;
+  timesteps: readonly number[] = [];
+  /** n of the latest `setTimesteps(n)`; 0 before. */
+  numInferenceSteps = 0;
+
+  constructor(
+    readonly config: C,
+    readonly ignoredConfigKeys: readonly string[],
+    readonly alphasCumprod: readonly number[],
+  ) {}
+
+  setTimesteps(numInferenceSteps: number): void {
+    checkInferenceSteps(this.className, numInferenceSteps, this.config.num_train_timesteps);
+    this.numInferenceSteps = numInferenceSteps;
+    this.timesteps = this.schedule(numInferenceSteps);
+  }
+
+  /** The sampling timesteps of n steps (and any state they set): diffusers' "leading" / "linspace" / "trailing". */
+  protected schedule(n: number): readonly number[] {
+    const c = this.config;
+    return spacedTimesteps(c.timestep_spacing, c.num_train_timesteps, n, c.steps_offset);
+  }
+
+  scaleModelInput(sample: Tensor, _t: number): Tensor {
+    return sample;
+  }
+
+  abstract step(modelOutput: Tensor, t: number, sample: Tensor, opts?: StepOptions): StepOutput;
+
+  addNoise(original: Tensor, noise: Tensor, t: number | readonly number[]): Tensor {
+    return addNoiseVp(this.className, this.alphasCumprod, original, noise, t);
+  }
+}
+
 /** Throws when a step option that this scheduler does not use is set to a non-neutral value. */
 export function rejectStepOptions(
   className: string,
@@ -95,6 +150,21 @@ export function perRow(values: readonly number[], like: Tensor): Tensor | number
   return Tensor.from(values, [values.length, ...like.shape.slice(1).map(() => 1)]);
 }
 
+/** `addNoise`'s t as a list: one timestep for the whole batch, or one per row. */
+export function rowTimesteps(
+  className: string,
+  t: number | readonly number[],
+  like: Tensor,
+): readonly number[] {
+  const ts = typeof t === 'number' ? [t] : t;
+  if (ts.length !== 1 && ts.length !== like.shape[0]) {
+    throw new Error(
+      `${className}.addNoise: ${ts.length} timesteps for a batch of ${like.shape[0]} (give one, or one per row)`,
+    );
+  }
+  return ts;
+}
+
 /**
  * Ho et al. 2020, eq. (4): x_t = √ᾱ_t x₀ + √(1 − ᾱ_t) ε, with t per batch row or shared.
  */
@@ -105,13 +175,7 @@ export function addNoiseVp(
   noise: Tensor,
   t: number | readonly number[],
 ): Tensor {
-  const ts = typeof t === 'number' ? [t] : t;
-  if (ts.length !== 1 && ts.length !== original.shape[0]) {
-    throw new Error(
-      `${className}.addNoise: ${ts.length} timesteps for a batch of ${original.shape[0]} (give one, or one per row)`,
-    );
-  }
-  const alphaBar = ts.map((ti) => {
+  const alphaBar = rowTimesteps(className, t, original).map((ti) => {
     const a = alphasCumprod[ti];
     if (!Number.isInteger(ti) || a === undefined) {
       throw new Error(
