@@ -6,7 +6,14 @@ import { Linear, Module, ModuleList } from '../nn/index.js';
 import { GroupNorm } from '../nn/layers.js';
 import { formatShape, linear, recordsGrad, softmax, type Tensor } from '../tensor/index.js';
 import type { AttentionCall, AttentionLayerInfo } from './call.js';
-import { type AttentionFunction, attentionScores, flashAttention, softmaxAttention } from './functions.js';
+import {
+  type AttentionFunction,
+  attentionScores,
+  flashAttention,
+  mergeHeads,
+  softmaxAttention,
+  splitHeads,
+} from './functions.js';
 import type { AttentionContext, Controller, ProjectionWeights } from './hooks.js';
 
 /** Context for a forward pass with no controllers (plain inference). */
@@ -32,18 +39,6 @@ export interface AttendArgs {
   bias?: Tensor;
   /** Default 1/√headDim. */
   scale?: number;
-}
-
-/** (B, T, H·d) → (B, H, T, d) */
-function splitHeads(x: Tensor, heads: number): Tensor {
-  const [b, t] = x.shape as [number, number];
-  return x.reshape([b, t, heads, -1]).permute([0, 2, 1, 3]);
-}
-
-/** (B, H, T, d) → (B, T, H·d) */
-function mergeHeads(x: Tensor): Tensor {
-  const [b, h, t, d] = x.shape as [number, number, number, number];
-  return x.permute([0, 2, 1, 3]).reshape([b, t, h * d]);
 }
 
 function chooseFunction(

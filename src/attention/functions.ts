@@ -25,6 +25,18 @@ export interface AttentionFunction {
   runPacked?(q: Tensor, k: Tensor, v: Tensor, heads: number, scale: number): Tensor;
 }
 
+/** (B, T, H·d) → (B, H, T, d) */
+export function splitHeads(x: Tensor, heads: number): Tensor {
+  const [b, t] = x.shape as [number, number];
+  return x.reshape([b, t, heads, -1]).permute([0, 2, 1, 3]);
+}
+
+/** (B, H, T, d) → (B, T, H·d) */
+export function mergeHeads(x: Tensor): Tensor {
+  const [b, h, t, d] = x.shape as [number, number, number, number];
+  return x.permute([0, 2, 1, 3]).reshape([b, t, h * d]);
+}
+
 /** Q·Kᵀ·scale (+ bias): the logits of the reference path. */
 export function attentionScores(a: AttentionInputs): Tensor {
   const s = matmul(a.q, a.k, { transB: true, alpha: a.scale });

@@ -3,7 +3,7 @@
 // applied to the UNet's attention layers; diffusers' Pyramid Attention Broadcast is the nearest peer.
 
 import type { AttentionCall } from '../../attention/call.js';
-import { type AttentionFunction, flashAttention } from '../../attention/functions.js';
+import { type AttentionFunction, flashAttention, mergeHeads, splitHeads } from '../../attention/functions.js';
 import type { Controller } from '../../attention/hooks.js';
 import { gather, Tensor } from '../../tensor/index.js';
 import { windowAttention } from '../function/window-attention.js';
@@ -195,22 +195,20 @@ export class AttentionCaching extends PlannedCache<AttentionCall, CacheMethod> i
 
   #full(a: Packed): Tensor {
     if (this.#fn.runPacked) return this.#fn.runPacked(a.q, a.k, a.v, a.heads, a.scale);
-    return merge(
-      this.#fn.run({
-        q: split(a.q, a.heads),
-        k: split(a.k, a.heads),
-        v: split(a.v, a.heads),
-        scale: a.scale,
-      }),
-    );
+    return runSplit(this.#fn, a);
   }
 
   #windowed(call: AttentionCall, a: Packed): Tensor {
-    const fn = this.#window(call) as AttentionFunction;
-    return merge(
-      fn.run({ q: split(a.q, a.heads), k: split(a.k, a.heads), v: split(a.v, a.heads), scale: a.scale }),
-    );
+    return runSplit(this.#window(call) as AttentionFunction, a);
   }
+}
+
+/** Runs `fn` on packed tensors, split per head: (B, T, H·d) in and out. */
+function runSplit(fn: AttentionFunction, a: Packed): Tensor {
+  const h = a.heads;
+  return mergeHeads(
+    fn.run({ q: splitHeads(a.q, h), k: splitHeads(a.k, h), v: splitHeads(a.v, h), scale: a.scale }),
+  );
 }
 
 interface Packed {
@@ -220,16 +218,4 @@ interface Packed {
   v: Tensor;
   heads: number;
   scale: number;
-}
-
-/** (B, T, H·d) → (B, H, T, d) */
-function split(x: Tensor, heads: number): Tensor {
-  const [b, t] = x.shape as [number, number];
-  return x.reshape([b, t, heads, -1]).permute([0, 2, 1, 3]);
-}
-
-/** (B, H, T, d) → (B, T, H·d) */
-function merge(x: Tensor): Tensor {
-  const [b, h, t, d] = x.shape as [number, number, number, number];
-  return x.permute([0, 2, 1, 3]).reshape([b, t, h * d]);
 }

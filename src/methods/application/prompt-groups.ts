@@ -96,15 +96,19 @@ export function groupControllers(groups: readonly PromptGroup[], name = 'PromptG
     batch: part.batch,
   });
   const applies = (c: Controller, call: AttentionCall) => !c.appliesTo || c.appliesTo(call);
+  /** A hook that runs `hook` of each group's controllers that `use` the call, in order, on the group's rows. */
   const chain =
-    (hook: 'scores' | 'map' | 'output') =>
-    (call: AttentionCall, x: Tensor): Tensor =>
+    <C extends AttentionCall | BlockCall>(
+      hook: 'scores' | 'map' | 'output' | 'resnet' | 'transformer',
+      use: (c: Controller, call: C) => boolean,
+    ) =>
+    (call: C, x: Tensor): Tensor =>
       perRows(x, partsOf(groups, call.batch), (part, rows) => {
         const sub = subCall(call, part);
         let y = rows;
         for (const c of part.group.controllers) {
-          const f = c[hook];
-          if (f && applies(c, sub)) y = f.call(c, sub, y);
+          const f = c[hook] as ((call: C, x: Tensor) => Tensor) | undefined;
+          if (f && use(c, sub)) y = f.call(c, sub, y);
         }
         return y;
       });
@@ -117,9 +121,9 @@ export function groupControllers(groups: readonly PromptGroup[], name = 'PromptG
       );
     },
   };
-  if (has('scores')) controller.scores = chain('scores');
-  if (has('map')) controller.map = chain('map');
-  if (has('output')) controller.output = chain('output');
+  if (has('scores')) controller.scores = chain('scores', applies);
+  if (has('map')) controller.map = chain('map', applies);
+  if (has('output')) controller.output = chain('output', applies);
   if (has('features')) {
     controller.features = (call: AttentionCall, f: Features): Features => {
       const parts = partsOf(groups, call.batch);
@@ -145,20 +149,9 @@ export function groupControllers(groups: readonly PromptGroup[], name = 'PromptG
       return q === f.q && k === f.k && v === f.v ? f : { q, k, v };
     };
   }
-  const blockChain =
-    (hook: 'resnet' | 'transformer') =>
-    (call: BlockCall, h: Tensor): Tensor =>
-      perRows(h, partsOf(groups, call.batch), (part, rows) => {
-        const sub = subCall(call, part);
-        let y = rows;
-        for (const c of part.group.controllers) {
-          const f = c[hook];
-          if (f) y = f.call(c, sub, y);
-        }
-        return y;
-      });
-  if (has('resnet')) controller.resnet = blockChain('resnet');
-  if (has('transformer')) controller.transformer = blockChain('transformer');
+  // block hooks are not filtered by appliesTo (it takes attention calls)
+  if (has('resnet')) controller.resnet = chain<BlockCall>('resnet', () => true);
+  if (has('transformer')) controller.transformer = chain<BlockCall>('transformer', () => true);
   // step callbacks: latents have one row per prompt
   const stepParts = (state: StepState) => partsOf(groups, state.batch, true);
   if (has('beforeStep')) {
