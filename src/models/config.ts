@@ -5,12 +5,41 @@ import { join } from 'node:path';
 
 export type JsonConfig = Record<string, unknown>;
 
+/** Deepest nesting of arrays and objects a config file may have (diffusers' configs nest 2 levels). */
+export const MAX_CONFIG_DEPTH = 32;
+
+/** The nesting depth of JSON text, counted outside strings, stopping once past `limit`; linear, no recursion. */
+function jsonDepth(text: string, limit: number): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length && max <= limit; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b)
+      max = Math.max(max, ++depth); // [ {
+    else if (c === 0x5d || c === 0x7d) depth--; // ] }
+  }
+  return max;
+}
+
 export function readConfig(dir: string, file = 'config.json'): JsonConfig {
   const path = join(dir, file);
   if (!existsSync(path)) throw new Error(`missing ${path}: a diffusers model folder needs ${file} in ${dir}`);
+  const text = readFileSync(path, 'utf8');
+  if (jsonDepth(text, MAX_CONFIG_DEPTH) > MAX_CONFIG_DEPTH) {
+    throw new Error(
+      `${path}: JSON nested more than ${MAX_CONFIG_DEPTH} levels deep; a config file is a flat object of ` +
+        'settings, so this one is corrupt or not a config',
+    );
+  }
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(path, 'utf8'));
+    parsed = JSON.parse(text);
   } catch (e) {
     throw new Error(`${path} is not valid JSON: ${(e as Error).message}`);
   }
@@ -86,17 +115,65 @@ export class ConfigReader {
   require(key: string, supported: readonly unknown[]): void {
     const v = this.cfg[key];
     if (v === undefined) return;
-    if (!supported.some((s) => JSON.stringify(s) === JSON.stringify(v))) {
+    if (!supported.some((s) => sameJson(s, v))) {
       throw new Error(
-        `${this.where}: config key '${key}' = ${JSON.stringify(v)} is not supported by attnkit ` +
-          `(supported: ${supported.map((s) => JSON.stringify(s)).join(', ')})`,
+        `${this.where}: config key '${key}' = ${preview(v)} is not supported by attnkit ` +
+          `(supported: ${supported.map((s) => preview(s)).join(', ')})`,
       );
     }
   }
 
   private bad(key: string, what: string): Error {
-    return new Error(
-      `${this.where}: config key '${key}' must be ${what}, got ${JSON.stringify(this.cfg[key])}`,
+    return new Error(`${this.where}: config key '${key}' must be ${what}, got ${preview(this.cfg[key])}`);
+  }
+}
+
+/** JSON equality of a (small) supported value and a config value, walking no deeper than the former. */
+function sameJson(expected: unknown, v: unknown): boolean {
+  if (Array.isArray(expected)) {
+    return Array.isArray(v) && v.length === expected.length && expected.every((x, i) => sameJson(x, v[i]));
+  }
+  if (typeof expected === 'object' && expected !== null) {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+    const keys = Object.keys(expected);
+    return (
+      keys.length === Object.keys(v).length &&
+      keys.every((k) => Object.hasOwn(v, k) && sameJson((expected as JsonConfig)[k], (v as JsonConfig)[k]))
     );
   }
+  return expected === v;
+}
+
+/**
+ * A JSON-like preview of a config value, at most `max` characters; it walks only as much of the value as it
+ * prints, so a huge or deeply nested value (JSON.stringify would overflow the stack) costs nothing.
+ */
+function preview(v: unknown, max = 80): string {
+  if (v === undefined) return 'nothing';
+  let out = '';
+  const put = (s: string): boolean => {
+    out += s;
+    return out.length <= max;
+  };
+  const walk = (x: unknown): boolean => {
+    if (typeof x === 'string') return put(JSON.stringify(x.slice(0, max)));
+    if (Array.isArray(x)) {
+      if (!put('[')) return false;
+      for (let i = 0; i < x.length; i++) if ((i > 0 && !put(',')) || !walk(x[i])) return false;
+      return put(']');
+    }
+    if (typeof x === 'object' && x !== null) {
+      if (!put('{')) return false;
+      let first = true;
+      for (const key in x) {
+        if (!Object.hasOwn(x, key)) continue;
+        if ((!first && !put(',')) || !walk(key) || !put(':') || !walk((x as JsonConfig)[key])) return false;
+        first = false;
+      }
+      return put('}');
+    }
+    return put(typeof x === 'number' && !Number.isFinite(x) ? 'null' : String(x)); // as JSON writes it
+  };
+  walk(v);
+  return out.length > max ? `${out.slice(0, max - 3)}...` : out;
 }
