@@ -12,7 +12,7 @@
 //    and for the two best shapes that scale ×0.94 and ×1.06 too; the best soft IoU names the shape and
 //    gives scale and centre, hence size (scale against sizeThreshold) and grid cell (centre).
 
-import { formatShape, type Tensor } from '../../tensor/tensor.js';
+import { formatShape, type Tensor } from '../../index.js';
 import { fitBackground } from './background.js';
 import { placementWindow, rasterize, SHAPES, type ShapeName, unitMoments } from './geometry.js';
 import { type Cell, cellAt } from './grid.js';

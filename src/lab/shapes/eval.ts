@@ -10,7 +10,7 @@
 // when every object is correct, every relation holds and the background tone, where given, is right;
 // extra detected objects do not count against it (`countCorrect` reports them).
 
-import type { Tensor } from '../../tensor/tensor.js';
+import type { Tensor } from '../../index.js';
 import { parseCaption } from './caption.js';
 import { type DetectedObject, type Detection, type DetectOptions, detectObjects } from './detect.js';
 import { type Relation, relationHolds, sameCell } from './grid.js';

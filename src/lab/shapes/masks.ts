@@ -4,7 +4,7 @@
 // A mask is an (H, W) array of numbers — a Tensor of any shape with H·W elements, or a typed array —
 // row-major. Binary masks count a pixel in when its value is > 0.5.
 
-import { Tensor } from '../../tensor/tensor.js';
+import { Tensor } from '../../index.js';
 
 export type MaskLike = Tensor | Float32Array | Uint8Array | readonly number[];
 

@@ -5,8 +5,7 @@
 // change the background's brightness by a few levels out of 255 (equally in R, G, B): 'noise' ±8 per
 // pixel, 'stripes' ±7 along diagonals (period 8 px at 64 × 64), 'gradient' ±12 from top to bottom.
 
-import { Generator } from '../../tensor/random.js';
-import { Tensor } from '../../tensor/tensor.js';
+import { Generator, Tensor } from '../../index.js';
 import { rasterize } from './geometry.js';
 import { PALETTE } from './palette.js';
 import type { Background, Scene } from './scene.js';

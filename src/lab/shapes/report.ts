@@ -1,7 +1,7 @@
 // ShapesEval over many prompts: per-prompt reports, the summary rates, and both as a text table and JSON
 // (what `attnkit eval` prints and writes).
 
-import type { Tensor } from '../../tensor/tensor.js';
+import type { Tensor } from '../../index.js';
 import type { DetectOptions } from './detect.js';
 import { evaluate, type ObjectReport, type SceneReport } from './eval.js';
 import { cellPhrase } from './grid.js';

@@ -6,7 +6,7 @@
 // Objects sit in distinct cells with a small jitter and are resampled until no two of them touch (at
 // least one pixel of pure background between them) and none touches the image border.
 
-import { Generator } from '../../tensor/random.js';
+import { Generator } from '../../index.js';
 import { rasterize, SHAPES, type ShapeName } from './geometry.js';
 import { type Cell, cellCenter, cellRelations, type Relation } from './grid.js';
 import {
