@@ -2,9 +2,7 @@
 // same seed; ShapesEval scores every image against its prompt, and every prompt object's detected box is
 // compared with the box of the same object in the reference method's image (mean IoU).
 
-import { evaluate, type SceneReport } from '../lab/shapes/index.js';
-import type { Box } from '../lab/shapes/render.js';
-import { HELD_OUT_SEED_BASE, heldOutPrompts } from '../lab/shapes-eval.js';
+import { type Box, evaluate, HELD_OUT_SEED_BASE, heldOutPrompts, type SceneReport } from '../lab/index.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { Tensor } from '../tensor/index.js';
 import { cacheCounts, calibrateOn, type Measured, method } from './bench-methods.js';

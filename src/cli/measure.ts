@@ -12,12 +12,13 @@ import {
   EDIT_BLEND_THRESHOLD,
   type EditMeasurements,
   editsMarkdown,
+  evalMarkdown,
+  formatSummary,
   MEASUREMENTS,
   type MeasurementName,
   measureEdits,
-} from '../lab/measure/edits.js';
-import { formatSummary } from '../lab/shapes/index.js';
-import { evalMarkdown, type ShapesEvalRun } from '../lab/shapes-eval.js';
+  type ShapesEvalRun,
+} from '../lab/index.js';
 import { HEAT_MAP_SIDE, HEAT_MAP_THRESHOLD } from '../pipelines/heatmaps.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { float, int } from './args.js';

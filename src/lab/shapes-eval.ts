@@ -1,10 +1,8 @@
 // ShapesEval of a text-to-image model on held-out prompts of the Shapes world (issue 4's "Done when"), and the
 // first attention metric: each object's shape-word heat-map against that object's mask.
 //
-// Held-out prompts are the captions of scenes whose seeds lie at or above 10⁹. Training draws the scenes of
-// seeds dataSeed·10⁷ + k, k < 10⁷, for the data seeds 1, 2 and 3 (src/training/data.ts, shapes.ts), so every
-// data seed below 100 stays under 10⁹: the two sets never meet. The initial noise of each prompt is seeded by
-// its scene seed alone, so a prompt's image does not depend on the batch it was generated in.
+// The held-out prompts and their seeds are seeds.ts's; the initial noise of each prompt is seeded by its scene
+// seed alone, so a prompt's image does not depend on the batch it was generated in. report.ts writes the runs.
 //
 // Heat-maps: the cross-attention of the conditional rows is stored over the last third of the steps (16 × 16
 // maps by default), aggregated as DAAM (per head upsampled bicubically to the latent size, clamped, averaged),
@@ -13,72 +11,36 @@
 // template (shape, centre, scale) the detector fitted, rasterised, coverage ≥ 0.5. Generated images have no
 // ground truth, so the detector's mask stands in for it.
 
-import { type AttentionMaskOptions, attentionMask } from '../methods/application/attention-mask.js';
-import { AttentionStore } from '../methods/map/attention-store.js';
-import { aggregateCrossAttention, GlobalHeatMap } from '../methods/map/heatmap.js';
-import { defaultHeatResolutions, HEAT_MAP_THRESHOLD, heatStepRange } from '../pipelines/heatmaps.js';
-import type { StableDiffusion } from '../pipelines/stable-diffusion.js';
-import { initialNoise } from '../pipelines/stable-diffusion.js';
-import type { SchedulerName } from '../schedulers/index.js';
-import { concat, type Tensor } from '../tensor/index.js';
 import {
-  type Caption,
-  captionOf,
-  type DetectedObject,
-  type Detection,
+  type AttentionMaskOptions,
+  AttentionStore,
+  aggregateCrossAttention,
+  attentionMask,
+  concat,
+  defaultHeatResolutions,
+  GlobalHeatMap,
+  HEAT_MAP_THRESHOLD,
+  heatStepRange,
+  initialNoise,
+  type SchedulerName,
+  type StableDiffusion,
+  type Tensor,
+} from '../index.js';
+import { Pace } from './jobs.js';
+import { copiesMask, detectedMask, mean } from './metrics.js';
+import { type HeldOutPrompt, heldOutPrompts, heldOutSeed } from './seeds.js';
+import {
   type EvalSummary,
   evaluate,
-  formatSummary,
   maskIoU,
   type Rate,
-  rasterize,
   renderScene,
-  type Scene,
   type SceneReport,
-  sampleScene,
   summarize,
 } from './shapes/index.js';
 
-/** First scene seed of the held-out prompts. */
-export const HELD_OUT_SEED_BASE = 1_000_000_000;
-
-/** Scene seeds per data seed in training (src/training/data.ts: exampleSeed = dataSeed·10⁷ + k). */
-export const TRAINING_SEED_STRIDE = 10_000_000;
-
-/** The data seeds `attnkit train shapes` draws scenes from: VAE, UNet and vocabulary (src/training/shapes.ts). */
-export const TRAINING_DATA_SEEDS: readonly number[] = [1, 2, 3];
-
-/** The scene-seed ranges [start, end) that training draws from. */
-export function trainingSeedRanges(dataSeeds: readonly number[] = TRAINING_DATA_SEEDS): [number, number][] {
-  return dataSeeds.map((d) => [d * TRAINING_SEED_STRIDE, (d + 1) * TRAINING_SEED_STRIDE]);
-}
-
-/** Scene seed of held-out prompt `i` (0-based). */
-export function heldOutSeed(i: number): number {
-  if (!Number.isInteger(i) || i < 0)
-    throw new Error(`heldOutSeed: index must be a non-negative integer, got ${i}`);
-  return HELD_OUT_SEED_BASE + i;
-}
-
-/** Seeds of held-out prompts [start, start + n). */
-export function heldOutSeeds(n: number, start = 0): number[] {
-  return Array.from({ length: n }, (_, i) => heldOutSeed(start + i));
-}
-
-export interface HeldOutPrompt {
-  /** Scene seed; also seeds the initial noise. */
-  seed: number;
-  scene: Scene;
-  caption: Caption;
-}
-
-/** Held-out prompts [start, start + n): scenes of the held-out seeds and their captions. */
-export function heldOutPrompts(n: number, start = 0): HeldOutPrompt[] {
-  return heldOutSeeds(n, start).map((seed) => {
-    const scene = sampleScene(seed);
-    return { seed, scene, caption: captionOf(scene) };
-  });
-}
+// Until src/lab/train-data.ts and its test import them from seeds.ts (or the lab's entry, index.ts):
+export { heldOutSeed, TRAINING_SEED_STRIDE } from './seeds.js';
 
 /** Initial latents (n, C, h, w): one row per seed, each seeded alone (as `initialNoise`). */
 export function seededLatents(
@@ -90,33 +52,6 @@ export function seededLatents(
     seeds.map((s) => initialNoise(sd, s, scheduler)),
     0,
   );
-}
-
-/** The mask (H, W) of a detected object: its fitted template rasterised, coverage ≥ 0.5. */
-export function detectedMask(d: DetectedObject, width: number, height: number): Float32Array {
-  const cover = rasterize({ shape: d.shape, cx: d.cx, cy: d.cy, scale: d.scale }, width, height);
-  return Float32Array.from(cover, (c) => (c >= 0.5 ? 1 : 0));
-}
-
-/**
- * The union of the detected templates of every detected object with this colour and shape: all the copies of
- * an object a generated image shows (a model that draws "a red circle" twice), or null when there is none.
- */
-export function copiesMask(
-  detection: Detection,
-  object: { color: string; shape: string },
-  width: number,
-  height: number,
-): Float32Array | null {
-  const copies = detection.objects.filter((d) => d.color === object.color && d.shape === object.shape);
-  if (copies.length === 0) return null;
-  const out = new Float32Array(width * height);
-  for (const d of copies) {
-    detectedMask(d, width, height).forEach((v, p) => {
-      if (v > 0) out[p] = 1;
-    });
-  }
-  return out;
 }
 
 export interface ShapesEvalOptions {
@@ -250,8 +185,6 @@ export function headlineOf(summary: EvalSummary): EvalHeadline {
   };
 }
 
-const mean = (xs: readonly number[]) => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
-
 /** Generates the held-out prompts in batches and scores every image with ShapesEval. */
 export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {}): ShapesEvalRun {
   const n = opts.prompts ?? 200;
@@ -276,13 +209,10 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
   const heat: HeatMapObjectScore[] = [];
   let truncated = 0;
   const images: Tensor[] = [];
-  const deadline = t0 + (opts.minutes ?? Number.POSITIVE_INFINITY) * 60_000;
+  const pace = new Pace(t0 + (opts.minutes ?? Number.POSITIVE_INFINITY) * 60_000);
   let generated = 0;
   for (let b = 0; b < n; b += batchSize) {
-    if (b > 0) {
-      const now = performance.now();
-      if (now + (now - t0) / (b / batchSize) > deadline) break;
-    }
+    if (!pace.fits()) break;
     const batch = prompts.slice(b, b + batchSize);
     const store =
       b < heatN
@@ -352,6 +282,7 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
       });
     });
     generated = Math.min(b + batchSize, n);
+    pace.tick();
     opts.onProgress?.(generated, n);
   }
   const summary = summarize(rows.map((r) => r.report));
@@ -410,122 +341,4 @@ function roundTrip(
     ),
   );
   return { images: sd.decodeLatents(latents), latents };
-}
-
-const pct = (r: Rate) => (r.rate === null ? '—' : `${(100 * r.rate).toFixed(1)}%`);
-const frac = (r: Rate) => `${r.correct}/${r.total}`;
-const verdict = (ok: boolean | null) => (ok === null ? 'n/a' : ok ? 'pass' : 'FAIL');
-const atLeast = (r: Rate, t: number) => (r.rate === null ? null : r.rate >= t);
-
-/** The issue-4 targets as rows: name, measured, target, verdict. */
-export function headlineRows(run: ShapesEvalRun): [string, string, string, string][] {
-  const h = run.headline;
-  const rows: [string, string, string, string][] = [
-    [
-      '1-object prompts: colour + shape',
-      `${pct(h.singleColorShape)} (${frac(h.singleColorShape)})`,
-      '≥ 90%',
-      verdict(atLeast(h.singleColorShape, 0.9)),
-    ],
-    [
-      '2-object prompts: both colour + shape',
-      `${pct(h.twoColorShape)} (${frac(h.twoColorShape)})`,
-      '≥ 70%',
-      verdict(atLeast(h.twoColorShape, 0.7)),
-    ],
-    ['2-object prompts: both fully correct', `${pct(h.twoAllCorrect)} (${frac(h.twoAllCorrect)})`, '—', ''],
-    [
-      'position (where the prompt gives one)',
-      `${pct(h.position)} (${frac(h.position)})`,
-      '≥ 70%',
-      verdict(atLeast(h.position, 0.7)),
-    ],
-  ];
-  const m = run.heatMaps;
-  if (m) {
-    const iou = m.meanIoU === null ? '—' : m.meanIoU.toFixed(3);
-    rows.push([
-      `heat-map IoU, shape word (th ${m.threshold}, steps ${m.steps?.join(':') ?? 'all'}${m.resolutions ? `, maps ${m.resolutions.join('/')}` : ''}), ` +
-        `${m.matched}/${m.objects - m.truncated} objects matched`,
-      iou,
-      '≥ 0.5',
-      verdict(m.meanIoU === null ? null : m.meanIoU >= 0.5),
-    ]);
-    rows.push(['  same, Otsu threshold', m.meanIoUOtsu === null ? '—' : m.meanIoUOtsu.toFixed(3), '', '']);
-    rows.push([
-      '  same, unmatched objects as 0',
-      m.meanIoUWithMissing === null ? '—' : m.meanIoUWithMissing.toFixed(3),
-      '',
-      '',
-    ]);
-    if (m.meanIoUCopies !== undefined)
-      rows.push([
-        '  same, mask of every detected copy of the object',
-        m.meanIoUCopies === null ? '—' : m.meanIoUCopies.toFixed(3),
-        '',
-        '',
-      ]);
-  }
-  return rows;
-}
-
-function alignRows(rows: readonly (readonly string[])[]): string[] {
-  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-  return rows.map((r) =>
-    r
-      .map((v, c) => v.padEnd(widths[c]!))
-      .join('  ')
-      .trimEnd(),
-  );
-}
-
-/** The run as text: the issue-4 targets, then ShapesEval's full summary. */
-export function formatEvalRun(run: ShapesEvalRun): string {
-  const c = run.config;
-  const lines = [
-    `${c.mode === 'reconstruct' ? 'VAE round trips of the rendered scenes of ' : ''}` +
-      `held-out prompts ${c.start}..${c.start + c.prompts - 1} (scene seeds ${c.seeds[0]}..${c.seeds[1]})` +
-      `${c.prompts < c.asked ? ` — ${c.prompts} of the ${c.asked} asked, the time budget ran out` : ''}, ` +
-      `${c.scheduler} ${c.steps} steps, guidance ${c.guidanceScale}` +
-      `${c.guidanceRescale ? ` rescaled by ${c.guidanceRescale}` : ''}, ${run.seconds.toFixed(1)} s`,
-    '',
-    ...alignRows([['target', 'measured', 'goal', ''], ...headlineRows(run)]),
-  ];
-  if (run.heatMaps) lines.push(`note: ${run.heatMaps.maskSource}`);
-  lines.push('', formatSummary(run.summary));
-  return lines.join('\n');
-}
-
-/** The issue-4 targets as a markdown table. */
-export function evalMarkdown(run: ShapesEvalRun): string {
-  const rows = [['metric', 'measured', 'target', ''], ...headlineRows(run)];
-  return [
-    `| ${rows[0]!.join(' | ')} |`,
-    '|---|---|---|---|',
-    ...rows.slice(1).map((r) => `| ${r.join(' | ')} |`),
-  ].join('\n');
-}
-
-/** JSON of the run (config, headline, summary, heat-maps, then per-prompt rows; images left out). */
-export function evalRunJSON(run: ShapesEvalRun): string {
-  const { images: _, rows, ...rest } = run;
-  return JSON.stringify(
-    {
-      ...rest,
-      rows: rows.map((r) => ({
-        index: r.index,
-        seed: r.seed,
-        caption: r.caption,
-        report: stripDetection(r.report),
-      })),
-    },
-    null,
-    2,
-  );
-}
-
-/** A report without the detector's full object list (kept: the matched objects, the background). */
-function stripDetection(report: SceneReport): Omit<SceneReport, 'detection'> & { detected: number } {
-  const { detection, ...rest } = report;
-  return { ...rest, detected: detection.objects.length };
 }
