@@ -4,7 +4,8 @@
 
 import { GroupNorm, LayerNorm } from '../nn/index.js';
 import { Tensor } from '../tensor/index.js';
-import { parseUNetConfig, UNet2DConditionModel } from './unet2d-condition.js';
+import { UNet2DConditionModel } from './unet2d-condition.js';
+import { parseUNetConfig } from './unet2d-config.js';
 
 /** Stable Diffusion 1.5's unet/config.json (the architecture; the weights here are random). */
 export const SD15_UNET_CONFIG = {

@@ -1,6 +1,7 @@
 // The building blocks of Stable Diffusion's UNet and VAE, with diffusers' parameter names:
 // timestep embedding, ResnetBlock2D, Downsample2D / Upsample2D, Transformer2DModel and
-// BasicTransformerBlock (self-attention, cross-attention, GEGLU feed-forward).
+// BasicTransformerBlock (self-attention, cross-attention, GEGLU feed-forward), and the UNet's down / up
+// blocks (one class) and middle block.
 
 import type { BlockCall, ResnetCall, TransformerCall } from '../attention/call.js';
 import { type AttentionContext, type BlockBranch, blockTokenReduction } from '../attention/hooks.js';
@@ -316,6 +317,130 @@ export class Transformer2DModel extends Module {
       return this.proj_out.forward(y).reshape([b, h, w, -1]).permute([0, 3, 1, 2]);
     }
     return this.proj_out.forward(y.reshape([b, h, w, -1]).permute([0, 3, 1, 2]));
+  }
+}
+
+// UNet blocks
+
+/** One down or up block of the UNet (diffusers' DownBlock2D, CrossAttnDownBlock2D, UpBlock2D, CrossAttnUpBlock2D). */
+export interface UNetBlockConfig {
+  inChannels: number;
+  outChannels: number;
+  /** Up blocks only: the previous block's output channels. Its presence makes the block an up block. */
+  prevOutputChannels?: number;
+  tembChannels: number;
+  numLayers: number;
+  groups: number;
+  eps: number;
+  /** The Transformer2DModel after each resnet (the CrossAttn… blocks); undefined for plain blocks. */
+  transformer?: TransformerConfig;
+  /** Whether the block ends with a Downsample2D (down) or an Upsample2D (up). */
+  resample: boolean;
+  /** The Downsample2D's padding (down blocks). */
+  downsamplePadding: number;
+}
+
+/**
+ * A down or up block (as mlx-examples' UNetBlock2D): resnets, each followed by a transformer in the
+ * CrossAttn… blocks, then a resampler. An up block's resnets each take the next skip connection
+ * concatenated on channels; a down block hands every intermediate state on as a skip connection.
+ */
+export class UNetBlock2D extends Module {
+  resnets: ModuleList<ResnetBlock2D>;
+  attentions?: ModuleList<Transformer2DModel>;
+  downsamplers?: ModuleList<Downsample2D>;
+  upsamplers?: ModuleList<Upsample2D>;
+
+  constructor(b: UNetBlockConfig) {
+    super();
+    const up = b.prevOutputChannels !== undefined;
+    this.resnets = new ModuleList(
+      Array.from({ length: b.numLayers }, (_, j) => {
+        // down: in → out, then out → out; up: (previous block's out, then out) + the skip's channels
+        const first = up ? (b.prevOutputChannels as number) : b.inChannels;
+        const skip = up ? (j === b.numLayers - 1 ? b.inChannels : b.outChannels) : 0;
+        return new ResnetBlock2D({
+          inChannels: (j === 0 ? first : b.outChannels) + skip,
+          outChannels: b.outChannels,
+          tembChannels: b.tembChannels,
+          groups: b.groups,
+          eps: b.eps,
+        });
+      }),
+    );
+    const t = b.transformer;
+    if (t)
+      this.attentions = new ModuleList(Array.from({ length: b.numLayers }, () => new Transformer2DModel(t)));
+    if (b.resample && up) this.upsamplers = new ModuleList([new Upsample2D(b.outChannels)]);
+    if (b.resample && !up)
+      this.downsamplers = new ModuleList([new Downsample2D(b.outChannels, b.downsamplePadding)]);
+  }
+
+  /**
+   * Up blocks consume `skips` from its end and upsample to `upsampleSize` (the next skip's spatial size).
+   * Returns the output and the states a down block hands to the up path as skip connections.
+   */
+  forward(
+    x: Tensor,
+    temb: Tensor,
+    context: Tensor,
+    ctx?: AttentionContext,
+    skips?: Tensor[],
+    upsampleSize?: readonly [number, number],
+  ): [Tensor, Tensor[]] {
+    const states: Tensor[] = [];
+    this.resnets.items.forEach((resnet, j) => {
+      const input = skips ? catChannels(x, skips.pop() as Tensor) : x;
+      x = resnet.forward(input, temb, ctx);
+      if (this.attentions) x = this.attentions.at(j).forward(x, context, ctx);
+      states.push(x);
+    });
+    if (this.downsamplers) {
+      x = this.downsamplers.at(0).forward(x);
+      states.push(x);
+    }
+    if (this.upsamplers) x = this.upsamplers.at(0).forward(x, upsampleSize);
+    return [x, states];
+  }
+}
+
+/** UNetMidBlock2DCrossAttn: at the bottom of the UNet, channels unchanged. */
+export interface UNetMidBlockConfig {
+  channels: number;
+  tembChannels: number;
+  groups: number;
+  eps: number;
+  outputScaleFactor: number;
+  transformer: TransformerConfig;
+}
+
+/** UNetMidBlock2DCrossAttn: resnet, then (transformer, resnet) pairs. */
+export class UNetMidBlock2D extends Module {
+  attentions: ModuleList<Transformer2DModel>;
+  resnets: ModuleList<ResnetBlock2D>;
+
+  constructor(b: UNetMidBlockConfig) {
+    super();
+    const resnet = () =>
+      new ResnetBlock2D({
+        inChannels: b.channels,
+        outChannels: b.channels,
+        tembChannels: b.tembChannels,
+        groups: b.groups,
+        eps: b.eps,
+        outputScaleFactor: b.outputScaleFactor,
+      });
+    this.attentions = new ModuleList([new Transformer2DModel(b.transformer)]);
+    this.resnets = new ModuleList([resnet(), resnet()]);
+  }
+
+  forward(x: Tensor, temb: Tensor, context: Tensor, ctx?: AttentionContext): Tensor {
+    x = this.resnets.at(0).forward(x, temb, ctx);
+    this.attentions.items.forEach((attn, i) => {
+      x = attn.forward(x, context, ctx);
+      x = this.resnets.at(i + 1).forward(x, temb, ctx);
+    });
+    return x;
   }
 }
 

@@ -20,7 +20,7 @@ import {
 import { PlugAndPlay, type PlugAndPlayOptions } from '../methods/feature/plug-and-play.js';
 import { tokenIndicesOrNone } from '../methods/map/token-alignment.js';
 import { ResnetBlock2D } from '../models/unet-blocks.js';
-import { crossAttentionSides } from '../models/unet2d-condition.js';
+import { crossAttentionSides } from '../models/unet2d-config.js';
 import { concat, type Tensor } from '../tensor/index.js';
 import { type DDIMInversion, ddimInvert, followTrajectory } from './inversion.js';
 import type { StableDiffusion, StepEvent } from './stable-diffusion.js';

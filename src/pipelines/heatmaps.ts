@@ -6,7 +6,7 @@ import { AttentionStore } from '../methods/map/attention-store.js';
 import { aggregateCrossAttention, GlobalHeatMap } from '../methods/map/heatmap.js';
 import { selfAttentionComponents } from '../methods/map/self-attention-components.js';
 import type { ResizeMode } from '../methods/map/upsample.js';
-import { crossAttentionSides } from '../models/unet2d-condition.js';
+import { crossAttentionSides } from '../models/unet2d-config.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import { formatShape, type Tensor } from '../tensor/index.js';
 import { inversionStepRange, invertBatch } from './inversion.js';

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { parseVAEConfig } from '../../../src/models/autoencoder-kl.js';
 import { parseCLIPTextConfig } from '../../../src/models/clip-text.js';
 import { ConfigReader, readConfig } from '../../../src/models/config.js';
-import { parseUNetConfig } from '../../../src/models/unet2d-condition.js';
+import { parseUNetConfig } from '../../../src/models/unet2d-config.js';
 import { readModelIndex } from '../../../src/pipelines/load.js';
 import { loadScheduler, schedulerFromConfig } from '../../../src/schedulers/index.js';
 import { repoRoot } from '../../helpers/fixtures.js';

@@ -26,7 +26,7 @@ import {
   trainingSeedRanges,
 } from '../../../src/lab/index.js';
 import { exampleSeed, shapesExamples, shapesTrainingData } from '../../../src/lab/train-data.js';
-import { crossAttentionSides } from '../../../src/models/unet2d-condition.js';
+import { crossAttentionSides } from '../../../src/models/unet2d-config.js';
 import { defaultHeatResolutions } from '../../../src/pipelines/heatmaps.js';
 import { StableDiffusion } from '../../../src/pipelines/stable-diffusion.js';
 import { vocabularyCaptions } from '../../../src/train/shapes.js';
