@@ -5,90 +5,25 @@ import { Attention, assignAttentionLayers } from '../attention/attention.js';
 import type { AttentionContext } from '../attention/hooks.js';
 import { Conv2d, GroupNorm, loadStateDict, Module, ModuleList } from '../nn/index.js';
 import { formatShape, type Tensor } from '../tensor/index.js';
-import { ConfigReader, type JsonConfig } from './config.js';
+import type { JsonConfig } from './config.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './unet-blocks.js';
-
-export interface VAEConfig {
-  inChannels: number;
-  outChannels: number;
-  latentChannels: number;
-  blockOutChannels: number[];
-  layersPerBlock: number;
-  normNumGroups: number;
-  sampleSize: number;
-  scalingFactor: number;
-}
-
-export function parseVAEConfig(json: JsonConfig, where = 'vae/config.json'): VAEConfig {
-  const r = new ConfigReader(json, where);
-  r.require('_class_name', ['AutoencoderKL']);
-  r.require('act_fn', ['silu']);
-  r.require('use_quant_conv', [true]);
-  r.require('use_post_quant_conv', [true]);
-  r.require('mid_block_add_attention', [true]);
-  r.require('shift_factor', [null]);
-  r.require('latents_mean', [null]);
-  r.require('latents_std', [null]);
-  const boc = r.ints('block_out_channels');
-  const down = r.strings('down_block_types');
-  const up = r.strings('up_block_types');
-  if (down.some((t) => t !== 'DownEncoderBlock2D') || down.length !== boc.length) {
-    throw new Error(
-      `${where}: 'down_block_types' must be ${boc.length} × DownEncoderBlock2D, got ${JSON.stringify(down)}`,
-    );
-  }
-  if (up.some((t) => t !== 'UpDecoderBlock2D') || up.length !== boc.length) {
-    throw new Error(
-      `${where}: 'up_block_types' must be ${boc.length} × UpDecoderBlock2D, got ${JSON.stringify(up)}`,
-    );
-  }
-  return {
-    inChannels: r.int('in_channels', 3),
-    outChannels: r.int('out_channels', 3),
-    latentChannels: r.int('latent_channels', 4),
-    blockOutChannels: boc,
-    layersPerBlock: r.int('layers_per_block', 1),
-    normNumGroups: r.int('norm_num_groups', 32),
-    sampleSize: r.int('sample_size', 32),
-    scalingFactor: r.number('scaling_factor', 0.18215),
-  };
-}
+import { parseVAEConfig, type VAEConfig } from './vae-config.js';
 
 const EPS = 1e-6;
 
-class EncoderBlock extends Module {
+/**
+ * DownEncoderBlock2D / UpDecoderBlock2D: `resnets` ResNet blocks, then a 2× downsampler (encoder) or upsampler
+ * (decoder) on all but the last block. One class serves both, as the two differ only in the resampler.
+ */
+class VAEBlock extends Module {
   resnets: ModuleList<ResnetBlock2D>;
   downsamplers?: ModuleList<Downsample2D>;
-  constructor(c: VAEConfig, input: number, out: number, addDownsample: boolean) {
-    super();
-    this.resnets = new ModuleList(
-      Array.from(
-        { length: c.layersPerBlock },
-        (_, j) =>
-          new ResnetBlock2D({
-            inChannels: j === 0 ? input : out,
-            outChannels: out,
-            groups: c.normNumGroups,
-            eps: EPS,
-          }),
-      ),
-    );
-    if (addDownsample) this.downsamplers = new ModuleList([new Downsample2D(out, 0)]);
-  }
-  forward(x: Tensor): Tensor {
-    for (const r of this.resnets) x = r.forward(x);
-    return this.downsamplers ? this.downsamplers.at(0).forward(x) : x;
-  }
-}
-
-class DecoderBlock extends Module {
-  resnets: ModuleList<ResnetBlock2D>;
   upsamplers?: ModuleList<Upsample2D>;
-  constructor(c: VAEConfig, input: number, out: number, addUpsample: boolean) {
+  constructor(c: VAEConfig, input: number, out: number, resnets: number, resample: 'down' | 'up' | null) {
     super();
     this.resnets = new ModuleList(
       Array.from(
-        { length: c.layersPerBlock + 1 },
+        { length: resnets },
         (_, j) =>
           new ResnetBlock2D({
             inChannels: j === 0 ? input : out,
@@ -98,10 +33,12 @@ class DecoderBlock extends Module {
           }),
       ),
     );
-    if (addUpsample) this.upsamplers = new ModuleList([new Upsample2D(out)]);
+    if (resample === 'down') this.downsamplers = new ModuleList([new Downsample2D(out, 0)]);
+    if (resample === 'up') this.upsamplers = new ModuleList([new Upsample2D(out)]);
   }
   forward(x: Tensor): Tensor {
     for (const r of this.resnets) x = r.forward(x);
+    if (this.downsamplers) return this.downsamplers.at(0).forward(x);
     return this.upsamplers ? this.upsamplers.at(0).forward(x) : x;
   }
 }
@@ -136,7 +73,7 @@ class VAEMidBlock extends Module {
 
 export class Encoder extends Module {
   conv_in: Conv2d;
-  down_blocks: ModuleList<EncoderBlock>;
+  down_blocks: ModuleList<VAEBlock>;
   mid_block: VAEMidBlock;
   conv_norm_out: GroupNorm;
   conv_out: Conv2d;
@@ -148,7 +85,13 @@ export class Encoder extends Module {
     this.down_blocks = new ModuleList(
       boc.map(
         (out, i) =>
-          new EncoderBlock(c, i === 0 ? (boc[0] as number) : (boc[i - 1] as number), out, i < boc.length - 1),
+          new VAEBlock(
+            c,
+            i === 0 ? (boc[0] as number) : (boc[i - 1] as number),
+            out,
+            c.layersPerBlock,
+            i < boc.length - 1 ? 'down' : null,
+          ),
       ),
     );
     this.mid_block = new VAEMidBlock(c, last);
@@ -166,7 +109,7 @@ export class Encoder extends Module {
 export class Decoder extends Module {
   conv_in: Conv2d;
   mid_block: VAEMidBlock;
-  up_blocks: ModuleList<DecoderBlock>;
+  up_blocks: ModuleList<VAEBlock>;
   conv_norm_out: GroupNorm;
   conv_out: Conv2d;
   constructor(c: VAEConfig) {
@@ -177,7 +120,14 @@ export class Decoder extends Module {
     this.mid_block = new VAEMidBlock(c, first);
     this.up_blocks = new ModuleList(
       rev.map(
-        (out, i) => new DecoderBlock(c, i === 0 ? first : (rev[i - 1] as number), out, i < rev.length - 1),
+        (out, i) =>
+          new VAEBlock(
+            c,
+            i === 0 ? first : (rev[i - 1] as number),
+            out,
+            c.layersPerBlock + 1,
+            i < rev.length - 1 ? 'up' : null,
+          ),
       ),
     );
     const base = c.blockOutChannels[0] as number;

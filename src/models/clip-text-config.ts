@@ -1,0 +1,83 @@
+// The config of CLIP's text transformer (transformers' `CLIPTextConfig`): read once from `config.json` into a
+// typed config the model (clip-text.ts) is built from.
+
+import { ConfigReader, type JsonConfig } from './config.js';
+
+export type CLIPTextActivation = 'quick_gelu' | 'gelu';
+
+/** transformers' `CLIPTextConfig`, the keys attnkit uses, read once from `config.json`. */
+export interface CLIPTextConfig {
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numHiddenLayers: number;
+  numAttentionHeads: number;
+  maxPositionEmbeddings: number;
+  hiddenAct: CLIPTextActivation;
+  layerNormEps: number;
+  bosTokenId: number;
+  eosTokenId: number;
+  padTokenId: number;
+}
+
+/** transformers' defaults (openai/clip-vit-base-patch32), used for keys a config.json leaves out. */
+const DEFAULTS: CLIPTextConfig = {
+  vocabSize: 49408,
+  hiddenSize: 512,
+  intermediateSize: 2048,
+  numHiddenLayers: 12,
+  numAttentionHeads: 8,
+  maxPositionEmbeddings: 77,
+  hiddenAct: 'quick_gelu',
+  layerNormEps: 1e-5,
+  bosTokenId: 49406,
+  eosTokenId: 49407,
+  padTokenId: 1,
+};
+
+/**
+ * Reads a transformers CLIP text config (`model_type` 'clip_text_model', or a full 'clip' config whose
+ * `text_config` is used). Keys left out take transformers' defaults; a value attnkit does not support is
+ * an error naming the key. `projection_dim` (the projection head) is not part of this model and is ignored.
+ */
+export function parseCLIPTextConfig(json: JsonConfig, where = 'text_encoder/config.json'): CLIPTextConfig {
+  new ConfigReader(json, where).require('model_type', ['clip_text_model', 'clip']);
+  let raw = json;
+  if (json.model_type === 'clip') {
+    const text = json.text_config;
+    if (typeof text !== 'object' || text === null || Array.isArray(text)) {
+      throw new Error(
+        `${where}: config key 'text_config' must be an object in a config of model_type "clip"`,
+      );
+    }
+    raw = text as JsonConfig;
+    where = `${where} (text_config)`;
+  }
+  const r = new ConfigReader(raw, where);
+  r.require('hidden_act', ['quick_gelu', 'gelu']);
+  const positive = (key: string, fallback: number): number => {
+    const v = r.int(key, fallback);
+    if (v < 1) throw new Error(`${where}: config key '${key}' must be a positive integer, got ${v}`);
+    return v;
+  };
+  const cfg: CLIPTextConfig = {
+    vocabSize: positive('vocab_size', DEFAULTS.vocabSize),
+    hiddenSize: positive('hidden_size', DEFAULTS.hiddenSize),
+    intermediateSize: positive('intermediate_size', DEFAULTS.intermediateSize),
+    numHiddenLayers: positive('num_hidden_layers', DEFAULTS.numHiddenLayers),
+    numAttentionHeads: positive('num_attention_heads', DEFAULTS.numAttentionHeads),
+    maxPositionEmbeddings: positive('max_position_embeddings', DEFAULTS.maxPositionEmbeddings),
+    hiddenAct: r.string('hidden_act', DEFAULTS.hiddenAct) as CLIPTextActivation,
+    layerNormEps: r.number('layer_norm_eps', DEFAULTS.layerNormEps),
+    bosTokenId: r.int('bos_token_id', DEFAULTS.bosTokenId),
+    eosTokenId: r.int('eos_token_id', DEFAULTS.eosTokenId),
+    padTokenId: r.int('pad_token_id', DEFAULTS.padTokenId),
+  };
+  if (cfg.hiddenSize % cfg.numAttentionHeads !== 0) {
+    throw new Error(
+      `${where}: config key 'num_attention_heads' (${cfg.numAttentionHeads}) must divide hidden_size ` +
+        `(${cfg.hiddenSize})`,
+    );
+  }
+  return cfg;
+}
