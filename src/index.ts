@@ -2,51 +2,73 @@
 
 export * from './attention/index.js';
 export { readPng, writeGrayPng, writePng } from './io/png.js';
+// used by the Shapes lab and by training
+export { type Progress, progressBar } from './io/progress.js';
+export { imageGrid } from './io/render.js';
 export { readSafetensors, writeSafetensors } from './io/safetensors.js';
 export { setThreads } from './kernels/ort.js';
 // methods, by level
 export { AttentionCaching } from './methods/application/attention-caching.js';
+export type { AttentionMaskOptions } from './methods/application/attention-mask.js';
 export { attentionMask } from './methods/application/attention-mask.js';
 export { BlockCaching } from './methods/application/block-caching.js';
-export { LocalBlend } from './methods/application/local-blend.js';
+export { LOCAL_BLEND_TH, LocalBlend } from './methods/application/local-blend.js';
+export { groupControllers, type PromptGroup } from './methods/application/prompt-groups.js';
 export { TokenMerging } from './methods/application/token-merging.js';
-export { MutualSelfAttention, MutualSelfAttentionMaskAuto } from './methods/feature/mutual-self-attention.js';
+export {
+  MASACTRL_START_STEP,
+  MutualSelfAttention,
+  MutualSelfAttentionMaskAuto,
+} from './methods/feature/mutual-self-attention.js';
 export { PlugAndPlay } from './methods/feature/plug-and-play.js';
 export * from './methods/function/index.js';
+export { AttentionEdit, type AttentionEditOptions } from './methods/map/attention-edit.js';
 export { AttentionRefine } from './methods/map/attention-refine.js';
 export { AttentionReplace } from './methods/map/attention-replace.js';
 export { AttentionReweight } from './methods/map/attention-reweight.js';
 export { AttentionStore } from './methods/map/attention-store.js';
 export { aggregateCrossAttention, GlobalHeatMap } from './methods/map/heatmap.js';
+export { TokenGrounding } from './methods/map/token-grounding.js';
+export type { LatentDistribution } from './models/autoencoder-kl.js';
 export { AutoencoderKL } from './models/autoencoder-kl.js';
 export { CLIPTextModel } from './models/clip-text.js';
-export { CLIPTokenizer } from './models/clip-tokenizer.js';
+export { bytesToUnicode, CLIPTokenizer } from './models/clip-tokenizer.js';
+export type { JsonConfig } from './models/config.js';
 export { UNet2DConditionModel } from './models/unet2d-condition.js';
 export * from './nn/index.js';
 // editing, inversion, heat-maps
 export { editPrompt } from './pipelines/edit.js';
 export { exportTextEncoder, exportUNet, exportVAEDecoder, exportVAEEncoder } from './pipelines/export.js';
-export { editFeatures, maskAutoFor } from './pipelines/feature-edit.js';
-export { generateWithHeatMaps, imageHeatMaps } from './pipelines/heatmaps.js';
-export { ddimInvert, followTrajectory, invertBatch, nullTextInversion } from './pipelines/inversion.js';
-export { type GenerateOptions, type GenerateResult, StableDiffusion } from './pipelines/stable-diffusion.js';
+export {
+  defaultMaskResolution,
+  defaultPnPLayers,
+  defaultStartLayer,
+  editFeatures,
+  maskAutoFor,
+} from './pipelines/feature-edit.js';
+export {
+  defaultHeatResolutions,
+  generateWithHeatMaps,
+  HEAT_MAP_THRESHOLD,
+  heatStepRange,
+  imageHeatMaps,
+} from './pipelines/heatmaps.js';
+export {
+  type DDIMInversion,
+  ddimInvert,
+  followTrajectory,
+  inversionStepRange,
+  invertBatch,
+  nullTextInversion,
+  nullTextInversionBatch,
+} from './pipelines/inversion.js';
+export {
+  type GenerateOptions,
+  type GenerateResult,
+  initialNoise,
+  StableDiffusion,
+} from './pipelines/stable-diffusion.js';
 export * from './schedulers/index.js';
+export { perRow } from './schedulers/scheduler.js';
 export * from './tensor/index.js';
 export { Generator, rand, randn } from './tensor/random.js';
-// used by the Shapes lab and by training
-export { type Progress, progressBar } from './io/progress.js';
-export { imageGrid } from './io/render.js';
-export { TokenGrounding } from './methods/map/token-grounding.js';
-export type { LatentDistribution } from './models/autoencoder-kl.js';
-export { bytesToUnicode } from './models/clip-tokenizer.js';
-export type { JsonConfig } from './models/config.js';
-export { perRow } from './schedulers/scheduler.js';
-export type { AttentionMaskOptions } from './methods/application/attention-mask.js';
-export { LOCAL_BLEND_TH } from './methods/application/local-blend.js';
-export { groupControllers, type PromptGroup } from './methods/application/prompt-groups.js';
-export { MASACTRL_START_STEP } from './methods/feature/mutual-self-attention.js';
-export { AttentionEdit, type AttentionEditOptions } from './methods/map/attention-edit.js';
-export { defaultMaskResolution, defaultPnPLayers, defaultStartLayer } from './pipelines/feature-edit.js';
-export { defaultHeatResolutions, HEAT_MAP_THRESHOLD, heatStepRange } from './pipelines/heatmaps.js';
-export { type DDIMInversion, inversionStepRange, nullTextInversionBatch } from './pipelines/inversion.js';
-export { initialNoise } from './pipelines/stable-diffusion.js';

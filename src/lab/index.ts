@@ -8,3 +8,4 @@ export * from './report.js';
 export * from './seeds.js';
 export * from './shapes/index.js';
 export * from './shapes-eval.js';
+export * from './train-data.js';

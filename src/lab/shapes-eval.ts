@@ -39,9 +39,6 @@ import {
   summarize,
 } from './shapes/index.js';
 
-// Until src/lab/train-data.ts and its test import them from seeds.ts (or the lab's entry, index.ts):
-export { heldOutSeed, TRAINING_SEED_STRIDE } from './seeds.js';
-
 /** Initial latents (n, C, h, w): one row per seed, each seeded alone (as `initialNoise`). */
 export function seededLatents(
   sd: StableDiffusion,

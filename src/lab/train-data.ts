@@ -6,11 +6,11 @@
 // held-out prompts (seeds ≥ 10⁹), never trained on.
 
 import { concat, Tensor } from '../index.js';
+import { heldOutSeed, TRAINING_SEED_STRIDE } from './seeds.js';
 import { type Caption, captionOf } from './shapes/caption.js';
 import { dilate } from './shapes/masks.js';
 import { renderScene } from './shapes/render.js';
 import { sampleScene } from './shapes/scene.js';
-import { heldOutSeed, TRAINING_SEED_STRIDE } from './shapes-eval.js';
 
 export interface ShapesExamples {
   /** (B, 3, 64, 64) in [-1, 1]. */

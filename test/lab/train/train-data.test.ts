@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { captionOf } from '../../../src/lab/shapes/caption.js';
 import { renderScene } from '../../../src/lab/shapes/render.js';
 import { sampleScene } from '../../../src/lab/shapes/scene.js';
-import { heldOutSeed } from '../../../src/lab/shapes-eval.js';
+import { heldOutSeed } from '../../../src/lab/seeds.js';
 import {
   exampleSeed,
   objectWords,
