@@ -7,13 +7,13 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { writeOutput } from '../io/output.js';
-import { setThreads } from '../kernels/ort.js';
 import { int } from './args.js';
 import { type Measured, measureAttention, measureLoop, measureUNet } from './bench-methods.js';
 import { benchTargets, printSection, type Row, type Section } from './bench-report.js';
 import { measureShapes, type ShapesScore, scoreShapes, shapesPrompts } from './bench-shapes.js';
 import { loadF32, median, mse, runWorker } from './bench-support.js';
 import { BUILTIN_MODEL } from './models.js';
+import { addThreadsOption, numberFlag, startRun } from './options.js';
 
 type Job =
   | { kind: 'attention'; method: string; runs: number; out: string }
@@ -55,7 +55,6 @@ interface Flags {
   skip: string;
   model: string;
   out: string;
-  threads?: number;
   worker?: string;
 }
 
@@ -92,7 +91,7 @@ async function section(
 }
 
 export function registerBench(program: Command): void {
-  program
+  const cmd = program
     .command('bench')
     .description('time every attention method against the softmax reference (speed, peak memory, quality)')
     .option('--sizes <list>', 'latent sizes of the SD1.5 UNet evaluations', '32,64')
@@ -104,16 +103,13 @@ export function registerBench(program: Command): void {
     .option('--methods <list>', 'only these methods (the reference softmax is always run)')
     .option('--skip <list>', 'sections to skip: attention, unet, loop, shapes', '')
     .option('--model <dir>', 'the built-in model folder', BUILTIN_MODEL)
-    .option('--out <file>', 'results JSON', 'bench/results/attention-methods.json')
-    .option(
-      '--threads <n>',
-      'onnxruntime threads in every measurement (default: all cores)',
-      int('--threads'),
-    )
+    .option('--out <file>', 'results JSON', 'bench/results/attention-methods.json');
+  addThreadsOption(cmd, 'onnxruntime threads in every measurement (default: all cores)')
     .option('--worker <json>', 'internal: run one measurement and print it')
     .action(async (f: Flags) => {
+      const threads = numberFlag(f, 'threads');
       if (f.worker) {
-        if (f.threads) setThreads(f.threads);
+        startRun(f);
         process.stdout.write(`\nRESULT ${JSON.stringify(work(JSON.parse(f.worker) as Job))}\n`);
         return;
       }
@@ -130,7 +126,7 @@ export function registerBench(program: Command): void {
             keep(ATTENTION),
             (method, out) => ({ kind: 'attention', method, runs: 3, out }),
             tmp,
-            f.threads,
+            threads,
           );
           sections.push({
             name: 'self-attention (2, 8 heads, 4096 tokens, 40): one call',
@@ -144,7 +140,7 @@ export function registerBench(program: Command): void {
             keep(UNET),
             (method, out) => ({ kind: 'unet', method, size, runs: f.runs, out }),
             tmp,
-            f.threads,
+            threads,
           );
           sections.push({
             name: `SD1.5 UNet, batch 2 (one guided step), ${size}×${size} latent`,
@@ -159,7 +155,7 @@ export function registerBench(program: Command): void {
             keep(LOOP),
             (method, out) => ({ kind: 'loop', method, size, steps, out }),
             tmp,
-            f.threads,
+            threads,
           );
           sections.push({
             name: `SD1.5 UNet, ${steps}-step guided DDIM loop, ${size}×${size}: final latents`,
@@ -178,7 +174,7 @@ export function registerBench(program: Command): void {
               steps,
               out,
             });
-            const rows = await section('shapes', keep(SHAPES), job, tmp, f.threads);
+            const rows = await section('shapes', keep(SHAPES), job, tmp, threads);
             const texts = shapesPrompts(prompts);
             const shape = [prompts, 3, 64, 64];
             const ref = scoreShapes(loadF32(rows[0]?.out as string), shape, texts);

@@ -12,9 +12,9 @@ import {
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { int } from './args.js';
 import { resolveModel } from './models.js';
+import { addModelOption, log, parseModel } from './options.js';
 
 interface ExportFlags {
-  model?: string;
   component: ExportComponent;
   out: string;
   batch: number;
@@ -25,10 +25,8 @@ interface ExportFlags {
 const COMPONENTS: ExportComponent[] = ['unet', 'vae-decoder', 'vae-encoder', 'text-encoder'];
 
 export function registerExport(program: Command): void {
-  program
-    .command('export')
-    .description('trace a model component into one ONNX graph')
-    .option('-m, --model <dir>', 'diffusers model folder (default: the built-in Shapes model)')
+  const cmd = program.command('export').description('trace a model component into one ONNX graph');
+  addModelOption(cmd)
     .option('-c, --component <name>', `one of ${COMPONENTS.join(', ')}`, 'unet')
     .option('-o, --out <file>', 'output .onnx file', 'model.onnx')
     .option('--batch <n>', 'batch size of the graph', int('--batch'), 2)
@@ -38,8 +36,7 @@ export function registerExport(program: Command): void {
       if (!COMPONENTS.includes(f.component)) {
         throw new Error(`--component must be one of ${COMPONENTS.join(', ')}, got '${f.component}'`);
       }
-      const log = (s: string) => process.stderr.write(`${s}\n`);
-      const sd = StableDiffusion.fromPretrained(resolveModel(f.model, log));
+      const sd = StableDiffusion.fromPretrained(resolveModel(parseModel(f), log));
       const factor = sd.vae.scaleFactor;
       const height = f.height ?? sd.defaultSize;
       const width = f.width ?? sd.defaultSize;

@@ -3,37 +3,36 @@
 import type { Command } from 'commander';
 import { writePng } from '../io/png.js';
 import { progressBar } from '../io/progress.js';
-import { setThreads } from '../kernels/ort.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import { float, int } from './args.js';
 import { addEfficiencyOptions, type EfficiencyFlags, efficiencyControllers } from './efficiency.js';
 import { loadModel } from './models.js';
+import {
+  addModelOption,
+  addRunOptions,
+  addSamplingOptions,
+  log,
+  parseModel,
+  parseSampling,
+  startRun,
+} from './options.js';
 
 interface GenerateFlags extends EfficiencyFlags {
-  model?: string;
   out: string;
-  seed: number;
-  steps: number;
-  guidance: number;
   guidanceRescale?: number;
   width?: number;
   height?: number;
   negative?: string;
   scheduler?: SchedulerName;
-  threads?: number;
-  quiet?: boolean;
 }
 
 export function registerGenerate(program: Command): void {
   const cmd = program
     .command('generate')
     .description('generate an image from a prompt')
-    .argument('<prompt>', 'the text prompt')
-    .option('-m, --model <dir>', 'diffusers model folder (default: the built-in Shapes model)')
-    .option('-o, --out <file>', 'output PNG', 'out.png')
-    .option('--seed <n>', 'random seed', int('--seed'), 0)
-    .option('--steps <n>', 'denoising steps', int('--steps'), 25)
-    .option('--guidance <w>', 'classifier-free guidance scale', float('--guidance'), 7.5)
+    .argument('<prompt>', 'the text prompt');
+  addModelOption(cmd).option('-o, --out <file>', 'output PNG', 'out.png');
+  addSamplingOptions(cmd, { steps: 25, guidance: 7.5 })
     .option(
       '--guidance-rescale <phi>',
       'rescale the guided prediction toward the conditional one’s spread (0–1; 0.7 in Lin et al. 2024)',
@@ -42,23 +41,22 @@ export function registerGenerate(program: Command): void {
     .option('--width <px>', 'image width', int('--width'))
     .option('--height <px>', 'image height', int('--height'))
     .option('--negative <text>', 'negative prompt')
-    .option('--scheduler <name>', 'ddim | ddpm | euler | dpmpp2m | pndm (default: the model folder’s)')
-    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
-    .option('-q, --quiet', 'no progress bar');
+    .option('--scheduler <name>', 'ddim | ddpm | euler | dpmpp2m | pndm (default: the model folder’s)');
+  addRunOptions(cmd);
   addEfficiencyOptions(cmd).action((prompt: string, f: GenerateFlags) => {
-    if (f.threads) setThreads(f.threads);
+    const run = startRun(f);
+    const { seed, steps, guidance } = parseSampling(f);
     const controllers = efficiencyControllers(f);
-    const log = (s: string) => process.stderr.write(`${s}\n`);
     const t0 = performance.now();
-    const sd = loadModel(f.model, log, [prompt]);
-    const bar = progressBar('denoising', f.steps, { quiet: f.quiet });
+    const sd = loadModel(parseModel(f), log, [prompt]);
+    const bar = progressBar('denoising', steps, { quiet: run.quiet });
     const { images } = sd.generate({
       prompt,
       negativePrompt: f.negative,
-      steps: f.steps,
-      guidanceScale: f.guidance,
+      steps,
+      guidanceScale: guidance,
       ...(f.guidanceRescale !== undefined ? { guidanceRescale: f.guidanceRescale } : {}),
-      seed: f.seed,
+      seed,
       width: f.width,
       height: f.height,
       scheduler: f.scheduler,

@@ -5,7 +5,6 @@ import type { Command } from 'commander';
 import { readPng, writePng } from '../io/png.js';
 import { progressBar } from '../io/progress.js';
 import { type ColorMapName, colorize, imageGrid, overlayHeatMap } from '../io/render.js';
-import { setThreads } from '../kernels/ort.js';
 import { expandAs } from '../methods/map/heatmap.js';
 import { resize2d } from '../methods/map/upsample.js';
 import {
@@ -16,28 +15,32 @@ import {
 } from '../pipelines/heatmaps.js';
 import type { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { Tensor } from '../tensor/index.js';
-import { float, int } from './args.js';
+import { int } from './args.js';
 import { loadModel } from './models.js';
+import {
+  addModelOption,
+  addRunOptions,
+  addSamplingOptions,
+  booleanFlag,
+  log,
+  parseModel,
+  parseSampling,
+  startRun,
+} from './options.js';
 
-/** The flags `maps` and `segment` share. */
+/** The flags `maps` and `segment` share (besides --seed, --sampling-steps, --guidance and -q). */
 export interface HeatMapFlags {
   image?: string;
-  seed: number;
-  samplingSteps: number;
-  guidance: number;
   steps?: string;
   res?: string;
-  quiet?: boolean;
 }
 
 interface MapsFlags extends HeatMapFlags {
-  model?: string;
   out: string;
   tokens?: boolean;
   normalize?: boolean;
   colormap: ColorMapName;
   selfComponents?: number;
-  threads?: number;
 }
 
 /** "a:b" → [a, b) over `n` steps; either end may be left out ("5:", ":10"). */
@@ -96,13 +99,15 @@ export function runHeatMaps(
   f: HeatMapFlags,
   opts: Pick<HeatMapRunOptions, 'stepRange' | 'resolutions' | 'selfComponents'> = {},
 ): HeatMapRun {
+  const s = parseSampling(f, '--sampling-steps');
+  const quiet = booleanFlag(f, 'quiet');
   const common = {
     prompt,
-    stepRange: f.steps ? parseStepRange(f.steps, f.samplingSteps) : opts.stepRange,
+    stepRange: f.steps ? parseStepRange(f.steps, s.steps) : opts.stepRange,
     resolutions: f.res ? parseIntList(f.res, '--res') : opts.resolutions,
     selfComponents: opts.selfComponents,
   };
-  const bar = progressBar(f.image ? 'inverting' : 'denoising', f.samplingSteps, { quiet: f.quiet });
+  const bar = progressBar(f.image ? 'inverting' : 'denoising', s.steps, { quiet });
   try {
     if (f.image) {
       const image = readPng(f.image);
@@ -119,15 +124,15 @@ export function runHeatMaps(
         ...common,
         resolutions,
         image,
-        steps: f.samplingSteps,
+        steps: s.steps,
         onStep: (s) => bar.update(s + 1),
       });
     }
     return generateWithHeatMaps(sd, {
       ...common,
-      seed: f.seed,
-      steps: f.samplingSteps,
-      guidanceScale: f.guidance,
+      seed: s.seed,
+      steps: s.steps,
+      guidanceScale: s.guidance,
       onStep: (e) => bar.update(e.step + 1),
     });
   } finally {
@@ -136,16 +141,14 @@ export function runHeatMaps(
 }
 
 export function registerMaps(program: Command): void {
-  program
+  const cmd = program
     .command('maps')
     .description('cross-attention heat-maps (DAAM) of each word of a prompt, over the generated image')
-    .argument('<prompt>', 'the text prompt')
-    .option('-m, --model <dir>', 'diffusers model folder (default: the built-in Shapes model)')
+    .argument('<prompt>', 'the text prompt');
+  addModelOption(cmd)
     .option(...IMAGE_OPTION)
-    .option('-o, --out <file>', 'output PNG (a grid: the image, then one overlay per word)', 'maps.png')
-    .option('--seed <n>', 'random seed', int('--seed'), 0)
-    .option('--sampling-steps <n>', 'denoising steps', int('--sampling-steps'), 25)
-    .option('--guidance <w>', 'classifier-free guidance scale', float('--guidance'), 7.5)
+    .option('-o, --out <file>', 'output PNG (a grid: the image, then one overlay per word)', 'maps.png');
+  addSamplingOptions(cmd, { stepsFlag: '--sampling-steps', steps: 25, guidance: 7.5 })
     .option('--steps <a:b>', 'aggregate the maps of denoising steps a (incl.) to b (excl.); default all')
     .option('--res <sizes>', 'aggregate only maps of these sides, e.g. 16,8; default all')
     .option('--tokens', 'one tile per token (bos and eos included) instead of per word')
@@ -155,40 +158,37 @@ export function registerMaps(program: Command): void {
       '--self-components <k>',
       "also the top k components of the self-attention maps (P2P's view)",
       int('--self-components'),
-    )
-    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
-    .option('-q, --quiet', 'no progress bar')
-    .action((prompt: string, f: MapsFlags) => {
-      if (f.threads) setThreads(f.threads);
-      const log = (s: string) => process.stderr.write(`${s}\n`);
-      const sd = loadModel(f.model, log, [prompt]);
-      const run = runHeatMaps(sd, prompt, f, {
-        selfComponents: f.selfComponents ? { maxCom: f.selfComponents } : undefined,
-      });
-      const heat = f.normalize ? run.heatMap.normalized() : run.heatMap;
-      const [, , h, w] = run.image.shape as [number, number, number, number];
-      const maps: { label: string; map: Tensor }[] = f.tokens
-        ? Array.from({ length: heat.numTokens + 2 }, (_, i) => ({
-            label: tokenLabel(sd, prompt, i),
-            map: heat.token(i),
-          }))
-        : heat.wordHeatMaps().map((m) => ({ label: m.word, map: m.map }));
-      const tiles = [
-        run.image,
-        ...maps.map((m) => overlayHeatMap(run.image, expandAs(m.map, [h, w]), { colorMap: f.colormap })),
-      ];
-      for (const c of run.selfComponents ?? [])
-        tiles.push(colorize(resize2d(c, [h, w], 'nearest'), f.colormap));
-      const labels = [
-        'image',
-        ...maps.map((m) => m.label),
-        ...(run.selfComponents ?? []).map((_, i) => `self ${i + 1}`),
-      ];
-      writePng(f.out, imageGrid(tiles, { cols: Math.min(tiles.length, 6), labels, zoom: tileZoom(w) }));
-      log(
-        `wrote ${f.out} (${maps.length} ${f.tokens ? 'tokens' : 'words'}, ${run.store.numSteps} steps aggregated)`,
-      );
+    );
+  addRunOptions(cmd).action((prompt: string, f: MapsFlags) => {
+    startRun(f);
+    const sd = loadModel(parseModel(f), log, [prompt]);
+    const run = runHeatMaps(sd, prompt, f, {
+      selfComponents: f.selfComponents ? { maxCom: f.selfComponents } : undefined,
     });
+    const heat = f.normalize ? run.heatMap.normalized() : run.heatMap;
+    const [, , h, w] = run.image.shape as [number, number, number, number];
+    const maps: { label: string; map: Tensor }[] = f.tokens
+      ? Array.from({ length: heat.numTokens + 2 }, (_, i) => ({
+          label: tokenLabel(sd, prompt, i),
+          map: heat.token(i),
+        }))
+      : heat.wordHeatMaps().map((m) => ({ label: m.word, map: m.map }));
+    const tiles = [
+      run.image,
+      ...maps.map((m) => overlayHeatMap(run.image, expandAs(m.map, [h, w]), { colorMap: f.colormap })),
+    ];
+    for (const c of run.selfComponents ?? [])
+      tiles.push(colorize(resize2d(c, [h, w], 'nearest'), f.colormap));
+    const labels = [
+      'image',
+      ...maps.map((m) => m.label),
+      ...(run.selfComponents ?? []).map((_, i) => `self ${i + 1}`),
+    ];
+    writePng(f.out, imageGrid(tiles, { cols: Math.min(tiles.length, 6), labels, zoom: tileZoom(w) }));
+    log(
+      `wrote ${f.out} (${maps.length} ${f.tokens ? 'tokens' : 'words'}, ${run.store.numSteps} steps aggregated)`,
+    );
+  });
 }
 
 function tokenLabel(sd: StableDiffusion, prompt: string, i: number): string {

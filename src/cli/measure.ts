@@ -7,7 +7,6 @@ import { isAbsolute, relative } from 'node:path';
 import type { Command } from 'commander';
 import { writeOutput } from '../io/output.js';
 import { type Progress, progressBar } from '../io/progress.js';
-import { setThreads } from '../kernels/ort.js';
 import {
   EDIT_BLEND_THRESHOLD,
   type EditMeasurements,
@@ -24,14 +23,20 @@ import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { float, int } from './args.js';
 import { parseIntList, parseStepRange } from './maps.js';
 import { packageRoot, resolveModel } from './models.js';
+import {
+  addModelOption,
+  addRunOptions,
+  addSamplingOptions,
+  log,
+  parseModel,
+  parseSampling,
+  startRun,
+} from './options.js';
 
 interface EditsFlags {
-  model?: string;
   only?: string;
   sceneOffset: number;
   seeds: number;
-  steps: number;
-  guidance: number;
   batch: number;
   weights: string;
   reweightWord: string;
@@ -47,8 +52,6 @@ interface EditsFlags {
   minutes?: number;
   out?: string;
   markdown?: string;
-  threads?: number;
-  quiet?: boolean;
 }
 
 interface ReportFlags {
@@ -172,10 +175,8 @@ export function registerMeasure(program: Command): void {
   const measure = program
     .command('measure')
     .description('measurements of the attention methods on a Shapes model');
-  measure
-    .command('edits')
-    .description(`issue-5 measurements: ${MEASUREMENTS.join(', ')}`)
-    .option('-m, --model <dir>', 'diffusers model folder (default: the built-in Shapes model)')
+  const editsCmd = measure.command('edits').description(`issue-5 measurements: ${MEASUREMENTS.join(', ')}`);
+  addModelOption(editsCmd)
     .option('--only <names>', `comma-separated subset of ${MEASUREMENTS.join(',')}`)
     .option('--seeds <n>', 'scenes per measurement', int('--seeds'), 50)
     .option(
@@ -183,9 +184,13 @@ export function registerMeasure(program: Command): void {
       "shift every measurement's held-out scenes by n, for validation runs (e.g. 1000000)",
       int('--scene-offset'),
       0,
-    )
-    .option('--steps <n>', 'DDIM steps (sampling and inversion)', int('--steps'), 25)
-    .option('--guidance <w>', 'classifier-free guidance scale', float('--guidance'), 5)
+    );
+  addSamplingOptions(editsCmd, {
+    seed: false,
+    stepsHelp: 'DDIM steps (sampling and inversion)',
+    steps: 25,
+    guidance: 5,
+  })
     .option('--batch <n>', 'prompts per generate call', int('--batch'), 16)
     .option('--weights <list>', 'reweight weights (1 = the source image)', '1,2,4')
     .option('--reweight-word <which>', 'color | shape: the word reweighted', 'color')
@@ -243,57 +248,55 @@ export function registerMeasure(program: Command): void {
       EDIT_BLEND_THRESHOLD,
     )
     .option('-o, --out <file>', 'write the results as JSON')
-    .option('--markdown <file>', 'write the markdown tables')
-    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
-    .option('-q, --quiet', 'no progress bar')
-    .action((f: EditsFlags) => {
-      if (f.threads) setThreads(f.threads);
-      if (f.reweightWord !== 'color' && f.reweightWord !== 'shape')
-        throw new Error('--reweight-word must be color or shape');
-      const weights = f.weights.split(',').map((s) => float('--weights')(s.trim()));
-      const log = (s: string) => process.stderr.write(`${s}\n`);
-      const model = resolveModel(f.model, log);
-      const sd = StableDiffusion.fromPretrained(model);
-      let bar: { name: string; bar: Progress } | undefined;
-      const results = measureEdits(sd, {
-        only: parseOnly(f.only),
-        sceneOffset: f.sceneOffset,
-        seeds: f.seeds,
-        steps: f.steps,
-        guidanceScale: f.guidance,
-        batchPrompts: f.batch,
-        weights,
-        reweightWord: f.reweightWord,
-        nullTextSeeds: f.nullTextSeeds,
-        nullTextInnerSteps: f.nullTextInner,
-        nullTextLr: f.nullTextLr,
-        threshold: f.threshold,
-        heatSteps: f.heatSteps ? parseStepRange(f.heatSteps, f.steps, '--heat-steps') : undefined,
-        resolutions: f.res ? parseIntList(f.res, '--res') : undefined,
-        maskResolution: f.maskRes,
-        maskThreshold: f.maskThres,
-        blendThreshold: f.blendThreshold,
-        minutes: f.minutes,
-        onProgress: (m, done, total) => {
-          if (bar?.name !== m) {
-            bar?.bar.stop();
-            bar = { name: m, bar: progressBar(m.padEnd(11), total, { quiet: f.quiet }) };
-          }
-          bar.bar.update(done);
-        },
-      });
-      bar?.bar.stop();
-      const md = editsMarkdown(results);
-      process.stdout.write(`${md}\n`);
-      if (f.out) {
-        writeOutput(f.out, `${JSON.stringify({ model, ...results }, null, 2)}\n`);
-        log(`wrote ${f.out}`);
-      }
-      if (f.markdown) {
-        writeOutput(f.markdown, `${md}\n`);
-        log(`wrote ${f.markdown}`);
-      }
+    .option('--markdown <file>', 'write the markdown tables');
+  addRunOptions(editsCmd).action((f: EditsFlags) => {
+    const run = startRun(f);
+    const { steps, guidance } = parseSampling(f);
+    if (f.reweightWord !== 'color' && f.reweightWord !== 'shape')
+      throw new Error('--reweight-word must be color or shape');
+    const weights = f.weights.split(',').map((s) => float('--weights')(s.trim()));
+    const model = resolveModel(parseModel(f), log);
+    const sd = StableDiffusion.fromPretrained(model);
+    let bar: { name: string; bar: Progress } | undefined;
+    const results = measureEdits(sd, {
+      only: parseOnly(f.only),
+      sceneOffset: f.sceneOffset,
+      seeds: f.seeds,
+      steps,
+      guidanceScale: guidance,
+      batchPrompts: f.batch,
+      weights,
+      reweightWord: f.reweightWord,
+      nullTextSeeds: f.nullTextSeeds,
+      nullTextInnerSteps: f.nullTextInner,
+      nullTextLr: f.nullTextLr,
+      threshold: f.threshold,
+      heatSteps: f.heatSteps ? parseStepRange(f.heatSteps, steps, '--heat-steps') : undefined,
+      resolutions: f.res ? parseIntList(f.res, '--res') : undefined,
+      maskResolution: f.maskRes,
+      maskThreshold: f.maskThres,
+      blendThreshold: f.blendThreshold,
+      minutes: f.minutes,
+      onProgress: (m, done, total) => {
+        if (bar?.name !== m) {
+          bar?.bar.stop();
+          bar = { name: m, bar: progressBar(m.padEnd(11), total, { quiet: run.quiet }) };
+        }
+        bar.bar.update(done);
+      },
     });
+    bar?.bar.stop();
+    const md = editsMarkdown(results);
+    process.stdout.write(`${md}\n`);
+    if (f.out) {
+      writeOutput(f.out, `${JSON.stringify({ model, ...results }, null, 2)}\n`);
+      log(`wrote ${f.out}`);
+    }
+    if (f.markdown) {
+      writeOutput(f.markdown, `${md}\n`);
+      log(`wrote ${f.markdown}`);
+    }
+  });
   measure
     .command('report')
     .description('write docs/results.md from the JSON of `attnkit eval` and `attnkit measure edits`')

@@ -4,38 +4,42 @@
 import type { Command } from 'commander';
 import { writeGrayPng, writePng } from '../io/png.js';
 import { imageGrid, overlayHeatMap } from '../io/render.js';
-import { setThreads } from '../kernels/ort.js';
 import { attentionMask, normalizedAttention } from '../methods/application/attention-mask.js';
 import { defaultHeatResolutions, heatStepRange } from '../pipelines/heatmaps.js';
-import { float, int } from './args.js';
+import { float } from './args.js';
 import { type HeatMapFlags, IMAGE_OPTION, runHeatMaps, tileZoom } from './maps.js';
 import { loadModel } from './models.js';
+import {
+  addModelOption,
+  addRunOptions,
+  addSamplingOptions,
+  log,
+  parseModel,
+  parseSampling,
+  startRun,
+} from './options.js';
 
 interface SegmentFlags extends HeatMapFlags {
   word: string;
-  model?: string;
   out: string;
   preview?: string;
   threshold: string;
   normalize: 'minmax' | 'max';
-  threads?: number;
 }
 
 export function registerSegment(program: Command): void {
-  program
+  const cmd = program
     .command('segment')
     .description("segment a word's object from its cross-attention, in a generated image or a given one")
     .argument('<prompt>', 'the text prompt')
-    .requiredOption('--word <word>', 'the word (or phrase) of the prompt to segment')
-    .option('-m, --model <dir>', 'diffusers model folder (default: the built-in Shapes model)')
+    .requiredOption('--word <word>', 'the word (or phrase) of the prompt to segment');
+  addModelOption(cmd)
     .option(...IMAGE_OPTION)
     .option('-o, --out <file>', 'the mask, a grayscale PNG at image size', 'mask.png')
     .option('--preview <file>', 'also write image | heat-map | mask side by side')
     .option('--threshold <t>', "a value in [0, 1] after normalisation, or 'otsu'", '0.4')
-    .option('--normalize <how>', 'minmax (DAAM) | max (LocalBlend)', 'minmax')
-    .option('--seed <n>', 'random seed', int('--seed'), 0)
-    .option('--sampling-steps <n>', 'denoising steps', int('--sampling-steps'), 25)
-    .option('--guidance <w>', 'classifier-free guidance scale', float('--guidance'), 7.5)
+    .option('--normalize <how>', 'minmax (DAAM) | max (LocalBlend)', 'minmax');
+  addSamplingOptions(cmd, { stepsFlag: '--sampling-steps', steps: 25, guidance: 7.5 })
     .option(
       '--steps <a:b>',
       'aggregate the maps of denoising steps a to b (excl.); default the last third (the heat-map measurements)',
@@ -44,38 +48,35 @@ export function registerSegment(program: Command): void {
       '--res <sizes>',
       'aggregate only maps of these sides, e.g. 16,8; default 16 where the UNet has 16 × 16 maps (with --image ' +
         'at another size, the same layers at that size), else all',
-    )
-    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
-    .option('-q, --quiet', 'no progress bar')
-    .action((prompt: string, f: SegmentFlags) => {
-      if (f.threads) setThreads(f.threads);
-      const threshold = f.threshold === 'otsu' ? 'otsu' : float('--threshold')(f.threshold);
-      if (f.normalize !== 'minmax' && f.normalize !== 'max')
-        throw new Error('--normalize must be minmax or max');
-      const log = (s: string) => process.stderr.write(`${s}\n`);
-      const sd = loadModel(f.model, log, [prompt]);
-      // fail before generating: a word not in the prompt (named with the prompt's words), or cut off it
-      sd.tokenizer.keptTokenIndices(prompt, f.word);
-      // the setting the heat-map measurements read (docs/results.md): DAAM's own is every step and side
-      const run = runHeatMaps(sd, prompt, f, {
-        stepRange: heatStepRange(f.samplingSteps, undefined, 'segment'),
-        resolutions: defaultHeatResolutions(sd),
-      });
-      const [, , h, w] = run.image.shape as [number, number, number, number];
-      const map = run.heatMap.wordHeatMap(f.word);
-      const mask = attentionMask(map, { size: [h, w], threshold, normalize: f.normalize });
-      writeGrayPng(f.out, mask);
-      const area = mask.toArray().reduce((a, b) => a + b, 0) / (h * w);
-      log(`wrote ${f.out} (${w}×${h}, '${f.word}' covers ${(100 * area).toFixed(1)}%)`);
-      if (f.preview) {
-        const heat = normalizedAttention(map, { size: [h, w], normalize: f.normalize });
-        const tiles = [run.image, overlayHeatMap(run.image, heat), mask.mul(2).sub(1).reshape([1, 1, h, w])];
-        const grid = imageGrid(
-          tiles.map((t) => (t.shape[1] === 1 ? t.expand([1, 3, h, w]) : t)),
-          { labels: ['image', f.word, 'mask'], zoom: tileZoom(w) },
-        );
-        writePng(f.preview, grid);
-        log(`wrote ${f.preview}`);
-      }
+    );
+  addRunOptions(cmd).action((prompt: string, f: SegmentFlags) => {
+    startRun(f);
+    const threshold = f.threshold === 'otsu' ? 'otsu' : float('--threshold')(f.threshold);
+    if (f.normalize !== 'minmax' && f.normalize !== 'max')
+      throw new Error('--normalize must be minmax or max');
+    const sd = loadModel(parseModel(f), log, [prompt]);
+    // fail before generating: a word not in the prompt (named with the prompt's words), or cut off it
+    sd.tokenizer.keptTokenIndices(prompt, f.word);
+    // the setting the heat-map measurements read (docs/results.md): DAAM's own is every step and side
+    const run = runHeatMaps(sd, prompt, f, {
+      stepRange: heatStepRange(parseSampling(f, '--sampling-steps').steps, undefined, 'segment'),
+      resolutions: defaultHeatResolutions(sd),
     });
+    const [, , h, w] = run.image.shape as [number, number, number, number];
+    const map = run.heatMap.wordHeatMap(f.word);
+    const mask = attentionMask(map, { size: [h, w], threshold, normalize: f.normalize });
+    writeGrayPng(f.out, mask);
+    const area = mask.toArray().reduce((a, b) => a + b, 0) / (h * w);
+    log(`wrote ${f.out} (${w}×${h}, '${f.word}' covers ${(100 * area).toFixed(1)}%)`);
+    if (f.preview) {
+      const heat = normalizedAttention(map, { size: [h, w], normalize: f.normalize });
+      const tiles = [run.image, overlayHeatMap(run.image, heat), mask.mul(2).sub(1).reshape([1, 1, h, w])];
+      const grid = imageGrid(
+        tiles.map((t) => (t.shape[1] === 1 ? t.expand([1, 3, h, w]) : t)),
+        { labels: ['image', f.word, 'mask'], zoom: tileZoom(w) },
+      );
+      writePng(f.preview, grid);
+      log(`wrote ${f.preview}`);
+    }
+  });
 }

@@ -3,7 +3,6 @@
 
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { setThreads } from '../kernels/ort.js';
 import { shapesTrainingData } from '../lab/train-data.js';
 import { hasCheckpoint, readCheckpointMeta } from '../train/checkpoint.js';
 import { exportShapesModel } from '../train/export.js';
@@ -19,6 +18,7 @@ import {
 } from '../train/shapes.js';
 import type { PredictionTarget, TimestepBias } from '../train/text-to-image.js';
 import { float, int } from './args.js';
+import { addRunOptions, startRun } from './options.js';
 
 interface TrainFlags {
   out: string;
@@ -32,8 +32,6 @@ interface TrainFlags {
   lr?: number;
   seed: number;
   checkpointMinutes: number;
-  threads?: number;
-  quiet?: boolean;
   lrDecay?: string;
   vaeChannels?: string;
   initFrom?: string;
@@ -112,7 +110,7 @@ function positive(n: number, flag: string): number {
 
 export function registerTrain(program: Command): void {
   const train = program.command('train').description('train a model');
-  train
+  const shapes = train
     .command('shapes')
     .description(
       'train the Shapes model: stage vae (AutoencoderKL), then stage unet (UNet + CLIP text encoder)',
@@ -200,105 +198,102 @@ export function registerTrain(program: Command): void {
       'unet stage, new runs: start from another run’s UNet + text encoder (a deeper UNet grows from it)',
     )
     .option('--seed <n>', 'initialisation and noise seed', int('--seed'), 0)
-    .option('--checkpoint-minutes <m>', 'save a checkpoint this often', float('--checkpoint-minutes'), 3)
-    .option('--threads <n>', 'onnxruntime threads (default: all cores)', int('--threads'))
-    .option('-q, --quiet', 'no progress bar')
-    .action((flags: TrainFlags) => {
-      if (!['vae', 'decoder', 'unet', 'all'].includes(flags.stage)) {
-        throw new Error(`train shapes: --stage must be vae, decoder, unet or all, got '${flags.stage}'`);
-      }
-      if (flags.threads) setThreads(flags.threads);
-      if (flags.steps !== undefined) positive(flags.steps, '--steps');
-      if (flags.vaeSteps !== undefined) positive(flags.vaeSteps, '--vae-steps');
-      const d = SHAPES_TRAIN_DEFAULTS;
-      const t0 = Date.now();
-      const pick = <T>(v: T | undefined, fallback: T): T => (v === undefined ? fallback : v);
-      // the decoder stage takes the vae stage's flags
-      const stage1 = flags.stage === 'decoder' ? 'vae' : flags.stage;
-      const stageFlags = (stage: 'vae' | 'unet') => ({
-        ...(flags.batch !== undefined && (stage1 === stage || (flags.stage === 'all' && stage === 'unet'))
-          ? { batchSize: positive(flags.batch, '--batch') }
-          : {}),
-        ...(flags.lr !== undefined && (stage1 === stage || (flags.stage === 'all' && stage === 'unet'))
-          ? { lr: flags.lr }
-          : {}),
-        ...(flags.lrDecay !== undefined ? { decay: lrDecay(flags.lrDecay) } : {}),
-      });
-      const o: ShapesTrainOptions = {
-        ...d,
-        out: flags.out,
-        seed: flags.seed,
-        resume: flags.resume ?? false,
-        checkpointMinutes: flags.checkpointMinutes,
-        vae: {
-          ...d.vae,
-          ...(flags.vaeChannels !== undefined
-            ? { blockOutChannels: channelList(flags.vaeChannels, '--vae-channels') }
-            : {}),
-          ...(flags.vaeGroups !== undefined
-            ? { normNumGroups: positive(flags.vaeGroups, '--vae-groups') }
-            : {}),
-          ...(flags.latentChannels !== undefined
-            ? { latentChannels: positive(flags.latentChannels, '--latent-channels') }
-            : {}),
-          ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
-          ...(flags.latentNoise !== undefined ? { latentNoise: flags.latentNoise } : {}),
-          ...stageFlags('vae'),
-          steps: pick(stage1 === 'vae' ? flags.steps : flags.vaeSteps, d.vae.steps),
-        },
-        unet: {
-          ...d.unet,
-          ...(flags.unetChannels !== undefined
-            ? { blockOutChannels: channelList(flags.unetChannels, '--unet-channels') }
-            : {}),
-          ...(flags.unetLayers !== undefined
-            ? { layersPerBlock: positive(flags.unetLayers, '--unet-layers') }
-            : {}),
-          ...(flags.textLayers !== undefined
-            ? { textLayers: positive(flags.textLayers, '--text-layers') }
-            : {}),
-          ...stageFlags('unet'),
-          ...(flags.minSnr !== undefined ? { minSnrGamma: flags.minSnr } : {}),
-          ...(flags.timestepBias !== undefined ? { timestepBias: timestepBias(flags.timestepBias) } : {}),
-          ...(flags.x0Floor !== undefined ? { x0WeightFloor: flags.x0Floor } : {}),
-          ...(flags.grounding !== undefined ? { grounding: parseGrounding(flags.grounding) } : {}),
-          ...(flags.prediction !== undefined ? { prediction: flags.prediction as PredictionTarget } : {}),
-          ...(flags.zeroSnr ? { zeroTerminalSnr: true } : {}),
-          ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
-          ...(flags.ema !== undefined ? { ema: flags.ema } : {}),
-          ...(flags.initFrom !== undefined ? { initFrom: flags.initFrom } : {}),
-          steps: pick(flags.steps, d.unet.steps),
-        },
-        ...(flags.quiet ? { quiet: true } : {}),
-        log: (line) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`),
-      };
-      const left = () =>
-        flags.minutes === undefined ? undefined : flags.minutes - (Date.now() - t0) / 60_000;
-      if (flags.stage === 'decoder') {
-        const r = trainDecoder(
-          { ...o, vae: { ...o.vae, ...(flags.minutes !== undefined ? { minutes: flags.minutes } : {}) } },
-          shapesTrainingData,
-        );
-        o.log?.(`decoder: stopped at step ${r.step} (${r.reason}), ${r.secondsPerStep.toFixed(2)} s/step`);
-        return;
-      }
-      if (flags.stage !== 'unet') {
-        const minutes = flags.stage === 'all' && flags.vaeMinutes !== undefined ? flags.vaeMinutes : left();
-        const r = trainVAE(
-          { ...o, vae: { ...o.vae, ...(minutes !== undefined ? { minutes } : {}) } },
-          shapesTrainingData,
-        );
-        o.log?.(`vae: stopped at step ${r.step} (${r.reason}), ${r.secondsPerStep.toFixed(2)} s/step`);
-      }
-      if (flags.stage !== 'vae') {
-        const minutes = left();
-        const r = trainTextToImage(
-          { ...o, unet: { ...o.unet, ...(minutes !== undefined ? { minutes } : {}) } },
-          shapesTrainingData,
-        );
-        o.log?.(`unet: stopped at step ${r.step} (${r.reason}), ${r.secondsPerStep.toFixed(2)} s/step`);
-      }
+    .option('--checkpoint-minutes <m>', 'save a checkpoint this often', float('--checkpoint-minutes'), 3);
+  addRunOptions(shapes).action((flags: TrainFlags) => {
+    if (!['vae', 'decoder', 'unet', 'all'].includes(flags.stage)) {
+      throw new Error(`train shapes: --stage must be vae, decoder, unet or all, got '${flags.stage}'`);
+    }
+    const { quiet } = startRun(flags);
+    if (flags.steps !== undefined) positive(flags.steps, '--steps');
+    if (flags.vaeSteps !== undefined) positive(flags.vaeSteps, '--vae-steps');
+    const d = SHAPES_TRAIN_DEFAULTS;
+    const t0 = Date.now();
+    const pick = <T>(v: T | undefined, fallback: T): T => (v === undefined ? fallback : v);
+    // the decoder stage takes the vae stage's flags
+    const stage1 = flags.stage === 'decoder' ? 'vae' : flags.stage;
+    const stageFlags = (stage: 'vae' | 'unet') => ({
+      ...(flags.batch !== undefined && (stage1 === stage || (flags.stage === 'all' && stage === 'unet'))
+        ? { batchSize: positive(flags.batch, '--batch') }
+        : {}),
+      ...(flags.lr !== undefined && (stage1 === stage || (flags.stage === 'all' && stage === 'unet'))
+        ? { lr: flags.lr }
+        : {}),
+      ...(flags.lrDecay !== undefined ? { decay: lrDecay(flags.lrDecay) } : {}),
     });
+    const o: ShapesTrainOptions = {
+      ...d,
+      out: flags.out,
+      seed: flags.seed,
+      resume: flags.resume ?? false,
+      checkpointMinutes: flags.checkpointMinutes,
+      vae: {
+        ...d.vae,
+        ...(flags.vaeChannels !== undefined
+          ? { blockOutChannels: channelList(flags.vaeChannels, '--vae-channels') }
+          : {}),
+        ...(flags.vaeGroups !== undefined
+          ? { normNumGroups: positive(flags.vaeGroups, '--vae-groups') }
+          : {}),
+        ...(flags.latentChannels !== undefined
+          ? { latentChannels: positive(flags.latentChannels, '--latent-channels') }
+          : {}),
+        ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
+        ...(flags.latentNoise !== undefined ? { latentNoise: flags.latentNoise } : {}),
+        ...stageFlags('vae'),
+        steps: pick(stage1 === 'vae' ? flags.steps : flags.vaeSteps, d.vae.steps),
+      },
+      unet: {
+        ...d.unet,
+        ...(flags.unetChannels !== undefined
+          ? { blockOutChannels: channelList(flags.unetChannels, '--unet-channels') }
+          : {}),
+        ...(flags.unetLayers !== undefined
+          ? { layersPerBlock: positive(flags.unetLayers, '--unet-layers') }
+          : {}),
+        ...(flags.textLayers !== undefined
+          ? { textLayers: positive(flags.textLayers, '--text-layers') }
+          : {}),
+        ...stageFlags('unet'),
+        ...(flags.minSnr !== undefined ? { minSnrGamma: flags.minSnr } : {}),
+        ...(flags.timestepBias !== undefined ? { timestepBias: timestepBias(flags.timestepBias) } : {}),
+        ...(flags.x0Floor !== undefined ? { x0WeightFloor: flags.x0Floor } : {}),
+        ...(flags.grounding !== undefined ? { grounding: parseGrounding(flags.grounding) } : {}),
+        ...(flags.prediction !== undefined ? { prediction: flags.prediction as PredictionTarget } : {}),
+        ...(flags.zeroSnr ? { zeroTerminalSnr: true } : {}),
+        ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
+        ...(flags.ema !== undefined ? { ema: flags.ema } : {}),
+        ...(flags.initFrom !== undefined ? { initFrom: flags.initFrom } : {}),
+        steps: pick(flags.steps, d.unet.steps),
+      },
+      ...(quiet ? { quiet: true } : {}),
+      log: (line) => process.stdout.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`),
+    };
+    const left = () => (flags.minutes === undefined ? undefined : flags.minutes - (Date.now() - t0) / 60_000);
+    if (flags.stage === 'decoder') {
+      const r = trainDecoder(
+        { ...o, vae: { ...o.vae, ...(flags.minutes !== undefined ? { minutes: flags.minutes } : {}) } },
+        shapesTrainingData,
+      );
+      o.log?.(`decoder: stopped at step ${r.step} (${r.reason}), ${r.secondsPerStep.toFixed(2)} s/step`);
+      return;
+    }
+    if (flags.stage !== 'unet') {
+      const minutes = flags.stage === 'all' && flags.vaeMinutes !== undefined ? flags.vaeMinutes : left();
+      const r = trainVAE(
+        { ...o, vae: { ...o.vae, ...(minutes !== undefined ? { minutes } : {}) } },
+        shapesTrainingData,
+      );
+      o.log?.(`vae: stopped at step ${r.step} (${r.reason}), ${r.secondsPerStep.toFixed(2)} s/step`);
+    }
+    if (flags.stage !== 'vae') {
+      const minutes = left();
+      const r = trainTextToImage(
+        { ...o, unet: { ...o.unet, ...(minutes !== undefined ? { minutes } : {}) } },
+        shapesTrainingData,
+      );
+      o.log?.(`unet: stopped at step ${r.step} (${r.reason}), ${r.secondsPerStep.toFixed(2)} s/step`);
+    }
+  });
 
   train
     .command('export-shapes')
