@@ -13,6 +13,7 @@ import { randomUUID } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { formatShape, type Shape, Tensor } from '../tensor/tensor.js';
+import { jsonPreview } from './json-preview.js';
 
 /** Safetensors dtypes that attnkit reads. */
 export type SafetensorsDType = 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'BOOL' | 'U8';
@@ -176,7 +177,7 @@ function parseHeaderJson(
     );
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    fail(source, `header must be a JSON object mapping tensor names to entries, got ${describe(parsed)}`);
+    fail(source, `header must be a JSON object mapping tensor names to entries, got ${jsonPreview(parsed)}`);
   }
 
   let metadata: Record<string, string> = {};
@@ -184,11 +185,11 @@ function parseHeaderJson(
   for (const [name, entry] of Object.entries(parsed)) {
     if (name === METADATA_KEY) {
       if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
-        fail(source, `"__metadata__" must be an object of strings, got ${describe(entry)}`);
+        fail(source, `"__metadata__" must be an object of strings, got ${jsonPreview(entry)}`);
       }
       for (const [k, v] of Object.entries(entry)) {
         if (typeof v !== 'string') {
-          fail(source, `"__metadata__" value of '${k}' must be a string, got ${describe(v)}`);
+          fail(source, `"__metadata__" value of '${k}' must be a string, got ${jsonPreview(v)}`);
         }
       }
       metadata = Object.fromEntries(Object.entries(entry)); // own keys only, even '__proto__'
@@ -217,19 +218,19 @@ function parseHeaderJson(
 function parseEntry(name: string, entry: unknown, dataLength: number, source: string): SafetensorsTensorInfo {
   const where = `tensor '${name}'`;
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
-    fail(source, `${where}: entry must be an object {dtype, shape, data_offsets}, got ${describe(entry)}`);
+    fail(source, `${where}: entry must be an object {dtype, shape, data_offsets}, got ${jsonPreview(entry)}`);
   }
   const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
   if (!isSafetensorsDType(dtype)) {
     fail(
       source,
-      `${where}: unsupported dtype ${describe(dtype)}; ` +
+      `${where}: unsupported dtype ${jsonPreview(dtype)}; ` +
         `attnkit reads ${Object.keys(ELEMENT_BYTES).join(', ')} ` +
         '(convert the file, e.g. with safetensors in Python, to one of these)',
     );
   }
   if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
-    fail(source, `${where}: shape must be an array of non-negative integers, got ${describe(shape)}`);
+    fail(source, `${where}: shape must be an array of non-negative integers, got ${jsonPreview(shape)}`);
   }
   if (
     !Array.isArray(offsets) ||
@@ -238,7 +239,7 @@ function parseEntry(name: string, entry: unknown, dataLength: number, source: st
   ) {
     fail(
       source,
-      `${where}: data_offsets must be [begin, end] with non-negative integers, got ${describe(offsets)}`,
+      `${where}: data_offsets must be [begin, end] with non-negative integers, got ${jsonPreview(offsets)}`,
     );
   }
   const [begin, end] = offsets as [number, number];
@@ -260,42 +261,6 @@ function parseEntry(name: string, entry: unknown, dataLength: number, source: st
     );
   }
   return { dtype, shape: [...(shape as number[])], dataOffsets: [begin, end] };
-}
-
-/**
- * A JSON-like preview of a parsed header value, at most `max` characters. It walks only as much of the value
- * as it prints, so a huge or deeply nested value (JSON.stringify would overflow the stack) costs nothing.
- */
-function describe(v: unknown, max = 80): string {
-  if (v === undefined) return 'nothing';
-  let out = '';
-  const put = (s: string): boolean => {
-    out += s;
-    return out.length <= max;
-  };
-  const walk = (x: unknown): boolean => {
-    if (typeof x === 'string') return put(JSON.stringify(x.slice(0, max)));
-    if (Array.isArray(x)) {
-      if (!put('[')) return false;
-      for (let i = 0; i < x.length; i++) if ((i > 0 && !put(',')) || !walk(x[i])) return false;
-      return put(']');
-    }
-    if (typeof x === 'object' && x !== null) {
-      if (!put('{')) return false;
-      let first = true;
-      for (const key in x) {
-        if (!Object.hasOwn(x, key)) continue;
-        if ((!first && !put(',')) || !walk(key) || !put(':') || !walk((x as Record<string, unknown>)[key])) {
-          return false;
-        }
-        first = false;
-      }
-      return put('}');
-    }
-    return put(String(x)); // number, boolean, null: as JSON writes them
-  };
-  walk(v);
-  return out.length > max ? `${out.slice(0, max - 3)}...` : out;
 }
 
 /** Validates the 8-byte prefix; returns the header length. */
@@ -500,7 +465,7 @@ function plan(
 ): Plan {
   const floatAs = options.dtype ?? 'float32';
   if (floatAs !== 'float32' && floatAs !== 'float16') {
-    throw new Error(`safetensors: dtype option must be 'float32' or 'float16', got ${describe(floatAs)}`);
+    throw new Error(`safetensors: dtype option must be 'float32' or 'float16', got ${jsonPreview(floatAs)}`);
   }
   const entries = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
   const items: PlannedTensor[] = entries.map(([name, tensor]) => {
@@ -517,7 +482,7 @@ function plan(
   if (options.metadata) {
     for (const [k, v] of Object.entries(options.metadata)) {
       if (typeof v !== 'string') {
-        throw new Error(`safetensors: metadata value of '${k}' must be a string, got ${describe(v)}`);
+        throw new Error(`safetensors: metadata value of '${k}' must be a string, got ${jsonPreview(v)}`);
       }
     }
     header[METADATA_KEY] = options.metadata;

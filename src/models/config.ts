@@ -2,6 +2,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { jsonPreview } from '../io/json-preview.js';
 
 export type JsonConfig = Record<string, unknown>;
 
@@ -117,14 +118,14 @@ export class ConfigReader {
     if (v === undefined) return;
     if (!supported.some((s) => sameJson(s, v))) {
       throw new Error(
-        `${this.where}: config key '${key}' = ${preview(v)} is not supported by attnkit ` +
-          `(supported: ${supported.map((s) => preview(s)).join(', ')})`,
+        `${this.where}: config key '${key}' = ${jsonPreview(v)} is not supported by attnkit ` +
+          `(supported: ${supported.map((s) => jsonPreview(s)).join(', ')})`,
       );
     }
   }
 
   private bad(key: string, what: string): Error {
-    return new Error(`${this.where}: config key '${key}' must be ${what}, got ${preview(this.cfg[key])}`);
+    return new Error(`${this.where}: config key '${key}' must be ${what}, got ${jsonPreview(this.cfg[key])}`);
   }
 }
 
@@ -142,38 +143,4 @@ function sameJson(expected: unknown, v: unknown): boolean {
     );
   }
   return expected === v;
-}
-
-/**
- * A JSON-like preview of a config value, at most `max` characters; it walks only as much of the value as it
- * prints, so a huge or deeply nested value (JSON.stringify would overflow the stack) costs nothing.
- */
-function preview(v: unknown, max = 80): string {
-  if (v === undefined) return 'nothing';
-  let out = '';
-  const put = (s: string): boolean => {
-    out += s;
-    return out.length <= max;
-  };
-  const walk = (x: unknown): boolean => {
-    if (typeof x === 'string') return put(JSON.stringify(x.slice(0, max)));
-    if (Array.isArray(x)) {
-      if (!put('[')) return false;
-      for (let i = 0; i < x.length; i++) if ((i > 0 && !put(',')) || !walk(x[i])) return false;
-      return put(']');
-    }
-    if (typeof x === 'object' && x !== null) {
-      if (!put('{')) return false;
-      let first = true;
-      for (const key in x) {
-        if (!Object.hasOwn(x, key)) continue;
-        if ((!first && !put(',')) || !walk(key) || !put(':') || !walk((x as JsonConfig)[key])) return false;
-        first = false;
-      }
-      return put('}');
-    }
-    return put(typeof x === 'number' && !Number.isFinite(x) ? 'null' : String(x)); // as JSON writes it
-  };
-  walk(v);
-  return out.length > max ? `${out.slice(0, max - 3)}...` : out;
 }
