@@ -7,7 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { MALLOC_TUNABLES, tunedEnvironment, untunedEnvironment } from '../../../src/cli/malloc-tuning.js';
+import { MALLOC_TUNABLES, tunedEnvironment, untunedEnvironment } from '../../../src/process/malloc-tuning.js';
 import { repoRoot } from '../../helpers/fixtures.js';
 
 test('bin: the built attnkit command is executable and runs', () => {
