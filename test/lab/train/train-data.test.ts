@@ -3,10 +3,10 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { heldOutSeed } from '../../../src/lab/seeds.js';
 import { captionOf } from '../../../src/lab/shapes/caption.js';
 import { renderScene } from '../../../src/lab/shapes/render.js';
 import { sampleScene } from '../../../src/lab/shapes/scene.js';
-import { heldOutSeed } from '../../../src/lab/seeds.js';
 import {
   exampleSeed,
   objectWords,
