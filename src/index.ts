@@ -63,10 +63,13 @@ export {
   nullTextInversionBatch,
 } from './pipelines/inversion.js';
 export {
+  type EditedPair,
   type GenerateOptions,
   type GenerateResult,
   initialNoise,
+  type SamplingOptions,
   StableDiffusion,
+  type StepEvent,
 } from './pipelines/stable-diffusion.js';
 export * from './schedulers/index.js';
 export { perRow } from './schedulers/scheduler.js';

@@ -12,12 +12,17 @@ import type { CrossReplaceSteps, StepBounds } from '../methods/map/token-alignme
 import type { SchedulerName } from '../schedulers/index.js';
 import { concat, formatShape, type Tensor } from '../tensor/index.js';
 import { ddimInvert, followTrajectory, type NullTextOptions, nullTextInversion } from './inversion.js';
-import { initialNoise, type StableDiffusion, type StepEvent } from './stable-diffusion.js';
+import {
+  type EditedPair,
+  initialNoise,
+  type SamplingOptions,
+  type StableDiffusion,
+} from './stable-diffusion.js';
 
 /** `none` regenerates both prompts from the same latents with no attention control (the baseline). */
 export type PromptEditMethod = 'replace' | 'refine' | 'reweight' | 'none';
 
-export interface EditPromptOptions {
+export interface EditPromptOptions extends SamplingOptions {
   source: string;
   /** Default: the source (a pure reweighting). */
   target?: string;
@@ -30,9 +35,6 @@ export interface EditPromptOptions {
   reweight?: Readonly<Record<string, number>>;
   /** Words whose attention region may change (LocalBlend), or LocalBlend's options but the prompts. */
   blend?: readonly string[] | Omit<LocalBlendOptions, 'tokenizer' | 'prompts'>;
-  seed?: number;
-  steps?: number;
-  guidanceScale?: number;
   scheduler?: SchedulerName;
   negativePrompt?: string;
   /** Starting latents (1, C, h, w), already scaled by the scheduler's initial sigma; default seeded noise. */
@@ -53,17 +55,9 @@ export interface EditPromptOptions {
    * (docs/feature-editing.md, "Null-text for the source only").
    */
   nullTextSourceOnly?: boolean;
-  /** More controllers, run after the editor and the blend. */
-  controllers?: readonly Controller[];
-  onStep?: (e: StepEvent) => void;
 }
 
-export interface EditPromptResult {
-  /** (1, 3, H, W) each, in [-1, 1]. */
-  source: Tensor;
-  target: Tensor;
-  /** Final latents (2, C, h, w): source, target. */
-  latents: Tensor;
+export interface EditPromptResult extends EditedPair {
   method: PromptEditMethod;
   /** The controllers that ran (editor, blend, extra), e.g. to read LocalBlend's last mask. */
   controllers: readonly Controller[];

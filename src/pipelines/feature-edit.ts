@@ -10,7 +10,6 @@
 // ResNet of the first decoder block with attention (SD: up_blocks.1.resnets.1).
 
 import { Attention } from '../attention/attention.js';
-import type { Controller } from '../attention/hooks.js';
 import { defaultSide } from '../methods/application/local-blend.js';
 import {
   MutualSelfAttention,
@@ -23,12 +22,12 @@ import { ResnetBlock2D } from '../models/unet-blocks.js';
 import { crossAttentionSides } from '../models/unet2d-config.js';
 import { concat, type Tensor } from '../tensor/index.js';
 import { type DDIMInversion, ddimInvert, followTrajectory } from './inversion.js';
-import type { StableDiffusion, StepEvent } from './stable-diffusion.js';
+import type { EditedPair, SamplingOptions, StableDiffusion } from './stable-diffusion.js';
 import { initialNoise } from './stable-diffusion.js';
 
 export type FeatureEditMethod = 'masactrl' | 'pnp';
 
-export interface FeatureEditOptions {
+export interface FeatureEditOptions extends SamplingOptions {
   method: FeatureEditMethod;
   source: string;
   target: string;
@@ -40,21 +39,10 @@ export interface FeatureEditOptions {
    */
   masactrl?: MutualSelfAttentionMaskOptions & { mask?: boolean; maskWords?: readonly string[] };
   pnp?: PlugAndPlayOptions;
-  seed?: number;
-  steps?: number;
-  guidanceScale?: number;
   negativePrompt?: string;
-  /** More controllers, run after the method's. */
-  controllers?: readonly Controller[];
-  onStep?: (e: StepEvent) => void;
 }
 
-export interface FeatureEditResult {
-  /** (1, 3, H, W) each, in [-1, 1]. */
-  source: Tensor;
-  target: Tensor;
-  /** Final latents (2, C, h, w): source, target. */
-  latents: Tensor;
+export interface FeatureEditResult extends EditedPair {
   controller: MutualSelfAttention | PlugAndPlay;
   inversion?: DDIMInversion;
 }

@@ -21,7 +21,26 @@ export interface StepEvent {
   latents: Tensor;
 }
 
-export interface GenerateOptions {
+/** What every sampling pipeline (generation, the edits) takes besides its prompts. */
+export interface SamplingOptions {
+  seed?: number;
+  steps?: number;
+  guidanceScale?: number;
+  /** Controllers on every attention layer (an edit runs them after its own). */
+  controllers?: readonly Controller[];
+  onStep?: (e: StepEvent) => void;
+}
+
+/** An edit's two images, made side by side in one batch. */
+export interface EditedPair {
+  /** (1, 3, H, W) each, in [-1, 1]. */
+  source: Tensor;
+  target: Tensor;
+  /** Final latents (2, C, h, w): source, target. */
+  latents: Tensor;
+}
+
+export interface GenerateOptions extends SamplingOptions {
   /** One prompt or several (one image each). */
   prompt?: string | string[];
   negativePrompt?: string | string[];
@@ -32,8 +51,6 @@ export interface GenerateOptions {
    * (null-text inversion's optimised ∅_t, see pipelines/inversion.ts).
    */
   negativePromptEmbeds?: Tensor | readonly Tensor[];
-  steps?: number;
-  guidanceScale?: number;
   /**
    * φ of guidance rescaling (Lin et al. 2024, Sec. 3.4; diffusers' `guidance_rescale`): the guided prediction
    * is scaled to the conditional prediction's standard deviation per image, and mixed with the unscaled one,
@@ -41,7 +58,6 @@ export interface GenerateOptions {
    * the paper uses 0.7. Default 0: off.
    */
   guidanceRescale?: number;
-  seed?: number;
   width?: number;
   height?: number;
   /** Starting latents (B, C, h, w); default: seeded Gaussian noise × the scheduler's initial sigma. */
@@ -49,8 +65,6 @@ export interface GenerateOptions {
   scheduler?: SchedulerName;
   /** DDIM's η (0 = deterministic). */
   eta?: number;
-  controllers?: readonly Controller[];
-  onStep?: (e: StepEvent) => void;
 }
 
 /**
