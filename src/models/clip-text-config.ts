@@ -55,20 +55,15 @@ export function parseCLIPTextConfig(json: JsonConfig, where = 'text_encoder/conf
   }
   const r = new ConfigReader(raw, where);
   r.require('hidden_act', ['quick_gelu', 'gelu']);
-  const positive = (key: string, fallback: number): number => {
-    const v = r.int(key, fallback);
-    if (v < 1) throw new Error(`${where}: config key '${key}' must be a positive integer, got ${v}`);
-    return v;
-  };
   const cfg: CLIPTextConfig = {
-    vocabSize: positive('vocab_size', DEFAULTS.vocabSize),
-    hiddenSize: positive('hidden_size', DEFAULTS.hiddenSize),
-    intermediateSize: positive('intermediate_size', DEFAULTS.intermediateSize),
-    numHiddenLayers: positive('num_hidden_layers', DEFAULTS.numHiddenLayers),
-    numAttentionHeads: positive('num_attention_heads', DEFAULTS.numAttentionHeads),
-    maxPositionEmbeddings: positive('max_position_embeddings', DEFAULTS.maxPositionEmbeddings),
+    vocabSize: r.size('vocab_size', 'vocabulary', DEFAULTS.vocabSize),
+    hiddenSize: r.size('hidden_size', 'channels', DEFAULTS.hiddenSize),
+    intermediateSize: r.size('intermediate_size', 'intermediate', DEFAULTS.intermediateSize),
+    numHiddenLayers: r.size('num_hidden_layers', 'layers', DEFAULTS.numHiddenLayers),
+    numAttentionHeads: r.size('num_attention_heads', 'heads', DEFAULTS.numAttentionHeads),
+    maxPositionEmbeddings: r.size('max_position_embeddings', 'positions', DEFAULTS.maxPositionEmbeddings),
     hiddenAct: r.string('hidden_act', DEFAULTS.hiddenAct) as CLIPTextActivation,
-    layerNormEps: r.number('layer_norm_eps', DEFAULTS.layerNormEps),
+    layerNormEps: r.positive('layer_norm_eps', DEFAULTS.layerNormEps),
     bosTokenId: r.int('bos_token_id', DEFAULTS.bosTokenId),
     eosTokenId: r.int('eos_token_id', DEFAULTS.eosTokenId),
     padTokenId: r.int('pad_token_id', DEFAULTS.padTokenId),
@@ -78,6 +73,13 @@ export function parseCLIPTextConfig(json: JsonConfig, where = 'text_encoder/conf
       `${where}: config key 'num_attention_heads' (${cfg.numAttentionHeads}) must divide hidden_size ` +
         `(${cfg.hiddenSize})`,
     );
+  }
+  // special token ids the file gives must be ids of its vocabulary (left out, transformers' defaults stand)
+  for (const key of ['bos_token_id', 'eos_token_id', 'pad_token_id']) {
+    const id = raw[key];
+    if (typeof id === 'number' && (id < 0 || id >= cfg.vocabSize)) {
+      throw r.invalid(key, id, `must be a token id in [0, ${cfg.vocabSize}) (vocab_size)`);
+    }
   }
   return cfg;
 }

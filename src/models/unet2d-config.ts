@@ -1,7 +1,8 @@
 // UNet2DConditionModel's config: a flat diffusers config.json read once into a typed UNetConfig, and the
 // nested configs of its blocks derived from it (the up path mirrors the down path).
 
-import { ConfigReader, type JsonConfig } from './config.js';
+import { jsonPreview } from '../io/json-preview.js';
+import { CONFIG_LIMITS, ConfigReader, type JsonConfig } from './config.js';
 import type { UNetBlockConfig, UNetMidBlockConfig } from './unet-blocks.js';
 
 export type DownBlockType = 'DownBlock2D' | 'CrossAttnDownBlock2D';
@@ -75,34 +76,40 @@ export function parseUNetConfig(json: JsonConfig, where = 'unet/config.json'): U
   const down = r.strings('down_block_types');
   const up = r.strings('up_block_types');
   const n = down.length;
-  for (const t of down) {
-    if (t !== 'DownBlock2D' && t !== 'CrossAttnDownBlock2D') {
-      throw new Error(`${where}: down block type '${t}' in 'down_block_types' is not supported`);
-    }
+  if (n < 1 || n > CONFIG_LIMITS.blocks) {
+    throw new Error(
+      `${where}: config key 'down_block_types' has ${n} entries; attnkit's limit is 1 to ${CONFIG_LIMITS.blocks} ` +
+        '(CONFIG_LIMITS.blocks), far above any real model: fix the file',
+    );
   }
-  for (const t of up) {
-    if (t !== 'UpBlock2D' && t !== 'CrossAttnUpBlock2D') {
-      throw new Error(`${where}: up block type '${t}' in 'up_block_types' is not supported`);
+  for (const [key, list, types] of [
+    ['down_block_types', down, ['DownBlock2D', 'CrossAttnDownBlock2D']],
+    ['up_block_types', up, ['UpBlock2D', 'CrossAttnUpBlock2D']],
+  ] as const) {
+    const bad = list.find((t) => !(types as readonly string[]).includes(t));
+    if (bad !== undefined) {
+      throw new Error(
+        `${where}: block type ${jsonPreview(bad)} in '${key}' is not supported (supported: ${types.join(', ')})`,
+      );
     }
   }
   if (up.length !== n)
     throw new Error(`${where}: 'up_block_types' must have as many entries as 'down_block_types'`);
-  const blockOutChannels = r.ints('block_out_channels');
+  const blockOutChannels = r.sizes('block_out_channels', 'channels');
   if (blockOutChannels.length !== n) {
     throw new Error(`${where}: 'block_out_channels' must have one entry per down block (${n})`);
   }
   // diffusers' naming slip: with num_attention_heads null, attention_head_dim is the number of heads
-  const heads = r.has('num_attention_heads')
-    ? r.perBlock('num_attention_heads', n)
-    : r.perBlock('attention_head_dim', n, 8);
+  const headsKey = r.has('num_attention_heads') ? 'num_attention_heads' : 'attention_head_dim';
+  const heads = r.perBlockSize(headsKey, n, 'heads', 8);
   const crossAttentionDim = r.cfg['cross_attention_dim'];
   if (Array.isArray(crossAttentionDim)) {
     throw new Error(`${where}: a per-block 'cross_attention_dim' list is not supported; use one number`);
   }
-  return {
-    sampleSize: r.int('sample_size', 64),
-    inChannels: r.int('in_channels', 4),
-    outChannels: r.int('out_channels', 4),
+  const c: UNetConfig = {
+    sampleSize: r.size('sample_size', 'latentSampleSize', 64),
+    inChannels: r.size('in_channels', 'channels', 4),
+    outChannels: r.size('out_channels', 'channels', 4),
     centerInputSample: r.bool('center_input_sample', false),
     flipSinToCos: r.bool('flip_sin_to_cos', true),
     freqShift: r.number('freq_shift', 0),
@@ -110,19 +117,71 @@ export function parseUNetConfig(json: JsonConfig, where = 'unet/config.json'): U
     upBlockTypes: up as UpBlockType[],
     midBlock: r.cfg['mid_block_type'] !== null,
     blockOutChannels,
-    layersPerBlock: r.int('layers_per_block', 2),
+    layersPerBlock: r.size('layers_per_block', 'layers', 2),
     downsamplePadding: r.int('downsample_padding', 1),
-    midBlockScaleFactor: r.number('mid_block_scale_factor', 1),
-    normNumGroups: r.int('norm_num_groups', 32),
-    normEps: r.number('norm_eps', 1e-5),
-    crossAttentionDim: r.int('cross_attention_dim', 1280),
+    midBlockScaleFactor: r.positive('mid_block_scale_factor', 1),
+    normNumGroups: r.size('norm_num_groups', 'channels', 32),
+    normEps: r.positive('norm_eps', 1e-5),
+    crossAttentionDim: r.size('cross_attention_dim', 'channels', 1280),
     heads,
-    transformerLayersPerBlock: r.perBlock('transformer_layers_per_block', n, 1),
+    transformerLayersPerBlock: r.perBlockSize('transformer_layers_per_block', n, 'layers', 1),
     onlyCrossAttention: r.perBlockBool('only_cross_attention', n, false),
     useLinearProjection: r.bool('use_linear_projection', false),
-    convInKernel: r.int('conv_in_kernel', 3),
-    convOutKernel: r.int('conv_out_kernel', 3),
+    convInKernel: r.size('conv_in_kernel', 'kernel', 3),
+    convOutKernel: r.size('conv_out_kernel', 'kernel', 3),
   };
+  checkUNetValues(r, c, headsKey);
+  return c;
+}
+
+/** The rules between values that keep the model's shapes whole, each error naming the key. */
+function checkUNetValues(r: ConfigReader, c: UNetConfig, headsKey: string): void {
+  const n = c.blockOutChannels.length;
+  const bad = c.blockOutChannels.find((ch) => ch % c.normNumGroups !== 0);
+  if (bad !== undefined) {
+    throw r.invalid(
+      'norm_num_groups',
+      c.normNumGroups,
+      `must divide every entry of 'block_out_channels' (${bad})`,
+    );
+  }
+  // the sinusoidal time embedding has block_out_channels[0] features: half sines, half cosines
+  const half = (c.blockOutChannels[0] as number) / 2;
+  if (!Number.isInteger(half)) {
+    throw r.invalid(
+      'block_out_channels',
+      c.blockOutChannels[0],
+      'must be even in its first entry (the time embedding)',
+    );
+  }
+  if (c.freqShift >= half) throw r.invalid('freq_shift', c.freqShift, `must be less than ${half}`);
+  // the heads split the channels of every block with attention (the up path mirrors the down path)
+  for (let d = 0; d < n; d++) {
+    const attends =
+      c.downBlockTypes[d] === 'CrossAttnDownBlock2D' ||
+      c.upBlockTypes[n - 1 - d] === 'CrossAttnUpBlock2D' ||
+      (d === n - 1 && c.midBlock);
+    const [ch, h] = [c.blockOutChannels[d] as number, c.heads[d] as number];
+    if (attends && ch % h !== 0) {
+      throw r.invalid(
+        headsKey,
+        h,
+        `(heads of block ${d}) must divide its channels (block_out_channels ${ch})`,
+      );
+    }
+  }
+  // every down block but the last halves the latent; the up path must meet the same sides
+  const factor = 2 ** (n - 1);
+  if (c.sampleSize % factor !== 0) {
+    throw r.invalid('sample_size', c.sampleSize, `must be a multiple of ${factor} (${n - 1} downsamplings)`);
+  }
+  for (const key of ['conv_in_kernel', 'conv_out_kernel'] as const) {
+    const k = key === 'conv_in_kernel' ? c.convInKernel : c.convOutKernel;
+    if (k % 2 !== 1) throw r.invalid(key, k, 'must be an odd kernel size (the output keeps the input side)');
+  }
+  if (c.downsamplePadding !== 0 && c.downsamplePadding !== 1) {
+    throw r.invalid('downsample_padding', c.downsamplePadding, 'must be 0 or 1');
+  }
 }
 
 /** The configs of the UNet's blocks in forward order: down blocks, the middle (if any), up blocks. */

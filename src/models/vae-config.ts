@@ -1,7 +1,8 @@
 // The config of AutoencoderKL (diffusers' `AutoencoderKL` config.json): read once into a typed config the model
 // (autoencoder-kl.ts) is built from; any value attnkit does not implement is an error naming the key.
 
-import { ConfigReader, type JsonConfig } from './config.js';
+import { jsonPreview } from '../io/json-preview.js';
+import { CONFIG_LIMITS, ConfigReader, type JsonConfig } from './config.js';
 
 export interface VAEConfig {
   inChannels: number;
@@ -24,27 +25,39 @@ export function parseVAEConfig(json: JsonConfig, where = 'vae/config.json'): VAE
   r.require('shift_factor', [null]);
   r.require('latents_mean', [null]);
   r.require('latents_std', [null]);
-  const boc = r.ints('block_out_channels');
-  const down = r.strings('down_block_types');
-  const up = r.strings('up_block_types');
-  if (down.some((t) => t !== 'DownEncoderBlock2D') || down.length !== boc.length) {
+  const boc = r.sizes('block_out_channels', 'channels');
+  if (boc.length < 1 || boc.length > CONFIG_LIMITS.blocks) {
     throw new Error(
-      `${where}: 'down_block_types' must be ${boc.length} × DownEncoderBlock2D, got ${JSON.stringify(down)}`,
+      `${where}: config key 'block_out_channels' has ${boc.length} entries; attnkit's limit is 1 to ` +
+        `${CONFIG_LIMITS.blocks} blocks (CONFIG_LIMITS.blocks), far above any real model: fix the file`,
     );
   }
-  if (up.some((t) => t !== 'UpDecoderBlock2D') || up.length !== boc.length) {
-    throw new Error(
-      `${where}: 'up_block_types' must be ${boc.length} × UpDecoderBlock2D, got ${JSON.stringify(up)}`,
-    );
+  for (const [key, type] of [
+    ['down_block_types', 'DownEncoderBlock2D'],
+    ['up_block_types', 'UpDecoderBlock2D'],
+  ] as const) {
+    const types = r.strings(key);
+    if (types.some((t) => t !== type) || types.length !== boc.length) {
+      throw new Error(`${where}: '${key}' must be ${boc.length} × ${type}, got ${jsonPreview(types)}`);
+    }
   }
-  return {
-    inChannels: r.int('in_channels', 3),
-    outChannels: r.int('out_channels', 3),
-    latentChannels: r.int('latent_channels', 4),
+  const c: VAEConfig = {
+    inChannels: r.size('in_channels', 'channels', 3),
+    outChannels: r.size('out_channels', 'channels', 3),
+    latentChannels: r.size('latent_channels', 'channels', 4),
     blockOutChannels: boc,
-    layersPerBlock: r.int('layers_per_block', 1),
-    normNumGroups: r.int('norm_num_groups', 32),
-    sampleSize: r.int('sample_size', 32),
-    scalingFactor: r.number('scaling_factor', 0.18215),
+    layersPerBlock: r.size('layers_per_block', 'layers', 1),
+    normNumGroups: r.size('norm_num_groups', 'channels', 32),
+    sampleSize: r.size('sample_size', 'imageSampleSize', 32),
+    scalingFactor: r.positive('scaling_factor', 0.18215),
   };
+  const bad = boc.find((ch) => ch % c.normNumGroups !== 0);
+  if (bad !== undefined) {
+    throw r.invalid(
+      'norm_num_groups',
+      c.normNumGroups,
+      `must divide every entry of 'block_out_channels' (${bad})`,
+    );
+  }
+  return c;
 }
