@@ -12,7 +12,7 @@ import engine from './engine.js';
 import unet from './unet.js';
 import { type Bench, type BenchResult, formatSeconds, machineInfo, textTable } from './util.js';
 
-relaunchWithMallocTuning();
+await relaunchWithMallocTuning(); // in the launcher this never returns: it exits with the child's status
 
 const BENCHES: readonly Bench[] = [engine, unet];
 

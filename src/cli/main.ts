@@ -4,5 +4,5 @@
 
 import { relaunchWithMallocTuning } from '../process/malloc-tuning.js';
 
-relaunchWithMallocTuning();
+await relaunchWithMallocTuning();
 await import('./program.js');
