@@ -1,9 +1,10 @@
 // Reading a diffusers model folder: model_index.json, then each component's config and weights.
 
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readSafetensors } from '../io/safetensors.js';
 import { type JsonConfig, readConfig } from '../models/config.js';
+import { checkSchedulerConfig, parseSchedulerConfig } from '../schedulers/index.js';
 import type { Tensor } from '../tensor/index.js';
 
 export const SUPPORTED_PIPELINES = ['StableDiffusionPipeline'];
@@ -62,6 +63,16 @@ export function readComponentWeights(dir: string, baseName: string, variant?: st
   );
 }
 
+/**
+ * One component's config. The scheduler's `scheduler_config.json` is read as diffusers writes it (Python's
+ * `-Infinity` / `NaN`) and checked now, naming the file and the key (checkSchedulerConfig), not when sampling.
+ */
 export function componentConfig(dir: string, name: string, file = 'config.json'): JsonConfig {
-  return readConfig(join(dir, name), file);
+  if (file !== 'scheduler_config.json') return readConfig(join(dir, name), file);
+  const path = join(dir, name, file);
+  if (!existsSync(path))
+    throw new Error(`missing ${path}: a diffusers model folder needs ${file} in ${join(dir, name)}`);
+  const config = parseSchedulerConfig(readFileSync(path, 'utf8'), path);
+  checkSchedulerConfig(config, path);
+  return config as JsonConfig;
 }

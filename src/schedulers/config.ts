@@ -3,6 +3,8 @@
 // keys that belong to other schedulers, so one config can drive any scheduler. A key whose value attnkit
 // does not implement is an error that names the scheduler, the key, the value and what is supported.
 
+import { jsonPreview } from '../io/json-preview.js';
+import { CONFIG_LIMITS, overLimit } from '../models/config.js';
 import type { BetaConfig, BetaSchedule, PredictionType, TimestepSpacing } from './noise-schedule.js';
 
 export type SchedulerConfigJson = Readonly<Record<string, unknown>>;
@@ -25,7 +27,7 @@ const BOOKKEEPING = new Set(['_class_name', '_diffusers_version', '_use_default_
 
 const PREDICTION_TYPES: readonly PredictionType[] = ['epsilon', 'v_prediction', 'sample'];
 
-const show = (v: unknown): string => JSON.stringify(v) ?? String(v);
+const show = (v: unknown): string => jsonPreview(v);
 
 export class SchedulerConfigReader {
   readonly #read = new Set<string>();
@@ -45,6 +47,11 @@ export class SchedulerConfigReader {
     return new Error(`${this.className} config: "${key}" must be ${what}, got ${show(value)}`);
   }
 
+  /** A value of the right type that breaks a rule: '"key" = value <rule>'. */
+  invalid(key: string, value: unknown, rule: string): Error {
+    return new Error(`${this.className} config: "${key}" = ${show(value)} ${rule}`);
+  }
+
   unsupported(key: string, value: unknown, supported: string): Error {
     return new Error(
       `${this.className} config: "${key}" = ${show(value)} is not supported by attnkit (supported: ${supported})`,
@@ -58,6 +65,13 @@ export class SchedulerConfigReader {
       const what = `${opts.integer ? 'an integer' : 'a number'}${opts.min !== undefined ? ` ≥ ${opts.min}` : ''}`;
       throw this.#bad(key, v, what);
     }
+    return v;
+  }
+
+  /** A finite number > 0. */
+  positive(key: string, fallback: number): number {
+    const v = this.number(key, fallback);
+    if (!(v > 0 && v < Number.POSITIVE_INFINITY)) throw this.invalid(key, v, 'must be a number > 0');
     return v;
   }
 
@@ -119,9 +133,19 @@ export class SchedulerConfigReader {
   }): CommonSchedulerConfig {
     const trained = this.numbersOrNull('trained_betas');
     const T = this.number('num_train_timesteps', 1000, { integer: true, min: 1 });
+    if (T > CONFIG_LIMITS.trainTimesteps) {
+      throw new Error(overLimit(`${this.className} config`, '"num_train_timesteps"', T, 'trainTimesteps'));
+    }
     if (trained && trained.length !== T) {
       throw new Error(
         `${this.className} config: "trained_betas" has ${trained.length} values but num_train_timesteps is ${T}`,
+      );
+    }
+    // β_t is a variance: 0 < β_t < 1 (β_t = 1 leaves no signal, ᾱ = 0 and x̂₀ divides by zero)
+    const betaAt = trained?.findIndex((b) => !(b > 0 && b < 1)) ?? -1;
+    if (trained && betaAt >= 0) {
+      throw new Error(
+        `${this.className} config: "trained_betas"[${betaAt}] = ${show(trained[betaAt])} must be a number in (0, 1)`,
       );
     }
     const config: CommonSchedulerConfig = {
@@ -142,6 +166,24 @@ export class SchedulerConfigReader {
       ]),
       steps_offset: this.number('steps_offset', 0, { integer: true, min: 0 }),
     };
+    if (config.steps_offset >= T) {
+      throw this.invalid('steps_offset', config.steps_offset, `must be less than num_train_timesteps (${T})`);
+    }
+    // the linear schedules run from beta_start to beta_end (the cosine one and trained_betas do not read them)
+    if (!trained && config.beta_schedule !== 'squaredcos_cap_v2') {
+      for (const key of ['beta_start', 'beta_end'] as const) {
+        const b = config[key];
+        if (!(b > 0 && b < 1))
+          throw this.invalid(key, b, 'must be a number in (0, 1): β is a variance per step');
+      }
+      if (config.beta_start > config.beta_end) {
+        throw this.invalid(
+          'beta_start',
+          config.beta_start,
+          `must not exceed "beta_end" = ${config.beta_end}: noise grows with t (swapped values?)`,
+        );
+      }
+    }
     if (opts.zeroSnr ?? true) config.rescale_betas_zero_snr = this.boolean('rescale_betas_zero_snr', false);
     else this.only('rescale_betas_zero_snr', [false]);
     return config;
@@ -150,7 +192,7 @@ export class SchedulerConfigReader {
   clipSample(): ClipSampleConfig {
     return {
       clip_sample: this.boolean('clip_sample', true),
-      clip_sample_range: this.number('clip_sample_range', 1, { min: 0 }),
+      clip_sample_range: this.positive('clip_sample_range', 1),
     };
   }
 

@@ -10,6 +10,7 @@
 // rounds to the correctly rounded float32 result). With latents of magnitude ~500 (VE samplers, early
 // steps) float32 has ~3e-5 of resolution, so matching diffusers within 1e-4 needs the same roundings.
 
+import { CONFIG_LIMITS, overLimit } from '../models/config.js';
 import type { Shape, Tensor } from '../tensor/index.js';
 
 /** Rounds to float32: one float32 operation when applied to the float64 result of one operation. */
@@ -75,6 +76,12 @@ export interface BetaConfig {
 
 /** β_1..β_T (index 0 is the first training timestep), float32 values. */
 export function makeBetas(c: BetaConfig): number[] {
+  // a config built in code, not read: its size is bounded here too, before the betas are allocated
+  const T = c.num_train_timesteps;
+  if (!Number.isInteger(T) || T < 1)
+    throw new Error(`makeBetas: num_train_timesteps must be an integer ≥ 1, got ${T}`);
+  if (T > CONFIG_LIMITS.trainTimesteps)
+    throw new Error(overLimit('makeBetas', 'num_train_timesteps', T, 'trainTimesteps'));
   let betas: number[];
   if (c.trained_betas) betas = c.trained_betas.map(f32);
   else if (c.beta_schedule === 'linear') betas = linspaceF32(c.beta_start, c.beta_end, c.num_train_timesteps);

@@ -19,7 +19,12 @@ const VAE = seed('vae/config.json');
 const CLIP = seed('text_encoder/config.json');
 
 /** Parses with `changes` applied (undefined deletes the key), timing it: a refusal comes before any allocation. */
-function refuses(parse: (j: JsonConfig, where: string) => unknown, base: JsonConfig, changes: JsonConfig, re: RegExp) {
+function refuses(
+  parse: (j: JsonConfig, where: string) => unknown,
+  base: JsonConfig,
+  changes: JsonConfig,
+  re: RegExp,
+) {
   const json: JsonConfig = { ...base };
   for (const [k, v] of Object.entries(changes)) {
     if (v === undefined) delete json[k];
@@ -102,9 +107,14 @@ test('limits admit the largest real models: SDXL UNet, SD 2.x, CLIP ViT-bigG tex
     pad_token_id: 1,
   };
   assert.equal(parseCLIPTextConfig(bigG).numHiddenLayers, 32);
-  const sdxlVae = { ...VAE, block_out_channels: [128, 256, 512, 512], sample_size: 1024, scaling_factor: 0.13025 };
-  sdxlVae.down_block_types = new Array(4).fill('DownEncoderBlock2D');
-  sdxlVae.up_block_types = new Array(4).fill('UpDecoderBlock2D');
+  const sdxlVae = {
+    ...VAE,
+    block_out_channels: [128, 256, 512, 512],
+    down_block_types: new Array(4).fill('DownEncoderBlock2D'),
+    up_block_types: new Array(4).fill('UpDecoderBlock2D'),
+    sample_size: 1024,
+    scaling_factor: 0.13025,
+  };
   assert.equal(parseVAEConfig(sdxlVae).sampleSize, 1024);
   assert.ok(CONFIG_LIMITS.channels >= 16384 && CONFIG_LIMITS.layers >= 256);
 });
@@ -129,7 +139,7 @@ test('values with a meaning are checked at load, naming the key (issue 25 item 7
     [{ conv_in_kernel: 4 }, /'conv_in_kernel' = 4 must be an odd/],
     [{ conv_out_kernel: 0 }, /'conv_out_kernel'/],
     [{ downsample_padding: -1 }, /'downsample_padding'/],
-    [{ block_out_channels: [] , down_block_types: [], up_block_types: []}, /'down_block_types'/],
+    [{ block_out_channels: [], down_block_types: [], up_block_types: [] }, /'down_block_types'/],
   ];
   for (const [c, re] of unet) refuses(parseUNetConfig, UNET, c, re);
   const vae: [JsonConfig, RegExp][] = [
