@@ -1,11 +1,12 @@
 // attnkit: Stable-Diffusion-family models in Node.js with every attention layer open to change.
 
 export * from './attention/index.js';
+export { fsyncPath, removeStaleTemps, writeFileAtomic, writeFolderAtomic } from './io/atomic.js';
 export { readPng, writeGrayPng, writePng } from './io/png.js';
 // used by the Shapes lab and by training
 export { type Progress, progressBar } from './io/progress.js';
 export { imageGrid } from './io/render.js';
-export { readSafetensors, writeSafetensors } from './io/safetensors.js';
+export { readSafetensors, readSafetensorsHeader, writeSafetensors } from './io/safetensors.js';
 export { setThreads } from './kernels/ort.js';
 // methods, by level
 export { AttentionCaching } from './methods/application/attention-caching.js';

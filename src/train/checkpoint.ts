@@ -2,16 +2,34 @@
 // and the step, the Philox counter, the loss history and the run's settings in a JSON file beside it.
 // Parameters are saved as float32, so resuming continues bit for bit where the run stopped. A run with an
 // exponential moving average (ema.ts) also saves it, as `ema.<parameter name>`.
+//
+// The two files are one checkpoint. On disk, in the stage's folder:
+//
+//   checkpoint.safetensors          weights, `adamw.m.*`, `adamw.v.*`, `ema.*`; header metadata {"checkpoint": id}
+//   checkpoint.json                 {"id": id, step, rngCounter, history, extra, emaUpdates}
+//   checkpoint.json.<id>.tmp        the JSON of a save whose weights are in place and whose JSON is not yet
+//
+// with id = "<step>-<random>". A save writes the JSON to its temporary name (flushed), then the weights through
+// a flushed temporary file renamed over the old ones — the commit point — then renames the JSON into place.
+// A crash before the commit leaves the old pair (and temporary files, removed at the next run); one after it
+// leaves the new weights and their JSON under its temporary name, which the next read puts in place. Any other
+// pair whose ids differ is refused, naming both files. Checkpoints from before the ids (none in either file)
+// are read as they are.
 
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   type AdamW,
+  fsyncPath,
   type Generator,
   type Module,
   type Parameter,
   readSafetensors,
+  readSafetensorsHeader,
+  removeStaleTemps,
   Tensor,
+  writeFileAtomic,
   writeSafetensors,
 } from '../index.js';
 import type { EMA } from './ema.js';
@@ -28,6 +46,8 @@ export interface TrainState {
 }
 
 export interface CheckpointMeta {
+  /** Names the pair: the same id is in the weights file's metadata (absent in checkpoints from before). */
+  id?: string;
   step: number;
   /** The Generator's counter, as a decimal string (it is a 128-bit integer). */
   rngCounter: string;
@@ -40,17 +60,73 @@ export interface CheckpointMeta {
 
 const WEIGHTS = 'checkpoint.safetensors';
 const META = 'checkpoint.json';
+/** The weights file's metadata key holding the checkpoint's id. */
+const ID_KEY = 'checkpoint';
+const ID_FORM = /^\d+-[0-9a-f-]{36}$/;
 
 function namedParameters(state: TrainState): [string, Parameter][] {
   return Object.entries(state.modules).flatMap(([prefix, m]) => [...m.namedParameters(prefix)]);
 }
 
-export function hasCheckpoint(dir: string): boolean {
-  return existsSync(join(dir, WEIGHTS)) && existsSync(join(dir, META));
+const pendingMeta = (dir: string, id: string) => join(dir, `${META}.${id}.tmp`);
+
+function readMetaFile(path: string): CheckpointMeta {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as CheckpointMeta;
+  } catch (e) {
+    throw new Error(`${path}: not a checkpoint's JSON (${(e as Error).message})`);
+  }
 }
 
-/** Writes `dir/checkpoint.safetensors` and then `dir/checkpoint.json`, each atomically. */
+/** The id in the weights file's header (undefined: a checkpoint from before the ids, or no valid id). */
+function weightsId(dir: string): string | undefined {
+  const id = readSafetensorsHeader(join(dir, WEIGHTS)).metadata[ID_KEY];
+  return id !== undefined && ID_FORM.test(id) ? id : undefined;
+}
+
+/**
+ * Finishes a save that was stopped between its two renames: when the JSON of the weights in place waits
+ * under its temporary name, it is renamed into place. Returns that JSON, or undefined when there is none.
+ */
+function completeSave(dir: string): CheckpointMeta | undefined {
+  if (!existsSync(join(dir, WEIGHTS))) return undefined;
+  const id = weightsId(dir);
+  if (id === undefined) return undefined;
+  const path = join(dir, META);
+  if (existsSync(path) && readMetaFile(path).id === id) return undefined;
+  const pending = pendingMeta(dir, id);
+  if (!existsSync(pending)) return undefined;
+  const meta = readMetaFile(pending);
+  if (meta.id !== id) return undefined;
+  try {
+    renameSync(pending, path);
+    fsyncPath(dir);
+  } catch {
+    // a folder this process cannot write to (e.g. exporting another user's run): read it where it is
+  }
+  return meta;
+}
+
+export function hasCheckpoint(dir: string): boolean {
+  if (!existsSync(join(dir, WEIGHTS))) return false;
+  if (existsSync(join(dir, META))) return true;
+  const id = weightsId(dir);
+  return id !== undefined && existsSync(pendingMeta(dir, id));
+}
+
+/**
+ * Makes `dir` ready for a run: finishes a save that was stopped between its renames and removes the
+ * temporary files killed saves left (each as large as the checkpoint).
+ */
+export function recoverCheckpoint(dir: string): void {
+  completeSave(dir);
+  removeStaleTemps(dir, WEIGHTS);
+  removeStaleTemps(dir, META);
+}
+
+/** Writes `dir/checkpoint.safetensors` and `dir/checkpoint.json` as one checkpoint (see the top of the file). */
 export function saveCheckpoint(dir: string, state: TrainState, extra: Record<string, unknown> = {}): void {
+  recoverCheckpoint(dir);
   const { step, m, v } = state.optimizer.state();
   const tensors = new Map<string, Tensor>();
   for (const [name, p] of namedParameters(state)) {
@@ -62,22 +138,53 @@ export function saveCheckpoint(dir: string, state: TrainState, extra: Record<str
     const ema = state.ema?.shadow.get(p);
     if (ema) tensors.set(`ema.${name}`, new Tensor(ema, p.value.shape));
   }
-  writeSafetensors(join(dir, WEIGHTS), tensors);
+  const id = `${step}-${randomUUID()}`;
   const meta: CheckpointMeta = {
+    id,
     step,
     rngCounter: state.gen.counter.toString(),
     history: state.history,
     extra,
     ...(state.ema ? { emaUpdates: state.ema.updates } : {}),
   };
-  const tmp = join(dir, `${META}.tmp`);
-  writeFileSync(tmp, `${JSON.stringify(meta)}\n`);
-  renameSync(tmp, join(dir, META));
+  const pending = pendingMeta(dir, id);
+  writeFileAtomic(pending, `${JSON.stringify(meta)}\n`);
+  writeSafetensors(join(dir, WEIGHTS), tensors, { metadata: { [ID_KEY]: id } });
+  fsyncPath(dir); // the commit: the new weights' name on disk before the JSON's
+  renameSync(pending, join(dir, META));
+  fsyncPath(dir);
 }
 
-/** Reads a checkpoint's JSON (e.g. to rebuild the models from its `extra` before `loadCheckpoint`). */
+/**
+ * Reads a checkpoint's JSON (e.g. to rebuild the models from its `extra` before `loadCheckpoint`), after
+ * checking that it belongs to the weights beside it.
+ */
 export function readCheckpointMeta(dir: string): CheckpointMeta {
-  return JSON.parse(readFileSync(join(dir, META), 'utf8')) as CheckpointMeta;
+  const completed = completeSave(dir);
+  if (completed) return completed;
+  const weights = join(dir, WEIGHTS);
+  const path = join(dir, META);
+  const meta = readMetaFile(path);
+  const id = weightsId(dir);
+  if (meta.id !== id) {
+    const which = (x: string | undefined) => (x === undefined ? 'no checkpoint id' : `checkpoint ${x}`);
+    throw new Error(
+      `${weights} (${which(id)}) and ${path} (${which(meta.id)}, step ${meta.step}) are not one checkpoint: ` +
+        'a save was stopped between the two files, or they were copied from different runs; ' +
+        'put back a matching pair or train the stage again without --resume',
+    );
+  }
+  return meta;
+}
+
+/** A checkpoint's JSON and its tensors (parameters, `adamw.m.*`, `adamw.v.*`, `ema.*`), checked to be one pair. */
+export function readCheckpoint(dir: string): { meta: CheckpointMeta; tensors: Map<string, Tensor> } {
+  const meta = readCheckpointMeta(dir);
+  const { tensors, metadata } = readSafetensors(join(dir, WEIGHTS));
+  if (meta.id !== undefined && metadata[ID_KEY] !== meta.id) {
+    throw new Error(`${join(dir, WEIGHTS)} changed while it was read (checkpoint ${meta.id} expected)`);
+  }
+  return { meta, tensors };
 }
 
 /**
@@ -85,8 +192,7 @@ export function readCheckpointMeta(dir: string): CheckpointMeta {
  * `state.ema` takes the saved average, or starts at the loaded weights when the checkpoint has none.
  */
 export function loadCheckpoint(dir: string, state: TrainState): CheckpointMeta {
-  const meta = readCheckpointMeta(dir);
-  const { tensors } = readSafetensors(join(dir, WEIGHTS));
+  const { meta, tensors } = readCheckpoint(dir);
   const m = new Map<Parameter, Tensor>();
   const v = new Map<Parameter, Tensor>();
   const missing: string[] = [];

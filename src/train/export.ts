@@ -2,11 +2,14 @@
 // StableDiffusion.fromPretrained loads like any other checkpoint:
 //
 //   model_index.json  unet/  vae/  text_encoder/  tokenizer/  scheduler/
+//
+// The folder is written as one unit (writeFolderAtomic): built beside `out` and switched in whole, so an
+// export that is stopped leaves the old model as it was, never new weights beside old ones.
 
-import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readSafetensors, type Tensor, writeSafetensors } from '../index.js';
-import { hasCheckpoint, readCheckpointMeta } from './checkpoint.js';
+import { type Tensor, writeFolderAtomic, writeSafetensors } from '../index.js';
+import { hasCheckpoint, readCheckpoint } from './checkpoint.js';
 import { vaeCheckpointDir } from './shapes.js';
 import {
   SD_NOISE_SCHEDULE,
@@ -66,6 +69,16 @@ export function exportShapesModel(
   runDir = 'runs/shapes',
   opts: { ema?: boolean } = {},
 ): { ema: number } {
+  // the folder is replaced whole: never one that holds something else
+  if (existsSync(out) && statSync(out).isDirectory()) {
+    const entries = readdirSync(out);
+    if (entries.length > 0 && !entries.includes('model_index.json')) {
+      throw new Error(
+        `exportShapesModel: ${out} is not empty and has no model_index.json; the export replaces the whole ` +
+          'folder, so name a new folder, an empty one or an earlier export',
+      );
+    }
+  }
   for (const stage of ['vae', 'unet']) {
     if (!hasCheckpoint(join(runDir, stage))) {
       throw new Error(
@@ -74,50 +87,49 @@ export function exportShapesModel(
     }
   }
   const vaeSource = vaeCheckpointDir(runDir); // decoder/ when the decoder was trained on (stage 1b)
-  const vaeMeta = readCheckpointMeta(vaeSource);
-  const unetMeta = readCheckpointMeta(join(runDir, 'unet'));
+  const { meta: vaeMeta, tensors: vaeWeights } = readCheckpoint(vaeSource);
+  const { meta: unetMeta, tensors: unetWeights } = readCheckpoint(join(runDir, 'unet'));
   const unetConfig = unetMeta.extra.config as TextToImageConfig;
   const scalingFactor = unetMeta.extra.scalingFactor as number;
   const vocabSize = unetMeta.extra.vocabSize as number;
-  const vaeWeights = readSafetensors(join(vaeSource, 'checkpoint.safetensors')).tensors;
-  const unetWeights = readSafetensors(join(runDir, 'unet', 'checkpoint.safetensors')).tensors;
   const ema = opts.ema !== false && unetMeta.emaUpdates ? unetMeta.emaUpdates : 0;
   const unetPrefix = ema ? 'ema.' : '';
   const fp16 = { dtype: 'float16' } as const;
 
-  mkdirSync(out, { recursive: true });
-  json(join(out, 'model_index.json'), MODEL_INDEX);
-  const dir = (name: string) => {
-    mkdirSync(join(out, name), { recursive: true });
-    return join(out, name);
-  };
-  const unetDir = dir('unet');
-  json(join(unetDir, 'config.json'), unetConfigJson(unetConfig));
-  writeSafetensors(
-    join(unetDir, 'diffusion_pytorch_model.safetensors'),
-    moduleTensors(unetWeights, `${unetPrefix}unet`),
-    fp16,
-  );
-  const vaeDir = dir('vae');
-  json(join(vaeDir, 'config.json'), vaeConfigJson(vaeMeta.extra.config as VAETrainConfig, scalingFactor));
-  writeSafetensors(
-    join(vaeDir, 'diffusion_pytorch_model.safetensors'),
-    moduleTensors(vaeWeights, 'vae'),
-    fp16,
-  );
-  const textDir = dir('text_encoder');
-  json(join(textDir, 'config.json'), {
-    ...textEncoderConfigJson(unetConfig, vocabSize),
-    torch_dtype: 'float16',
+  writeFolderAtomic(out, (tmp) => {
+    json(join(tmp, 'model_index.json'), MODEL_INDEX);
+    const dir = (name: string) => {
+      mkdirSync(join(tmp, name), { recursive: true });
+      return join(tmp, name);
+    };
+    const unetDir = dir('unet');
+    json(join(unetDir, 'config.json'), unetConfigJson(unetConfig));
+    writeSafetensors(
+      join(unetDir, 'diffusion_pytorch_model.safetensors'),
+      moduleTensors(unetWeights, `${unetPrefix}unet`),
+      fp16,
+    );
+    const vaeDir = dir('vae');
+    json(join(vaeDir, 'config.json'), vaeConfigJson(vaeMeta.extra.config as VAETrainConfig, scalingFactor));
+    writeSafetensors(
+      join(vaeDir, 'diffusion_pytorch_model.safetensors'),
+      moduleTensors(vaeWeights, 'vae'),
+      fp16,
+    );
+    const textDir = dir('text_encoder');
+    json(join(textDir, 'config.json'), {
+      ...textEncoderConfigJson(unetConfig, vocabSize),
+      torch_dtype: 'float16',
+    });
+    writeSafetensors(
+      join(textDir, 'model.safetensors'),
+      moduleTensors(unetWeights, `${unetPrefix}text_encoder`),
+      fp16,
+    );
+    const tokDir = dir('tokenizer');
+    for (const f of readdirSync(join(runDir, 'tokenizer')))
+      copyFileSync(join(runDir, 'tokenizer', f), join(tokDir, f));
+    json(join(dir('scheduler'), 'scheduler_config.json'), shapesSchedulerConfig(unetConfig));
   });
-  writeSafetensors(
-    join(textDir, 'model.safetensors'),
-    moduleTensors(unetWeights, `${unetPrefix}text_encoder`),
-    fp16,
-  );
-  const tokDir = dir('tokenizer');
-  for (const f of readdirSync(join(runDir, 'tokenizer')))
-    copyFileSync(join(runDir, 'tokenizer', f), join(tokDir, f));
-  json(join(dir('scheduler'), 'scheduler_config.json'), shapesSchedulerConfig(unetConfig));
   return { ema };
 }

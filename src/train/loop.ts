@@ -3,7 +3,13 @@
 
 import { mkdirSync } from 'node:fs';
 import { backward, enableGrad, type Parameter, progressBar, Tensor } from '../index.js';
-import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type TrainState } from './checkpoint.js';
+import {
+  hasCheckpoint,
+  loadCheckpoint,
+  recoverCheckpoint,
+  saveCheckpoint,
+  type TrainState,
+} from './checkpoint.js';
 
 export interface LoopOptions {
   /** Checkpoint folder. */
@@ -75,6 +81,7 @@ export function trainLoop(
   o: LoopOptions,
 ): LoopResult {
   mkdirSync(o.dir, { recursive: true });
+  recoverCheckpoint(o.dir); // a save stopped between its files finished, killed saves' temporary files removed
   if (o.resume && hasCheckpoint(o.dir)) loadCheckpoint(o.dir, state);
   const opt = state.optimizer;
   const start = opt.stepCount;
