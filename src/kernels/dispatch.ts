@@ -3,7 +3,7 @@
 // synchronously. Input dims are symbolic, so one session serves every shape of that rank.
 
 import { type AttrValue, buildModel, type DType } from './graph.js';
-import { createSession, type NativeSession, type OrtTensor, runSession } from './ort.js';
+import { assertMainThread, createSession, type NativeSession, type OrtTensor, runSession } from './ort.js';
 
 export interface KernelInput {
   dtype: DType;
@@ -57,6 +57,7 @@ function kernelFor(spec: KernelSpec, inputs: readonly (KernelInput | null)[]): C
   key += `|${spec.outputs.join(',')}`;
   let k = cache.get(key);
   if (k) return k;
+  assertMainThread(); // its own message, not an op's build failure
   const inputNames = inputs.map((x, i) => (x ? `x${i}` : ''));
   const outputNames = spec.outputs.map((_, i) => `y${i}`);
   const model = buildModel({

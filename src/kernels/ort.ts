@@ -7,6 +7,7 @@
 
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
+import { isMainThread } from 'node:worker_threads';
 import { Tensor as OrtTensor } from 'onnxruntime-common';
 
 export { OrtTensor };
@@ -34,9 +35,28 @@ export const ORT_VERSION: string = require('onnxruntime-node/package.json').vers
 
 let native: NativeBinding | undefined;
 
+/**
+ * Kernels run on the main thread only. `Worker.terminate()` (or the process exiting) while a worker is inside
+ * one of the binding's calls aborts the whole process: the binding's call into the terminating thread fails,
+ * node-addon-api turns that into a C++ `Napi::Error`, and rethrowing it as a JavaScript exception fails again
+ * in the same thread, so the exception leaves the N-API callback and std::terminate aborts ("terminate called
+ * after throwing an instance of 'Napi::Error'"; 3 of 6 timings in test/unit/kernels/worker-thread.test.ts).
+ * Nothing in JavaScript can catch or delay that, and the ops are synchronous, so a generation is inside the
+ * binding nearly all the time. A child process (child_process.fork) can be stopped at any point instead.
+ */
+export function assertMainThread(): void {
+  if (isMainThread) return;
+  throw new Error(
+    'attnkit: kernels cannot run in a worker thread: terminating a worker while onnxruntime-node runs an op ' +
+      'aborts the whole process. Run attnkit on the main thread of a child process (child_process.fork), ' +
+      'which can be stopped at any time.',
+  );
+}
+
 /** Loads the native binding once; throws a clear error when onnxruntime-node's internals moved. */
 export function binding(): NativeBinding {
   if (native) return native;
+  assertMainThread(); // loading the addon is one of those calls too
   const mod = require('onnxruntime-node/dist/binding') as { binding?: NativeBinding };
   const b = mod.binding;
   if (!b || typeof b.InferenceSession !== 'function' || typeof b.initOrtOnce !== 'function') {
