@@ -151,7 +151,12 @@ export function saveCheckpoint(dir: string, state: TrainState, extra: Record<str
   writeFileAtomic(pending, `${JSON.stringify(meta)}\n`);
   writeSafetensors(join(dir, WEIGHTS), tensors, { metadata: { [ID_KEY]: id } });
   fsyncPath(dir); // the commit: the new weights' name on disk before the JSON's
-  renameSync(pending, join(dir, META));
+  try {
+    renameSync(pending, join(dir, META));
+  } catch (e) {
+    // a reader of the folder (e.g. an export while the run goes on) may have finished this save already
+    if (!(existsSync(join(dir, META)) && readMetaFile(join(dir, META)).id === id)) throw e;
+  }
   fsyncPath(dir);
 }
 
