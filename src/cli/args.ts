@@ -1,4 +1,5 @@
-// Typed option parsers for commander.
+// Typed option parsers for commander. The bounded ones refuse a value outside its limits while the command line
+// is read, before any model is loaded or anything allocated (the limits are in limits.ts).
 
 import { InvalidArgumentError } from 'commander';
 
@@ -14,6 +15,47 @@ export function float(name: string): (v: string) => number {
   return (v) => {
     const n = Number(v);
     if (!Number.isFinite(n)) throw new InvalidArgumentError(`${name} must be a number, got '${v}'`);
+    return n;
+  };
+}
+
+/** The limits of a bounded option: [min, max] (max Infinity: no upper bound), a unit and what to do instead. */
+export interface Bounds {
+  min: number;
+  max: number;
+  /** Shown after the range, e.g. 'pixels'. */
+  unit?: string;
+  /** What to do instead, shown after the value. */
+  hint?: string;
+}
+
+function range(kind: string, b: Bounds): string {
+  const r = b.max === Number.POSITIVE_INFINITY ? `${kind} ≥ ${b.min}` : `${kind} from ${b.min} to ${b.max}`;
+  return b.unit ? `${r} (${b.unit})` : r;
+}
+
+function outOfBounds(name: string, kind: string, b: Bounds, v: string): InvalidArgumentError {
+  return new InvalidArgumentError(
+    `${name} must be ${range(kind, b)}, got '${v}'${b.hint ? `; ${b.hint}` : ''}`,
+  );
+}
+
+/** An integer in [min, max]. */
+export function intIn(name: string, b: Bounds): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isInteger(n) || n < b.min || n > b.max)
+      throw outOfBounds(name, 'an integer', b, v);
+    return n;
+  };
+}
+
+/** A finite number in [min, max]. */
+export function floatIn(name: string, b: Bounds): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n) || n < b.min || n > b.max)
+      throw outOfBounds(name, 'a number', b, v);
     return n;
   };
 }

@@ -27,6 +27,7 @@ import {
   stringFlag,
   stringsFlag,
 } from './options.js';
+import { checkInputFile } from './paths.js';
 
 const P2P_EDITS = ['auto', 'replace', 'refine', 'reweight', 'none'] as const;
 
@@ -198,7 +199,11 @@ export function registerEdit(program: Command): void {
           );
       }
     }
-    const run = startRun(f);
+    const imagePath = stringFlag(f, 'image');
+    if (imagePath) checkInputFile(imagePath, '--image');
+    const out = requiredString(f, 'out');
+    const paths = companionPaths(out);
+    const run = startRun(f, { '--out': out, '--out (source)': paths.source, '--out (target)': paths.target });
     const source = requiredString(f, 'source');
     const target = stringFlag(f, 'target');
     const sd = loadModel(parseModel(f), log, [source, ...(target ? [target] : [])]);
@@ -206,7 +211,6 @@ export function registerEdit(program: Command): void {
     const bar = progressBar('editing', steps, { quiet: run.quiet });
     const method = EDIT_METHODS[chosen];
     if (!method) throw new Error(`--method: unknown method '${chosen}'`); // commander checked the choice
-    const imagePath = stringFlag(f, 'image');
     const t0 = performance.now();
     const edited = method.run(
       {
@@ -223,8 +227,6 @@ export function registerEdit(program: Command): void {
       f,
     );
     bar.stop();
-    const out = requiredString(f, 'out');
-    const paths = companionPaths(out);
     writePng(paths.source, edited.source);
     writePng(paths.target, edited.target);
     writePng(out, sideBySide([edited.source, edited.target]));

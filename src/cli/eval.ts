@@ -10,7 +10,8 @@ import { evalRunJSON, formatEvalRun, formatReport, runShapesEval } from '../lab/
 import { HEAT_MAP_SIDE, HEAT_MAP_THRESHOLD } from '../pipelines/heatmaps.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { SchedulerName } from '../schedulers/index.js';
-import { float, int } from './args.js';
+import { float, floatIn, int, intIn } from './args.js';
+import { BATCH, COUNT, UNIT } from './limits.js';
 import { parseIntList, parseStepRange } from './maps.js';
 import { resolveModel } from './models.js';
 import {
@@ -47,7 +48,7 @@ export function registerEval(program: Command): void {
       'ShapesEval on held-out Shapes prompts (scene seeds ≥ 10⁹, never trained on): prints the table',
     );
   addModelOption(cmd)
-    .option('-n, --prompts <n>', 'number of held-out prompts', int('--prompts'), 200)
+    .option('-n, --prompts <n>', 'number of held-out prompts', intIn('--prompts', COUNT), 200)
     .option('--start <i>', 'first held-out prompt index', int('--start'), 0);
   addSamplingOptions(cmd, { seed: false, steps: 25, guidance: 5 })
     .option(
@@ -56,16 +57,16 @@ export function registerEval(program: Command): void {
       float('--guidance-rescale'),
     )
     .option('--scheduler <name>', 'ddim | ddpm | euler | dpmpp2m | pndm', 'ddim')
-    .option('--batch <n>', 'prompts per generate call', int('--batch'), 16)
+    .option('--batch <n>', 'prompts per generate call', intIn('--batch', BATCH), 16)
     .option(
       '--heatmaps [n]',
       'also the shape-word heat-map IoU on the first n prompts (default 100)',
-      int('--heatmaps'),
+      intIn('--heatmaps', COUNT),
     )
     .option(
       '--threshold <t>',
       `heat-map threshold after min–max normalisation (DAAM's is 0.4; ${HEAT_MAP_THRESHOLD} was better on validation; Otsu is reported too)`,
-      float('--threshold'),
+      floatIn('--threshold', UNIT),
       HEAT_MAP_THRESHOLD,
     )
     .option(
@@ -89,7 +90,7 @@ export function registerEval(program: Command): void {
       "score the VAE's round trips of the prompts' rendered scenes (the ceiling of any generation)",
     );
   addRunOptions(cmd).action((f: EvalFlags) => {
-    const run = startRun(f);
+    const run = startRun(f, { '--out': f.out, '--grid': f.grid });
     const { steps, guidance } = parseSampling(f);
     const model = resolveModel(parseModel(f), log);
     const sd = StableDiffusion.fromPretrained(model);

@@ -10,9 +10,11 @@ import {
   exportVAEEncoder,
 } from '../pipelines/export.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
-import { int } from './args.js';
+import { intIn } from './args.js';
+import { EXPORT_BATCH, IMAGE_SIDE } from './limits.js';
 import { resolveModel } from './models.js';
 import { addModelOption, log, parseModel } from './options.js';
+import { checkOutputPath } from './paths.js';
 
 interface ExportFlags {
   component: ExportComponent;
@@ -29,13 +31,14 @@ export function registerExport(program: Command): void {
   addModelOption(cmd)
     .option('-c, --component <name>', `one of ${COMPONENTS.join(', ')}`, 'unet')
     .option('-o, --out <file>', 'output .onnx file', 'model.onnx')
-    .option('--batch <n>', 'batch size of the graph', int('--batch'), 2)
-    .option('--height <px>', 'image height (default: the model’s)', int('--height'))
-    .option('--width <px>', 'image width (default: the model’s)', int('--width'))
+    .option('--batch <n>', 'batch size of the graph', intIn('--batch', EXPORT_BATCH), 2)
+    .option('--height <px>', 'image height (default: the model’s)', intIn('--height', IMAGE_SIDE))
+    .option('--width <px>', 'image width (default: the model’s)', intIn('--width', IMAGE_SIDE))
     .action((f: ExportFlags) => {
       if (!COMPONENTS.includes(f.component)) {
         throw new Error(`--component must be one of ${COMPONENTS.join(', ')}, got '${f.component}'`);
       }
+      checkOutputPath(f.out, '--out');
       const sd = StableDiffusion.fromPretrained(resolveModel(parseModel(f), log));
       const factor = sd.vae.scaleFactor;
       const height = f.height ?? sd.defaultSize;

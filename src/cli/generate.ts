@@ -4,8 +4,9 @@ import type { Command } from 'commander';
 import { writePng } from '../io/png.js';
 import { progressBar } from '../io/progress.js';
 import type { SchedulerName } from '../schedulers/index.js';
-import { float, int } from './args.js';
+import { float, intIn } from './args.js';
 import { addEfficiencyOptions, type EfficiencyFlags, efficiencyControllers } from './efficiency.js';
+import { IMAGE_SIDE } from './limits.js';
 import { loadModel } from './models.js';
 import {
   addModelOption,
@@ -38,13 +39,13 @@ export function registerGenerate(program: Command): void {
       'rescale the guided prediction toward the conditional one’s spread (0–1; 0.7 in Lin et al. 2024)',
       float('--guidance-rescale'),
     )
-    .option('--width <px>', 'image width', int('--width'))
-    .option('--height <px>', 'image height', int('--height'))
+    .option('--width <px>', 'image width', intIn('--width', IMAGE_SIDE))
+    .option('--height <px>', 'image height', intIn('--height', IMAGE_SIDE))
     .option('--negative <text>', 'negative prompt')
     .option('--scheduler <name>', 'ddim | ddpm | euler | dpmpp2m | pndm (default: the model folder’s)');
   addRunOptions(cmd);
   addEfficiencyOptions(cmd).action((prompt: string, f: GenerateFlags) => {
-    const run = startRun(f);
+    const run = startRun(f, { '--out': f.out });
     const { seed, steps, guidance } = parseSampling(f);
     const controllers = efficiencyControllers(f);
     const t0 = performance.now();

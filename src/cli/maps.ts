@@ -15,7 +15,8 @@ import {
 } from '../pipelines/heatmaps.js';
 import type { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { Tensor } from '../tensor/index.js';
-import { int } from './args.js';
+import { intIn } from './args.js';
+import { COMPONENTS } from './limits.js';
 import { loadModel } from './models.js';
 import {
   addModelOption,
@@ -27,6 +28,7 @@ import {
   parseSampling,
   startRun,
 } from './options.js';
+import { checkInputFile } from './paths.js';
 
 /** The flags `maps` and `segment` share (besides --seed, --sampling-steps, --guidance and -q). */
 export interface HeatMapFlags {
@@ -157,10 +159,11 @@ export function registerMaps(program: Command): void {
     .option(
       '--self-components <k>',
       "also the top k components of the self-attention maps (P2P's view)",
-      int('--self-components'),
+      intIn('--self-components', COMPONENTS),
     );
   addRunOptions(cmd).action((prompt: string, f: MapsFlags) => {
-    startRun(f);
+    if (f.image) checkInputFile(f.image, '--image');
+    startRun(f, { '--out': f.out });
     const sd = loadModel(parseModel(f), log, [prompt]);
     const run = runHeatMaps(sd, prompt, f, {
       selfComponents: f.selfComponents ? { maxCom: f.selfComponents } : undefined,

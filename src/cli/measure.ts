@@ -20,7 +20,8 @@ import {
 } from '../lab/index.js';
 import { HEAT_MAP_SIDE, HEAT_MAP_THRESHOLD } from '../pipelines/heatmaps.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
-import { float, int } from './args.js';
+import { float, floatIn, int, intIn } from './args.js';
+import { BATCH, COUNT, UNIT } from './limits.js';
 import { parseIntList, parseStepRange } from './maps.js';
 import { packageRoot, resolveModel } from './models.js';
 import {
@@ -178,7 +179,7 @@ export function registerMeasure(program: Command): void {
   const editsCmd = measure.command('edits').description(`issue-5 measurements: ${MEASUREMENTS.join(', ')}`);
   addModelOption(editsCmd)
     .option('--only <names>', `comma-separated subset of ${MEASUREMENTS.join(',')}`)
-    .option('--seeds <n>', 'scenes per measurement', int('--seeds'), 50)
+    .option('--seeds <n>', 'scenes per measurement', intIn('--seeds', COUNT), 50)
     .option(
       '--scene-offset <n>',
       "shift every measurement's held-out scenes by n, for validation runs (e.g. 1000000)",
@@ -191,19 +192,19 @@ export function registerMeasure(program: Command): void {
     steps: 25,
     guidance: 5,
   })
-    .option('--batch <n>', 'prompts per generate call', int('--batch'), 16)
+    .option('--batch <n>', 'prompts per generate call', intIn('--batch', BATCH), 16)
     .option('--weights <list>', 'reweight weights (1 = the source image)', '1,2,4')
     .option('--reweight-word <which>', 'color | shape: the word reweighted', 'color')
     .option(
       '--null-text-seeds <n>',
       'scenes that also get null-text inversion and a real-image edit',
-      int('--null-text-seeds'),
+      intIn('--null-text-seeds', { ...COUNT, min: 0 }),
       5,
     )
     .option(
       '--null-text-inner <n>',
       "null-text inversion's Adam iterations per step",
-      int('--null-text-inner'),
+      intIn('--null-text-inner', COUNT),
       10,
     )
     .option(
@@ -215,7 +216,7 @@ export function registerMeasure(program: Command): void {
     .option(
       '--threshold <t>',
       `heat-map threshold after min–max normalisation (DAAM's is 0.4; ${HEAT_MAP_THRESHOLD} was better on validation scenes)`,
-      float('--threshold'),
+      floatIn('--threshold', UNIT),
       HEAT_MAP_THRESHOLD,
     )
     .option(
@@ -234,7 +235,7 @@ export function registerMeasure(program: Command): void {
     .option(
       '--mask-res <side>',
       "feature: the side of the cross-attention maps MasaCtrl's MaskAuto reads (default: one above the smallest)",
-      int('--mask-res'),
+      intIn('--mask-res', { min: 1, max: 4096 }),
     )
     .option(
       '--mask-thres <t>',
@@ -250,7 +251,7 @@ export function registerMeasure(program: Command): void {
     .option('-o, --out <file>', 'write the results as JSON')
     .option('--markdown <file>', 'write the markdown tables');
   addRunOptions(editsCmd).action((f: EditsFlags) => {
-    const run = startRun(f);
+    const run = startRun(f, { '--out': f.out, '--markdown': f.markdown });
     const { steps, guidance } = parseSampling(f);
     if (f.reweightWord !== 'color' && f.reweightWord !== 'shape')
       throw new Error('--reweight-word must be color or shape');

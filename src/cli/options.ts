@@ -5,7 +5,9 @@
 
 import type { Command } from 'commander';
 import { setThreads } from '../kernels/ort.js';
-import { float, int } from './args.js';
+import { floatIn, intIn } from './args.js';
+import { GUIDANCE, SEED, STEPS, THREADS } from './limits.js';
+import { checkOutputPaths } from './paths.js';
 
 /** Progress and notes go to stderr, one line each; results go to stdout. */
 export function log(line: string): void {
@@ -43,11 +45,11 @@ export interface Sampling {
 
 /** --seed, the steps and --guidance, in that order. */
 export function addSamplingOptions(cmd: Command, d: SamplingDefaults): Command {
-  if (d.seed !== false) cmd.option('--seed <n>', 'random seed', int('--seed'), 0);
+  if (d.seed !== false) cmd.option('--seed <n>', 'random seed', intIn('--seed', SEED), 0);
   const steps = d.stepsFlag ?? '--steps';
   return cmd
-    .option(`${steps} <n>`, d.stepsHelp ?? 'denoising steps', int(steps), d.steps)
-    .option('--guidance <w>', 'classifier-free guidance scale', float('--guidance'), d.guidance);
+    .option(`${steps} <n>`, d.stepsHelp ?? 'denoising steps', intIn(steps, STEPS), d.steps)
+    .option('--guidance <w>', 'classifier-free guidance scale', floatIn('--guidance', GUIDANCE), d.guidance);
 }
 
 /** The values of addSamplingOptions' options (`seed` 0 where the command has no --seed). */
@@ -75,13 +77,17 @@ export function addRunOptions(cmd: Command, threadsHelp = THREADS_HELP): Command
 
 /** --threads alone (bench has no progress bar). */
 export function addThreadsOption(cmd: Command, help = THREADS_HELP): Command {
-  return cmd.option('--threads <n>', help, int('--threads'));
+  return cmd.option('--threads <n>', help, intIn('--threads', THREADS));
 }
 
-/** Reads --threads and -q and sets onnxruntime's thread count when --threads was given. */
-export function startRun(flags: object): RunOptions {
+/**
+ * Reads --threads and -q and sets onnxruntime's thread count when --threads was given, after checking that the
+ * outputs given (flag → path) can be written: a run fails before its work, not after it.
+ */
+export function startRun(flags: object, outputs: Record<string, string | undefined> = {}): RunOptions {
   const threads = numberFlag(flags, 'threads');
-  if (threads) setThreads(threads);
+  if (threads !== undefined) setThreads(threads);
+  checkOutputPaths(outputs);
   return { ...(threads !== undefined ? { threads } : {}), quiet: booleanFlag(flags, 'quiet') };
 }
 

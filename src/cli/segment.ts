@@ -6,7 +6,8 @@ import { writeGrayPng, writePng } from '../io/png.js';
 import { imageGrid, overlayHeatMap } from '../io/render.js';
 import { attentionMask, normalizedAttention } from '../methods/application/attention-mask.js';
 import { defaultHeatResolutions, heatStepRange } from '../pipelines/heatmaps.js';
-import { float } from './args.js';
+import { floatIn } from './args.js';
+import { UNIT } from './limits.js';
 import { type HeatMapFlags, IMAGE_OPTION, runHeatMaps, tileZoom } from './maps.js';
 import { loadModel } from './models.js';
 import {
@@ -18,6 +19,7 @@ import {
   parseSampling,
   startRun,
 } from './options.js';
+import { checkInputFile } from './paths.js';
 
 interface SegmentFlags extends HeatMapFlags {
   word: string;
@@ -50,8 +52,9 @@ export function registerSegment(program: Command): void {
         'at another size, the same layers at that size), else all',
     );
   addRunOptions(cmd).action((prompt: string, f: SegmentFlags) => {
-    startRun(f);
-    const threshold = f.threshold === 'otsu' ? 'otsu' : float('--threshold')(f.threshold);
+    const threshold = f.threshold === 'otsu' ? 'otsu' : threshold01(f.threshold);
+    if (f.image) checkInputFile(f.image, '--image');
+    startRun(f, { '--out': f.out, '--preview': f.preview });
     if (f.normalize !== 'minmax' && f.normalize !== 'max')
       throw new Error('--normalize must be minmax or max');
     const sd = loadModel(parseModel(f), log, [prompt]);
@@ -79,4 +82,13 @@ export function registerSegment(program: Command): void {
       log(`wrote ${f.preview}`);
     }
   });
+}
+
+/** --threshold: a value in [0, 1] (the map is normalised to it); outside, the mask is all or nothing. */
+function threshold01(v: string): number {
+  try {
+    return floatIn('--threshold', UNIT)(v);
+  } catch {
+    throw new Error(`--threshold must be 'otsu' or a number from 0 to 1, got '${v}'`);
+  }
 }

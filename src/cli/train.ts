@@ -17,7 +17,8 @@ import {
   trainVAE,
 } from '../train/shapes.js';
 import type { PredictionTarget, TimestepBias } from '../train/text-to-image.js';
-import { float, int } from './args.js';
+import { float, int, intIn } from './args.js';
+import { BATCH, CHANNELS, LAYERS } from './limits.js';
 import { addRunOptions, startRun } from './options.js';
 
 interface TrainFlags {
@@ -60,8 +61,14 @@ function lrDecay(kind: string): 'constant' | 'cosine' {
 
 function channelList(list: string, flag: string): number[] {
   const out = list.split(',').map((x) => Number(x.trim()));
-  if (out.length < 2 || out.some((x) => !Number.isInteger(x) || x < 1)) {
-    throw new Error(`train shapes: ${flag} wants positive integers like 16,32,64, got '${list}'`);
+  if (
+    out.length < 2 ||
+    out.length > LAYERS.max ||
+    out.some((x) => !Number.isInteger(x) || x < 1 || x > CHANNELS.max)
+  ) {
+    throw new Error(
+      `train shapes: ${flag} wants 2 to ${LAYERS.max} integers from 1 to ${CHANNELS.max} like 16,32,64, got '${list}'`,
+    );
   }
   return out;
 }
@@ -134,19 +141,19 @@ export function registerTrain(program: Command): void {
       'with --stage all: the vae stage’s share of --minutes',
       float('--vae-minutes'),
     )
-    .option('--batch <n>', 'batch size of the stage', int('--batch'))
+    .option('--batch <n>', 'batch size of the stage', intIn('--batch', BATCH))
     .option('--lr <x>', 'peak learning rate of the stage', float('--lr'))
     .option('--lr-decay <kind>', 'after warm-up: constant | cosine (to lr/10 at --steps)')
     .option('--vae-channels <list>', 'VAE block_out_channels, comma-separated (new runs only)')
-    .option('--vae-groups <n>', 'VAE norm_num_groups (new runs only)', int('--vae-groups'))
+    .option('--vae-groups <n>', 'VAE norm_num_groups (new runs only)', intIn('--vae-groups', CHANNELS))
     .option(
       '--latent-channels <n>',
       'VAE latent channels (new runs only; default 4)',
-      int('--latent-channels'),
+      intIn('--latent-channels', CHANNELS),
     )
     .option('--unet-channels <list>', 'UNet block_out_channels, comma-separated (new runs only)')
-    .option('--unet-layers <n>', 'UNet layers_per_block (new runs only)', int('--unet-layers'))
-    .option('--text-layers <n>', 'text encoder layers (new runs only)', int('--text-layers'))
+    .option('--unet-layers <n>', 'UNet layers_per_block (new runs only)', intIn('--unet-layers', LAYERS))
+    .option('--text-layers <n>', 'text encoder layers (new runs only)', intIn('--text-layers', LAYERS))
     .option(
       '--object-weight <w>',
       'extra loss weight on object pixels (VAE: reconstruction; unet: ε at latent resolution) (0)',
