@@ -3,7 +3,14 @@
 // synchronously. Input dims are symbolic, so one session serves every shape of that rank.
 
 import { type AttrValue, buildModel, type DType } from './graph.js';
-import { assertMainThread, createSession, type NativeSession, type OrtTensor, runSession } from './ort.js';
+import {
+  assertMainThread,
+  createSession,
+  type NativeSession,
+  type OrtTensor,
+  runSession,
+  threads,
+} from './ort.js';
 
 export interface KernelInput {
   dtype: DType;
@@ -30,6 +37,8 @@ interface CachedKernel {
 
 const cache = new Map<string, CachedKernel>();
 let sessionsBuilt = 0;
+/** The intra-op thread count the cached sessions were built with (setThreads may change it). */
+let cacheThreads = 0;
 
 function attrKey(attrs: KernelSpec['attrs']): string {
   if (!attrs) return '';
@@ -51,6 +60,11 @@ function tensorAttrKey(t: {
 }
 
 function kernelFor(spec: KernelSpec, inputs: readonly (KernelInput | null)[]): CachedKernel {
+  if (threads() !== cacheThreads) {
+    // a new count takes effect now: sessions keep the count they were built with
+    clearKernelCache();
+    cacheThreads = threads();
+  }
   let key = `${spec.domain ?? ''}:${spec.op}|${attrKey(spec.attrs)}|`;
   // fixed dims and symbolic rank are tagged apart: [2] (fixed) and rank 2 must not share a session
   for (const x of inputs) key += x ? `${x.dtype}/${x.dims ? `d${x.dims.join('x')}` : `r${x.rank}`},` : '-,';

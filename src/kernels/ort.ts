@@ -78,9 +78,26 @@ export interface SessionSettings {
 
 const settings: SessionSettings = { intraOpThreads: availableParallelism() };
 
-/** Sets the thread count for sessions created from now on (already cached sessions keep theirs). */
+/**
+ * The most threads setThreads takes: 4 × the machine's cores, and never over 256. Every cached op session
+ * has its own intra-op pool of that many threads (a generation builds ≈ 40 sessions): 64 threads on 2 cores
+ * made 2,700 OS threads and a generation 4× slower; 10000 took 2.7 GB and over 90 s.
+ */
+export const MAX_THREADS = Math.min(256, 4 * availableParallelism());
+
+/**
+ * Sets the intra-op thread count. It takes effect at the next op: the op sessions cached with another count
+ * are dropped and built again (src/kernels/dispatch.ts). Images are bit-identical at the same count; counts
+ * can differ in the last bits of the sums an op splits between threads.
+ */
 export function setThreads(n: number): void {
   if (!Number.isInteger(n) || n < 1) throw new Error(`setThreads: expected a positive integer, got ${n}`);
+  if (n > MAX_THREADS) {
+    throw new Error(
+      `setThreads: got ${n}, at most ${MAX_THREADS} (4 × this machine's ${availableParallelism()} cores, ` +
+        'and never over 256): each op session has a pool of that many threads; use at most the core count',
+    );
+  }
   settings.intraOpThreads = n;
 }
 
