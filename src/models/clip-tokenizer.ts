@@ -6,6 +6,8 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TokenLookup, WordTokens } from '../attention/tokens.js';
+import { jsonPreview } from '../io/json-preview.js';
+import { CONFIG_LIMITS, overLimit } from './config.js';
 
 export type { WordTokens };
 
@@ -534,7 +536,15 @@ function fromFiles(
   const vocab = parseJson(join(dir, 'vocab.json'), vocabText!);
   for (const [token, id] of Object.entries(vocab)) {
     if (typeof id !== 'number' || !Number.isInteger(id)) {
-      throw new Error(`${where}: ${join(dir, 'vocab.json')}: entry "${token}" is not an integer id`);
+      throw new Error(
+        `${where}: ${join(dir, 'vocab.json')}: entry ${jsonPreview(token)} is not an integer id`,
+      );
+    }
+    if (id < 0 || id >= CONFIG_LIMITS.vocabulary) {
+      throw new Error(
+        `${where}: ${join(dir, 'vocab.json')}: entry ${jsonPreview(token)} = ${id} is not an id in ` +
+          `[0, ${CONFIG_LIMITS.vocabulary}) (CONFIG_LIMITS.vocabulary): the file is corrupt`,
+      );
     }
   }
 
@@ -556,17 +566,32 @@ function fromFiles(
     ...(configText === undefined ? {} : parseJson(join(dir, 'tokenizer_config.json'), configText)),
     ...(specialMapText === undefined ? {} : parseJson(join(dir, 'special_tokens_map.json'), specialMapText)),
   };
-  const maxLength = config['model_max_length'];
   return new CLIPTokenizer({
     vocab: vocab as Record<string, number>,
     merges,
-    // transformers writes a huge number (1e30) when the length is unknown.
-    modelMaxLength: typeof maxLength === 'number' && maxLength <= 1e6 ? maxLength : undefined,
+    modelMaxLength: modelMaxLength(
+      config['model_max_length'],
+      `${where}: ${join(dir, 'tokenizer_config.json')}`,
+    ),
     bosToken: tokenContent(config['bos_token']),
     eosToken: tokenContent(config['eos_token']),
     padToken: tokenContent(config['pad_token']),
     unkToken: tokenContent(config['unk_token']),
   });
+}
+
+/**
+ * tokenizer_config.json's model_max_length: absent, or transformers' "unknown" (a huge number, 1e30) → the
+ * default; otherwise an integer in [2, CONFIG_LIMITS.positions] (prompts are padded to it).
+ */
+function modelMaxLength(v: unknown, where: string): number | undefined {
+  if (v === undefined || v === null || (typeof v === 'number' && v >= 1e29)) return undefined;
+  const key = `${where}: config key 'model_max_length' = ${jsonPreview(v)}`;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 2)
+    throw new Error(`${key} must be an integer ≥ 2`);
+  if (v > CONFIG_LIMITS.positions)
+    throw new Error(overLimit(where, "config key 'model_max_length'", v, 'positions'));
+  return v;
 }
 
 function parseJson(path: string, text: string): Record<string, unknown> {

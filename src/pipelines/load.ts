@@ -2,6 +2,7 @@
 
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { jsonPreview } from '../io/json-preview.js';
 import { readSafetensors } from '../io/safetensors.js';
 import { type JsonConfig, readConfig } from '../models/config.js';
 import { checkSchedulerConfig, parseSchedulerConfig } from '../schedulers/index.js';
@@ -27,15 +28,18 @@ export function readModelIndex(dir: string): ModelIndex {
   const className = json['_class_name'];
   if (typeof className !== 'string' || !SUPPORTED_PIPELINES.includes(className)) {
     throw new Error(
-      `${path}: _class_name ${JSON.stringify(className)} is not a pipeline attnkit can load ` +
+      `${path}: _class_name ${jsonPreview(className)} is not a pipeline attnkit can load ` +
         `(supported: ${SUPPORTED_PIPELINES.join(', ')})`,
     );
   }
   const components: Record<string, [string, string]> = {};
   for (const name of ['unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler']) {
     const entry = json[name];
-    if (!Array.isArray(entry) || entry.length !== 2) {
-      throw new Error(`${path}: component '${name}' is missing (expected ["library", "ClassName"])`);
+    if (!Array.isArray(entry) || entry.length !== 2 || entry.some((x) => typeof x !== 'string')) {
+      throw new Error(
+        `${path}: component '${name}' is ${entry === undefined ? 'missing' : jsonPreview(entry)} ` +
+          '(expected ["library", "ClassName"])',
+      );
     }
     components[name] = entry as [string, string];
   }
