@@ -7,11 +7,12 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { writeOutput } from '../io/output.js';
-import { int } from './args.js';
+import { intIn } from './args.js';
 import { type Measured, measureAttention, measureLoop, measureUNet } from './bench-methods.js';
 import { benchTargets, printSection, type Row, type Section } from './bench-report.js';
 import { measureShapes, type ShapesScore, scoreShapes, shapesPrompts } from './bench-shapes.js';
 import { loadF32, median, mse, runWorker } from './bench-support.js';
+import { COUNT, STEPS } from './limits.js';
 import { BUILTIN_MODEL } from './models.js';
 import { addThreadsOption, numberFlag, startRun } from './options.js';
 
@@ -95,11 +96,21 @@ export function registerBench(program: Command): void {
     .command('bench')
     .description('time every attention method against the softmax reference (speed, peak memory, quality)')
     .option('--sizes <list>', 'latent sizes of the SD1.5 UNet evaluations', '32,64')
-    .option('--runs <n>', 'timed UNet evaluations per method (after one warm-up)', int('--runs'), 2)
-    .option('--loop-size <n>', 'latent size of the guided denoising loop', int('--loop-size'), 32)
-    .option('--loop-steps <n>', 'steps of the denoising loop', int('--loop-steps'), 10)
-    .option('--shapes-prompts <n>', 'prompts generated on the built-in model', int('--shapes-prompts'), 16)
-    .option('--shapes-steps <n>', 'denoising steps on the built-in model', int('--shapes-steps'), 20)
+    .option('--runs <n>', 'timed UNet evaluations per method (after one warm-up)', intIn('--runs', COUNT), 2)
+    .option(
+      '--loop-size <n>',
+      'latent size of the guided denoising loop',
+      intIn('--loop-size', { min: 1, max: 512 }),
+      32,
+    )
+    .option('--loop-steps <n>', 'steps of the denoising loop', intIn('--loop-steps', STEPS), 10)
+    .option(
+      '--shapes-prompts <n>',
+      'prompts generated on the built-in model',
+      intIn('--shapes-prompts', COUNT),
+      16,
+    )
+    .option('--shapes-steps <n>', 'denoising steps on the built-in model', intIn('--shapes-steps', STEPS), 20)
     .option('--methods <list>', 'only these methods (the reference softmax is always run)')
     .option('--skip <list>', 'sections to skip: attention, unet, loop, shapes', '')
     .option('--model <dir>', 'the built-in model folder', BUILTIN_MODEL)
