@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { bytesToUnicode, CLIPTokenizer, cleanText } from '../../../src/models/clip-tokenizer.js';
+import { cleanText } from '../../../src/models/clip-text-clean.js';
+import { bytesToUnicode, CLIPTokenizer } from '../../../src/models/clip-tokenizer.js';
 
 const FIXTURE = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'fixtures', 'tiny-sd-a');
 const TOKENIZER_DIR = join(FIXTURE, 'tokenizer');
