@@ -554,7 +554,10 @@ test('train shapes: a batch or a step count below 1 is refused by name before an
       ['--import', 'tsx', join(repoRoot, 'src/cli/main.ts'), 'train', 'shapes', '--out', out, '-q', ...args],
       { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
     );
-  assert.throws(() => run('--stage', 'vae', '--batch', '0'), /--batch must be an integer from 1 to 256, got '0'/);
+  assert.throws(
+    () => run('--stage', 'vae', '--batch', '0'),
+    /--batch must be an integer from 1 to 256, got '0'/,
+  );
   assert.throws(() => run('--stage', 'vae', '--steps', '0'), /--steps must be ≥ 1, got 0/);
   assert.throws(() => run('--stage', 'all', '--vae-steps', '-2'), /--vae-steps must be ≥ 1, got -2/);
   assert.ok(!existsSync(out), 'no run folder');
