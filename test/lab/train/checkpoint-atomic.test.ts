@@ -21,52 +21,12 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { after, test } from 'node:test';
 import { readSafetensors, writeSafetensors } from '../../../src/io/safetensors.js';
-import { shapesTrainingData } from '../../../src/lab/train-data.js';
 import { readCheckpointMeta } from '../../../src/train/checkpoint.js';
 import { exportShapesModel } from '../../../src/train/export.js';
-import * as recipe from '../../../src/train/shapes.js';
-import { SHAPES_TRAIN_DEFAULTS, type ShapesTrainOptions } from '../../../src/train/shapes.js';
+import { tiny, trainTextToImage, trainVAE } from '../../helpers/tiny-train.js';
 
 const root = mkdtempSync(join(tmpdir(), 'attnkit-atomic-'));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-function tiny(out: string, vaeSteps: number, unetSteps: number, resume = false): ShapesTrainOptions {
-  const d = SHAPES_TRAIN_DEFAULTS;
-  return {
-    ...d,
-    out,
-    resume,
-    quiet: true,
-    vae: {
-      ...d.vae,
-      blockOutChannels: [8, 16],
-      normNumGroups: 8,
-      latentChannels: 6,
-      steps: vaeSteps,
-      batchSize: 2,
-      lr: 3e-3,
-      warmup: 1,
-    },
-    unet: {
-      ...d.unet,
-      blockOutChannels: [16, 32],
-      normNumGroups: 8,
-      heads: 2,
-      textHidden: 16,
-      textLayers: 1,
-      textHeads: 2,
-      steps: unetSteps,
-      batchSize: 2,
-      lr: 2e-3,
-      warmup: 1,
-      scalingImages: 8,
-      ema: 0.9,
-    },
-  };
-}
-
-const trainVAE = (o: ShapesTrainOptions) => recipe.trainVAE(o, shapesTrainingData);
-const trainTextToImage = (o: ShapesTrainOptions) => recipe.trainTextToImage(o, shapesTrainingData);
 
 /** Every file under `dir` → the SHA-256 of its bytes. */
 function snapshot(dir: string): Record<string, string> {

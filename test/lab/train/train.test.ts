@@ -20,13 +20,7 @@ import { readCheckpointMeta, type TrainState } from '../../../src/train/checkpoi
 import { EMA } from '../../../src/train/ema.js';
 import { exportShapesModel } from '../../../src/train/export.js';
 import { learningRate, trainLoop } from '../../../src/train/loop.js';
-import * as recipe from '../../../src/train/shapes.js';
-import {
-  loadTrainedVAE,
-  SHAPES_TRAIN_DEFAULTS,
-  type ShapesTrainOptions,
-  vocabularyCaptions,
-} from '../../../src/train/shapes.js';
+import { loadTrainedVAE, SHAPES_TRAIN_DEFAULTS, vocabularyCaptions } from '../../../src/train/shapes.js';
 import {
   buildTextToImage,
   checkPrediction,
@@ -39,49 +33,10 @@ import {
 } from '../../../src/train/text-to-image.js';
 import { buildVAE, initVAE, sampleLatent, vaeLoss } from '../../../src/train/vae.js';
 import { repoRoot } from '../../helpers/fixtures.js';
+import { tiny, trainDecoder, trainTextToImage, trainVAE } from '../../helpers/tiny-train.js';
 
 const root = mkdtempSync(join(tmpdir(), 'attnkit-train-'));
 after(() => rmSync(root, { recursive: true, force: true }));
-
-function tiny(out: string, vaeSteps: number, unetSteps: number, resume = false): ShapesTrainOptions {
-  const d = SHAPES_TRAIN_DEFAULTS;
-  return {
-    ...d,
-    out,
-    resume,
-    quiet: true,
-    vae: {
-      ...d.vae,
-      blockOutChannels: [8, 16],
-      normNumGroups: 8,
-      latentChannels: 6,
-      steps: vaeSteps,
-      batchSize: 2,
-      lr: 3e-3,
-      warmup: 1,
-    },
-    unet: {
-      ...d.unet,
-      blockOutChannels: [16, 32],
-      normNumGroups: 8,
-      heads: 2,
-      textHidden: 16,
-      textLayers: 1,
-      textHeads: 2,
-      steps: unetSteps,
-      batchSize: 2,
-      lr: 2e-3,
-      warmup: 1,
-      scalingImages: 8,
-      ema: 0.9,
-    },
-  };
-}
-
-/** The recipe's stages on the Shapes world's data. */
-const trainVAE = (o: ShapesTrainOptions) => recipe.trainVAE(o, shapesTrainingData);
-const trainDecoder = (o: ShapesTrainOptions) => recipe.trainDecoder(o, shapesTrainingData);
-const trainTextToImage = (o: ShapesTrainOptions) => recipe.trainTextToImage(o, shapesTrainingData);
 
 const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 
