@@ -376,7 +376,7 @@ export class CLIPTokenizer implements TokenLookup {
   private specialId(role: string, token: string): number {
     const id = this.encoder.get(token);
     if (id === undefined) {
-      throw new Error(`CLIPTokenizer: the ${role} token "${token}" is not in the vocabulary`);
+      throw new Error(`CLIPTokenizer: the ${role} token ${jsonPreview(token)} is not in the vocabulary`);
     }
     return id;
   }
@@ -446,7 +446,7 @@ function fromFiles(
     const parts = line.split(' ');
     if (parts.length !== 2 || parts[0] === '' || parts[1] === '') {
       throw new Error(
-        `${where}: ${join(dir, 'merges.txt')} line ${i + 1} is ${JSON.stringify(line)}; expected two symbols "a b"`,
+        `${where}: ${join(dir, 'merges.txt')} line ${i + 1} is ${jsonPreview(line)}; expected two symbols "a b"`,
       );
     }
     merges.push([parts[0]!, parts[1]!]);

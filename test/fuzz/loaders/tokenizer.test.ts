@@ -71,9 +71,8 @@ const PROMPT = 'a red circle above a blue square, 42 times!';
 
 test('fuzz: 2,000 mutated tokenizer folders load (and encode) or give an Error naming the problem', async () => {
   const r = rng(25_004);
-  // Follow-up (src/models/clip-tokenizer.ts, not part of this change): a bad merges.txt line and a vocab entry
-  // are quoted whole, so a 10,000-character line gives a 10 kB message; messages are bounded loosely here.
-  const t = tally(50_000);
+  // Quoted lines and entries are bounded previews, so every message stays short.
+  const t = tally(600);
   for (let k = 0; k < 2000; k++) {
     const files = mutate(r);
     const d = join(dir, `c${k % 2}`);
