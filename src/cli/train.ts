@@ -265,7 +265,7 @@ export function registerTrain(program: Command): void {
         ...(flags.timestepBias !== undefined ? { timestepBias: timestepBias(flags.timestepBias) } : {}),
         ...(flags.x0Floor !== undefined ? { x0WeightFloor: flags.x0Floor } : {}),
         ...(flags.grounding !== undefined ? { grounding: parseGrounding(flags.grounding) } : {}),
-        ...(flags.prediction !== undefined ? { prediction: flags.prediction as PredictionTarget } : {}),
+        ...(flags.prediction !== undefined ? { prediction: predictionTarget(flags.prediction) } : {}),
         ...(flags.zeroSnr ? { zeroTerminalSnr: true } : {}),
         ...(flags.objectWeight !== undefined ? { objectWeight: flags.objectWeight } : {}),
         ...(flags.ema !== undefined ? { ema: flags.ema } : {}),
@@ -327,4 +327,10 @@ export function registerTrain(program: Command): void {
       writeReconstructionGrid(loadTrainedVAE(flags.run), shapesTrainingData, flags.recon);
       process.stdout.write(`wrote ${flags.out}, ${flags.plot} and ${flags.recon}\n`);
     });
+}
+
+/** --prediction, checked: epsilon | v_prediction. */
+function predictionTarget(v: string): PredictionTarget {
+  if (v === 'epsilon' || v === 'v_prediction') return v;
+  throw new Error(`--prediction must be epsilon or v_prediction, got '${v}'`);
 }
