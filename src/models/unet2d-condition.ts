@@ -4,7 +4,7 @@
 import { assignAttentionLayers } from '../attention/attention.js';
 import type { AttentionContext } from '../attention/hooks.js';
 import { Conv2d, GroupNorm, loadStateDict, Module, ModuleList } from '../nn/index.js';
-import { formatShape, Tensor } from '../tensor/index.js';
+import { concat, formatShape, Tensor } from '../tensor/index.js';
 import type { JsonConfig } from './config.js';
 import {
   assignBlocks,
@@ -15,6 +15,15 @@ import {
 } from './unet-blocks.js';
 import { parseUNetConfig, type UNetConfig, unetBlockConfigs } from './unet2d-config.js';
 
+/**
+ * SDXL's added conditions (diffusers' `added_cond_kwargs`): the pooled text embedding (B, D) and the
+ * micro-conditioning time ids (B, n) — original size, crop top-left, target size (n = 6 for SDXL base).
+ */
+export interface AddedConditions {
+  textEmbeds: Tensor;
+  timeIds: Tensor;
+}
+
 function placeOf(path: string): 'down' | 'mid' | 'up' {
   return path.startsWith('down_blocks') ? 'down' : path.startsWith('mid_block') ? 'mid' : 'up';
 }
@@ -23,6 +32,8 @@ export class UNet2DConditionModel extends Module {
   readonly config: UNetConfig;
   conv_in: Conv2d;
   time_embedding: TimestepEmbedding;
+  /** SDXL (`addition_embed_type` "text_time"): the pooled text and time ids to the time embedding's size. */
+  add_embedding?: TimestepEmbedding;
   down_blocks: ModuleList<UNetBlock2D>;
   mid_block?: UNetMidBlock2D;
   up_blocks: ModuleList<UNetBlock2D>;
@@ -39,6 +50,7 @@ export class UNet2DConditionModel extends Module {
       padding: (c.convInKernel - 1) / 2,
     });
     this.time_embedding = new TimestepEmbedding(boc[0] as number, (boc[0] as number) * 4);
+    if (c.textTime) this.add_embedding = new TimestepEmbedding(c.textTime.inputDim, (boc[0] as number) * 4);
     this.down_blocks = new ModuleList(blocks.down.map((b) => new UNetBlock2D(b)));
     if (blocks.mid) this.mid_block = new UNetMidBlock2D(blocks.mid);
     this.up_blocks = new ModuleList(blocks.up.map((b) => new UNetBlock2D(b)));
@@ -61,13 +73,15 @@ export class UNet2DConditionModel extends Module {
 
   /**
    * ε (or v) prediction. sample (B, C, H, W); timestep one number or one per row; context (B, T, D).
-   * `ctx` carries the controllers, the step and the batch layout to every attention layer.
+   * `ctx` carries the controllers, the step and the batch layout to every attention layer. `added`: SDXL's
+   * pooled text embedding and time ids, required by (and only by) a `text_time` model.
    */
   forward(
     sample: Tensor,
     timestep: number | readonly number[] | Tensor,
     context: Tensor,
     ctx?: AttentionContext,
+    added?: AddedConditions,
   ): Tensor {
     const c = this.config;
     if (sample.rank !== 4 || sample.shape[1] !== c.inChannels) {
@@ -87,7 +101,10 @@ export class UNet2DConditionModel extends Module {
 
     // time embedding
     const tEmb = timestepEmbedding(ts, c.blockOutChannels[0] as number, c.flipSinToCos, c.freqShift);
-    const temb = this.time_embedding.forward(tEmb);
+    let temb = this.time_embedding.forward(tEmb);
+    if (this.add_embedding) temb = temb.add(this.#addedEmbedding(b, added));
+    else if (added)
+      throw new Error("unet: added conditions given to a model without addition_embed_type 'text_time'");
 
     // down
     let x = c.centerInputSample ? sample.mul(2).sub(1) : sample;
@@ -115,5 +132,34 @@ export class UNet2DConditionModel extends Module {
 
     // out
     return this.conv_out.forward(this.conv_norm_out.forward(x).silu());
+  }
+
+  /** SDXL's micro-conditioning: [pooled text, sinusoid of each time id] (B, inputDim) → (B, temb). */
+  #addedEmbedding(b: number, added?: AddedConditions): Tensor {
+    const tt = this.config.textTime;
+    if (!added || !tt || !this.add_embedding) {
+      throw new Error(
+        "unet: this model (addition_embed_type 'text_time', SDXL) needs added conditions: the pooled text " +
+          'embedding (B, D) and the time ids (B, n)',
+      );
+    }
+    const { textEmbeds, timeIds } = added;
+    const [d, n] = [textEmbeds.shape[1] as number, timeIds.shape[1] as number];
+    if (
+      textEmbeds.rank !== 2 ||
+      timeIds.rank !== 2 ||
+      textEmbeds.shape[0] !== b ||
+      timeIds.shape[0] !== b ||
+      d + n * tt.timeEmbedDim !== tt.inputDim
+    ) {
+      throw new Error(
+        `unet: added conditions text embeds ${formatShape(textEmbeds.shape)} and time ids ` +
+          `${formatShape(timeIds.shape)} must be (${b}, D) and (${b}, n) with D + n · ${tt.timeEmbedDim} ` +
+          `(addition_time_embed_dim) = ${tt.inputDim} (projection_class_embeddings_input_dim)`,
+      );
+    }
+    const c = this.config;
+    const ids = timestepEmbedding(timeIds.reshape([-1]), tt.timeEmbedDim, c.flipSinToCos, c.freqShift); // (B·n, dim)
+    return this.add_embedding.forward(concat([textEmbeds, ids.reshape([b, -1])], 1)); // (B, D + n·dim) → (B, temb)
   }
 }

@@ -32,6 +32,20 @@ export interface UNetConfig {
   useLinearProjection: boolean;
   convInKernel: number;
   convOutKernel: number;
+  /** SDXL's added conditioning (`addition_embed_type` "text_time"); undefined for SD 1.x / 2.x. */
+  textTime?: TextTimeConfig;
+}
+
+/**
+ * SDXL's micro-conditioning embedding (diffusers' `add_time_proj` + `add_embedding`): each time id through the
+ * sinusoidal embedding of `timeEmbedDim` features, flattened per row after the pooled text embedding, then a
+ * TimestepEmbedding from `inputDim` features to the time embedding's.
+ */
+export interface TextTimeConfig {
+  /** addition_time_embed_dim: features of each time id's sinusoid. */
+  timeEmbedDim: number;
+  /** projection_class_embeddings_input_dim: pooled text features + time ids × timeEmbedDim. */
+  inputDim: number;
 }
 
 /**
@@ -52,7 +66,7 @@ export function parseUNetConfig(json: JsonConfig, where = 'unet/config.json'): U
   r.require('_class_name', ['UNet2DConditionModel']);
   // settings whose non-default values change the architecture in ways not implemented here
   r.require('class_embed_type', [null]);
-  r.require('addition_embed_type', [null]);
+  r.require('addition_embed_type', [null, 'text_time']);
   r.require('encoder_hid_dim', [null]);
   r.require('encoder_hid_dim_type', [null]);
   r.require('time_embedding_type', ['positional']);
@@ -71,7 +85,7 @@ export function parseUNetConfig(json: JsonConfig, where = 'unet/config.json'): U
   r.require('mid_block_only_cross_attention', [null, false]);
   r.require('mid_block_type', ['UNetMidBlock2DCrossAttn', null]);
   r.require('num_class_embeds', [null]);
-  r.require('projection_class_embeddings_input_dim', [null]);
+  const textTime = readTextTime(r);
 
   const down = r.strings('down_block_types');
   const up = r.strings('up_block_types');
@@ -129,9 +143,37 @@ export function parseUNetConfig(json: JsonConfig, where = 'unet/config.json'): U
     useLinearProjection: r.bool('use_linear_projection', false),
     convInKernel: r.size('conv_in_kernel', 'kernel', 3),
     convOutKernel: r.size('conv_out_kernel', 'kernel', 3),
+    ...(textTime ? { textTime } : {}),
   };
   checkUNetValues(r, c, headsKey);
   return c;
+}
+
+/**
+ * SDXL's `addition_embed_type` "text_time" needs both of its sizes; without it the projection size must be
+ * null (its other use, `class_embed_type` "projection", is not implemented). The sinusoid of a time id has
+ * as many features as `addition_time_embed_dim`, so that must be even (diffusers pads an odd one with a zero).
+ */
+function readTextTime(r: ConfigReader): TextTimeConfig | undefined {
+  if (r.cfg['addition_embed_type'] !== 'text_time') {
+    r.require('projection_class_embeddings_input_dim', [null]);
+    return undefined;
+  }
+  for (const key of ['addition_time_embed_dim', 'projection_class_embeddings_input_dim']) {
+    if (!r.has(key))
+      throw r.invalid(key, r.cfg[key] ?? null, "must be set when addition_embed_type is 'text_time'");
+  }
+  const timeEmbedDim = r.size('addition_time_embed_dim', 'channels');
+  if (timeEmbedDim % 2 !== 0) throw r.invalid('addition_time_embed_dim', timeEmbedDim, 'must be even');
+  const inputDim = r.size('projection_class_embeddings_input_dim', 'channels');
+  if (inputDim <= timeEmbedDim) {
+    throw r.invalid(
+      'projection_class_embeddings_input_dim',
+      inputDim,
+      `must exceed addition_time_embed_dim (${timeEmbedDim}): it holds the pooled text and the time ids`,
+    );
+  }
+  return { timeEmbedDim, inputDim };
 }
 
 /** The rules between values that keep the model's shapes whole, each error naming the key. */
