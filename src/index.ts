@@ -33,9 +33,13 @@ export { TokenGrounding } from './methods/map/token-grounding.js';
 export type { LatentDistribution } from './models/autoencoder-kl.js';
 export { AutoencoderKL } from './models/autoencoder-kl.js';
 export { CLIPTextModel } from './models/clip-text.js';
+export { type CLIPTextConfig, parseCLIPTextConfig } from './models/clip-text-config.js';
 export { bytesToUnicode, CLIPTokenizer } from './models/clip-tokenizer.js';
-export type { JsonConfig } from './models/config.js';
+export { type JsonConfig, readConfig } from './models/config.js';
+export { type FromPretrainedOptions, readPretrainedWeights } from './models/pretrained.js';
 export { UNet2DConditionModel } from './models/unet2d-condition.js';
+export { parseUNetConfig, type UNetConfig } from './models/unet2d-config.js';
+export { parseVAEConfig, type VAEConfig } from './models/vae-config.js';
 export * from './nn/index.js';
 // editing, inversion, heat-maps
 export { editPrompt } from './pipelines/edit.js';

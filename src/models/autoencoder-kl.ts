@@ -1,11 +1,13 @@
 // AutoencoderKL (Kingma & Welling 2014; Rombach et al. 2022's first stage), with diffusers' names:
 // image (B, 3, H, W) in [-1, 1] → diagonal Gaussian over latents (B, 4, H/f, W/f) → image.
 
+import { join } from 'node:path';
 import { Attention, assignAttentionLayers } from '../attention/attention.js';
 import type { AttentionContext } from '../attention/hooks.js';
 import { Conv2d, GroupNorm, loadStateDict, Module, ModuleList } from '../nn/index.js';
 import { formatShape, type Tensor } from '../tensor/index.js';
-import type { JsonConfig } from './config.js';
+import { type JsonConfig, readConfig } from './config.js';
+import { type FromPretrainedOptions, pretrainedFolder, readPretrainedWeights } from './pretrained.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './unet-blocks.js';
 import { parseVAEConfig, type VAEConfig } from './vae-config.js';
 
@@ -167,6 +169,18 @@ export class AutoencoderKL extends Module {
 
   static fromConfig(json: JsonConfig): AutoencoderKL {
     return new AutoencoderKL(parseVAEConfig(json));
+  }
+
+  /**
+   * Reads `config.json` and `diffusion_pytorch_model[.variant].safetensors` (or its sharded set) from `dir`
+   * (or `dir/subfolder`), as diffusers' `from_pretrained`; loading is strict.
+   */
+  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): AutoencoderKL {
+    const folder = pretrainedFolder(dir, opts);
+    const config = parseVAEConfig(readConfig(folder), join(folder, 'config.json'));
+    return new AutoencoderKL(config).load(
+      readPretrainedWeights(folder, 'diffusion_pytorch_model', opts.variant),
+    );
   }
 
   load(tensors: ReadonlyMap<string, Tensor>): this {

@@ -7,11 +7,11 @@ import { join } from 'node:path';
 import { assignAttentionLayers, attend } from '../attention/attention.js';
 import type { AttentionLayerInfo } from '../attention/call.js';
 import type { AttentionContext, ProjectionWeights } from '../attention/hooks.js';
-import { readSafetensors } from '../io/safetensors.js';
 import { Embedding, LayerNorm, Linear, loadStateDict, Module, ModuleList } from '../nn/index.js';
 import { formatShape, gelu, indexSelect, quickGelu, Tensor } from '../tensor/index.js';
 import { type CLIPTextActivation, type CLIPTextConfig, parseCLIPTextConfig } from './clip-text-config.js';
 import { type JsonConfig, readConfig } from './config.js';
+import { type FromPretrainedOptions, pretrainedFolder, readPretrainedWeights } from './pretrained.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Checkpoint keys
@@ -193,10 +193,14 @@ export class CLIPTextModel extends Module {
     return new CLIPTextModel(parseCLIPTextConfig(json));
   }
 
-  /** Reads `config.json` and `model.safetensors` from a transformers / diffusers `text_encoder` folder. */
-  static fromPretrained(dir: string): CLIPTextModel {
-    const model = new CLIPTextModel(parseCLIPTextConfig(readConfig(dir), join(dir, 'config.json')));
-    return model.load(readSafetensors(join(dir, 'model.safetensors')).tensors);
+  /**
+   * Reads `config.json` and `model[.variant].safetensors` (or its sharded set) from a transformers / diffusers
+   * text encoder folder `dir` (or `dir/subfolder`, e.g. a pipeline folder's `text_encoder`); loading is strict.
+   */
+  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): CLIPTextModel {
+    const folder = pretrainedFolder(dir, opts);
+    const model = new CLIPTextModel(parseCLIPTextConfig(readConfig(folder), join(folder, 'config.json')));
+    return model.load(readPretrainedWeights(folder, 'model', opts.variant));
   }
 
   /**

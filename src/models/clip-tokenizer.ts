@@ -9,6 +9,7 @@ import type { TokenLookup, WordTokens } from '../attention/tokens.js';
 import { jsonPreview } from '../io/json-preview.js';
 import { cleanText } from './clip-text-clean.js';
 import { CONFIG_LIMITS, overLimit } from './config.js';
+import { type FromPretrainedOptions, pretrainedFolder } from './pretrained.js';
 
 export type { WordTokens };
 
@@ -139,6 +140,14 @@ export class CLIPTokenizer implements TokenLookup {
     this.eosTokenId = this.specialId('eos', this.eosToken);
     this.padTokenId = this.specialId('pad', this.padToken);
     this.unkTokenId = this.unkToken === undefined ? undefined : this.specialId('unk', this.unkToken);
+  }
+
+  /**
+   * `fromDirectorySync` with the signature of the models' `fromPretrained`: `dir` or `dir/subfolder` (a pipeline
+   * folder's `tokenizer`). A tokenizer has no weights, so a `variant` is accepted and changes nothing.
+   */
+  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): CLIPTokenizer {
+    return CLIPTokenizer.fromDirectorySync(pretrainedFolder(dir, opts));
   }
 
   /** Reads `vocab.json`, `merges.txt` and (if present) `tokenizer_config.json` / `special_tokens_map.json`. */

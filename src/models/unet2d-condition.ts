@@ -1,11 +1,13 @@
 // UNet2DConditionModel (Rombach et al. 2022, the Stable Diffusion denoiser), with diffusers' names.
 // Its config is read by unet2d-config.ts.
 
+import { join } from 'node:path';
 import { assignAttentionLayers } from '../attention/attention.js';
 import type { AttentionContext } from '../attention/hooks.js';
 import { Conv2d, GroupNorm, loadStateDict, Module, ModuleList } from '../nn/index.js';
 import { concat, formatShape, Tensor } from '../tensor/index.js';
-import type { JsonConfig } from './config.js';
+import { type JsonConfig, readConfig } from './config.js';
+import { type FromPretrainedOptions, pretrainedFolder, readPretrainedWeights } from './pretrained.js';
 import {
   assignBlocks,
   TimestepEmbedding,
@@ -64,6 +66,18 @@ export class UNet2DConditionModel extends Module {
 
   static fromConfig(json: JsonConfig): UNet2DConditionModel {
     return new UNet2DConditionModel(parseUNetConfig(json));
+  }
+
+  /**
+   * Reads `config.json` and `diffusion_pytorch_model[.variant].safetensors` (or its sharded set) from `dir`
+   * (or `dir/subfolder`), as diffusers' `from_pretrained`; loading is strict.
+   */
+  static fromPretrained(dir: string, opts: FromPretrainedOptions = {}): UNet2DConditionModel {
+    const folder = pretrainedFolder(dir, opts);
+    const config = parseUNetConfig(readConfig(folder), join(folder, 'config.json'));
+    return new UNet2DConditionModel(config).load(
+      readPretrainedWeights(folder, 'diffusion_pytorch_model', opts.variant),
+    );
   }
 
   load(tensors: ReadonlyMap<string, Tensor>): this {

@@ -86,6 +86,10 @@ export function parseUNetConfig(json: JsonConfig, where = 'unet/config.json'): U
   r.require('mid_block_type', ['UNetMidBlock2DCrossAttn', null]);
   r.require('num_class_embeds', [null]);
   const textTime = readTextTime(r);
+  // upcast_attention (SD 2.x: true) makes diffusers compute q·kᵀ and the softmax in float32 when the model runs
+  // in float16; attnkit computes in float32 throughout, so true and false give the same result. Accepted
+  // either way, checked to be a boolean (docs/design.md, Model formats).
+  r.bool('upcast_attention', false);
 
   const down = r.strings('down_block_types');
   const up = r.strings('up_block_types');

@@ -25,6 +25,10 @@ export function parseVAEConfig(json: JsonConfig, where = 'vae/config.json'): VAE
   r.require('shift_factor', [null]);
   r.require('latents_mean', [null]);
   r.require('latents_std', [null]);
+  // force_upcast (diffusers ≥ 0.21) tells a float16 pipeline to run the VAE in float32; attnkit computes in
+  // float32 throughout, so true and false give the same result. Accepted either way, checked to be a boolean
+  // (docs/design.md, Model formats).
+  r.bool('force_upcast', true);
   const boc = r.sizes('block_out_channels', 'channels');
   if (boc.length < 1 || boc.length > CONFIG_LIMITS.blocks) {
     throw new Error(

@@ -1,12 +1,10 @@
 // Reading a diffusers model folder: model_index.json, then each component's config and weights.
 
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jsonPreview } from '../io/json-preview.js';
-import { readSafetensors } from '../io/safetensors.js';
 import { type JsonConfig, readConfig } from '../models/config.js';
 import { checkSchedulerConfig, parseSchedulerConfig } from '../schedulers/index.js';
-import type { Tensor } from '../tensor/index.js';
 
 export const SUPPORTED_PIPELINES = ['StableDiffusionPipeline'];
 
@@ -44,27 +42,6 @@ export function readModelIndex(dir: string): ModelIndex {
     components[name] = entry as [string, string];
   }
   return { className, components };
-}
-
-/** Weights of one component: `<name>.safetensors` (or a sharded set), with an optional variant (fp16). */
-export function readComponentWeights(dir: string, baseName: string, variant?: string): Map<string, Tensor> {
-  const file = variant ? `${baseName}.${variant}.safetensors` : `${baseName}.safetensors`;
-  const path = join(dir, file);
-  if (existsSync(path)) return readSafetensors(path).tensors;
-  const files = existsSync(dir) ? readdirSync(dir) : [];
-  const shards = files.filter((f) => f.startsWith(`${baseName}-`) && f.endsWith('.safetensors')).sort();
-  if (shards.length > 0) {
-    const all = new Map<string, Tensor>();
-    for (const s of shards) for (const [k, v] of readSafetensors(join(dir, s)).tensors) all.set(k, v);
-    return all;
-  }
-  const pickle = files.find((f) => f.endsWith('.bin') || f.endsWith('.ckpt') || f.endsWith('.pt'));
-  throw new Error(
-    pickle
-      ? `${dir}: found ${pickle} but attnkit reads only safetensors weights; convert it ` +
-          '(e.g. with diffusers: pipe.save_pretrained(dir, safe_serialization=True))'
-      : `${dir}: no weights file ${file}`,
-  );
 }
 
 /**

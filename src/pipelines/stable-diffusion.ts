@@ -1,7 +1,6 @@
 // Text-to-image with classifier-free guidance (Ho & Salimans 2022) on a Stable Diffusion model folder.
 // Controllers receive the step, timestep and batch layout through the AttentionContext of each UNet call.
 
-import { join } from 'node:path';
 import { type BatchRoles, guidedBatch, plainBatch } from '../attention/call.js';
 import type { AttentionContext, Controller } from '../attention/hooks.js';
 import { AutoencoderKL } from '../models/autoencoder-kl.js';
@@ -12,7 +11,7 @@ import { UNet2DConditionModel } from '../models/unet2d-condition.js';
 import { type Scheduler, type SchedulerName, schedulerFromConfig } from '../schedulers/index.js';
 import { concat, formatShape, noGrad, Tensor } from '../tensor/index.js';
 import { randn } from '../tensor/random.js';
-import { componentConfig, readComponentWeights, readModelIndex } from './load.js';
+import { componentConfig, readModelIndex } from './load.js';
 
 export interface StepEvent {
   step: number;
@@ -112,17 +111,17 @@ export class StableDiffusion {
     this.schedulerConfig = parts.schedulerConfig;
   }
 
-  /** Loads a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/). */
+  /**
+   * Loads a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/), each
+   * component by its class's `fromPretrained` with the same `variant`.
+   */
   static fromPretrained(dir: string, opts: { variant?: string } = {}): StableDiffusion {
     readModelIndex(dir);
-    const unet = UNet2DConditionModel.fromConfig(componentConfig(dir, 'unet')).load(
-      readComponentWeights(join(dir, 'unet'), 'diffusion_pytorch_model', opts.variant),
-    );
-    const vae = AutoencoderKL.fromConfig(componentConfig(dir, 'vae')).load(
-      readComponentWeights(join(dir, 'vae'), 'diffusion_pytorch_model', opts.variant),
-    );
-    const textEncoder = CLIPTextModel.fromPretrained(join(dir, 'text_encoder'));
-    const tokenizer = CLIPTokenizer.fromDirectorySync(join(dir, 'tokenizer'));
+    const { variant } = opts;
+    const unet = UNet2DConditionModel.fromPretrained(dir, { subfolder: 'unet', variant });
+    const vae = AutoencoderKL.fromPretrained(dir, { subfolder: 'vae', variant });
+    const textEncoder = CLIPTextModel.fromPretrained(dir, { subfolder: 'text_encoder', variant });
+    const tokenizer = CLIPTokenizer.fromPretrained(dir, { subfolder: 'tokenizer' });
     const schedulerConfig = componentConfig(dir, 'scheduler', 'scheduler_config.json');
     return new StableDiffusion({ unet, vae, textEncoder, tokenizer, schedulerConfig });
   }
