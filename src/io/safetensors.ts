@@ -5,9 +5,12 @@
 //
 // Reading: F32, I32, I64, BOOL, U8 keep their dtype; F16 and BF16 become float32 tensors. Files are read
 // tensor by tensor straight into each tensor's own array (no whole-file buffer, so multi-GB checkpoints
-// load), and `parseSafetensors` on bytes in memory returns views into them where alignment allows.
-// Writing: float32 tensors as F32 or F16 (round to nearest even), other dtypes as they are; tensors are
-// laid out largest element size first and the header is padded to 8 bytes, so every tensor is aligned.
+// load); F16 / BF16 data goes through one small scratch buffer, converted piece by piece into the float32
+// array, so a half-precision file costs its float32 size plus HALF_CHUNK_BYTES, never a second copy
+// (bench/load.ts measures it). `parseSafetensors` on bytes in memory returns views into them where
+// alignment allows.
+// Writing: float32 tensors as F32, F16 or BF16 (round to nearest even), other dtypes as they are; tensors
+// are laid out largest element size first and the header is padded to 8 bytes, so every tensor is aligned.
 
 import { randomUUID } from 'node:crypto';
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
@@ -44,9 +47,12 @@ export interface ReadSafetensorsOptions {
   names?: readonly string[];
 }
 
+/** How float32 tensors are stored: F32, F16 or BF16 (the last two rounded to nearest, ties to even). */
+export type SafetensorsFloatFormat = 'float32' | 'float16' | 'bfloat16';
+
 export interface SerializeSafetensorsOptions {
-  /** How float32 tensors are stored: 'float32' (F32, default) or 'float16' (F16, rounded to nearest even). */
-  dtype?: 'float32' | 'float16';
+  /** How float32 tensors are stored: 'float32' (F32, default), 'float16' (F16) or 'bfloat16' (BF16). */
+  dtype?: SafetensorsFloatFormat;
   /** String-to-string metadata, stored as "__metadata__". */
   metadata?: Record<string, string>;
 }
@@ -144,6 +150,38 @@ function float32BitsToFloat16Bits(x: number): number {
   const rem = mant & 0x1fff;
   if (rem > 0x1000 || (rem === 0x1000 && (half & 1) === 1)) half++; // a carry may reach 0x7c00 = inf
   return sign | half;
+}
+
+/** The bfloat16 bit pattern nearest to a float32 bit pattern, ties to even; NaN stays (quiet) NaN. */
+function float32BitsToBfloat16Bits(x: number): number {
+  if ((x & 0x7fffffff) > 0x7f800000) return ((x >>> 16) | 0x0040) & 0xffff; // NaN: keep it NaN, quiet
+  const rounded = x + 0x7fff + ((x >>> 16) & 1); // up past halfway, or at halfway when the kept bit is odd
+  return (rounded >>> 16) & 0xffff; // a carry into the exponent is the next binade (or inf), as it should be
+}
+
+/** The bfloat16 bit pattern nearest to `value` (rounded to float32 first), ties to even. */
+export function float32ToBfloat16(value: number): number {
+  const f = new Float32Array([value]);
+  return float32BitsToBfloat16Bits(new Uint32Array(f.buffer)[0]!);
+}
+
+/**
+ * Writes the float32 bit patterns of `count` F16 or BF16 values from `src` into `out` starting at `at`.
+ * BF16 is the top half of a float32 (a 16-bit shift); F16 goes through a 65,536-entry table.
+ */
+function halfToFloat32Bits(
+  dtype: 'F16' | 'BF16',
+  src: Uint16Array,
+  count: number,
+  out: Uint32Array,
+  at: number,
+): void {
+  if (dtype === 'BF16') {
+    for (let i = 0; i < count; i++) out[at + i] = src[i]! << 16;
+    return;
+  }
+  const table = float16Table();
+  for (let i = 0; i < count; i++) out[at + i] = table[src[i]!]!;
 }
 
 /** The float16 bit pattern nearest to `value` (rounded to float32 first), ties to even. */
@@ -306,17 +344,10 @@ function decode(info: SafetensorsTensorInfo, raw: Uint8Array, name: string, sour
         return new Tensor(raw, shape, 'uint8');
       case 'BOOL':
         return new Tensor(raw, shape, 'bool');
-      case 'F16': {
-        const src = new Uint16Array(buffer, byteOffset, n);
-        const out = new Uint32Array(n);
-        const table = float16Table();
-        for (let i = 0; i < n; i++) out[i] = table[src[i]!]!;
-        return new Tensor(new Float32Array(out.buffer), shape);
-      }
+      case 'F16':
       case 'BF16': {
-        const src = new Uint16Array(buffer, byteOffset, n);
         const out = new Uint32Array(n);
-        for (let i = 0; i < n; i++) out[i] = src[i]! << 16;
+        halfToFloat32Bits(info.dtype, new Uint16Array(buffer, byteOffset, n), n, out, 0);
         return new Tensor(new Float32Array(out.buffer), shape);
       }
     }
@@ -394,9 +425,34 @@ export function readSafetensorsHeader(path: string): SafetensorsHeader {
   return withFile(path, (fd, size) => readHeaderFd(fd, size, path));
 }
 
+/** Bytes of the scratch buffer that F16 / BF16 data is read through (the only memory beyond the tensors). */
+export const HALF_CHUNK_BYTES = 1 << 22;
+
+/**
+ * An F16 / BF16 tensor read into a float32 array piece by piece through `scratch` (at most
+ * HALF_CHUNK_BYTES), so no half-precision copy of the tensor ever exists in full.
+ */
+function readHalfTensor(
+  fd: number,
+  info: SafetensorsTensorInfo & { dtype: 'F16' | 'BF16' },
+  position: number,
+  scratch: Uint16Array,
+  path: string,
+): Tensor {
+  const n = (info.dataOffsets[1] - info.dataOffsets[0]) / 2;
+  const out = new Uint32Array(n);
+  for (let done = 0; done < n; ) {
+    const count = Math.min(n - done, scratch.length);
+    readFully(fd, new Uint8Array(scratch.buffer, 0, 2 * count), position + 2 * done, path);
+    halfToFloat32Bits(info.dtype, scratch, count, out, done);
+    done += count;
+  }
+  return new Tensor(new Float32Array(out.buffer), info.shape);
+}
+
 /**
  * Reads a safetensors file. Each tensor is read from disk straight into its own (aligned) array; F16 and
- * BF16 are converted to float32 from one scratch read.
+ * BF16 are converted to float32 while reading, through one scratch buffer of HALF_CHUNK_BYTES.
  */
 export function readSafetensors(path: string, options: ReadSafetensorsOptions = {}): SafetensorsContents {
   return withFile(path, (fd, size) => {
@@ -413,9 +469,16 @@ export function readSafetensors(path: string, options: ReadSafetensorsOptions = 
       names = [...options.names];
     }
     const tensors = new Map<string, Tensor>();
+    let scratch: Uint16Array | null = null;
     for (const name of names) {
       const info = header.tensors.get(name)!;
       const [begin, end] = info.dataOffsets;
+      if (info.dtype === 'F16' || info.dtype === 'BF16') {
+        scratch ??= new Uint16Array(HALF_CHUNK_BYTES / 2);
+        const half = info as SafetensorsTensorInfo & { dtype: 'F16' | 'BF16' };
+        tensors.set(name, readHalfTensor(fd, half, header.dataStart + begin, scratch, path));
+        continue;
+      }
       // allocate with the element size's alignment so decode() can view it in place
       const raw = new Uint8Array(new ArrayBuffer(end - begin));
       readFully(fd, raw, header.dataStart + begin, path);
@@ -442,10 +505,16 @@ interface Plan {
   dataLength: number;
 }
 
-function storedDType(t: Tensor, name: string, floatAs: 'float32' | 'float16'): SafetensorsDType {
+const FLOAT_FORMATS: Record<SafetensorsFloatFormat, SafetensorsDType> = {
+  float32: 'F32',
+  float16: 'F16',
+  bfloat16: 'BF16',
+};
+
+function storedDType(t: Tensor, name: string, floatAs: SafetensorsFloatFormat): SafetensorsDType {
   switch (t.dtype) {
     case 'float32':
-      return floatAs === 'float16' ? 'F16' : 'F32';
+      return FLOAT_FORMATS[floatAs];
     case 'int32':
       return 'I32';
     case 'int64':
@@ -464,8 +533,11 @@ function plan(
   options: SerializeSafetensorsOptions,
 ): Plan {
   const floatAs = options.dtype ?? 'float32';
-  if (floatAs !== 'float32' && floatAs !== 'float16') {
-    throw new Error(`safetensors: dtype option must be 'float32' or 'float16', got ${jsonPreview(floatAs)}`);
+  if (!Object.hasOwn(FLOAT_FORMATS, floatAs)) {
+    throw new Error(
+      "safetensors: dtype option must be 'float32', 'float16' or 'bfloat16', " +
+        `got ${jsonPreview(floatAs)}`,
+    );
   }
   const entries = tensors instanceof Map ? [...tensors] : Object.entries(tensors);
   const items: PlannedTensor[] = entries.map(([name, tensor]) => {
@@ -502,13 +574,14 @@ function plan(
   return { header: bytes, items, dataLength: offset };
 }
 
-/** The little-endian bytes of one planned tensor (a view of its data unless converted to F16). */
+/** The little-endian bytes of one planned tensor (a view of its data unless converted to F16 / BF16). */
 function encode(item: PlannedTensor): Uint8Array {
   const data = item.tensor.data;
-  if (item.dtype === 'F16') {
+  if (item.tensor.dtype === 'float32' && (item.dtype === 'F16' || item.dtype === 'BF16')) {
     const src = new Uint32Array(data.buffer, data.byteOffset, data.length);
     const out = new Uint16Array(data.length);
-    for (let i = 0; i < out.length; i++) out[i] = float32BitsToFloat16Bits(src[i]!);
+    const round = item.dtype === 'F16' ? float32BitsToFloat16Bits : float32BitsToBfloat16Bits;
+    for (let i = 0; i < out.length; i++) out[i] = round(src[i]!);
     return new Uint8Array(out.buffer);
   }
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);

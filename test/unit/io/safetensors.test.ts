@@ -362,8 +362,8 @@ test('writer validation', () => {
     /safetensors: metadata value of 'n' must be a string, got 3/,
   );
   assert.throws(
-    () => serializeSafetensors({ a: Tensor.from([1]) }, { dtype: 'bfloat16' as 'float16' }),
-    /dtype option must be 'float32' or 'float16', got "bfloat16"/,
+    () => serializeSafetensors({ a: Tensor.from([1]) }, { dtype: 'float64' as 'float16' }),
+    /dtype option must be 'float32', 'float16' or 'bfloat16', got "float64"/,
   );
 });
 
