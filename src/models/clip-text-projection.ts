@@ -3,12 +3,12 @@
 // through `text_projection` (no bias) to `text_embeds`, the pooled text SDXL's UNet is conditioned on.
 
 import { join } from 'node:path';
-import { readSafetensors } from '../io/safetensors.js';
 import { Linear } from '../nn/index.js';
 import type { Tensor } from '../tensor/index.js';
 import { type CLIPTextForwardOptions, CLIPTextModel, type CLIPTextOutput } from './clip-text.js';
 import { type CLIPTextConfig, parseCLIPTextConfig } from './clip-text-config.js';
 import { ConfigReader, type JsonConfig, readConfig } from './config.js';
+import { type FromPretrainedOptions, pretrainedFolder, readPretrainedWeights } from './pretrained.js';
 
 export interface CLIPTextWithProjectionOutput extends CLIPTextOutput {
   /** (B, projection_dim): `text_projection` of the pooled output. */
@@ -35,10 +35,14 @@ export class CLIPTextModelWithProjection extends CLIPTextModel {
     return new CLIPTextModelWithProjection(parseCLIPTextConfig(json, where), projectionDim);
   }
 
-  /** Reads `config.json` and `model.safetensors` from a transformers / diffusers `text_encoder_2` folder. */
-  static override fromPretrained(dir: string): CLIPTextModelWithProjection {
-    const model = CLIPTextModelWithProjection.fromConfig(readConfig(dir), join(dir, 'config.json'));
-    return model.load(readSafetensors(join(dir, 'model.safetensors')).tensors);
+  /**
+   * Reads `config.json` and `model[.variant].safetensors` (or its shards) from `dir` or `dir/subfolder` (a
+   * pipeline folder's `text_encoder_2`); loading is strict.
+   */
+  static override fromPretrained(dir: string, opts: FromPretrainedOptions = {}): CLIPTextModelWithProjection {
+    const folder = pretrainedFolder(dir, opts);
+    const model = CLIPTextModelWithProjection.fromConfig(readConfig(folder), join(folder, 'config.json'));
+    return model.load(readPretrainedWeights(folder, 'model', opts.variant));
   }
 
   /** ids (B, T) → the text model's outputs and `textEmbeds` (B, projection_dim). */

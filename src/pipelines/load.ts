@@ -6,11 +6,13 @@ import { jsonPreview } from '../io/json-preview.js';
 import { type JsonConfig, readConfig } from '../models/config.js';
 import { checkSchedulerConfig, parseSchedulerConfig } from '../schedulers/index.js';
 
-export const SUPPORTED_PIPELINES = ['StableDiffusionPipeline'];
+export const SUPPORTED_PIPELINES = ['StableDiffusionPipeline', 'StableDiffusionXLPipeline'];
 
 export interface ModelIndex {
   className: string;
   components: Record<string, [string, string]>;
+  /** SDXL only: `force_zeros_for_empty_prompt` (diffusers' default true). */
+  forceZerosForEmptyPrompt?: boolean;
 }
 
 export function readModelIndex(dir: string): ModelIndex {
@@ -31,7 +33,9 @@ export function readModelIndex(dir: string): ModelIndex {
     );
   }
   const components: Record<string, [string, string]> = {};
-  for (const name of ['unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler']) {
+  const xl = className === 'StableDiffusionXLPipeline';
+  const names = ['unet', 'vae', 'text_encoder', 'tokenizer', 'scheduler'];
+  for (const name of xl ? [...names, 'text_encoder_2', 'tokenizer_2'] : names) {
     const entry = json[name];
     if (!Array.isArray(entry) || entry.length !== 2 || entry.some((x) => typeof x !== 'string')) {
       throw new Error(
@@ -41,7 +45,12 @@ export function readModelIndex(dir: string): ModelIndex {
     }
     components[name] = entry as [string, string];
   }
-  return { className, components };
+  if (!xl) return { className, components };
+  const zeros = json['force_zeros_for_empty_prompt'] ?? true;
+  if (typeof zeros !== 'boolean') {
+    throw new Error(`${path}: force_zeros_for_empty_prompt must be true or false, got ${jsonPreview(zeros)}`);
+  }
+  return { className, components, forceZerosForEmptyPrompt: zeros };
 }
 
 /**

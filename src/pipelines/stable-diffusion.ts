@@ -5,13 +5,15 @@ import { type BatchRoles, guidedBatch, plainBatch } from '../attention/call.js';
 import type { AttentionContext, Controller } from '../attention/hooks.js';
 import { AutoencoderKL } from '../models/autoencoder-kl.js';
 import { CLIPTextModel } from '../models/clip-text.js';
+import { CLIPTextModelWithProjection } from '../models/clip-text-projection.js';
 import { CLIPTokenizer } from '../models/clip-tokenizer.js';
 import type { JsonConfig } from '../models/config.js';
-import { UNet2DConditionModel } from '../models/unet2d-condition.js';
+import { type AddedConditions, UNet2DConditionModel } from '../models/unet2d-condition.js';
 import { type Scheduler, type SchedulerName, schedulerFromConfig } from '../schedulers/index.js';
 import { concat, formatShape, noGrad, Tensor } from '../tensor/index.js';
 import { randn } from '../tensor/random.js';
 import { componentConfig, readModelIndex } from './load.js';
+import { encodeSDXLPrompt, type MicroConditioning, type SDXLParts, sdxlAddedConditions } from './sdxl.js';
 
 export interface StepEvent {
   step: number;
@@ -39,7 +41,7 @@ export interface EditedPair {
   latents: Tensor;
 }
 
-export interface GenerateOptions extends SamplingOptions {
+export interface GenerateOptions extends SamplingOptions, MicroConditioning {
   /** One prompt or several (one image each). */
   prompt?: string | string[];
   negativePrompt?: string | string[];
@@ -50,6 +52,9 @@ export interface GenerateOptions extends SamplingOptions {
    * (null-text inversion's optimised ∅_t, see pipelines/inversion.ts).
    */
   negativePromptEmbeds?: Tensor | readonly Tensor[];
+  /** SDXL: the pooled text (B, P) that goes with `promptEmbeds`, and the negative one (B or 1 rows). */
+  pooledPromptEmbeds?: Tensor;
+  negativePooledPromptEmbeds?: Tensor;
   /**
    * φ of guidance rescaling (Lin et al. 2024, Sec. 3.4; diffusers' `guidance_rescale`): the guided prediction
    * is scaled to the conditional prediction's standard deviation per image, and mixed with the unscaled one,
@@ -94,6 +99,8 @@ export interface StableDiffusionParts {
   textEncoder: CLIPTextModel;
   tokenizer: CLIPTokenizer;
   schedulerConfig: JsonConfig;
+  /** SDXL's second text encoder and tokenizer (absent for SD 1.x / 2.x). */
+  xl?: SDXLParts;
 }
 
 export class StableDiffusion {
@@ -102,6 +109,7 @@ export class StableDiffusion {
   readonly textEncoder: CLIPTextModel;
   readonly tokenizer: CLIPTokenizer;
   readonly schedulerConfig: JsonConfig;
+  readonly xl?: SDXLParts;
 
   constructor(parts: StableDiffusionParts) {
     this.unet = parts.unet;
@@ -109,6 +117,7 @@ export class StableDiffusion {
     this.textEncoder = parts.textEncoder;
     this.tokenizer = parts.tokenizer;
     this.schedulerConfig = parts.schedulerConfig;
+    if (parts.xl) this.xl = parts.xl;
   }
 
   /**
@@ -116,23 +125,46 @@ export class StableDiffusion {
    * component by its class's `fromPretrained` with the same `variant`.
    */
   static fromPretrained(dir: string, opts: { variant?: string } = {}): StableDiffusion {
-    readModelIndex(dir);
+    const index = readModelIndex(dir);
     const { variant } = opts;
     const unet = UNet2DConditionModel.fromPretrained(dir, { subfolder: 'unet', variant });
     const vae = AutoencoderKL.fromPretrained(dir, { subfolder: 'vae', variant });
     const textEncoder = CLIPTextModel.fromPretrained(dir, { subfolder: 'text_encoder', variant });
     const tokenizer = CLIPTokenizer.fromPretrained(dir, { subfolder: 'tokenizer' });
     const schedulerConfig = componentConfig(dir, 'scheduler', 'scheduler_config.json');
-    return new StableDiffusion({ unet, vae, textEncoder, tokenizer, schedulerConfig });
+    // SDXL (model_index.json StableDiffusionXLPipeline): the second text encoder and tokenizer
+    const xl: SDXLParts | undefined =
+      index.forceZerosForEmptyPrompt === undefined
+        ? undefined
+        : {
+            textEncoder2: CLIPTextModelWithProjection.fromPretrained(dir, {
+              subfolder: 'text_encoder_2',
+              variant,
+            }),
+            tokenizer2: CLIPTokenizer.fromPretrained(dir, { subfolder: 'tokenizer_2' }),
+            forceZerosForEmptyPrompt: index.forceZerosForEmptyPrompt,
+          };
+    return new StableDiffusion({ unet, vae, textEncoder, tokenizer, schedulerConfig, ...(xl ? { xl } : {}) });
   }
 
   scheduler(name?: SchedulerName): Scheduler {
     return schedulerFromConfig(this.schedulerConfig, name);
   }
 
-  /** Text states (B, T, D) of the prompts, padded to the tokenizer's length. */
+  /**
+   * Text states (B, T, D) of the prompts, padded to the tokenizer's length. SDXL: both encoders' penultimate
+   * states concatenated (the pooled text comes from `encodeText`).
+   */
   encodePrompt(prompts: readonly string[]): Tensor {
-    return noGrad(() => this.textEncoder.encodePrompts(this.tokenizer, prompts).lastHiddenState);
+    return this.encodeText(prompts).states;
+  }
+
+  /** Text states and, on SDXL, the pooled text (B, P) of encoder 2's projection. */
+  encodeText(prompts: readonly string[]): { states: Tensor; pooled?: Tensor } {
+    return noGrad(() => {
+      if (this.xl) return encodeSDXLPrompt(this.textEncoder, this.tokenizer, this.xl, prompts);
+      return { states: this.textEncoder.encodePrompts(this.tokenizer, prompts).lastHiddenState };
+    });
   }
 
   /** Image (B, 3, H, W) in [-1, 1] → latents (mean of q(z|x)) × scaling factor. */
@@ -162,10 +194,11 @@ export class StableDiffusion {
     const rescale = opts.guidanceRescale ?? 0;
     if (!(rescale >= 0 && rescale <= 1))
       throw new Error(`generate: guidanceRescale must be in [0, 1] (the paper uses 0.7), got ${rescale}`);
-    const cond = this.conditionalStates(opts);
+    const text = this.conditionalText(opts);
+    const cond = text.states;
     const n = cond.shape[0] as number;
     const guided = guidance > 1;
-    const uncond = guided ? this.unconditionalStates(opts, n, steps) : undefined;
+    const uncond = guided ? this.unconditionalStates(opts, n, steps, cond) : undefined;
     const fixed = uncond?.length === 1 ? concat([uncond[0] as Tensor, cond], 0) : undefined;
     const contextAt = (step: number): Tensor => {
       if (!uncond) return cond;
@@ -183,6 +216,7 @@ export class StableDiffusion {
     const scheduler = this.scheduler(opts.scheduler);
     scheduler.setTimesteps(steps);
     let latents = this.initialLatents(opts, n, scheduler);
+    const added = this.addedConditions(opts, text.pooled, guided, latents);
 
     return noGrad(() => {
       scheduler.timesteps.forEach((t, step) => {
@@ -191,7 +225,7 @@ export class StableDiffusion {
         const ctx: AttentionContext = { ...info, controllers };
         const input = scheduler.scaleModelInput(guided ? concat([latents, latents], 0) : latents, t);
         // the model's output: ε or v, as the scheduler config's prediction_type says
-        let out = this.unet.forward(input, t, contextAt(step), ctx);
+        let out = this.unet.forward(input, t, contextAt(step), ctx, added);
         if (guided) {
           // ε̂ = ε(∅) + w · (ε(c) − ε(∅))
           const [outU, outC] = out.split(2, 0) as [Tensor, Tensor];
@@ -206,16 +240,57 @@ export class StableDiffusion {
     });
   }
 
-  private conditionalStates(opts: GenerateOptions): Tensor {
-    if (opts.promptEmbeds) return opts.promptEmbeds;
+  private conditionalText(opts: GenerateOptions): { states: Tensor; pooled?: Tensor } {
+    if (opts.promptEmbeds) {
+      if (this.xl && !opts.pooledPromptEmbeds)
+        throw new Error('generate: an SDXL model needs pooledPromptEmbeds with promptEmbeds');
+      return { states: opts.promptEmbeds, pooled: opts.pooledPromptEmbeds };
+    }
     const prompts = typeof opts.prompt === 'string' ? [opts.prompt] : (opts.prompt ?? []);
     if (prompts.length === 0) throw new Error('generate: give a prompt (or promptEmbeds)');
-    return this.encodePrompt(prompts);
+    return this.encodeText(prompts);
+  }
+
+  /** SDXL's negative prompt is zeros when none is given and model_index.json says force_zeros_for_empty_prompt. */
+  private zeroNegative(opts: GenerateOptions): boolean {
+    return !!this.xl?.forceZerosForEmptyPrompt && opts.negativePrompt === undefined;
+  }
+
+  /**
+   * SDXL's added conditions for the batch (uncond rows first when guided): the pooled text and the time ids
+   * of the micro-conditioning (default sizes: the image's). undefined for SD 1.x / 2.x.
+   */
+  private addedConditions(
+    opts: GenerateOptions,
+    pooled: Tensor | undefined,
+    guided: boolean,
+    latents: Tensor,
+  ): AddedConditions | undefined {
+    if (!this.xl || !pooled) return undefined;
+    const n = pooled.shape[0] as number;
+    let rows = pooled;
+    if (guided) {
+      let neg = opts.negativePooledPromptEmbeds;
+      if (!neg && opts.negativePromptEmbeds)
+        throw new Error('generate: an SDXL model needs negativePooledPromptEmbeds with negativePromptEmbeds');
+      if (!neg && this.zeroNegative(opts)) neg = Tensor.zeros(pooled.shape);
+      if (!neg) {
+        const negs = opts.negativePrompt ?? '';
+        neg = this.encodeText(typeof negs === 'string' ? new Array<string>(n).fill(negs) : negs)
+          .pooled as Tensor;
+      }
+      if (neg.shape[0] === 1 && n > 1) neg = concat(new Array<Tensor>(n).fill(neg), 0);
+      rows = concat([neg, pooled], 0); // (2n, P)
+    }
+    const f = this.vae.scaleFactor;
+    const size = [(latents.shape[2] as number) * f, (latents.shape[3] as number) * f] as const;
+    return sdxlAddedConditions(rows, size, opts);
   }
 
   /** One tensor (n rows) for all steps, or one per step. */
-  private unconditionalStates(opts: GenerateOptions, n: number, steps: number): Tensor[] {
+  private unconditionalStates(opts: GenerateOptions, n: number, steps: number, cond: Tensor): Tensor[] {
     const given = opts.negativePromptEmbeds;
+    if (!given && this.zeroNegative(opts)) return [Tensor.zeros(cond.shape)];
     if (given) {
       const list = given instanceof Tensor ? [given] : [...given];
       if (!(given instanceof Tensor) && list.length !== steps) {

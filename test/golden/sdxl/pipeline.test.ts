@@ -1,0 +1,134 @@
+// StableDiffusion on an SDXL folder (tiny-sdxl): loading, the two-encoder prompt, micro-conditioning, the
+// guided generation against diffusers' StableDiffusionXLPipeline loop, and methods / hooks on it.
+
+import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { Controller } from '../../../src/attention/index.js';
+import { editPrompt } from '../../../src/pipelines/edit.js';
+import { StableDiffusion } from '../../../src/pipelines/stable-diffusion.js';
+import { Tensor } from '../../../src/tensor/index.js';
+import { assertClose } from '../../helpers/tolerance.js';
+import { maxAbsDiff, sdxlDir, sdxlGolden } from './helpers.js';
+
+const sd = StableDiffusion.fromPretrained(sdxlDir());
+const prompt = 'a red circle above a blue square';
+
+test('an SDXL folder loads with its second text encoder, tokenizer and the VAE scaling factor', () => {
+  assert.ok(sd.xl, 'no SDXL parts');
+  assert.equal(sd.xl.forceZerosForEmptyPrompt, true);
+  assert.equal(sd.xl.textEncoder2.projectionDim, 20);
+  assert.equal(sd.vae.config.scalingFactor, 0.13025);
+  assert.deepEqual(sd.unet.config.textTime, { timeEmbedDim: 8, inputDim: 68 });
+});
+
+test('the prompt: both encoders’ penultimate states concatenated, pooled of encoder 2 (1e-4)', () => {
+  const { states, pooled } = sd.encodeText([prompt]);
+  const [es, ep] = [sdxlGolden('prompt.out.embeds'), sdxlGolden('prompt.out.pooled')];
+  console.log(
+    `  sdxl prompt: states ${maxAbsDiff(states, es).toExponential(3)}, pooled ${maxAbsDiff(pooled as Tensor, ep).toExponential(3)}`,
+  );
+  assertClose(states, es, { atol: 1e-4, rtol: 0 });
+  assertClose(pooled as Tensor, ep, { atol: 1e-4, rtol: 0 });
+  assert.deepEqual(sd.encodePrompt([prompt]).shape, [1, 16, 40]);
+});
+
+test('6-step guided DDIM generation with micro-conditioning matches diffusers (1e-3)', () => {
+  const { latents, images } = sd.generate({
+    prompt,
+    latents: sdxlGolden('pipe.in.latents'),
+    guidanceScale: sdxlGolden('pipe.in.guidance_scale').item(),
+    steps: 6,
+    scheduler: 'ddim',
+    originalSize: [96, 80],
+    cropsCoordsTopLeft: [4, 2],
+  });
+  const [el, ei] = [sdxlGolden('pipe.out.latents'), sdxlGolden('pipe.out.image')];
+  console.log(
+    `  sdxl generation: latents ${maxAbsDiff(latents, el).toExponential(3)}, image ${maxAbsDiff(images, ei).toExponential(3)}`,
+  );
+  assertClose(latents, el, { atol: 1e-3, rtol: 0 });
+  assertClose(images, ei, { atol: 1e-3, rtol: 0 });
+});
+
+test('the same generation from precomputed embeds (zero negatives given explicitly) gives the same bits', () => {
+  const { states, pooled } = sd.encodeText([prompt]);
+  const common = {
+    latents: sdxlGolden('pipe.in.latents'),
+    steps: 2,
+    scheduler: 'ddim' as const,
+    originalSize: [96, 80] as const,
+    cropsCoordsTopLeft: [4, 2] as const,
+  };
+  const a = sd.generate({ ...common, prompt }).latents;
+  const b = sd.generate({
+    ...common,
+    promptEmbeds: states,
+    pooledPromptEmbeds: pooled,
+    negativePromptEmbeds: Tensor.zeros(states.shape),
+    negativePooledPromptEmbeds: Tensor.zeros((pooled as Tensor).shape),
+  }).latents;
+  assert.deepEqual(a.data, b.data);
+  // a given negative prompt is encoded instead of zeroed, and micro-conditioning changes the result
+  const c = sd.generate({ ...common, prompt, negativePrompt: 'a green star' }).latents;
+  const d = sd.generate({ ...common, prompt, originalSize: [16, 16], cropsCoordsTopLeft: [0, 0] }).latents;
+  assert.notDeepEqual(a.data, c.data);
+  assert.notDeepEqual(a.data, d.data);
+  assert.throws(
+    () => sd.generate({ ...common, promptEmbeds: states }),
+    /an SDXL model needs pooledPromptEmbeds with promptEmbeds/,
+  );
+});
+
+test('hooks see SDXL attention layers under diffusers’ paths with the guided batch; editPrompt runs', () => {
+  const seen = new Set<string>();
+  const spy: Controller = {
+    name: 'spy',
+    output: (c, o) => {
+      if (c.kind === 'cross' && c.place !== 'text') seen.add(`${c.path}:${c.batch.guidance.join(',')}`);
+      return o;
+    },
+  };
+  sd.generate({ prompt, steps: 1, seed: 3, controllers: [spy] });
+  assert.ok(
+    seen.has('down_blocks.2.attentions.0.transformer_blocks.1.attn2:uncond,cond'),
+    [...seen].join(' '),
+  );
+  assert.ok(seen.has('up_blocks.0.attentions.1.transformer_blocks.1.attn2:uncond,cond'));
+  assert.equal(seen.size, 11);
+  // Prompt-to-Prompt word swap with the tokenizer-1 TokenLookup
+  const r = editPrompt(sd, { source: prompt, target: 'a red square above a blue square', steps: 2, seed: 1 });
+  assert.equal(r.method, 'replace');
+  assert.deepEqual(r.target.shape, [1, 3, 16, 16]);
+});
+
+test('force_zeros_for_empty_prompt must be a boolean; false encodes the empty prompt', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'attnkit-sdxl-'));
+  try {
+    cpSync(sdxlDir(), dir, { recursive: true });
+    const index = JSON.parse(readFileSync(join(dir, 'model_index.json'), 'utf8'));
+    writeFileSync(
+      join(dir, 'model_index.json'),
+      JSON.stringify({ ...index, force_zeros_for_empty_prompt: 'yes' }),
+    );
+    assert.throws(
+      () => StableDiffusion.fromPretrained(dir),
+      /force_zeros_for_empty_prompt must be true or false/,
+    );
+    writeFileSync(
+      join(dir, 'model_index.json'),
+      JSON.stringify({ ...index, force_zeros_for_empty_prompt: false }),
+    );
+    const plain = StableDiffusion.fromPretrained(dir);
+    const common = { prompt, latents: sdxlGolden('pipe.in.latents'), steps: 2, scheduler: 'ddim' as const };
+    const a = plain.generate(common).latents;
+    const b = plain.generate({ ...common, negativePrompt: '' }).latents;
+    const zeroed = sd.generate(common).latents;
+    assert.deepEqual(a.data, b.data);
+    assert.notDeepEqual(a.data, zeroed.data);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
