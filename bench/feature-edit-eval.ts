@@ -99,7 +99,7 @@ function iou(a: Uint8Array, b: Uint8Array): number {
 
 /** Both prompts from the same latents with no control (the baseline), as editFeatures starts them. */
 function plain(source: string, target: string, seed: number): { source: Tensor; target: Tensor } {
-  const z = initialNoise(sd, seed, 'ddim');
+  const z = initialNoise(sd, seed);
   const { images } = sd.generate({
     prompt: [source, target],
     latents: concat([z, z], 0),

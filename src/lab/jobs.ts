@@ -77,7 +77,7 @@ export function runJobs(
     const latents: Tensor[] = [];
     let offset = 0;
     for (const job of chunk) {
-      const z = initialNoise(sd, job.seed, 'ddim');
+      const z = initialNoise(sd, job.seed);
       for (const _ of job.prompts) latents.push(z);
       for (const g of job.groups) groups.push({ ...g, prompts: g.prompts.map((p) => p + offset) });
       offset += job.prompts.length;

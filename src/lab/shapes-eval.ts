@@ -39,14 +39,10 @@ import {
   summarize,
 } from './shapes/index.js';
 
-/** Initial latents (n, C, h, w): one row per seed, each seeded alone (as `initialNoise`). */
-export function seededLatents(
-  sd: StableDiffusion,
-  seeds: readonly number[],
-  scheduler?: SchedulerName,
-): Tensor {
+/** Initial noise N(0, I) (n, C, h, w): one row per seed, each seeded alone (as `initialNoise`). */
+export function seededLatents(sd: StableDiffusion, seeds: readonly number[]): Tensor {
   return concat(
-    seeds.map((s) => initialNoise(sd, s, scheduler)),
+    seeds.map((s) => initialNoise(sd, s)),
     0,
   );
 }
@@ -222,7 +218,6 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
           latents: seededLatents(
             sd,
             batch.map((p) => p.seed),
-            scheduler,
           ),
           steps,
           guidanceScale,

@@ -37,7 +37,7 @@ export interface EditPromptOptions extends SamplingOptions {
   blend?: readonly string[] | Omit<LocalBlendOptions, 'tokenizer' | 'prompts'>;
   scheduler?: SchedulerName;
   negativePrompt?: string;
-  /** Starting latents (1, C, h, w), already scaled by the scheduler's initial sigma; default seeded noise. */
+  /** Starting noise (1, C, h, w), × the scheduler's initial sigma as in `generate`; default seeded noise. */
   latents?: Tensor;
   /**
    * A real image (1, 3, H, W) in [-1, 1] to edit instead of a generated one: DDIM-inverted with the source
@@ -123,7 +123,7 @@ export function editPrompt(sd: StableDiffusion, opts: EditPromptOptions): EditPr
     ...(opts.controllers ?? []),
   ];
 
-  const z = real?.latents ?? opts.latents ?? initialNoise(sd, opts.seed ?? 0, opts.scheduler);
+  const z = real?.latents ?? opts.latents ?? initialNoise(sd, opts.seed ?? 0);
   if (z.rank !== 4 || z.shape[0] !== 1) {
     throw new Error(`editPrompt: latents must be one row (1, C, h, w), got ${formatShape(z.shape)}`);
   }

@@ -145,7 +145,7 @@ export function editFeatures(sd: StableDiffusion, opts: FeatureEditOptions): Fea
   const inversion = opts.image
     ? ddimInvert(sd, { image: opts.image, prompt: opts.source, steps })
     : undefined;
-  const z = inversion ? (inversion.trajectory[steps] as Tensor) : initialNoise(sd, opts.seed ?? 0, 'ddim');
+  const z = inversion ? (inversion.trajectory[steps] as Tensor) : initialNoise(sd, opts.seed ?? 0);
   const { images, latents } = sd.generate({
     prompt: [opts.source, opts.target],
     negativePrompt: opts.negativePrompt,

@@ -46,7 +46,7 @@ const edit = (prompts: string[]) => ({
 });
 
 test('groupControllers: two P2P pairs (one with LocalBlend) in one batch equal each pair alone', () => {
-  const [z0, z1] = [initialNoise(sd, 1, 'ddim'), initialNoise(sd, 2, 'ddim')];
+  const [z0, z1] = [initialNoise(sd, 1), initialNoise(sd, 2)];
   const a = ['a red circle', 'a blue circle'];
   const b = ['a green square', 'a green star'];
   const blend = () => new LocalBlend({ tokenizer: sd.tokenizer, prompts: b, words: ['square', 'star'] });
@@ -73,7 +73,7 @@ test('groupControllers: two P2P pairs (one with LocalBlend) in one batch equal e
 });
 
 test('groupControllers: MasaCtrl and PnP sharing one source row equal each run alone; free rows untouched', () => {
-  const z = initialNoise(sd, 3, 'ddim');
+  const z = initialNoise(sd, 3);
   const src = 'a red star on the left';
   const tgt = 'a red star on the right';
   const masa = () => new MutualSelfAttention({ startStep: 1, startLayer: defaultStartLayer(sd) });
