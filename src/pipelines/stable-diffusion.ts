@@ -64,7 +64,10 @@ export interface GenerateOptions extends SamplingOptions, MicroConditioning {
   guidanceRescale?: number;
   width?: number;
   height?: number;
-  /** Starting latents (B, C, h, w); default: seeded Gaussian noise × the scheduler's initial sigma. */
+  /**
+   * Starting noise (B, C, h, w), default seeded Gaussian noise; either is multiplied by the scheduler's initial
+   * sigma, as diffusers' `prepare_latents` does (1 for DDIM, DDPM, PNDM, DPM-Solver; σ_max-sized for Euler).
+   */
   latents?: Tensor;
   scheduler?: SchedulerName;
   /** DDIM's η (0 = deterministic). */
@@ -319,7 +322,7 @@ export class StableDiffusion {
           `generate: latents must be (${n}, ${c}, h, w), got ${formatShape(opts.latents.shape)}`,
         );
       }
-      return opts.latents;
+      return opts.latents.mul(scheduler.initNoiseSigma);
     }
     const width = opts.width ?? this.defaultSize;
     const height = opts.height ?? this.defaultSize;
@@ -330,8 +333,11 @@ export class StableDiffusion {
   }
 }
 
-/** Seeded Gaussian latents (1, C, h, w) of the model's default size, × the scheduler's initial sigma. */
-export function initialNoise(sd: StableDiffusion, seed: number, scheduler?: SchedulerName): Tensor {
+/**
+ * Seeded Gaussian noise N(0, I) (1, C, h, w) of the model's default size: `generate({ latents })` multiplies it
+ * by the scheduler's initial sigma.
+ */
+export function initialNoise(sd: StableDiffusion, seed: number): Tensor {
   const side = sd.unet.config.sampleSize;
-  return randn([1, sd.unet.config.inChannels, side, side], seed).mul(sd.scheduler(scheduler).initNoiseSigma);
+  return randn([1, sd.unet.config.inChannels, side, side], seed);
 }
