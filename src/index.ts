@@ -34,11 +34,15 @@ export type { LatentDistribution } from './models/autoencoder-kl.js';
 export { AutoencoderKL } from './models/autoencoder-kl.js';
 export { CLIPTextModel } from './models/clip-text.js';
 export { type CLIPTextConfig, parseCLIPTextConfig } from './models/clip-text-config.js';
+export {
+  CLIPTextModelWithProjection,
+  type CLIPTextWithProjectionOutput,
+} from './models/clip-text-projection.js';
 export { bytesToUnicode, CLIPTokenizer } from './models/clip-tokenizer.js';
 export { type JsonConfig, readConfig } from './models/config.js';
 export { type FromPretrainedOptions, readPretrainedWeights } from './models/pretrained.js';
-export { UNet2DConditionModel } from './models/unet2d-condition.js';
-export { parseUNetConfig, type UNetConfig } from './models/unet2d-config.js';
+export { type AddedConditions, UNet2DConditionModel } from './models/unet2d-condition.js';
+export { parseUNetConfig, type TextTimeConfig, type UNetConfig } from './models/unet2d-config.js';
 export { parseVAEConfig, type VAEConfig } from './models/vae-config.js';
 export * from './nn/index.js';
 // editing, inversion, heat-maps
@@ -67,6 +71,13 @@ export {
   nullTextInversion,
   nullTextInversionBatch,
 } from './pipelines/inversion.js';
+export {
+  encodeSDXLPrompt,
+  type MicroConditioning,
+  type SDXLParts,
+  type SDXLText,
+  sdxlAddedConditions,
+} from './pipelines/sdxl.js';
 export {
   type EditedPair,
   type GenerateOptions,

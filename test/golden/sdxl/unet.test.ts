@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { type AttentionContext, type Controller, plainBatch } from '../../../src/attention/index.js';
 import { readSafetensors } from '../../../src/io/safetensors.js';
 import { UNet2DConditionModel } from '../../../src/models/unet2d-condition.js';
-import { parseUNetConfig } from '../../../src/models/unet2d-config.js';
+import { parseUNetConfig, unetBlockConfigs } from '../../../src/models/unet2d-config.js';
 import { noGrad, Tensor } from '../../../src/tensor/index.js';
 import { assertClose } from '../../helpers/tolerance.js';
 import { maxAbsDiff, sdxlDir, sdxlGolden, sdxlGoldenKeys } from './helpers.js';
@@ -113,5 +113,71 @@ test('added conditions: required by a text_time model, shapes checked against th
   assert.throws(
     () => unet.forward(sample, t, text, undefined, { ...added, timeIds: Tensor.zeros([2, 5]) }),
     /time ids \[2, 5\] must be \(2, D\) and \(2, n\) with D \+ n · 8 \(addition_time_embed_dim\) = 68/,
+  );
+});
+
+test('the SDXL base UNet config (stabilityai/stable-diffusion-xl-base-1.0) reads into the right block shapes', () => {
+  const base = {
+    _class_name: 'UNet2DConditionModel',
+    act_fn: 'silu',
+    addition_embed_type: 'text_time',
+    addition_embed_type_num_heads: 64,
+    addition_time_embed_dim: 256,
+    attention_head_dim: [5, 10, 20],
+    block_out_channels: [320, 640, 1280],
+    center_input_sample: false,
+    class_embed_type: null,
+    class_embeddings_concat: false,
+    conv_in_kernel: 3,
+    conv_out_kernel: 3,
+    cross_attention_dim: 2048,
+    cross_attention_norm: null,
+    down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D'],
+    downsample_padding: 1,
+    dual_cross_attention: false,
+    encoder_hid_dim: null,
+    encoder_hid_dim_type: null,
+    flip_sin_to_cos: true,
+    freq_shift: 0,
+    in_channels: 4,
+    layers_per_block: 2,
+    mid_block_only_cross_attention: null,
+    mid_block_scale_factor: 1,
+    mid_block_type: 'UNetMidBlock2DCrossAttn',
+    norm_eps: 1e-5,
+    norm_num_groups: 32,
+    num_attention_heads: null,
+    num_class_embeds: null,
+    only_cross_attention: false,
+    out_channels: 4,
+    projection_class_embeddings_input_dim: 2816,
+    resnet_out_scale_factor: 1.0,
+    resnet_skip_time_act: false,
+    resnet_time_scale_shift: 'default',
+    sample_size: 128,
+    time_cond_proj_dim: null,
+    time_embedding_act_fn: null,
+    time_embedding_dim: null,
+    time_embedding_type: 'positional',
+    timestep_post_act: null,
+    transformer_layers_per_block: [1, 2, 10],
+    up_block_types: ['CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'UpBlock2D'],
+    upcast_attention: null,
+    use_linear_projection: true,
+  };
+  const c = parseUNetConfig(base);
+  // 2816 = 1280 (pooled text of encoder 2) + 6 time ids × 256
+  assert.deepEqual(c.textTime, { timeEmbedDim: 256, inputDim: 2816 });
+  const blocks = unetBlockConfigs(c);
+  assert.deepEqual(
+    blocks.down.map(
+      (b) => b.transformer && [b.transformer.numLayers, b.transformer.heads, b.transformer.headDim],
+    ),
+    [undefined, [2, 10, 64], [10, 20, 64]],
+  );
+  assert.equal(blocks.mid?.transformer.numLayers, 10);
+  assert.deepEqual(
+    blocks.up.map((b) => b.transformer?.numLayers),
+    [10, 2, undefined],
   );
 });
