@@ -19,21 +19,39 @@ import { checkOutputPath } from './paths.js';
 interface ExportFlags {
   component: ExportComponent;
   out: string;
-  batch: number;
+  batch?: number;
   height?: number;
   width?: number;
 }
 
 const COMPONENTS: ExportComponent[] = ['unet', 'vae-decoder', 'vae-encoder', 'text-encoder'];
 
+const AXES_HELP = `
+Axes: the graph's batch, height, width and sequence dims are symbolic (named so in its inputs), so one
+file runs at every size; --batch, --height and --width fix an axis instead.
+  unet          sample (batch, 4, height, width), timestep (batch),
+                encoder_hidden_states (batch, sequence, D) → noise_pred (batch, 4, height, width)
+  vae-decoder   latent_sample (batch, 4, height, width) → sample (batch, 3, 8*height, 8*width)
+  vae-encoder   sample (batch, 3, height, width) → mean, logvar (batch, 4, height/8, width/8)
+  text-encoder  input_ids (batch, sequence), int64 → last_hidden_state (batch, sequence, D)
+height and width are the latents' (image / 8) except for vae-encoder, where they are the image's. At run
+time sizes must be multiples of the model's downsampling (UNet latents: 2^(blocks − 1), 8 for SD; VAE
+encoder images: 8), and sequence at most max_position_embeddings (77); D is the model's hidden size.
+`;
+
 export function registerExport(program: Command): void {
-  const cmd = program.command('export').description('trace a model component into one ONNX graph');
+  const cmd = program
+    .command('export')
+    .description(
+      'trace a model component into one ONNX graph with symbolic batch / height / width / sequence axes',
+    );
   addModelOption(cmd)
     .option('-c, --component <name>', `one of ${COMPONENTS.join(', ')}`, 'unet')
     .option('-o, --out <file>', 'output .onnx file', 'model.onnx')
-    .option('--batch <n>', 'batch size of the graph', intIn('--batch', EXPORT_BATCH), 2)
-    .option('--height <px>', 'image height (default: the model’s)', intIn('--height', IMAGE_SIDE))
-    .option('--width <px>', 'image width (default: the model’s)', intIn('--width', IMAGE_SIDE))
+    .option('--batch <n>', 'fix the batch axis (default: symbolic)', intIn('--batch', EXPORT_BATCH))
+    .option('--height <px>', 'fix the image height (default: symbolic)', intIn('--height', IMAGE_SIDE))
+    .option('--width <px>', 'fix the image width (default: symbolic)', intIn('--width', IMAGE_SIDE))
+    .addHelpText('after', AXES_HELP)
     .action((f: ExportFlags) => {
       if (!COMPONENTS.includes(f.component)) {
         throw new Error(`--component must be one of ${COMPONENTS.join(', ')}, got '${f.component}'`);
@@ -41,24 +59,22 @@ export function registerExport(program: Command): void {
       checkOutputPath(f.out, '--out');
       const sd = StableDiffusion.fromPretrained(resolveModel(parseModel(f), log));
       const factor = sd.vae.scaleFactor;
-      const height = f.height ?? sd.defaultSize;
-      const width = f.width ?? sd.defaultSize;
-      if (height % factor !== 0 || width % factor !== 0) {
+      if ((f.height ?? 0) % factor !== 0 || (f.width ?? 0) % factor !== 0) {
         throw new Error(`--height and --width must be multiples of ${factor}`);
       }
-      const latent = { batch: f.batch, height: height / factor, width: width / factor };
-      const textLength = sd.tokenizer.modelMaxLength;
+      const latent = (px: number | undefined) => (px === undefined ? undefined : px / factor);
+      const image = { batch: f.batch, height: f.height, width: f.width };
+      const fixed = { batch: f.batch, height: latent(f.height), width: latent(f.width) };
       const graph =
         f.component === 'unet'
-          ? exportUNet(sd.unet, { ...latent, textLength })
+          ? exportUNet(sd.unet, fixed)
           : f.component === 'vae-decoder'
-            ? exportVAEDecoder(sd.vae, { ...latent, textLength })
+            ? exportVAEDecoder(sd.vae, fixed)
             : f.component === 'vae-encoder'
-              ? exportVAEEncoder(sd.vae, { batch: f.batch, height, width, textLength })
-              : exportTextEncoder(sd.textEncoder, { ...latent, textLength });
+              ? exportVAEEncoder(sd.vae, image)
+              : exportTextEncoder(sd.textEncoder, { batch: f.batch });
       const files = writeOnnx(f.out, graph);
-      log(
-        `wrote ${files.join(' + ')} (${f.component}, batch ${f.batch}, ${width}×${height}, ${graph.nodes.length} nodes)`,
-      );
+      const dims = graph.inputs.map((i) => `${i.name} (${i.dims?.join(', ')})`).join(', ');
+      log(`wrote ${files.join(' + ')} (${f.component}: ${dims}; ${graph.nodes.length} nodes)`);
     });
 }

@@ -117,8 +117,10 @@ export class CLIPTextEmbeddings extends Module {
   /** ids (B, T) → (B, T, C): token embedding + position embedding of 0 … T − 1. */
   forward(ids: Tensor): Tensor {
     const t = ids.shape[1] as number;
-    const positions = Tensor.int64(Array.from({ length: t }, (_, i) => i));
-    return this.token_embedding.forward(ids).add(this.position_embedding.forward(positions)); // (B, T, C)
+    // the embeddings of positions 0 … T − 1 are the table's first T rows: a slice, whose end a traced graph
+    // computes from the ids' length (export with a symbolic sequence axis)
+    const positions = this.position_embedding.weight.value.slice(0, 0, t); // (T, C)
+    return this.token_embedding.forward(ids).add(positions); // (B, T, C)
   }
 }
 
@@ -242,7 +244,8 @@ export class CLIPTextModel extends Module {
     let h = m.embeddings.forward(ids); // (B, T, C)
     const states = [h];
     // transformer layers, causal self-attention
-    const bias = causalBias(t); // (1, 1, T, T)
+    // cut from the mask of the longest text, so that a traced graph slices it by the ids' length
+    const bias = causalBias(c.maxPositionEmbeddings).slice(2, 0, t).slice(3, 0, t); // (1, 1, T, T)
     for (const layer of m.encoder.layers) {
       h = layer.forward(h, bias, opts.ctx);
       states.push(h);

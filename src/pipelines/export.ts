@@ -1,71 +1,140 @@
 // Export: trace a model component's forward pass into one ONNX graph that plain onnxruntime (Node, web,
-// Python) runs without attnkit. Shapes are those of the example inputs (batch, image size, text length).
+// Python) runs without attnkit. The batch, height, width and sequence axes are symbolic unless fixed: the
+// forward is traced at two sizes and the graph computes every shape value from its inputs' dims
+// (tensor/symbolic-axes.ts).
 
 import type { GraphSpec } from '../kernels/graph.js';
 import type { AutoencoderKL } from '../models/autoencoder-kl.js';
 import type { CLIPTextModel } from '../models/clip-text.js';
 import type { UNet2DConditionModel } from '../models/unet2d-condition.js';
 import { GraphTrace, noGrad, Tensor, withTrace } from '../tensor/index.js';
+import { type AxisSizes, generalizeTraces } from '../tensor/symbolic-axes.js';
 
 export type ExportComponent = 'unet' | 'vae-decoder' | 'vae-encoder' | 'text-encoder';
 
+/**
+ * Sizes to fix in the graph; an axis left out is symbolic, named `batch`, `height`, `width` or `sequence` in
+ * the graph's inputs. Height and width are the latents' for the UNet and VAE decoder, the image's for the VAE
+ * encoder; textLength is the token count.
+ */
 export interface ExportShape {
-  batch: number;
-  /** Latent height and width for the UNet / VAE decoder; image size for the VAE encoder. */
-  height: number;
-  width: number;
-  /** Text length (the tokenizer's model_max_length). */
-  textLength: number;
+  batch?: number;
+  height?: number;
+  width?: number;
+  textLength?: number;
+}
+
+type Axis = 'batch' | 'height' | 'width' | 'sequence';
+type Sizes = Record<string, number>;
+
+/** One graph input: its dims (axis names or fixed numbers) and the example tensor of a shape. */
+interface ExportInput {
+  dims: readonly (number | Axis)[];
+  make(shape: readonly number[]): Tensor;
 }
 
 /**
- * Traces `forward` over the named example inputs into one graph named `name`; `forward` returns the named
- * outputs. Gradients are off: an export records inference only.
+ * The two traces' size of each axis the inputs use: a symbolic axis grows by a prime of its own (batch ×2,
+ * height ×3, width ×5, sequence ×7), which lets `generalizeTraces` solve every shape value; a fixed one keeps
+ * its size. Spatial sizes are multiples of `unit`, the component's total downsampling.
+ */
+function traceSizes(fixed: ExportShape, unit: number, axes: ReadonlySet<Axis>): AxisSizes {
+  const plan: Record<Axis, [number | undefined, number, number]> = {
+    batch: [fixed.batch, 1, 2],
+    height: [fixed.height, unit, 3],
+    width: [fixed.width, unit, 5],
+    sequence: [fixed.textLength, 2, 7],
+  };
+  const first: Sizes = {};
+  const second: Sizes = {};
+  for (const axis of axes) {
+    const [given, size, factor] = plan[axis];
+    first[axis] = given ?? size;
+    second[axis] = given ?? size * factor;
+  }
+  return { first, second };
+}
+
+/**
+ * Traces `forward` over the named inputs into one graph named `name`, with symbolic axes where `fixed` gives
+ * no size. Gradients are off: an export records inference only.
  */
 function traceGraph(
   name: string,
-  inputs: Readonly<Record<string, Tensor>>,
-  forward: () => Record<string, Tensor>,
+  fixed: ExportShape,
+  unit: number,
+  inputs: Readonly<Record<string, ExportInput>>,
+  forward: (x: Readonly<Record<string, Tensor>>) => Record<string, Tensor>,
 ): GraphSpec {
-  const trace = new GraphTrace();
-  for (const [input, t] of Object.entries(inputs)) trace.input(input, t);
-  const outputs = noGrad(() => withTrace(trace, forward));
-  return trace.graph(
-    Object.entries(outputs).map(([output, tensor]) => ({ name: output, tensor })),
-    name,
-  );
+  const axes = new Set(Object.values(inputs).flatMap((i) => i.dims.filter((d) => typeof d === 'string')));
+  const sizes = traceSizes(fixed, unit, axes);
+  const symbolic = [...axes].filter((a) => sizes.first[a] !== sizes.second[a]);
+  const traceAt = (at: Sizes): GraphSpec => {
+    const trace = new GraphTrace();
+    const xs: Record<string, Tensor> = {};
+    for (const [input, spec] of Object.entries(inputs)) {
+      const shape = spec.dims.map((d) => (typeof d === 'number' ? d : (at[d] as number)));
+      xs[input] = spec.make(shape);
+      trace.input(
+        input,
+        xs[input],
+        spec.dims.map((d, i) => (typeof d === 'string' && symbolic.includes(d) ? d : (shape[i] as number))),
+      );
+    }
+    const outputs = noGrad(() => withTrace(trace, () => forward(xs)));
+    return trace.graph(
+      Object.entries(outputs).map(([output, tensor]) => ({ name: output, tensor })),
+      name,
+    );
+  };
+  const first = traceAt(sizes.first);
+  if (symbolic.length === 0) return first;
+  return generalizeTraces(first, traceAt(sizes.second), sizes);
 }
 
+const zeros = (shape: readonly number[]) => Tensor.zeros(shape);
+
 /** The UNet as one graph: (sample, timestep, encoder_hidden_states) → noise_pred. */
-export function exportUNet(unet: UNet2DConditionModel, s: ExportShape): GraphSpec {
+export function exportUNet(unet: UNet2DConditionModel, fixed: ExportShape = {}): GraphSpec {
   const c = unet.config;
-  const sample = Tensor.zeros([s.batch, c.inChannels, s.height, s.width]);
-  const timestep = Tensor.from(new Array<number>(s.batch).fill(500));
-  const context = Tensor.zeros([s.batch, s.textLength, c.crossAttentionDim]);
-  return traceGraph('unet', { sample, timestep, encoder_hidden_states: context }, () => ({
-    noise_pred: unet.forward(sample, timestep, context),
+  const inputs = {
+    sample: { dims: ['batch', c.inChannels, 'height', 'width'], make: zeros },
+    timestep: { dims: ['batch'], make: (s) => Tensor.full(s, 500) },
+    encoder_hidden_states: { dims: ['batch', 'sequence', c.crossAttentionDim], make: zeros },
+  } satisfies Record<string, ExportInput>;
+  const unit = 2 ** (c.blockOutChannels.length - 1);
+  return traceGraph('unet', fixed, unit, inputs, (x) => ({
+    noise_pred: unet.forward(x.sample as Tensor, x.timestep as Tensor, x.encoder_hidden_states as Tensor),
   }));
 }
 
 /** The VAE decoder: latents (already divided by the scaling factor) → image. */
-export function exportVAEDecoder(vae: AutoencoderKL, s: ExportShape): GraphSpec {
-  const z = Tensor.zeros([s.batch, vae.config.latentChannels, s.height, s.width]);
-  return traceGraph('vae_decoder', { latent_sample: z }, () => ({ sample: vae.decode(z) }));
+export function exportVAEDecoder(vae: AutoencoderKL, fixed: ExportShape = {}): GraphSpec {
+  const inputs = {
+    latent_sample: { dims: ['batch', vae.config.latentChannels, 'height', 'width'], make: zeros },
+  } satisfies Record<string, ExportInput>;
+  return traceGraph('vae_decoder', fixed, 1, inputs, (x) => ({
+    sample: vae.decode(x.latent_sample as Tensor),
+  }));
 }
 
 /** The VAE encoder: image → mean and log-variance of q(z|x). */
-export function exportVAEEncoder(vae: AutoencoderKL, s: ExportShape): GraphSpec {
-  const x = Tensor.zeros([s.batch, vae.config.inChannels, s.height, s.width]);
-  return traceGraph('vae_encoder', { sample: x }, () => {
-    const d = vae.encode(x);
+export function exportVAEEncoder(vae: AutoencoderKL, fixed: ExportShape = {}): GraphSpec {
+  const inputs = {
+    sample: { dims: ['batch', vae.config.inChannels, 'height', 'width'], make: zeros },
+  } satisfies Record<string, ExportInput>;
+  return traceGraph('vae_encoder', fixed, vae.scaleFactor, inputs, (x) => {
+    const d = vae.encode(x.sample as Tensor);
     return { mean: d.mean, logvar: d.logvar };
   });
 }
 
 /** The text encoder: input_ids (int64) → last_hidden_state. */
-export function exportTextEncoder(text: CLIPTextModel, s: ExportShape): GraphSpec {
-  const ids = Tensor.int64(new Array<number>(s.batch * s.textLength).fill(0), [s.batch, s.textLength]);
-  return traceGraph('text_encoder', { input_ids: ids }, () => ({
-    last_hidden_state: text.forward(ids).lastHiddenState,
+export function exportTextEncoder(text: CLIPTextModel, fixed: ExportShape = {}): GraphSpec {
+  const inputs = {
+    input_ids: { dims: ['batch', 'sequence'], make: (s) => Tensor.zeros(s, 'int64') },
+  } satisfies Record<string, ExportInput>;
+  return traceGraph('text_encoder', fixed, 1, inputs, (x) => ({
+    last_hidden_state: text.forward(x.input_ids as Tensor).lastHiddenState,
   }));
 }

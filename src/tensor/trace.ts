@@ -1,7 +1,8 @@
 // Tracing: while a trace is open, every op also records itself as an ONNX node, so a forward pass of any
 // module becomes one ONNX graph (the `attnkit export` command, and the whole-graph baseline of the
 // benchmarks). Ops still run eagerly, so the trace follows exactly the code path taken; tensors the graph
-// did not produce (weights, constants) become initializers. Shapes are those of the traced call.
+// did not produce (weights, constants) become initializers. Shapes are those of the traced call;
+// symbolic-axes.ts makes one graph with symbolic batch / spatial / sequence axes out of two traces.
 
 import type { AttrValue, DType, GraphSpec, NodeSpec, TensorValue, ValueSpec } from '../kernels/graph.js';
 import type { Tensor } from './tensor.js';
@@ -53,27 +54,48 @@ export class GraphTrace {
     });
   }
 
-  /** The traced graph with the given tensors as its outputs. */
+  /**
+   * The traced graph with the given tensors as its outputs. Nodes and constants the outputs do not depend on
+   * (a pooled output nobody asked for, a hook's side computation) are left out.
+   */
   graph(
     outputs: readonly { name: string; tensor: Tensor; dims?: readonly (number | string)[] }[],
     graphName = 'attnkit',
   ): GraphSpec {
     const outSpecs: ValueSpec[] = [];
-    const nodes = [...this.nodes];
+    const tail: NodeSpec[] = [];
     for (const o of outputs) {
       const inner = this.#names.get(o.tensor);
       if (!inner) throw new Error(`trace: output '${o.name}' was not computed inside the trace`);
-      nodes.push({ op: 'Identity', inputs: [inner], outputs: [o.name] });
+      tail.push({ op: 'Identity', inputs: [inner], outputs: [o.name] });
       outSpecs.push({ name: o.name, dtype: o.tensor.dtype as DType, dims: o.dims ?? o.tensor.shape });
     }
+    const nodes = liveNodes(
+      [...this.nodes, ...tail],
+      outSpecs.map((o) => o.name),
+    );
+    const used = new Set(nodes.flatMap((n) => n.inputs));
     return {
       name: graphName,
       nodes,
       inputs: this.inputs,
       outputs: outSpecs,
-      initializers: this.initializers,
+      initializers: this.initializers.filter((t) => used.has(t.name)),
     };
   }
+}
+
+/** The nodes that the named outputs depend on, in their order. */
+function liveNodes(nodes: readonly NodeSpec[], outputs: readonly string[]): NodeSpec[] {
+  const needed = new Set(outputs);
+  const keep = new Array<boolean>(nodes.length).fill(false);
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const n = nodes[i] as NodeSpec;
+    if (!n.outputs.some((o) => needed.has(o))) continue;
+    keep[i] = true;
+    for (const x of n.inputs) if (x) needed.add(x);
+  }
+  return nodes.filter((_, i) => keep[i]);
 }
 
 let current: GraphTrace | null = null;
