@@ -1,7 +1,7 @@
 // UNet benchmark (issue 3, item 7): one evaluation of the Stable Diffusion 1.5 UNet architecture (random
 // weights, 859.5 M parameters = 3.44 GB in float32) at batch 2 with 77 text tokens, 32×32 and 64×64 latents:
 //
-//   (a) attnkit's eager forward — `unet.forward(x, t, ctx)` under `noGrad`, one cached onnxruntime session
+//   (a) attnkit's eager forward — `unet.forward(x, t, context)` under `noGrad`, one cached onnxruntime session
 //       per op;
 //   (b) the same model traced by attnkit's exporter (`exportUNet`) into one ONNX graph, written with external
 //       data (`writeOnnx`), loaded with `createSessionFromFile` and run with `runSession`: the baseline.

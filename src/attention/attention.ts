@@ -14,7 +14,7 @@ import {
   softmaxAttention,
   splitHeads,
 } from './functions.js';
-import type { AttentionContext, Controller, ProjectionWeights } from './hooks.js';
+import type { AttentionContext, Controller, HookOptions, ProjectionWeights } from './hooks.js';
 
 /** Context for a forward pass with no controllers (plain inference). */
 export const NO_CONTROL: AttentionContext = {
@@ -223,7 +223,7 @@ export class Attention extends Module {
   /** Token input (B, T, C). */
   forward(
     x: Tensor,
-    opts: { context?: Tensor; size?: readonly [number, number]; ctx?: AttentionContext } = {},
+    opts: HookOptions & { context?: Tensor; size?: readonly [number, number] } = {},
   ): Tensor {
     const out = attend({
       info: this.info,
@@ -238,7 +238,7 @@ export class Attention extends Module {
   }
 
   /** Spatial input (B, C, H, W), as the VAE's mid-block attention uses it. */
-  forwardSpatial(x: Tensor, ctx?: AttentionContext): Tensor {
+  forwardSpatial(x: Tensor, { ctx }: HookOptions = {}): Tensor {
     const [b, c, h, w] = x.shape as [number, number, number, number];
     let y = this.group_norm ? this.group_norm.forward(x) : x;
     y = y.reshape([b, c, h * w]).transpose(1, 2); // (B, HW, C)

@@ -117,6 +117,15 @@ export interface AttentionContext extends StepInfo {
 }
 
 /**
+ * How a model's entry point takes the context: in its trailing options object, `{ ctx }`, beside any other
+ * options (UNet2DConditionModel.forward, AutoencoderKL.encode / decode, CLIPTextModel.forward, Attention).
+ */
+export interface HookOptions {
+  /** Controllers and step facts for the attention layers; none: every layer runs plain. */
+  ctx?: AttentionContext;
+}
+
+/**
  * The token reduction of a transformer block (the `tokens` hook of the controllers that apply to its
  * self-attention layer `info`), or undefined. Two reductions of one block are refused: each is made from
  * the block's own tokens, so they cannot be chained.

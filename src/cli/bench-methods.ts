@@ -183,7 +183,7 @@ export function measureUNet(name: string, size: number, runs: number, out: strin
     controllers: method(name).controllers(),
     ...{ step: 0, numSteps: 1, timestep: 981, batch: guidedBatch(1) },
   };
-  const forward = () => noGrad(() => unet.forward(sample, 981, context, ctx));
+  const forward = () => noGrad(() => unet.forward(sample, 981, context, { ctx }));
   forward(); // builds the op sessions
   startPeak();
   const baseline = memory().rss;
@@ -213,7 +213,9 @@ export function measureLoop(name: string, size: number, steps: number, out: stri
       scheduler.timesteps.forEach((t, step) => {
         const info = { step, numSteps: n, timestep: t, batch };
         for (const c of controllers) c.beforeStep?.({ ...info, latents });
-        const eps = unet.forward(concat([latents, latents], 0), t, context, { ...info, controllers });
+        const eps = unet.forward(concat([latents, latents], 0), t, context, {
+          ctx: { ...info, controllers },
+        });
         const [u, c] = eps.split(2, 0) as [Tensor, Tensor];
         latents = scheduler.step(u.add(c.sub(u).mul(7.5)), t, latents).prevSample;
       });

@@ -29,7 +29,7 @@ const COMPONENTS: ExportComponent[] = ['unet', 'vae-decoder', 'vae-encoder', 'te
 const AXES_HELP = `
 Axes: the graph's batch, height, width and sequence dims are symbolic (named so in its inputs), so one
 file runs at every size; --batch, --height and --width fix an axis instead.
-  unet          sample (batch, 4, height, width), timestep (batch),
+  unet          sample (batch, 4, height, width), timestep (steps: 1 or batch),
                 encoder_hidden_states (batch, sequence, D) → noise_pred (batch, 4, height, width)
   vae-decoder   latent_sample (batch, 4, height, width) → sample (batch, 3, 8*height, 8*width)
   vae-encoder   sample (batch, 3, height, width) → mean, logvar (batch, 4, height/8, width/8)

@@ -3,7 +3,7 @@
 
 import { join } from 'node:path';
 import { Attention, assignAttentionLayers } from '../attention/attention.js';
-import type { AttentionContext } from '../attention/hooks.js';
+import type { AttentionContext, HookOptions } from '../attention/hooks.js';
 import { Conv2d, GroupNorm, loadStateDict, Module, ModuleList } from '../nn/index.js';
 import { formatShape, type Tensor } from '../tensor/index.js';
 import { type JsonConfig, readConfig } from './config.js';
@@ -68,7 +68,7 @@ class VAEMidBlock extends Module {
   }
   forward(x: Tensor, ctx?: AttentionContext): Tensor {
     x = this.resnets.at(0).forward(x);
-    x = this.attentions.at(0).forwardSpatial(x, ctx);
+    x = this.attentions.at(0).forwardSpatial(x, { ctx });
     return this.resnets.at(1).forward(x);
   }
 }
@@ -193,7 +193,7 @@ export class AutoencoderKL extends Module {
     return 2 ** (this.config.blockOutChannels.length - 1);
   }
 
-  encode(image: Tensor, ctx?: AttentionContext): LatentDistribution {
+  encode(image: Tensor, { ctx }: HookOptions = {}): LatentDistribution {
     if (image.rank !== 4 || image.shape[1] !== this.config.inChannels) {
       throw new Error(
         `vae.encode: expected an image (B, ${this.config.inChannels}, H, W), got ${formatShape(image.shape)}`,
@@ -210,7 +210,7 @@ export class AutoencoderKL extends Module {
     return { mean, logvar: logvar.clamp(-30, 20) };
   }
 
-  decode(z: Tensor, ctx?: AttentionContext): Tensor {
+  decode(z: Tensor, { ctx }: HookOptions = {}): Tensor {
     if (z.rank !== 4 || z.shape[1] !== this.config.latentChannels) {
       throw new Error(
         `vae.decode: expected latents (B, ${this.config.latentChannels}, h, w), got ${formatShape(z.shape)}`,

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import { assignAttentionLayers, attend } from '../attention/attention.js';
 import type { AttentionLayerInfo } from '../attention/call.js';
-import type { AttentionContext, ProjectionWeights } from '../attention/hooks.js';
+import type { AttentionContext, HookOptions, ProjectionWeights } from '../attention/hooks.js';
 import { Embedding, LayerNorm, Linear, loadStateDict, Module, ModuleList } from '../nn/index.js';
 import { formatShape, gelu, indexSelect, quickGelu, Tensor } from '../tensor/index.js';
 import { type CLIPTextActivation, type CLIPTextConfig, parseCLIPTextConfig } from './clip-text-config.js';
@@ -147,9 +147,7 @@ export class CLIPTextTransformer extends Module {
 // ---------------------------------------------------------------------------------------------------------
 // The model
 
-export interface CLIPTextForwardOptions {
-  /** Controllers and step facts for the text encoder's attention layers. */
-  ctx?: AttentionContext;
+export interface CLIPTextForwardOptions extends HookOptions {
   /**
    * Clip skip (diffusers' `clip_skip`): `lastHiddenState` is the final layer norm of the hidden state this
    * many layers before the last (1 = the penultimate layer's output). Default 0.

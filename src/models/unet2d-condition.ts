@@ -3,7 +3,7 @@
 
 import { join } from 'node:path';
 import { assignAttentionLayers } from '../attention/attention.js';
-import type { AttentionContext } from '../attention/hooks.js';
+import type { HookOptions } from '../attention/hooks.js';
 import { Conv2d, GroupNorm, loadStateDict, Module, ModuleList } from '../nn/index.js';
 import { concat, formatShape, Tensor } from '../tensor/index.js';
 import { type JsonConfig, readConfig } from './config.js';
@@ -28,6 +28,11 @@ export interface AddedConditions {
 
 function placeOf(path: string): 'down' | 'mid' | 'up' {
   return path.startsWith('down_blocks') ? 'down' : path.startsWith('mid_block') ? 'mid' : 'up';
+}
+
+/** The options of `UNet2DConditionModel.forward`: the hook context and SDXL's added conditions. */
+export interface UNetForwardOptions extends HookOptions {
+  added?: AddedConditions;
 }
 
 export class UNet2DConditionModel extends Module {
@@ -94,9 +99,9 @@ export class UNet2DConditionModel extends Module {
     sample: Tensor,
     timestep: number | readonly number[] | Tensor,
     context: Tensor,
-    ctx?: AttentionContext,
-    added?: AddedConditions,
+    opts: UNetForwardOptions = {},
   ): Tensor {
+    const { ctx, added } = opts;
     const c = this.config;
     if (sample.rank !== 4 || sample.shape[1] !== c.inChannels) {
       throw new Error(`unet: expected a sample (B, ${c.inChannels}, H, W), got ${formatShape(sample.shape)}`);

@@ -27,20 +27,27 @@ export interface ExportShape {
 type Axis = 'batch' | 'height' | 'width' | 'sequence';
 type Sizes = Record<string, number>;
 
-/** One graph input: its dims (axis names or fixed numbers) and the example tensor of a shape. */
+/** A dim the graph leaves open under its own name, traced at `size` (the UNet's timestep: 1 or batch). */
+interface OpenDim {
+  open: string;
+  size: number;
+}
+
+/** One graph input: its dims (axis names, open dims or fixed numbers) and the example tensor of a shape. */
 interface ExportInput {
-  dims: readonly (number | Axis)[];
+  dims: readonly (number | Axis | OpenDim)[];
   make(shape: readonly number[]): Tensor;
 }
 
 /**
  * The two traces' size of each axis the inputs use: a symbolic axis grows by a prime of its own (batch ×2,
  * height ×3, width ×5, sequence ×7), which lets `generalizeTraces` solve every shape value; a fixed one keeps
- * its size. Spatial sizes are multiples of `unit`, the component's total downsampling.
+ * its size. Spatial sizes are multiples of `unit`, the component's total downsampling; the batch starts at 2,
+ * so that broadcasts from 1 to the batch are traced as ops.
  */
 function traceSizes(fixed: ExportShape, unit: number, axes: ReadonlySet<Axis>): AxisSizes {
   const plan: Record<Axis, [number | undefined, number, number]> = {
-    batch: [fixed.batch, 1, 2],
+    batch: [fixed.batch, 2, 2],
     height: [fixed.height, unit, 3],
     width: [fixed.width, unit, 5],
     sequence: [fixed.textLength, 2, 7],
@@ -66,20 +73,27 @@ function traceGraph(
   inputs: Readonly<Record<string, ExportInput>>,
   forward: (x: Readonly<Record<string, Tensor>>) => Record<string, Tensor>,
 ): GraphSpec {
-  const axes = new Set(Object.values(inputs).flatMap((i) => i.dims.filter((d) => typeof d === 'string')));
+  const axes = new Set(
+    Object.values(inputs).flatMap((i) => i.dims.filter((d): d is Axis => typeof d === 'string')),
+  );
   const sizes = traceSizes(fixed, unit, axes);
   const symbolic = [...axes].filter((a) => sizes.first[a] !== sizes.second[a]);
   const traceAt = (at: Sizes): GraphSpec => {
     const trace = new GraphTrace();
     const xs: Record<string, Tensor> = {};
     for (const [input, spec] of Object.entries(inputs)) {
-      const shape = spec.dims.map((d) => (typeof d === 'number' ? d : (at[d] as number)));
-      xs[input] = spec.make(shape);
-      trace.input(
-        input,
-        xs[input],
-        spec.dims.map((d, i) => (typeof d === 'string' && symbolic.includes(d) ? d : (shape[i] as number))),
+      const shape = spec.dims.map((d) =>
+        typeof d === 'number' ? d : typeof d === 'string' ? (at[d] as number) : d.size,
       );
+      xs[input] = spec.make(shape);
+      const declared = spec.dims.map((d, i) =>
+        typeof d === 'object'
+          ? d.open
+          : typeof d === 'string' && symbolic.includes(d)
+            ? d
+            : (shape[i] as number),
+      );
+      trace.input(input, xs[input], declared);
     }
     const outputs = noGrad(() => withTrace(trace, () => forward(xs)));
     return trace.graph(
@@ -94,12 +108,15 @@ function traceGraph(
 
 const zeros = (shape: readonly number[]) => Tensor.zeros(shape);
 
-/** The UNet as one graph: (sample, timestep, encoder_hidden_states) → noise_pred. */
+/**
+ * The UNet as one graph: (sample, timestep, encoder_hidden_states) → noise_pred. The timestep is one value
+ * for the whole batch or one per row (dim `steps`: 1 or batch), as optimum's exports take it.
+ */
 export function exportUNet(unet: UNet2DConditionModel, fixed: ExportShape = {}): GraphSpec {
   const c = unet.config;
   const inputs = {
     sample: { dims: ['batch', c.inChannels, 'height', 'width'], make: zeros },
-    timestep: { dims: ['batch'], make: (s) => Tensor.full(s, 500) },
+    timestep: { dims: [{ open: 'steps', size: 1 }], make: (s) => Tensor.full(s, 500) },
     encoder_hidden_states: { dims: ['batch', 'sequence', c.crossAttentionDim], make: zeros },
   } satisfies Record<string, ExportInput>;
   const unit = 2 ** (c.blockOutChannels.length - 1);

@@ -121,7 +121,9 @@ export function invertBatch(
     scheduler,
     latents,
     (z, t, step) =>
-      sd.unet.forward(z, t, promptEmbeds, { step, numSteps: steps, timestep: t, batch, controllers }),
+      sd.unet.forward(z, t, promptEmbeds, {
+        ctx: { step, numSteps: steps, timestep: t, batch, controllers },
+      }),
     onStep,
   );
   return { trajectory, timesteps: scheduler.timesteps };

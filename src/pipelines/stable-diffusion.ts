@@ -228,7 +228,7 @@ export class StableDiffusion {
         const ctx: AttentionContext = { ...info, controllers };
         const input = scheduler.scaleModelInput(guided ? concat([latents, latents], 0) : latents, t);
         // the model's output: ε or v, as the scheduler config's prediction_type says
-        let out = this.unet.forward(input, t, contextAt(step), ctx, added);
+        let out = this.unet.forward(input, t, contextAt(step), { ctx, added });
         if (guided) {
           // ε̂ = ε(∅) + w · (ε(c) − ε(∅))
           const [outU, outC] = out.split(2, 0) as [Tensor, Tensor];

@@ -319,7 +319,7 @@ export function textToImageLoss(
     batch: { guidance: text.map(() => 'cond' as const), prompt: text.map(() => 0) },
     controllers: [grounding],
   };
-  const pred = m.unet.forward(zt, t, context, ctx);
+  const pred = m.unet.forward(zt, t, context, { ctx });
   const target = o.prediction === 'v_prediction' ? velocity(m.noise.alphasCumprod, z0, eps, t) : eps;
   let err = pred.sub(target).pow(2);
   const mse = err.mean();

@@ -25,7 +25,8 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
     );
   }
   const out = new Tensor(x.data, target, x.dtype);
-  activeTrace()?.node('Reshape', [x, Tensor.int64(target)], [out]);
+  // recorded as asked, −1 included, so that a traced graph infers that dim at any size
+  activeTrace()?.node('Reshape', [x, Tensor.int64(shape)], [out]);
   return record(out, 'reshape', [x], (g) => [g.reshape(x.shape)]);
 }
 

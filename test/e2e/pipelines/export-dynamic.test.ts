@@ -57,7 +57,7 @@ test('one exported UNet graph runs at batch 1, 2, 3 and two latent sizes (plain 
   const g = exportUNet(unet);
   assert.deepEqual(signature(g), [
     'sample[batch,4,height,width]',
-    'timestep[batch]',
+    'timestep[steps]',
     'encoder_hidden_states[batch,sequence,32]',
     'noise_pred[batch,4,height,width]',
   ]);
@@ -70,13 +70,17 @@ test('one exported UNet graph runs at batch 1, 2, 3 and two latent sizes (plain 
   ];
   for (const [b, h, w, tokens] of cases) {
     const sample = randn([b, 4, h, w], 100 + b * h);
-    const timestep = Tensor.from(Array.from({ length: b }, (_, i) => 101 + 300 * i));
+    // one timestep per row, or one for the whole batch (as diffusers' ONNX pipeline passes it) at odd sizes
+    const steps = h === 16 && b !== 3 ? b : 1;
+    const timestep = Tensor.from(Array.from({ length: steps }, (_, i) => 101 + 300 * i));
     const context = randn([b, tokens, 32], 200 + tokens);
     const eager = noGrad(() => unet.forward(sample, timestep, context));
     const { noise_pred: y } = await runPlain(g, { sample, timestep, encoder_hidden_states: context });
     assert.ok(y);
     assert.deepEqual(y.shape, [b, 4, h, w]);
-    t.diagnostic(`unet batch ${b}, latents ${h}×${w}, ${tokens} tokens: max |Δ| ${maxAbsDiff(y, eager)}`);
+    t.diagnostic(
+      `unet batch ${b}, latents ${h}×${w}, ${tokens} tokens, ${steps} timestep(s): max |Δ| ${maxAbsDiff(y, eager)}`,
+    );
     assertClose(y, eager, { ...TOL, label: `unet ${b}×4×${h}×${w}` });
   }
 });
@@ -137,7 +141,7 @@ test('a fixed axis keeps its size in the graph; the others stay symbolic', () =>
   const g = exportUNet(goldenUNet(), { batch: 2, textLength: 16 });
   assert.deepEqual(signature(g), [
     'sample[2,4,height,width]',
-    'timestep[2]',
+    'timestep[steps]',
     'encoder_hidden_states[2,16,32]',
     'noise_pred[2,4,height,width]',
   ]);

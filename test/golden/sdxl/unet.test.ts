@@ -24,7 +24,10 @@ const added = { textEmbeds: sdxlGolden('unet.in.text_embeds'), timeIds: sdxlGold
 function run(controllers: Controller[] = []): Tensor {
   const ctx: AttentionContext = { controllers, step: 0, numSteps: 1, timestep: t, batch: plainBatch(2) };
   return noGrad(() =>
-    unet.forward(sdxlGolden('unet.in.sample'), t, sdxlGolden('unet.in.encoder_hidden_states'), ctx, added),
+    unet.forward(sdxlGolden('unet.in.sample'), t, sdxlGolden('unet.in.encoder_hidden_states'), {
+      ctx,
+      added,
+    }),
   );
 }
 
@@ -111,7 +114,7 @@ test('added conditions: required by a text_time model, shapes checked against th
   const text = sdxlGolden('unet.in.encoder_hidden_states');
   assert.throws(() => unet.forward(sample, t, text), /needs added conditions/);
   assert.throws(
-    () => unet.forward(sample, t, text, undefined, { ...added, timeIds: Tensor.zeros([2, 5]) }),
+    () => unet.forward(sample, t, text, { added: { ...added, timeIds: Tensor.zeros([2, 5]) } }),
     /time ids \[2, 5\] must be \(2, D\) and \(2, n\) with D \+ n · 8 \(addition_time_embed_dim\) = 68/,
   );
 });

@@ -19,7 +19,7 @@ const text = golden('unet.in.encoder_hidden_states');
 
 function run(controllers: Controller[], model = unet): Tensor {
   const ctx: AttentionContext = { controllers, step: 3, numSteps: 7, timestep: t, batch: plainBatch(2) };
-  return noGrad(() => model.forward(sample, t, text, ctx));
+  return noGrad(() => model.forward(sample, t, text, { ctx }));
 }
 
 test('resnet hooks see every UNet ResNet block once, in forward order, with path, place, size and step', () => {
@@ -120,11 +120,7 @@ test('reuseTransformer skips the block (no attention inside runs) and equals com
   };
   noGrad(() =>
     unet.forward(other, t, text, {
-      controllers: [record],
-      step: 0,
-      numSteps: 7,
-      timestep: t,
-      batch: plainBatch(2),
+      ctx: { controllers: [record], step: 0, numSteps: 7, timestep: t, batch: plainBatch(2) },
     }),
   );
   const reuseUp = (c: { path: string }) =>

@@ -22,7 +22,7 @@ const text = golden('unet.in.encoder_hidden_states');
 
 function run(controllers: Controller[]): Tensor {
   const ctx: AttentionContext = { controllers, step: 0, numSteps: 1, timestep: t, batch: plainBatch(2) };
-  return noGrad(() => unet.forward(sample, t, text, ctx));
+  return noGrad(() => unet.forward(sample, t, text, { ctx }));
 }
 
 test('a store-only controller reproduces every golden attention map (1e-4)', () => {

@@ -21,7 +21,7 @@ const text = golden('unet.in.encoder_hidden_states');
 
 function forward(store: AttentionStore, step: number, numSteps: number): void {
   const ctx: AttentionContext = { controllers: [store], step, numSteps, timestep: t, batch: plainBatch(2) };
-  noGrad(() => unet.forward(sample, t, text, ctx));
+  noGrad(() => unet.forward(sample, t, text, { ctx }));
 }
 
 test('a store-only controller reproduces every golden map; averaging two equal steps changes nothing', () => {
