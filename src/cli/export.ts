@@ -30,7 +30,8 @@ const AXES_HELP = `
 Axes: the graph's batch, height, width and sequence dims are symbolic (named so in its inputs), so one
 file runs at every size; --batch, --height and --width fix an axis instead.
   unet          sample (batch, 4, height, width), timestep (steps: 1 or batch),
-                encoder_hidden_states (batch, sequence, D) → noise_pred (batch, 4, height, width)
+                encoder_hidden_states (batch, sequence, D) → noise_pred (batch, 4, height, width);
+                SDXL also text_embeds (batch, D₂) and time_ids (batch, 6)
   vae-decoder   latent_sample (batch, 4, height, width) → sample (batch, 3, 8*height, 8*width)
   vae-encoder   sample (batch, 3, height, width) → mean, logvar (batch, 4, height/8, width/8)
   text-encoder  input_ids (batch, sequence), int64 → last_hidden_state (batch, sequence, D)

@@ -22,6 +22,8 @@ export interface ExportShape {
   height?: number;
   width?: number;
   textLength?: number;
+  /** SDXL's UNet: how many micro-conditioning time ids (default 6, as SDXL base; the refiner has 5). */
+  timeIds?: number;
 }
 
 type Axis = 'batch' | 'height' | 'width' | 'sequence';
@@ -109,20 +111,31 @@ function traceGraph(
 const zeros = (shape: readonly number[]) => Tensor.zeros(shape);
 
 /**
- * The UNet as one graph: (sample, timestep, encoder_hidden_states) → noise_pred. The timestep is one value
- * for the whole batch or one per row (dim `steps`: 1 or batch), as optimum's exports take it.
+ * The UNet as one graph: (sample, timestep, encoder_hidden_states) → noise_pred, and for SDXL (text_time)
+ * also text_embeds (batch, D) and time_ids (batch, n), as optimum names them. The timestep is one value for
+ * the whole batch or one per row (dim `steps`: 1 or batch), as optimum's exports take it.
  */
 export function exportUNet(unet: UNet2DConditionModel, fixed: ExportShape = {}): GraphSpec {
   const c = unet.config;
-  const inputs = {
+  const tt = c.textTime;
+  const n = fixed.timeIds ?? 6;
+  const inputs: Record<string, ExportInput> = {
     sample: { dims: ['batch', c.inChannels, 'height', 'width'], make: zeros },
     timestep: { dims: [{ open: 'steps', size: 1 }], make: (s) => Tensor.full(s, 500) },
     encoder_hidden_states: { dims: ['batch', 'sequence', c.crossAttentionDim], make: zeros },
-  } satisfies Record<string, ExportInput>;
+  };
+  if (tt) {
+    inputs.text_embeds = { dims: ['batch', tt.inputDim - n * tt.timeEmbedDim], make: zeros };
+    inputs.time_ids = { dims: ['batch', n], make: zeros };
+  }
   const unit = 2 ** (c.blockOutChannels.length - 1);
-  return traceGraph('unet', fixed, unit, inputs, (x) => ({
-    noise_pred: unet.forward(x.sample as Tensor, x.timestep as Tensor, x.encoder_hidden_states as Tensor),
-  }));
+  return traceGraph('unet', fixed, unit, inputs, (x) => {
+    const added = tt ? { textEmbeds: x.text_embeds as Tensor, timeIds: x.time_ids as Tensor } : undefined;
+    const y = unet.forward(x.sample as Tensor, x.timestep as Tensor, x.encoder_hidden_states as Tensor, {
+      added,
+    });
+    return { noise_pred: y };
+  });
 }
 
 /** The VAE decoder: latents (already divided by the scaling factor) → image. */

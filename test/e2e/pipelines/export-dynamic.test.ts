@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { buildModel, type GraphSpec } from '../../../src/kernels/graph.js';
 import { CLIPTextModel } from '../../../src/models/clip-text.js';
+import { UNet2DConditionModel } from '../../../src/models/unet2d-condition.js';
 import {
   exportTextEncoder,
   exportUNet,
@@ -15,7 +16,7 @@ import {
 } from '../../../src/pipelines/export.js';
 import { noGrad, Tensor } from '../../../src/tensor/index.js';
 import { randint, randn } from '../../../src/tensor/random.js';
-import { goldenDir } from '../../helpers/fixtures.js';
+import { goldenDir, repoRoot } from '../../helpers/fixtures.js';
 import { goldenUNet, goldenVAE } from '../../helpers/golden.js';
 import { assertClose } from '../../helpers/tolerance.js';
 
@@ -82,6 +83,47 @@ test('one exported UNet graph runs at batch 1, 2, 3 and two latent sizes (plain 
       `unet batch ${b}, latents ${h}×${w}, ${tokens} tokens, ${steps} timestep(s): max |Δ| ${maxAbsDiff(y, eager)}`,
     );
     assertClose(y, eager, { ...TOL, label: `unet ${b}×4×${h}×${w}` });
+  }
+});
+
+test('the exported SDXL UNet takes text_embeds and time_ids and runs at two batch and latent sizes (1e-4)', async (t) => {
+  // the tiny-sdxl fixture's UNet: text_time add-embedding, 3 levels (latents a multiple of 4)
+  const unet = UNet2DConditionModel.fromPretrained(join(repoRoot, 'test', 'fixtures', 'tiny-sdxl', 'unet'));
+  const g = exportUNet(unet);
+  assert.deepEqual(signature(g), [
+    'sample[batch,4,height,width]',
+    'timestep[steps]',
+    'encoder_hidden_states[batch,sequence,40]',
+    'text_embeds[batch,20]',
+    'time_ids[batch,6]',
+    'noise_pred[batch,4,height,width]',
+  ]);
+  for (const [b, h, w, tokens] of [
+    [1, 8, 8, 7],
+    [3, 16, 12, 12],
+  ] as const) {
+    const sample = randn([b, 4, h, w], 600 + b);
+    const timestep = Tensor.from([321]);
+    const context = randn([b, tokens, 40], 610 + b);
+    const textEmbeds = randn([b, 20], 620 + b);
+    const timeIds = Tensor.from(
+      Array.from({ length: b * 6 }, (_, i) => [64, 64, 0, 0, 64, 64][i % 6] as number),
+      [b, 6],
+    );
+    const added = { textEmbeds, timeIds };
+    const eager = noGrad(() => unet.forward(sample, timestep, context, { added }));
+    const { noise_pred: y } = await runPlain(g, {
+      sample,
+      timestep,
+      encoder_hidden_states: context,
+      text_embeds: textEmbeds,
+      time_ids: timeIds,
+    });
+    assert.ok(y);
+    t.diagnostic(
+      `sdxl unet batch ${b}, latents ${h}×${w}, ${tokens} tokens: max |Δ| ${maxAbsDiff(y, eager)}`,
+    );
+    assertClose(y, eager, { ...TOL, label: `sdxl unet ${b}×4×${h}×${w}` });
   }
 });
 
