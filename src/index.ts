@@ -40,6 +40,13 @@ export {
 } from './models/clip-text-projection.js';
 export { bytesToUnicode, CLIPTokenizer } from './models/clip-tokenizer.js';
 export { type JsonConfig, readConfig } from './models/config.js';
+export {
+  ldmCLIPMapKey,
+  ldmUNetMapKey,
+  ldmVAEMapKey,
+  type MapKey,
+  openCLIPMapKey,
+} from './models/ldm-keys.js';
 export { type FromPretrainedOptions, readPretrainedWeights } from './models/pretrained.js';
 export { type AddedConditions, UNet2DConditionModel } from './models/unet2d-condition.js';
 export { parseUNetConfig, type TextTimeConfig, type UNetConfig } from './models/unet2d-config.js';
@@ -78,6 +85,15 @@ export {
   type SDXLText,
   sdxlAddedConditions,
 } from './pipelines/sdxl.js';
+export {
+  readSingleFile,
+  type SingleFileConfigOverrides,
+  type SingleFileConfigs,
+  type SingleFileFamily,
+  type SingleFileOptions,
+  singleFileConfigs,
+  singleFileParts,
+} from './pipelines/single-file.js';
 export {
   type EditedPair,
   type GenerateOptions,

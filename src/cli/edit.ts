@@ -22,6 +22,7 @@ import {
   numberFlag,
   parseModel,
   parseSampling,
+  parseTokenizer,
   requiredString,
   startRun,
   stringFlag,
@@ -206,7 +207,7 @@ export function registerEdit(program: Command): void {
     const run = startRun(f, { '--out': out, '--out (source)': paths.source, '--out (target)': paths.target });
     const source = requiredString(f, 'source');
     const target = stringFlag(f, 'target');
-    const sd = loadModel(parseModel(f), log, [source, ...(target ? [target] : [])]);
+    const sd = loadModel(parseModel(f), log, [source, ...(target ? [target] : [])], parseTokenizer(f));
     const { seed, steps, guidance } = parseSampling(f);
     const bar = progressBar('editing', steps, { quiet: run.quiet });
     const method = EDIT_METHODS[chosen];

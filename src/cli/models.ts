@@ -1,9 +1,10 @@
 // Which model a command runs on: --model, else the built-in Shapes model shipped in models/shapes-v1.
 
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { CLIPTokenizer } from '../models/clip-tokenizer.js';
+import { readSingleFile } from '../pipelines/single-file.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 
 /** The package root (this file is src/cli/models.ts or dist/cli/models.js). */
@@ -12,7 +13,7 @@ export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..'
 export const BUILTIN_MODEL = join(packageRoot, 'models', 'shapes-v1');
 const TEST_MODEL = join(packageRoot, 'test', 'fixtures', 'tiny-sd-a');
 
-/** Resolves the model folder; says honestly when the built-in model is not there yet. */
+/** Resolves the model folder (or single file); says honestly when the built-in model is not there yet. */
 export function resolveModel(flag: string | undefined, log: (s: string) => void): string {
   if (flag) return resolve(flag);
   if (existsSync(join(BUILTIN_MODEL, 'model_index.json'))) return BUILTIN_MODEL;
@@ -37,16 +38,36 @@ export function unseenWords(tokenizer: CLIPTokenizer, prompt: string): string[] 
 }
 
 /**
- * `resolveModel` + `StableDiffusion.fromPretrained`; on the built-in Shapes model, a note naming the prompt
+ * A diffusers folder, or a single-file checkpoint (a `.safetensors` file, original LDM layout). A single file
+ * holds no tokenizer and attnkit ships no CLIP vocabulary: its tokenizer folder is `tokenizer`, else
+ * $ATTNKIT_TOKENIZER, else a `tokenizer/` folder beside the file.
+ */
+export function loadStableDiffusion(path: string, tokenizer?: string): StableDiffusion {
+  if (!(existsSync(path) && statSync(path).isFile())) return StableDiffusion.fromPretrained(path);
+  const beside = join(dirname(path), 'tokenizer');
+  const dir = tokenizer ?? process.env.ATTNKIT_TOKENIZER ?? (existsSync(beside) ? beside : undefined);
+  if (!dir) {
+    throw new Error(
+      `${path} is a single-file checkpoint, which holds no tokenizer (and attnkit ships no CLIP vocabulary): ` +
+        'pass --tokenizer <dir> (vocab.json, merges.txt; e.g. the tokenizer/ of a diffusers folder of the same ' +
+        'family), set ATTNKIT_TOKENIZER, or put a tokenizer/ folder beside the file',
+    );
+  }
+  return new StableDiffusion(readSingleFile(path, { tokenizer: dir }));
+}
+
+/**
+ * `resolveModel` + `loadStableDiffusion`; on the built-in Shapes model, a note naming the prompt
  * words outside the Shapes world, which it draws as noise (there is no error: the prompt is still valid).
  */
 export function loadModel(
   flag: string | undefined,
   log: (s: string) => void,
   prompts: readonly string[],
+  tokenizer?: string,
 ): StableDiffusion {
   const dir = resolveModel(flag, log);
-  const sd = StableDiffusion.fromPretrained(dir);
+  const sd = loadStableDiffusion(dir, tokenizer);
   if (dir === BUILTIN_MODEL) {
     const unseen = [...new Set(prompts.flatMap((p) => unseenWords(sd.tokenizer, p)))];
     if (unseen.length > 0) {

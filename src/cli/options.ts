@@ -17,12 +17,26 @@ export function log(line: string): void {
 // ─── -m, --model ───────────────────────────────────────────────────────────────────────────────────────
 
 export function addModelOption(cmd: Command): Command {
-  return cmd.option('-m, --model <dir>', 'diffusers model folder (default: the built-in Shapes model)');
+  return cmd
+    .option(
+      '-m, --model <path>',
+      'diffusers model folder, or an SD 1.x / 2.x single-file checkpoint (.safetensors) (default: the built-in Shapes model)',
+    )
+    .option(
+      '--tokenizer <dir>',
+      'CLIP tokenizer folder (vocab.json, merges.txt) for a single-file --model, which holds none ' +
+        '(default: $ATTNKIT_TOKENIZER, else tokenizer/ beside the file)',
+    );
 }
 
-/** --model: the folder given, or undefined for the built-in model (models.ts resolves it). */
+/** --model: the folder or file given, or undefined for the built-in model (models.ts resolves it). */
 export function parseModel(flags: object): string | undefined {
   return stringFlag(flags, 'model');
+}
+
+/** --tokenizer: the tokenizer folder of a single-file --model, if given. */
+export function parseTokenizer(flags: object): string | undefined {
+  return stringFlag(flags, 'tokenizer');
 }
 
 // ─── --seed, --steps, --guidance ───────────────────────────────────────────────────────────────────────

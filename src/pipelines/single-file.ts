@@ -326,6 +326,7 @@ export function inferTextConfig(
   shapes: Shapes,
   family: SingleFileFamily,
   where = 'single file',
+  given: JsonConfig = {},
 ): { config: JsonConfig; dropFrom?: number } {
   const sd1 = family === 'sd1';
   const shape = shapeIn(shapes, 'text encoder', sd1 ? CLIP_PREFIX : OPENCLIP_PREFIX, where);
@@ -346,7 +347,7 @@ export function inferTextConfig(
     )[0],
     num_hidden_layers: layers,
     // CLIP ViT-L/14's 12 heads and OpenCLIP ViT-H/14's 16: 64 channels each
-    num_attention_heads: Math.max(1, Math.round(hidden / 64)),
+    num_attention_heads: hidden / 64,
     max_position_embeddings: shape(
       sd1 ? `${t}embeddings.position_embedding.weight` : 'positional_embedding',
     )[0],
@@ -357,6 +358,12 @@ export function inferTextConfig(
     eos_token_id: 2,
     pad_token_id: 1,
   };
+  if (hidden % 64 !== 0 && !('num_attention_heads' in given)) {
+    throw new Error(
+      `${where}: SD's text encoders have 64 channels per head, but this one has ${hidden} channels; give the ` +
+        'heads as config.text_encoder.num_attention_heads',
+    );
+  }
   return { config, dropFrom };
 }
 
@@ -383,7 +390,7 @@ export function singleFileConfigs(
   const split = splitSingleFile(shapes, where);
   const u = inferUNetConfig(split.unet, split.family, where, over.unet);
   const v = inferVAEConfig(split.vae, where);
-  const t = inferTextConfig(split.text, split.family, where);
+  const t = inferTextConfig(split.text, split.family, where, over.text_encoder);
   return {
     family: split.family,
     unet: { ...u.config, ...over.unet },

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { loadStableDiffusion } from '../../../src/cli/models.js';
 import { readSafetensors } from '../../../src/io/safetensors.js';
 import { parseCLIPTextConfig } from '../../../src/models/clip-text-config.js';
 import { CLIPTokenizer } from '../../../src/models/clip-tokenizer.js';
@@ -199,12 +200,31 @@ describe('single file: strict loading', () => {
       () => readSingleFile(file),
       /holds no tokenizer, and attnkit ships no CLIP vocabulary: give a tokenizer folder/,
     );
+    // the CLI's --model: a file is read as a single file (its tokenizer from --tokenizer, $ATTNKIT_TOKENIZER
+    // or tokenizer/ beside it), a folder as a diffusers folder
+    const saved = process.env.ATTNKIT_TOKENIZER;
+    delete process.env.ATTNKIT_TOKENIZER;
+    try {
+      assert.throws(() => loadStableDiffusion(file), /pass --tokenizer <dir>/);
+      // (the tiny model's 32-channel text encoder is off SD's 64-channels-per-head convention)
+      assert.throws(
+        () => loadStableDiffusion(file, join(DIR, 'sd1', 'tokenizer')),
+        /sd1\.safetensors: SD's text encoders have 64 channels per head/,
+      );
+    } finally {
+      if (saved !== undefined) process.env.ATTNKIT_TOKENIZER = saved;
+    }
+    assert.equal(loadStableDiffusion(join(DIR, 'sd1')).unet.config.sampleSize, 8);
   });
 
-  test('SD 2.x heads follow the 64-channels-per-head convention, or an override', () => {
+  test('heads follow SD’s 64-channels-per-head conventions, or an override', () => {
     const sd2 = readSafetensors(join(DIR, 'sd2.safetensors')).tensors;
     const shapes = new Map([...sd2].map(([k, t]) => [k, t.shape]));
     assert.throws(() => singleFileConfigs(shapes), /64 channels per head, but a block has 32 channels/);
+    assert.throws(
+      () => singleFileConfigs(shapes, { config: { unet: OVERRIDES.sd2.unet } }),
+      /text encoders have 64 channels per head, but this one has 32 channels; give the heads as config\.text_encoder\.num_attention_heads/,
+    );
     assert.equal(singleFileConfigs(shapes, { config: OVERRIDES.sd2 }).unet.attention_head_dim, 4);
   });
 });
