@@ -51,9 +51,10 @@ for (const family of ['sd1', 'sd2'] as const) {
   describe(`single file, SD ${family === 'sd1' ? '1.x' : '2.x'} (${family}.safetensors)`, () => {
     const folderDir = join(DIR, family);
     const file = join(DIR, `${family}.safetensors`);
-    const sd = new StableDiffusion(
-      readSingleFile(file, { tokenizer: join(folderDir, 'tokenizer'), config: OVERRIDES[family] }),
-    );
+    const sd = StableDiffusion.fromSingleFile(file, {
+      tokenizer: join(folderDir, 'tokenizer'),
+      config: OVERRIDES[family],
+    });
     const folder = StableDiffusion.fromPretrained(folderDir);
     const goldens = readSafetensors(join(folderDir, 'goldens.safetensors')).tensors;
     const g = (k: string) => goldens.get(k) as Tensor;
