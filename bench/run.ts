@@ -9,12 +9,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { relaunchWithMallocTuning } from '../src/process/malloc-tuning.js';
 import engine from './engine.js';
+import load from './load.js';
 import unet from './unet.js';
 import { type Bench, type BenchResult, formatSeconds, machineInfo, textTable } from './util.js';
 
 await relaunchWithMallocTuning(); // in the launcher this never returns: it exits with the child's status
 
-const BENCHES: readonly Bench[] = [engine, unet];
+const BENCHES: readonly Bench[] = [engine, unet, load];
 
 const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 
