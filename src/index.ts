@@ -77,6 +77,7 @@ export {
   invertBatch,
   nullTextInversion,
   nullTextInversionBatch,
+  type TextConditioning,
 } from './pipelines/inversion.js';
 export {
   encodeSDXLPrompt,

@@ -131,6 +131,7 @@ export function editPrompt(sd: StableDiffusion, opts: EditPromptOptions): EditPr
     prompt: prompts,
     negativePrompt: opts.negativePrompt,
     ...(nullEmbeds ? { negativePromptEmbeds: nullEmbeds } : {}),
+    ...(real?.nullPooled ? { negativePooledPromptEmbeds: real.nullPooled } : {}),
     latents: concat([z, z], 0),
     steps: opts.steps,
     guidanceScale: opts.guidanceScale,
@@ -146,7 +147,7 @@ export function editPrompt(sd: StableDiffusion, opts: EditPromptOptions): EditPr
 function invertForEdit(
   sd: StableDiffusion,
   opts: EditPromptOptions,
-): { latents: Tensor; pin?: Controller; nullEmbeds?: Tensor[] } {
+): { latents: Tensor; pin?: Controller; nullEmbeds?: Tensor[]; nullPooled?: Tensor } {
   if (opts.scheduler && opts.scheduler !== 'ddim') {
     throw new Error(
       `editPrompt: editing an image needs the DDIM scheduler (its inversion), got '${opts.scheduler}'`,
@@ -162,7 +163,7 @@ function invertForEdit(
     ...(opts.guidanceScale !== undefined ? { guidanceScale: opts.guidanceScale } : {}),
     ...(opts.negativePrompt !== undefined ? { negativePrompt: opts.negativePrompt } : {}),
   });
-  return { latents, nullEmbeds: nt.nullEmbeds };
+  return { latents, nullEmbeds: nt.nullEmbeds, ...(nt.nullPooled ? { nullPooled: nt.nullPooled } : {}) };
 }
 
 function isWordList(b: EditPromptOptions['blend']): b is readonly string[] {

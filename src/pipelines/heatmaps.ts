@@ -129,7 +129,7 @@ export function imageHeatMaps(sd: StableDiffusion, opts: ImageHeatMapOptions): H
   }
   const store = heatMapStore(opts, opts.stepRange && inversionStepRange(opts.stepRange, steps));
   const latents = sd.encodeImage(opts.image);
-  invertBatch(sd, latents, sd.encodePrompt([opts.prompt]), steps, [store], opts.onStep);
+  invertBatch(sd, latents, sd.encodeText([opts.prompt]), steps, [store], opts.onStep);
   return heatMapRun(sd, opts, store, opts.image, latents.shape);
 }
 

@@ -24,6 +24,8 @@ export interface DDIMInversionOptions {
   /** The source prompt (default ''), or its text states (1, T, D). */
   prompt?: string;
   promptEmbeds?: Tensor;
+  /** SDXL: the pooled text (1, P) that goes with `promptEmbeds`. */
+  pooledPromptEmbeds?: Tensor;
   /** DDIM steps (reference NUM_DDIM_STEPS = 50). */
   steps?: number;
   /** Guidance during inversion (default 1: the conditional prediction alone, as the reference). */
@@ -36,7 +38,15 @@ export interface DDIMInversion {
   /** The sampling timesteps (descending): sampling step i goes from trajectory[steps − i] towards [steps − i − 1]. */
   timesteps: readonly number[];
   promptEmbeds: Tensor;
+  /** SDXL: the prompt's pooled text (1, P). */
+  pooledPromptEmbeds?: Tensor;
   steps: number;
+}
+
+/** Text states (B, T, D) and, on SDXL, their pooled text (B, P): what a UNet call is conditioned on. */
+export interface TextConditioning {
+  states: Tensor;
+  pooled?: Tensor;
 }
 
 function ddim(sd: StableDiffusion, steps: number): DDIMScheduler {
@@ -51,15 +61,16 @@ function guidedEps(
   sd: StableDiffusion,
   z: Tensor,
   t: number,
-  cond: Tensor,
-  uncond: Tensor,
+  cond: TextConditioning,
+  uncond: TextConditioning,
   w: number,
 ): Tensor {
-  if (w <= 1) return sd.unet.forward(z, t, cond);
-  const [u, c] = sd.unet.forward(concat([z, z], 0), t, concat([uncond, cond], 0)).split(2, 0) as [
-    Tensor,
-    Tensor,
-  ];
+  if (w <= 1) return sd.unet.forward(z, t, cond.states, { added: sd.addedConditionsFor(cond.pooled, z) });
+  const zz = concat([z, z], 0);
+  const pooled = cond.pooled && uncond.pooled ? concat([uncond.pooled, cond.pooled], 0) : undefined;
+  const added = sd.addedConditionsFor(pooled, zz);
+  const eps = sd.unet.forward(zz, t, concat([uncond.states, cond.states], 0), { added });
+  const [u, c] = eps.split(2, 0) as [Tensor, Tensor];
   return u.add(c.sub(u).mul(w));
 }
 
@@ -95,11 +106,14 @@ export function ddimInvert(sd: StableDiffusion, opts: DDIMInversionOptions): DDI
     );
   }
   const scheduler = ddim(sd, steps);
-  const promptEmbeds = opts.promptEmbeds ?? sd.encodePrompt([opts.prompt ?? '']);
+  const text: TextConditioning = opts.promptEmbeds
+    ? { states: opts.promptEmbeds, pooled: opts.pooledPromptEmbeds }
+    : sd.encodeText([opts.prompt ?? '']);
   const w = opts.guidanceScale ?? 1;
-  const uncond = w > 1 ? sd.encodePrompt(['']) : promptEmbeds;
-  const trajectory = invertLoop(scheduler, z0, (z, t) => guidedEps(sd, z, t, promptEmbeds, uncond, w));
-  return { trajectory, timesteps: scheduler.timesteps, promptEmbeds, steps };
+  const uncond = w > 1 ? sd.encodeText(['']) : text;
+  const trajectory = invertLoop(scheduler, z0, (z, t) => guidedEps(sd, z, t, text, uncond, w));
+  const pooled = text.pooled ? { pooledPromptEmbeds: text.pooled } : {};
+  return { trajectory, timesteps: scheduler.timesteps, promptEmbeds: text.states, ...pooled, steps };
 }
 
 /**
@@ -110,19 +124,22 @@ export function ddimInvert(sd: StableDiffusion, opts: DDIMInversionOptions): DDI
 export function invertBatch(
   sd: StableDiffusion,
   latents: Tensor,
-  promptEmbeds: Tensor,
+  text: Tensor | TextConditioning,
   steps: number,
   controllers: readonly Controller[] = [],
   onStep?: (step: number) => void,
 ): { trajectory: Tensor[]; timesteps: readonly number[] } {
   const scheduler = ddim(sd, steps);
   const batch = plainBatch(latents.shape[0] as number);
+  const { states, pooled } = text instanceof Tensor ? { states: text, pooled: undefined } : text;
+  const added = sd.addedConditionsFor(pooled, latents);
   const trajectory = invertLoop(
     scheduler,
     latents,
     (z, t, step) =>
-      sd.unet.forward(z, t, promptEmbeds, {
+      sd.unet.forward(z, t, states, {
         ctx: { step, numSteps: steps, timestep: t, batch, controllers },
+        added,
       }),
     onStep,
   );
@@ -154,6 +171,8 @@ export interface NullTextOptions {
 export interface NullTextInversion {
   /** ∅_t per sampling step, (1, T, D) each: pass as `negativePromptEmbeds`. */
   nullEmbeds: Tensor[];
+  /** SDXL: the pooled text (1, P) of ∅'s prompt, kept fixed: pass as `negativePooledPromptEmbeds`. */
+  nullPooled?: Tensor;
   /** The last loss ‖z̃_{t−1} − z_{t−1}‖² (mean) and the iterations used, per step. */
   losses: number[];
   iterations: number[];
@@ -196,18 +215,43 @@ export function nullTextInversionBatch(
   const scheduler = ddim(sd, steps);
   const rows = (f: (inv: DDIMInversion) => Tensor) => concat(invs.map(f), 0);
   const cond = rows((inv) => inv.promptEmbeds);
-  const empty = sd.encodePrompt([opts.negativePrompt ?? '']);
+  // SDXL: each image's pooled text, and the pooled text of ∅'s prompt (kept fixed; only the states are optimised)
+  const condPooled = sd.xl
+    ? rows((inv) => {
+        if (!inv.pooledPromptEmbeds)
+          throw new Error('null-text inversion on SDXL: the inversion has no pooled text');
+        return inv.pooledPromptEmbeds;
+      })
+    : undefined;
+  const emptyText = sd.encodeText([opts.negativePrompt ?? '']);
+  const empty = emptyText.states;
+  const uncondPooled =
+    emptyText.pooled &&
+    concat(
+      invs.map(() => emptyText.pooled as Tensor),
+      0,
+    );
   let uncond = concat(
     invs.map(() => empty),
     0,
   );
   let latentCur = rows((inv) => inv.trajectory[steps] as Tensor);
-  const out: NullTextInversion[] = invs.map(() => ({ nullEmbeds: [], losses: [], iterations: [] }));
+  const nullPooled = emptyText.pooled ? { nullPooled: emptyText.pooled } : {};
+  const out: NullTextInversion[] = invs.map(() => ({
+    nullEmbeds: [],
+    losses: [],
+    iterations: [],
+    ...nullPooled,
+  }));
   const rowSize = uncond.size / b;
 
   scheduler.timesteps.forEach((t, i) => {
     const latentPrev = rows((inv) => inv.trajectory[steps - i - 1] as Tensor);
-    const epsCond = noGrad(() => sd.unet.forward(latentCur, t, cond));
+    const added = {
+      cond: sd.addedConditionsFor(condPooled, latentCur),
+      uncond: sd.addedConditionsFor(uncondPooled, latentCur),
+    };
+    const epsCond = noGrad(() => sd.unet.forward(latentCur, t, cond, { added: added.cond }));
     const param = new Parameter(uncond.detach().requireGrad());
     // the reference decays lr·(1 − i/100) over its 50 steps; past step 90 (longer inversions) it stays at lr/10
     const optimizer = new AdamW([param], { lr: lr * Math.max(1 - i / 100, 0.1), weightDecay: 0 });
@@ -217,7 +261,7 @@ export function nullTextInversionBatch(
     for (let j = 0; j < numInnerSteps && active.includes(true); j++) {
       const before = param.value.data as Float32Array;
       const perImage = enableGrad(() => {
-        const epsUncond = sd.unet.forward(latentCur, t, param.value);
+        const epsUncond = sd.unet.forward(latentCur, t, param.value, { added: added.uncond });
         const eps = epsUncond.add(epsCond.sub(epsUncond).mul(w));
         const diff = scheduler.step(eps, t, latentCur).prevSample.sub(latentPrev);
         return diff.mul(diff).mean({ axes: [1, 2, 3] }); // (B)
@@ -249,9 +293,17 @@ export function nullTextInversionBatch(
     });
     opts.onStep?.({ step: i, iterations: Math.max(...iterations), loss: Math.max(...losses) });
     // the guided step with the optimised ∅_t, computed as generate() computes it
-    latentCur = noGrad(
-      () => scheduler.step(guidedEps(sd, latentCur, t, cond, uncond, w), t, latentCur).prevSample,
-    );
+    latentCur = noGrad(() => {
+      const eps = guidedEps(
+        sd,
+        latentCur,
+        t,
+        { states: cond, pooled: condPooled },
+        { states: uncond, pooled: uncondPooled },
+        w,
+      );
+      return scheduler.step(eps, t, latentCur).prevSample;
+    });
   });
   return out;
 }

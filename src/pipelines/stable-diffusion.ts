@@ -14,7 +14,6 @@ import { concat, formatShape, noGrad, Tensor } from '../tensor/index.js';
 import { randn } from '../tensor/random.js';
 import { componentConfig, readModelIndex } from './load.js';
 import { encodeSDXLPrompt, type MicroConditioning, type SDXLParts, sdxlAddedConditions } from './sdxl.js';
-import { readSingleFile, type SingleFileOptions } from './single-file.js';
 
 export interface StepEvent {
   step: number;
@@ -149,16 +148,6 @@ export class StableDiffusion {
             forceZerosForEmptyPrompt: index.forceZerosForEmptyPrompt,
           };
     return new StableDiffusion({ unet, vae, textEncoder, tokenizer, schedulerConfig, ...(xl ? { xl } : {}) });
-  }
-
-  /**
-   * Loads a single-file checkpoint (SD 1.x / 2.x in the original LDM layout, `.safetensors`): the architecture
-   * read from the tensors' names and shapes, the scheduler built in, `opts.config` overriding what the tensors
-   * cannot tell; `opts.tokenizer` names a tokenizer folder (required: a single file holds none, and attnkit
-   * ships no CLIP vocabulary). See pipelines/single-file.ts.
-   */
-  static fromSingleFile(path: string, opts: SingleFileOptions): StableDiffusion {
-    return new StableDiffusion(readSingleFile(path, opts));
   }
 
   scheduler(name?: SchedulerName): Scheduler {
@@ -296,9 +285,24 @@ export class StableDiffusion {
       if (neg.shape[0] === 1 && n > 1) neg = concat(new Array<Tensor>(n).fill(neg), 0);
       rows = concat([neg, pooled], 0); // (2n, P)
     }
+    return this.addedConditionsFor(rows, latents, opts);
+  }
+
+  /**
+   * SDXL's added conditions for a UNet call on `latents` (B, C, h, w): the pooled text rows (B, P) and the
+   * micro-conditioning time ids (default sizes: the image's). undefined for SD 1.x / 2.x, which need no pooled text.
+   */
+  addedConditionsFor(
+    pooled: Tensor | undefined,
+    latents: Tensor,
+    micro: MicroConditioning = {},
+  ): AddedConditions | undefined {
+    if (!this.xl) return undefined;
+    if (!pooled)
+      throw new Error('SDXL: this UNet call needs the pooled text of its prompt (pooledPromptEmbeds)');
     const f = this.vae.scaleFactor;
     const size = [(latents.shape[2] as number) * f, (latents.shape[3] as number) * f] as const;
-    return sdxlAddedConditions(rows, size, opts);
+    return sdxlAddedConditions(pooled, size, micro);
   }
 
   /** One tensor (n rows) for all steps, or one per step. */
