@@ -22,7 +22,7 @@ import {
   numberFlag,
   parseModel,
   parseSampling,
-  parseTokenizer,
+  parseSingleFile,
   requiredString,
   startRun,
   stringFlag,
@@ -207,7 +207,7 @@ export function registerEdit(program: Command): void {
     const run = startRun(f, { '--out': out, '--out (source)': paths.source, '--out (target)': paths.target });
     const source = requiredString(f, 'source');
     const target = stringFlag(f, 'target');
-    const sd = loadModel(parseModel(f), log, [source, ...(target ? [target] : [])], parseTokenizer(f));
+    const sd = loadModel(parseModel(f), log, [source, ...(target ? [target] : [])], parseSingleFile(f));
     const { seed, steps, guidance } = parseSampling(f);
     const bar = progressBar('editing', steps, { quiet: run.quiet });
     const method = EDIT_METHODS[chosen];

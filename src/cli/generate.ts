@@ -15,7 +15,7 @@ import {
   log,
   parseModel,
   parseSampling,
-  parseTokenizer,
+  parseSingleFile,
   startRun,
 } from './options.js';
 
@@ -50,7 +50,7 @@ export function registerGenerate(program: Command): void {
     const { seed, steps, guidance } = parseSampling(f);
     const controllers = efficiencyControllers(f);
     const t0 = performance.now();
-    const sd = loadModel(parseModel(f), log, [prompt], parseTokenizer(f));
+    const sd = loadModel(parseModel(f), log, [prompt], parseSingleFile(f));
     const bar = progressBar('denoising', steps, { quiet: run.quiet });
     const { images } = sd.generate({
       prompt,

@@ -26,7 +26,7 @@ import {
   log,
   parseModel,
   parseSampling,
-  parseTokenizer,
+  parseSingleFile,
   startRun,
 } from './options.js';
 import { checkInputFile } from './paths.js';
@@ -165,7 +165,7 @@ export function registerMaps(program: Command): void {
   addRunOptions(cmd).action((prompt: string, f: MapsFlags) => {
     if (f.image) checkInputFile(f.image, '--image');
     startRun(f, { '--out': f.out });
-    const sd = loadModel(parseModel(f), log, [prompt], parseTokenizer(f));
+    const sd = loadModel(parseModel(f), log, [prompt], parseSingleFile(f));
     const run = runHeatMaps(sd, prompt, f, {
       selfComponents: f.selfComponents ? { maxCom: f.selfComponents } : undefined,
     });

@@ -1,10 +1,12 @@
 // Which model a command runs on: --model, else the built-in Shapes model shipped in models/shapes-v1.
 
 import { existsSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { jsonPreview } from '../io/json-preview.js';
 import type { CLIPTokenizer } from '../models/clip-tokenizer.js';
-import { readSingleFile } from '../pipelines/single-file.js';
+import { type JsonConfig, readConfig } from '../models/config.js';
+import type { SingleFileConfigOverrides } from '../pipelines/single-file.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 
 /** The package root (this file is src/cli/models.ts or dist/cli/models.js). */
@@ -39,13 +41,20 @@ export function unseenWords(tokenizer: CLIPTokenizer, prompt: string): string[] 
 
 /**
  * A diffusers folder, or a single-file checkpoint (a `.safetensors` file, original LDM layout). A single file
- * holds no tokenizer and attnkit ships no CLIP vocabulary: its tokenizer folder is `tokenizer`, else
- * $ATTNKIT_TOKENIZER, else a `tokenizer/` folder beside the file.
+ * holds no tokenizer and attnkit ships no CLIP vocabulary: its tokenizer folder is `single.tokenizer`, else
+ * $ATTNKIT_TOKENIZER, else a `tokenizer/` folder beside the file. `single.config` names a JSON file of config
+ * overrides ({unet, vae, text_encoder, scheduler}: what the weights cannot tell).
  */
-export function loadStableDiffusion(path: string, tokenizer?: string): StableDiffusion {
-  if (!(existsSync(path) && statSync(path).isFile())) return StableDiffusion.fromPretrained(path);
+export function loadStableDiffusion(
+  path: string,
+  single: { tokenizer?: string; config?: string } = {},
+): StableDiffusion {
+  if (!(existsSync(path) && statSync(path).isFile())) {
+    if (single.config) throw new Error(`--model-config is for a single-file --model; ${path} is a folder`);
+    return StableDiffusion.fromPretrained(path);
+  }
   const beside = join(dirname(path), 'tokenizer');
-  const dir = tokenizer ?? process.env.ATTNKIT_TOKENIZER ?? (existsSync(beside) ? beside : undefined);
+  const dir = single.tokenizer ?? process.env.ATTNKIT_TOKENIZER ?? (existsSync(beside) ? beside : undefined);
   if (!dir) {
     throw new Error(
       `${path} is a single-file checkpoint, which holds no tokenizer (and attnkit ships no CLIP vocabulary): ` +
@@ -53,7 +62,31 @@ export function loadStableDiffusion(path: string, tokenizer?: string): StableDif
         'family), set ATTNKIT_TOKENIZER, or put a tokenizer/ folder beside the file',
     );
   }
-  return new StableDiffusion(readSingleFile(path, { tokenizer: dir }));
+  return StableDiffusion.fromSingleFile(path, {
+    tokenizer: dir,
+    config: single.config ? readOverrides(single.config) : undefined,
+  });
+}
+
+/** A --model-config file: an object whose keys are among unet, vae, text_encoder, scheduler, each an object. */
+function readOverrides(file: string): SingleFileConfigOverrides {
+  const json = readConfig(dirname(resolve(file)), basename(file));
+  const out: SingleFileConfigOverrides = {};
+  for (const [k, v] of Object.entries(json)) {
+    if (
+      !['unet', 'vae', 'text_encoder', 'scheduler'].includes(k) ||
+      typeof v !== 'object' ||
+      v === null ||
+      Array.isArray(v)
+    ) {
+      throw new Error(
+        `${file}: key ${jsonPreview(k)} must be one of unet, vae, text_encoder, scheduler, each an object of ` +
+          'config values',
+      );
+    }
+    out[k as keyof SingleFileConfigOverrides] = v as JsonConfig;
+  }
+  return out;
 }
 
 /**
@@ -64,10 +97,10 @@ export function loadModel(
   flag: string | undefined,
   log: (s: string) => void,
   prompts: readonly string[],
-  tokenizer?: string,
+  single: { tokenizer?: string; config?: string } = {},
 ): StableDiffusion {
   const dir = resolveModel(flag, log);
-  const sd = loadStableDiffusion(dir, tokenizer);
+  const sd = loadStableDiffusion(dir, single);
   if (dir === BUILTIN_MODEL) {
     const unseen = [...new Set(prompts.flatMap((p) => unseenWords(sd.tokenizer, p)))];
     if (unseen.length > 0) {

@@ -26,6 +26,12 @@ export function addModelOption(cmd: Command): Command {
       '--tokenizer <dir>',
       'CLIP tokenizer folder (vocab.json, merges.txt) for a single-file --model, which holds none ' +
         '(default: $ATTNKIT_TOKENIZER, else tokenizer/ beside the file)',
+    )
+    .option(
+      '--model-config <file>',
+      'for a single-file --model: a JSON file of diffusers config values the weights cannot tell, ' +
+        '{"unet": {…}, "vae": {…}, "text_encoder": {…}, "scheduler": {…}} (e.g. an SD 2-base file: ' +
+        '{"unet": {"sample_size": 64}, "scheduler": {"prediction_type": "epsilon"}})',
     );
 }
 
@@ -34,9 +40,9 @@ export function parseModel(flags: object): string | undefined {
   return stringFlag(flags, 'model');
 }
 
-/** --tokenizer: the tokenizer folder of a single-file --model, if given. */
-export function parseTokenizer(flags: object): string | undefined {
-  return stringFlag(flags, 'tokenizer');
+/** --tokenizer and --model-config: what a single-file --model needs besides its weights, if given. */
+export function parseSingleFile(flags: object): { tokenizer?: string; config?: string } {
+  return { tokenizer: stringFlag(flags, 'tokenizer'), config: stringFlag(flags, 'modelConfig') };
 }
 
 // ─── --seed, --steps, --guidance ───────────────────────────────────────────────────────────────────────

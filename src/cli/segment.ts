@@ -17,7 +17,7 @@ import {
   log,
   parseModel,
   parseSampling,
-  parseTokenizer,
+  parseSingleFile,
   startRun,
 } from './options.js';
 import { checkInputFile } from './paths.js';
@@ -58,7 +58,7 @@ export function registerSegment(program: Command): void {
     startRun(f, { '--out': f.out, '--preview': f.preview });
     if (f.normalize !== 'minmax' && f.normalize !== 'max')
       throw new Error('--normalize must be minmax or max');
-    const sd = loadModel(parseModel(f), log, [prompt], parseTokenizer(f));
+    const sd = loadModel(parseModel(f), log, [prompt], parseSingleFile(f));
     // fail before generating: a word not in the prompt (named with the prompt's words), or cut off it
     sd.tokenizer.keptTokenIndices(prompt, f.word);
     // the setting the heat-map measurements read (docs/results.md): DAAM's own is every step and side

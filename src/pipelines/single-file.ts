@@ -7,8 +7,9 @@
 // SD 1.x: OpenAI CLIP ViT-L/14 text encoder (`cond_stage_model.transformer.`), 8 heads in every UNet
 // transformer (LDM's `num_heads: 8`). SD 2.x: OpenCLIP ViT-H/14 (`cond_stage_model.model.`, fused in_proj),
 // 64 channels per head (LDM's `num_head_channels: 64`), linear proj_in/proj_out. What the tensors cannot
-// tell — the image size, the scheduler's prediction type (SD 2.x 768-v models predict v), heads of models
-// off these conventions — comes from `config` overrides, merged over the inferred configs.
+// tell comes from diffusers' defaults for such files (SD 1.x: 512 px, ε-prediction; SD 2.x: 768 px,
+// v-prediction, as SD 2.0 / 2.1 768-v — a 2-base file, 512 px and ε, needs `config` overrides) or from
+// `config` overrides, merged over the inferred configs (heads of models off these conventions, too).
 
 import { existsSync, statSync } from 'node:fs';
 import { readSafetensors } from '../io/safetensors.js';
@@ -248,7 +249,7 @@ export function inferUNetConfig(
   }
   const config: JsonConfig = {
     _class_name: 'UNet2DConditionModel',
-    sample_size: 64,
+    sample_size: family === 'sd1' ? 64 : 96,
     in_channels: inChannels,
     out_channels: shape('out.2.weight')[0],
     down_block_types: down,
@@ -287,6 +288,7 @@ export function inferUNetConfig(
 /** The VAE's diffusers config from LDM-named shapes (prefix removed). */
 export function inferVAEConfig(
   shapes: Shapes,
+  family: SingleFileFamily = 'sd1',
   where = 'single file',
 ): { config: JsonConfig; numBlocks: number } {
   const shape = shapeIn(shapes, 'VAE', VAE_PREFIX, where);
@@ -311,7 +313,7 @@ export function inferVAEConfig(
     up_block_types: blockOut.map(() => 'UpDecoderBlock2D'),
     layers_per_block: layers,
     norm_num_groups: 32,
-    sample_size: 512,
+    sample_size: family === 'sd1' ? 512 : 768,
     scaling_factor: 0.18215,
   };
   return { config, numBlocks: n };
@@ -389,14 +391,18 @@ export function singleFileConfigs(
   const over = opts.config ?? {};
   const split = splitSingleFile(shapes, where);
   const u = inferUNetConfig(split.unet, split.family, where, over.unet);
-  const v = inferVAEConfig(split.vae, where);
+  const v = inferVAEConfig(split.vae, split.family, where);
   const t = inferTextConfig(split.text, split.family, where, over.text_encoder);
   return {
     family: split.family,
     unet: { ...u.config, ...over.unet },
     vae: { ...v.config, ...over.vae },
     text_encoder: { ...t.config, ...over.text_encoder },
-    scheduler: { ...SD_SCHEDULER_CONFIG, ...over.scheduler },
+    scheduler: {
+      ...SD_SCHEDULER_CONFIG,
+      ...(split.family === 'sd2' ? { prediction_type: 'v_prediction' } : {}),
+      ...over.scheduler,
+    },
     unetLayersPerBlock: u.layersPerBlock,
     vaeBlocks: v.numBlocks,
     textDropFrom: t.dropFrom,

@@ -4,7 +4,8 @@
 // shapes (real-shapes.json) is diffusers' config of those models.
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { loadStableDiffusion } from '../../../src/cli/models.js';
@@ -207,11 +208,19 @@ describe('single file: strict loading', () => {
     delete process.env.ATTNKIT_TOKENIZER;
     try {
       assert.throws(() => loadStableDiffusion(file), /pass --tokenizer <dir>/);
+      const tokenizer = join(DIR, 'sd1', 'tokenizer');
       // (the tiny model's 32-channel text encoder is off SD's 64-channels-per-head convention)
       assert.throws(
-        () => loadStableDiffusion(file, join(DIR, 'sd1', 'tokenizer')),
+        () => loadStableDiffusion(file, { tokenizer }),
         /sd1\.safetensors: SD's text encoders have 64 channels per head/,
       );
+      // --model-config gives what the weights cannot tell
+      const config = join(mkdtempSync(join(tmpdir(), 'attnkit-single-')), 'overrides.json');
+      writeFileSync(config, JSON.stringify(OVERRIDES.sd1));
+      const viaCli = loadStableDiffusion(file, { tokenizer, config });
+      assert.deepEqual(viaCli.unet.config, StableDiffusion.fromPretrained(join(DIR, 'sd1')).unet.config);
+      writeFileSync(config, JSON.stringify({ unet: 8 }));
+      assert.throws(() => loadStableDiffusion(file, { tokenizer, config }), /key "unet" must be one of/);
     } finally {
       if (saved !== undefined) process.env.ATTNKIT_TOKENIZER = saved;
     }
@@ -245,8 +254,11 @@ describe('single file: architecture of real SD 1.5 / 2.1 files, from names and s
       const shapes = new Map(Object.entries(r.shapes));
       const c = singleFileConfigs(shapes);
       assert.equal(c.family, name === 'sd15' ? 'sd1' : 'sd2');
-      assert.deepEqual(parseUNetConfig(c.unet), parseUNetConfig({ ...r.unet_config, sample_size: 64 }));
-      assert.deepEqual(parseVAEConfig(c.vae), parseVAEConfig({ ...r.vae_config, sample_size: 512 }));
+      // what the tensors cannot tell: diffusers' defaults (SD 2.x: the 768-v models)
+      const [side, prediction] = name === 'sd15' ? [64, 'epsilon'] : [96, 'v_prediction'];
+      assert.deepEqual(parseUNetConfig(c.unet), parseUNetConfig({ ...r.unet_config, sample_size: side }));
+      assert.deepEqual(parseVAEConfig(c.vae), parseVAEConfig({ ...r.vae_config, sample_size: side * 8 }));
+      assert.equal(c.scheduler.prediction_type, prediction);
       const text = parseCLIPTextConfig(c.text_encoder);
       const [layers, heads, hidden, act] =
         name === 'sd15' ? [12, 12, 768, 'quick_gelu'] : [23, 16, 1024, 'gelu'];
