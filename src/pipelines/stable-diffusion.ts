@@ -14,6 +14,7 @@ import { concat, formatShape, noGrad, Tensor } from '../tensor/index.js';
 import { randn } from '../tensor/random.js';
 import { componentConfig, readModelIndex } from './load.js';
 import { encodeSDXLPrompt, type MicroConditioning, type SDXLParts, sdxlAddedConditions } from './sdxl.js';
+import { readSingleFile, type SingleFileOptions } from './single-file.js';
 
 export interface StepEvent {
   step: number;
@@ -148,6 +149,16 @@ export class StableDiffusion {
             forceZerosForEmptyPrompt: index.forceZerosForEmptyPrompt,
           };
     return new StableDiffusion({ unet, vae, textEncoder, tokenizer, schedulerConfig, ...(xl ? { xl } : {}) });
+  }
+
+  /**
+   * Loads a single-file checkpoint (SD 1.x / 2.x in the original LDM layout, `.safetensors`): the architecture
+   * read from the tensors' names and shapes, the scheduler built in, `opts.config` overriding what the tensors
+   * cannot tell; `opts.tokenizer` names a tokenizer folder (required: a single file holds none, and attnkit
+   * ships no CLIP vocabulary). See pipelines/single-file.ts.
+   */
+  static fromSingleFile(path: string, opts: SingleFileOptions): StableDiffusion {
+    return new StableDiffusion(readSingleFile(path, opts));
   }
 
   scheduler(name?: SchedulerName): Scheduler {
