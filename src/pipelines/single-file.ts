@@ -500,7 +500,36 @@ export function singleFileParts(
     where,
   );
   checkSchedulerConfig(configs.scheduler, `${where} (built-in scheduler config)`);
+  const betas = tensors.get('betas');
+  if (betas && !opts.config?.scheduler) checkTrainingSchedule(betas, where);
   return { unet, vae, textEncoder, tokenizer, schedulerConfig: configs.scheduler, configs };
+}
+
+/**
+ * A training checkpoint's `betas` (LDM's DDPM buffer) must be the schedule the built-in scheduler config
+ * gives — Stable Diffusion's, √β linear from √0.00085 to √0.012 over 1000 steps — unless the caller gives
+ * the scheduler config.
+ */
+export function checkTrainingSchedule(betas: Tensor, where = 'single file'): void {
+  const n = SD_SCHEDULER_CONFIG.num_train_timesteps as number;
+  const [a, b] = [
+    Math.sqrt(SD_SCHEDULER_CONFIG.beta_start as number),
+    Math.sqrt(SD_SCHEDULER_CONFIG.beta_end as number),
+  ];
+  const got = betas.toArray();
+  const off =
+    got.length !== n ||
+    got.some((v, i) => {
+      const want = (a + ((b - a) * i) / (n - 1)) ** 2;
+      return !(Math.abs(v - want) <= 1e-5 * want);
+    });
+  if (off) {
+    throw new Error(
+      `${where}: the file's 'betas' (${got.length} steps, ${got[0]} … ${got[got.length - 1]}) are not Stable ` +
+        "Diffusion's training schedule (scaled_linear 0.00085–0.012, 1000 steps) that attnkit would sample with; " +
+        'give the scheduler config as config.scheduler (--model-config)',
+    );
+  }
 }
 
 /** Reads a single-file checkpoint (`.safetensors`) and the tokenizer folder it needs. */

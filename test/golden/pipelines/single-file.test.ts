@@ -197,6 +197,31 @@ describe('single file: strict loading', () => {
     assert.throws(() => load(shifted), /decoder\.up \(2, 3, 4, 5\) must both be 0, 1, …, n−1/);
   });
 
+  test('LDM’s schedule buffers are set aside; betas other than SD’s schedule need a scheduler config', () => {
+    const sd = (i: number) => (Math.sqrt(0.00085) + ((Math.sqrt(0.012) - Math.sqrt(0.00085)) * i) / 999) ** 2;
+    const betas = Tensor.from(
+      Array.from({ length: 1000 }, (_, i) => sd(i)),
+      [1000],
+    );
+    const withSchedule = new Map([...tensors, ['betas', betas], ['alphas_cumprod', betas]]);
+    assert.equal(load(withSchedule).schedulerConfig.beta_schedule, 'scaled_linear');
+    const linear = Tensor.from(
+      Array.from({ length: 1000 }, (_, i) => 1e-4 + (0.02 - 1e-4) * (i / 999)),
+      [1000],
+    );
+    const other = new Map([...tensors, ['betas', linear]]);
+    assert.throws(
+      () => load(other),
+      /x\.safetensors: the file's 'betas' \(1000 steps, .*give the scheduler config/,
+    );
+    const given = {
+      ...OVERRIDES.sd1,
+      scheduler: { beta_schedule: 'linear', beta_start: 1e-4, beta_end: 0.02 },
+    };
+    const parts = singleFileParts(other, tokenizer, { config: given });
+    assert.equal(parts.schedulerConfig.beta_schedule, 'linear');
+  });
+
   test('a single file without a tokenizer folder is refused with what to give', () => {
     assert.throws(
       () => readSingleFile(file),
