@@ -21,14 +21,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import {
-  bfloat16ToFloat32,
-  float16ToFloat32,
-  float32ToBfloat16,
-  float32ToFloat16,
-  parseSafetensors,
-  writeSafetensors,
-} from '../src/io/safetensors.js';
+import { bfloat16ToFloat32, float16ToFloat32, float32ToBfloat16, float32ToFloat16 } from '../src/io/half.js';
+import { parseSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { randomSD15UNet, SD15_UNET_CONFIG } from '../src/models/random-sd15.js';
 import { UNet2DConditionModel } from '../src/models/unet2d-condition.js';
 import { parseUNetConfig } from '../src/models/unet2d-config.js';

@@ -7,9 +7,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
+import { bfloat16ToFloat32, float32ToBfloat16 } from '../../../src/io/half.js';
 import {
-  bfloat16ToFloat32,
-  float32ToBfloat16,
   HALF_CHUNK_BYTES,
   parseSafetensors,
   readSafetensors,

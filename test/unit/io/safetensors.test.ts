@@ -4,10 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { bfloat16ToFloat32, float16ToFloat32, float32ToFloat16 } from '../../../src/io/half.js';
 import {
-  bfloat16ToFloat32,
-  float16ToFloat32,
-  float32ToFloat16,
   parseSafetensors,
   readSafetensors,
   readSafetensorsHeader,
