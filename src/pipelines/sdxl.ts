@@ -6,8 +6,10 @@
 // folder is an SDXL one (model_index.json `StableDiffusionXLPipeline`).
 
 import type { CLIPTextModel, PromptTokenizer } from '../models/clip-text.js';
+import type { CLIPTextConfig } from '../models/clip-text-config.js';
 import type { CLIPTextModelWithProjection } from '../models/clip-text-projection.js';
 import type { AddedConditions } from '../models/unet2d-condition.js';
+import type { UNetConfig } from '../models/unet2d-config.js';
 import { concat, Tensor } from '../tensor/index.js';
 
 /** The parts an SDXL folder adds to Stable Diffusion's. */
@@ -32,6 +34,51 @@ export interface MicroConditioning {
 export interface SDXLText {
   states: Tensor;
   pooled: Tensor;
+}
+
+/**
+ * The sizes that must agree between an SDXL folder's parts, checked at load (diffusers finds the first only when
+ * it builds the time ids, `_get_add_time_ids`, and the second inside the first cross-attention): the UNet's
+ * add_embedding input = encoder 2's projection_dim + 6 time ids × addition_time_embed_dim, and its
+ * cross_attention_dim = the two encoders' hidden sizes together. A UNet with addition_embed_type 'text_time'
+ * in a folder without the second encoder (model_index.json not StableDiffusionXLPipeline) is refused too.
+ */
+export function checkSDXLParts(
+  dir: string,
+  unet: UNetConfig,
+  encoder1: CLIPTextConfig,
+  xl?: SDXLParts,
+): void {
+  const tt = unet.textTime;
+  if (!xl) {
+    if (tt) {
+      throw new Error(
+        `${dir}: the UNet has addition_embed_type 'text_time' (SDXL) but model_index.json's _class_name is not ` +
+          'StableDiffusionXLPipeline, so there is no second text encoder for its pooled text',
+      );
+    }
+    return;
+  }
+  if (!tt) {
+    throw new Error(
+      `${dir}: an SDXL folder needs a UNet with addition_embed_type 'text_time' (unet/config.json)`,
+    );
+  }
+  const projection = xl.textEncoder2.projectionDim;
+  if (tt.inputDim !== projection + 6 * tt.timeEmbedDim) {
+    throw new Error(
+      `${dir}: unet/config.json projection_class_embeddings_input_dim = ${tt.inputDim}, but the pooled text ` +
+        `(text_encoder_2 projection_dim ${projection}) and 6 time ids × addition_time_embed_dim ` +
+        `${tt.timeEmbedDim} make ${projection + 6 * tt.timeEmbedDim}`,
+    );
+  }
+  const states = encoder1.hiddenSize + xl.textEncoder2.config.hiddenSize;
+  if (unet.crossAttentionDim !== states) {
+    throw new Error(
+      `${dir}: unet/config.json cross_attention_dim = ${unet.crossAttentionDim}, but the two text encoders' ` +
+        `hidden sizes make ${states} (${encoder1.hiddenSize} + ${xl.textEncoder2.config.hiddenSize})`,
+    );
+  }
 }
 
 /**

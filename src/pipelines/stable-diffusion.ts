@@ -13,7 +13,13 @@ import { type Scheduler, type SchedulerName, schedulerFromConfig } from '../sche
 import { concat, formatShape, noGrad, Tensor } from '../tensor/index.js';
 import { randn } from '../tensor/random.js';
 import { componentConfig, readModelIndex } from './load.js';
-import { encodeSDXLPrompt, type MicroConditioning, type SDXLParts, sdxlAddedConditions } from './sdxl.js';
+import {
+  checkSDXLParts,
+  encodeSDXLPrompt,
+  type MicroConditioning,
+  type SDXLParts,
+  sdxlAddedConditions,
+} from './sdxl.js';
 import { readSingleFile, type SingleFileOptions } from './single-file.js';
 
 export interface StepEvent {
@@ -148,6 +154,7 @@ export class StableDiffusion {
             tokenizer2: CLIPTokenizer.fromPretrained(dir, { subfolder: 'tokenizer_2' }),
             forceZerosForEmptyPrompt: index.forceZerosForEmptyPrompt,
           };
+    checkSDXLParts(dir, unet.config, textEncoder.config, xl);
     return new StableDiffusion({ unet, vae, textEncoder, tokenizer, schedulerConfig, ...(xl ? { xl } : {}) });
   }
 

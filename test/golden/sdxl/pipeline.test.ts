@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Controller } from '../../../src/attention/index.js';
+import { parseUNetConfig } from '../../../src/models/unet2d-config.js';
 import { editPrompt } from '../../../src/pipelines/edit.js';
+import { checkSDXLParts } from '../../../src/pipelines/sdxl.js';
 import { StableDiffusion } from '../../../src/pipelines/stable-diffusion.js';
 import { Tensor } from '../../../src/tensor/index.js';
 import { assertClose } from '../../helpers/tolerance.js';
@@ -128,6 +130,42 @@ test('force_zeros_for_empty_prompt must be a boolean; false encodes the empty pr
     const zeroed = sd.generate(common).latents;
     assert.deepEqual(a.data, b.data);
     assert.notDeepEqual(a.data, zeroed.data);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the sizes between an SDXL folder’s parts are checked at load, each error naming both sides', () => {
+  const unetJson = JSON.parse(readFileSync(join(sdxlDir(), 'unet', 'config.json'), 'utf8'));
+  const xl = sd.xl as NonNullable<typeof sd.xl>;
+  const te1 = sd.textEncoder.config;
+  checkSDXLParts('d', sd.unet.config, te1, xl);
+  assert.throws(
+    () =>
+      checkSDXLParts(
+        'd',
+        parseUNetConfig({ ...unetJson, projection_class_embeddings_input_dim: 70 }),
+        te1,
+        xl,
+      ),
+    /d: unet\/config\.json projection_class_embeddings_input_dim = 70, but the pooled text \(text_encoder_2 projection_dim 20\) and 6 time ids × addition_time_embed_dim 8 make 68/,
+  );
+  assert.throws(
+    () => checkSDXLParts('d', parseUNetConfig({ ...unetJson, cross_attention_dim: 48 }), te1, xl),
+    /cross_attention_dim = 48, but the two text encoders' hidden sizes make 40 \(16 \+ 24\)/,
+  );
+  const dir = mkdtempSync(join(tmpdir(), 'attnkit-sdxl-'));
+  try {
+    cpSync(sdxlDir(), dir, { recursive: true });
+    const index = JSON.parse(readFileSync(join(dir, 'model_index.json'), 'utf8'));
+    writeFileSync(
+      join(dir, 'model_index.json'),
+      JSON.stringify({ ...index, _class_name: 'StableDiffusionPipeline' }),
+    );
+    assert.throws(
+      () => StableDiffusion.fromPretrained(dir),
+      /the UNet has addition_embed_type 'text_time' \(SDXL\) but model_index\.json's _class_name is not/,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
