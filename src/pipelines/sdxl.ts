@@ -28,6 +28,13 @@ export interface MicroConditioning {
   cropsCoordsTopLeft?: readonly [number, number];
   /** The image's intended size; default: the generated image's size. */
   targetSize?: readonly [number, number];
+  /**
+   * The unconditional rows' micro-conditioning (diffusers' `negative_original_size`, …), used when both
+   * sizes are given (as diffusers); otherwise those rows take the conditional rows' time ids.
+   */
+  negativeOriginalSize?: readonly [number, number];
+  negativeCropsCoordsTopLeft?: readonly [number, number];
+  negativeTargetSize?: readonly [number, number];
 }
 
 /** Text states of prompts on SDXL: (B, T, D₁ + D₂) states and (B, projection_dim) pooled text. */

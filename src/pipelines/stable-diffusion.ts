@@ -289,7 +289,6 @@ export class StableDiffusion {
   ): AddedConditions | undefined {
     if (!this.xl || !pooled) return undefined;
     const n = pooled.shape[0] as number;
-    let rows = pooled;
     if (guided) {
       let neg = opts.negativePooledPromptEmbeds;
       if (!neg && opts.negativePromptEmbeds)
@@ -301,9 +300,22 @@ export class StableDiffusion {
           .pooled as Tensor;
       }
       if (neg.shape[0] === 1 && n > 1) neg = concat(new Array<Tensor>(n).fill(neg), 0);
-      rows = concat([neg, pooled], 0); // (2n, P)
+      const { negativeOriginalSize: originalSize, negativeTargetSize: targetSize } = opts;
+      const negMicro =
+        originalSize && targetSize
+          ? { originalSize, targetSize, cropsCoordsTopLeft: opts.negativeCropsCoordsTopLeft }
+          : opts;
+      const [u, c] = [
+        this.addedConditionsFor(neg, latents, negMicro),
+        this.addedConditionsFor(pooled, latents, opts),
+      ];
+      if (!u || !c) return undefined;
+      return {
+        textEmbeds: concat([u.textEmbeds, c.textEmbeds], 0), // (2n, P)
+        timeIds: concat([u.timeIds, c.timeIds], 0), // (2n, 6)
+      };
     }
-    return this.addedConditionsFor(rows, latents, opts);
+    return this.addedConditionsFor(pooled, latents, opts);
   }
 
   /**

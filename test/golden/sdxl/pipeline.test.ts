@@ -84,6 +84,33 @@ test('the same generation from precomputed embeds (zero negatives given explicit
   );
 });
 
+test('negative micro-conditioning: used when both negative sizes are given, as diffusers', () => {
+  const common = {
+    prompt,
+    latents: sdxlGolden('pipe.in.latents'),
+    steps: 2,
+    scheduler: 'ddim' as const,
+    originalSize: [96, 80] as const,
+    cropsCoordsTopLeft: [4, 2] as const,
+  };
+  const base = sd.generate(common).latents;
+  const same = sd.generate({
+    ...common,
+    negativeOriginalSize: [96, 80],
+    negativeCropsCoordsTopLeft: [4, 2],
+    negativeTargetSize: [16, 16],
+  }).latents;
+  const onlyOne = sd.generate({ ...common, negativeOriginalSize: [8, 8] }).latents;
+  const other = sd.generate({
+    ...common,
+    negativeOriginalSize: [8, 8],
+    negativeTargetSize: [16, 16],
+  }).latents;
+  assert.deepEqual(same.data, base.data);
+  assert.deepEqual(onlyOne.data, base.data);
+  assert.notDeepEqual(other.data, base.data);
+});
+
 test('hooks see SDXL attention layers under diffusers’ paths with the guided batch; editPrompt runs', () => {
   const seen = new Set<string>();
   const spy: Controller = {
