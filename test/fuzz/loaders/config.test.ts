@@ -19,17 +19,21 @@ import { repoRoot } from '../../helpers/fixtures.js';
 import { check, deepJson, mutateBytes, mutateJson, rng, scratchDir, summary, tally } from './mutate.js';
 
 const fixture = join(repoRoot, 'test', 'fixtures', 'tiny-sd-a');
+const sdxl = join(repoRoot, 'test', 'fixtures', 'tiny-sdxl');
 const dir = scratchDir('config');
 
 type Reader = (dir: string, file: string) => unknown;
 const path = (d: string, f: string) => join(d, f);
 
-/** Each seed file and what reads it. */
-const READERS: { seed: string; read: Reader }[] = [
+/** Each seed file (in tiny-sd-a unless `root` says otherwise) and what reads it. */
+const READERS: { seed: string; read: Reader; root?: string }[] = [
   { seed: 'unet/config.json', read: (d, f) => parseUNetConfig(readConfig(d, f), path(d, f)) },
   { seed: 'vae/config.json', read: (d, f) => parseVAEConfig(readConfig(d, f), path(d, f)) },
   { seed: 'text_encoder/config.json', read: (d, f) => parseCLIPTextConfig(readConfig(d, f), path(d, f)) },
   { seed: 'model_index.json', read: (d) => readModelIndex(d) },
+  // SDXL: the UNet's text_time keys, model_index.json's second encoder and force_zeros_for_empty_prompt
+  { seed: 'unet/config.json', root: sdxl, read: (d, f) => parseUNetConfig(readConfig(d, f), path(d, f)) },
+  { seed: 'model_index.json', root: sdxl, read: (d) => readModelIndex(d) },
   // the pipelines read the scheduler's config with readConfig; loadScheduler parses it itself
   { seed: 'scheduler/scheduler_config.json', read: (d, f) => schedulerFromConfig(readConfig(d, f)) },
   { seed: 'scheduler/scheduler_config.json', read: (d) => loadScheduler(d) },
@@ -52,8 +56,8 @@ test('fuzz: ≥ 2,000 mutated config files per reader load or give an Error nami
   const r = rng(25_006);
   // messages quote values through a bounded preview: none comes near 600 characters
   const t = tally(600);
-  for (const [i, { seed, read }] of READERS.entries()) {
-    const original = readFileSync(join(fixture, seed));
+  for (const [i, { seed, read, root }] of READERS.entries()) {
+    const original = readFileSync(join(root ?? fixture, seed));
     const file = FILE_FOR[seed] ?? 'config.json';
     for (let k = 0; k < 2000; k++) {
       const text =
