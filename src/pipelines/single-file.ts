@@ -31,7 +31,7 @@ import { parseVAEConfig } from '../models/vae-config.js';
 import type { Module } from '../nn/index.js';
 import { checkSchedulerConfig } from '../schedulers/index.js';
 import { formatShape, type Tensor } from '../tensor/index.js';
-import type { StableDiffusionParts } from './stable-diffusion.js';
+import type { StableDiffusionParts } from './parts.js';
 
 export type SingleFileFamily = 'sd1' | 'sd2';
 

@@ -13,6 +13,7 @@ import { type Scheduler, type SchedulerName, schedulerFromConfig } from '../sche
 import { concat, formatShape, noGrad, Tensor } from '../tensor/index.js';
 import { randn } from '../tensor/random.js';
 import { componentConfig, readModelIndex } from './load.js';
+import type { StableDiffusionParts } from './parts.js';
 import {
   checkSDXLParts,
   encodeSDXLPrompt,
@@ -21,6 +22,8 @@ import {
   sdxlAddedConditions,
 } from './sdxl.js';
 import { readSingleFile, type SingleFileOptions } from './single-file.js';
+
+export type { StableDiffusionParts };
 
 export interface StepEvent {
   step: number;
@@ -101,16 +104,6 @@ export interface GenerateResult {
   /** (B, 3, H, W) in [-1, 1]. */
   images: Tensor;
   latents: Tensor;
-}
-
-export interface StableDiffusionParts {
-  unet: UNet2DConditionModel;
-  vae: AutoencoderKL;
-  textEncoder: CLIPTextModel;
-  tokenizer: CLIPTokenizer;
-  schedulerConfig: JsonConfig;
-  /** SDXL's second text encoder and tokenizer (absent for SD 1.x / 2.x). */
-  xl?: SDXLParts;
 }
 
 export class StableDiffusion {
