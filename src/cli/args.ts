@@ -50,6 +50,17 @@ export function intIn(name: string, b: Bounds): (v: string) => number {
   };
 }
 
+/** Two integers 'a,b' (e.g. an SDXL size 'height,width'), each in [min, max]. */
+export function intPairIn(name: string, b: Bounds): (v: string) => [number, number] {
+  return (v) => {
+    const parts = v.split(',');
+    const ok = (p: string) =>
+      p.trim() !== '' && Number.isInteger(Number(p)) && Number(p) >= b.min && Number(p) <= b.max;
+    if (parts.length !== 2 || !parts.every(ok)) throw outOfBounds(name, 'two integers a,b, each', b, v);
+    return [Number(parts[0]), Number(parts[1])];
+  };
+}
+
 /** A finite number in [min, max]. */
 export function floatIn(name: string, b: Bounds): (v: string) => number {
   return (v) => {

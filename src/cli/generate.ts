@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { writePng } from '../io/png.js';
 import { progressBar } from '../io/progress.js';
 import type { SchedulerName } from '../schedulers/index.js';
-import { float, intIn } from './args.js';
+import { float, intIn, intPairIn } from './args.js';
 import { addEfficiencyOptions, type EfficiencyFlags, efficiencyControllers } from './efficiency.js';
 import { IMAGE_SIDE } from './limits.js';
 import { loadModel } from './models.js';
@@ -26,7 +26,13 @@ interface GenerateFlags extends EfficiencyFlags {
   height?: number;
   negative?: string;
   scheduler?: SchedulerName;
+  originalSize?: [number, number];
+  cropTopLeft?: [number, number];
+  targetSize?: [number, number];
 }
+
+/** SDXL's micro-conditioning sizes and crop, in pixels (a photo's original size may exceed IMAGE_SIDE). */
+const MICRO = { min: 0, max: 65_536, unit: 'pixels' };
 
 export function registerGenerate(program: Command): void {
   const cmd = program
@@ -43,7 +49,22 @@ export function registerGenerate(program: Command): void {
     .option('--width <px>', 'image width', intIn('--width', IMAGE_SIDE))
     .option('--height <px>', 'image height', intIn('--height', IMAGE_SIDE))
     .option('--negative <text>', 'negative prompt')
-    .option('--scheduler <name>', 'ddim | ddpm | euler | dpmpp2m | pndm (default: the model folder’s)');
+    .option('--scheduler <name>', 'ddim | ddpm | euler | dpmpp2m | pndm (default: the model folder’s)')
+    .option(
+      '--original-size <h,w>',
+      'SDXL micro-conditioning: original image size (default: the image size)',
+      intPairIn('--original-size', MICRO),
+    )
+    .option(
+      '--crop-top-left <y,x>',
+      'SDXL micro-conditioning: crop top-left corner (default: 0,0)',
+      intPairIn('--crop-top-left', MICRO),
+    )
+    .option(
+      '--target-size <h,w>',
+      'SDXL micro-conditioning: target size (default: the image size)',
+      intPairIn('--target-size', MICRO),
+    );
   addRunOptions(cmd);
   addEfficiencyOptions(cmd).action((prompt: string, f: GenerateFlags) => {
     const run = startRun(f, { '--out': f.out });
@@ -62,6 +83,9 @@ export function registerGenerate(program: Command): void {
       width: f.width,
       height: f.height,
       scheduler: f.scheduler,
+      ...(f.originalSize ? { originalSize: f.originalSize } : {}),
+      ...(f.cropTopLeft ? { cropsCoordsTopLeft: f.cropTopLeft } : {}),
+      ...(f.targetSize ? { targetSize: f.targetSize } : {}),
       controllers,
       onStep: (e) => bar.update(e.step + 1),
     });

@@ -208,6 +208,19 @@ export class StableDiffusion {
     const rescale = opts.guidanceRescale ?? 0;
     if (!(rescale >= 0 && rescale <= 1))
       throw new Error(`generate: guidanceRescale must be in [0, 1] (the paper uses 0.7), got ${rescale}`);
+    const micro = [
+      'originalSize',
+      'cropsCoordsTopLeft',
+      'targetSize',
+      'negativeOriginalSize',
+      'negativeCropsCoordsTopLeft',
+      'negativeTargetSize',
+    ];
+    const given = micro.filter((k) => opts[k as keyof GenerateOptions] !== undefined);
+    if (!this.xl && given.length > 0)
+      throw new Error(
+        `generate: ${given.join(', ')}: micro-conditioning is for SDXL models; this one is not`,
+      );
     const text = this.conditionalText(opts);
     const cond = text.states;
     const n = cond.shape[0] as number;

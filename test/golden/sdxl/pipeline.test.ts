@@ -12,6 +12,7 @@ import { editPrompt } from '../../../src/pipelines/edit.js';
 import { checkSDXLParts } from '../../../src/pipelines/sdxl.js';
 import { StableDiffusion } from '../../../src/pipelines/stable-diffusion.js';
 import { Tensor } from '../../../src/tensor/index.js';
+import { goldenDir } from '../../helpers/fixtures.js';
 import { assertClose } from '../../helpers/tolerance.js';
 import { maxAbsDiff, sdxlDir, sdxlGolden } from './helpers.js';
 
@@ -196,4 +197,12 @@ test('the sizes between an SDXL folder’s parts are checked at load, each error
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('micro-conditioning on a model that is not SDXL is an error naming the options', () => {
+  const plain = StableDiffusion.fromPretrained(goldenDir());
+  assert.throws(
+    () => plain.generate({ prompt, steps: 1, originalSize: [64, 64], negativeTargetSize: [8, 8] }),
+    /generate: originalSize, negativeTargetSize: micro-conditioning is for SDXL models; this one is not/,
+  );
 });
