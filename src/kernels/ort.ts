@@ -40,7 +40,7 @@ let native: NativeBinding | undefined;
  * one of the binding's calls aborts the whole process: the binding's call into the terminating thread fails,
  * node-addon-api turns that into a C++ `Napi::Error`, and rethrowing it as a JavaScript exception fails again
  * in the same thread, so the exception leaves the N-API callback and std::terminate aborts ("terminate called
- * after throwing an instance of 'Napi::Error'"; 3 of 6 timings in test/unit/kernels/worker-thread.test.ts).
+ * after throwing an instance of 'Napi::Error'"; 3 of 6 timings in test/e2e/process/worker-thread.test.ts).
  * Nothing in JavaScript can catch or delay that, and the ops are synchronous, so a generation is inside the
  * binding nearly all the time. A child process (child_process.fork) can be stopped at any point instead.
  */
