@@ -27,6 +27,7 @@ import { randomSD15UNet, SD15_UNET_CONFIG } from '../src/models/random-sd15.js';
 import { UNet2DConditionModel } from '../src/models/unet2d-condition.js';
 import { parseUNetConfig } from '../src/models/unet2d-config.js';
 import type { Module } from '../src/nn/index.js';
+import { memory } from '../src/process/memory.js';
 import type { Bench, BenchResult, BenchRow, Target, Timing } from './util.js';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
@@ -58,16 +59,6 @@ interface ChildReport {
   digest: number;
 }
 
-function mem(): { rss: number; hwm: number } {
-  try {
-    const s = readFileSync('/proc/self/status', 'utf8');
-    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? Number.NaN);
-    return { rss: kb('VmRSS') * 1024, hwm: kb('VmHWM') * 1024 };
-  } catch {
-    return { rss: process.memoryUsage().rss, hwm: process.resourceUsage().maxRSS * 1024 };
-  }
-}
-
 /** FNV-1a over the float32 bits of every SAMPLE_STRIDE-th element of every parameter, in order. */
 function digest(model: Module, round: (bits: number) => number = (b) => b): number {
   let h = 0x811c9dc5;
@@ -95,7 +86,7 @@ const ROUND: Record<Mode, (bits: number) => number> = {
 // ─── the child: one load, measured ───────────────────────────────────────────────────────────────────────
 
 function child(dir: string, mode: Mode): ChildReport {
-  const baseline = mem();
+  const baseline = memory();
   const before = process.resourceUsage();
   const t0 = performance.now();
   let unet: UNet2DConditionModel;
@@ -108,7 +99,7 @@ function child(dir: string, mode: Mode): ChildReport {
   }
   const seconds = (performance.now() - t0) / 1000;
   const after = process.resourceUsage();
-  const m = mem();
+  const m = memory();
   return {
     baselineRss: baseline.rss,
     peakHwm: m.hwm,

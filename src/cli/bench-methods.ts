@@ -22,10 +22,11 @@ import {
   windowAttention,
 } from '../methods/function/index.js';
 import { randomSD15UNet, SD15_SCHEDULER_CONFIG } from '../models/random-sd15.js';
+import { memory } from '../process/memory.js';
 import { schedulerFromConfig } from '../schedulers/index.js';
 import { concat, noGrad, type Tensor } from '../tensor/index.js';
 import { Generator } from '../tensor/random.js';
-import { memory, now, saveF32, startPeak } from './bench-support.js';
+import { now, saveF32, startPeak } from './bench-support.js';
 
 const self = (c: AttentionCall) => c.kind === 'self';
 

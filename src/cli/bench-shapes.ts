@@ -4,9 +4,10 @@
 
 import { type Box, evaluate, HELD_OUT_SEED_BASE, heldOutPrompts, type SceneReport } from '../lab/index.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
+import { memory } from '../process/memory.js';
 import { Tensor } from '../tensor/index.js';
 import { cacheCounts, calibrateOn, type Measured, method } from './bench-methods.js';
-import { memory, now, saveF32, startPeak } from './bench-support.js';
+import { now, saveF32, startPeak } from './bench-support.js';
 
 /** Held-out prompts (attnkit eval's): the captions of the scenes of seeds offset, offset + 1, … (≥ 10⁹). */
 export function shapesPrompts(n: number, offset = HELD_OUT_SEED_BASE): string[] {

@@ -6,18 +6,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { untunedEnvironment } from '../process/malloc-tuning.js';
-import type { Tensor } from '../tensor/index.js';
 
-/** Resident set and its high-water mark, bytes (Linux /proc; elsewhere maxRSS of the process). */
-export function memory(): { rss: number; hwm: number } {
-  try {
-    const s = readFileSync('/proc/self/status', 'utf8');
-    const kb = (key: string) => Number(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? Number.NaN);
-    return { rss: kb('VmRSS') * 1024, hwm: kb('VmHWM') * 1024 };
-  } catch {
-    return { rss: process.memoryUsage().rss, hwm: process.resourceUsage().maxRSS * 1024 };
-  }
-}
+import type { Tensor } from '../tensor/index.js';
 
 let collect: (() => void) | undefined;
 
