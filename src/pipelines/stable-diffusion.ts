@@ -11,7 +11,7 @@ import type { JsonConfig } from '../models/config.js';
 import { type AddedConditions, UNet2DConditionModel } from '../models/unet2d-condition.js';
 import { type Scheduler, type SchedulerName, schedulerFromConfig } from '../schedulers/index.js';
 import { concat, formatShape, noGrad, Tensor } from '../tensor/index.js';
-import { randn } from '../tensor/random.js';
+import { Generator, randn } from '../tensor/random.js';
 import { componentConfig, readModelIndex } from './load.js';
 import type { StableDiffusionParts } from './parts.js';
 import {
@@ -242,7 +242,11 @@ export class StableDiffusion {
 
     const scheduler = this.scheduler(opts.scheduler);
     scheduler.setTimesteps(steps);
-    let latents = this.initialLatents(opts, n, scheduler);
+    // one stream per seed: the initial latents, then the noise of stochastic steps (DDPM, DDIM with η > 0)
+    const gen = new Generator(opts.seed ?? 0);
+    let latents = this.initialLatents(opts, n, scheduler, gen);
+    const stochastic = scheduler.name === 'ddpm' || (scheduler.name === 'ddim' && (opts.eta ?? 0) > 0);
+    const stepOptions = { eta: opts.eta, ...(stochastic ? { generator: gen } : {}) };
     const added = this.addedConditions(opts, text.pooled, guided, latents);
 
     return noGrad(() => {
@@ -259,7 +263,7 @@ export class StableDiffusion {
           out = outU.add(outC.sub(outU).mul(guidance));
           if (rescale > 0) out = rescaleGuidance(out, outC, rescale);
         }
-        latents = scheduler.step(out, t, latents, { eta: opts.eta }).prevSample;
+        latents = scheduler.step(out, t, latents, stepOptions).prevSample;
         for (const c of controllers) latents = c.afterStep?.({ ...info, latents }) ?? latents;
         opts.onStep?.({ step, numSteps: info.numSteps, timestep: t, latents });
       });
@@ -364,7 +368,7 @@ export class StableDiffusion {
     return [this.encodePrompt(list)];
   }
 
-  private initialLatents(opts: GenerateOptions, n: number, scheduler: Scheduler): Tensor {
+  private initialLatents(opts: GenerateOptions, n: number, scheduler: Scheduler, gen: Generator): Tensor {
     const f = this.vae.scaleFactor;
     const c = this.unet.config.inChannels;
     if (opts.latents) {
@@ -380,7 +384,7 @@ export class StableDiffusion {
     if (width % f !== 0 || height % f !== 0) {
       throw new Error(`generate: width and height must be multiples of ${f}, got ${width}×${height}`);
     }
-    return randn([n, c, height / f, width / f], opts.seed ?? 0).mul(scheduler.initNoiseSigma);
+    return gen.randn([n, c, height / f, width / f]).mul(scheduler.initNoiseSigma);
   }
 }
 
