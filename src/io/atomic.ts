@@ -43,13 +43,16 @@ export function fsyncPath(path: string): void {
   }
 }
 
-/** Writes `data` to `path` through a flushed temporary file renamed over it. */
-export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+/**
+ * Writes a file through `<path>.<random>.tmp` beside it: `write` fills the open temporary, which is flushed
+ * and renamed over `path`; on any failure the temporary is removed. A crash leaves the old file or the new one.
+ */
+export function writeThroughTemp(path: string, write: (fd: number) => void): void {
   const tmp = `${path}.${randomUUID()}.tmp`;
   try {
     const fd = openSync(tmp, 'wx');
     try {
-      writeFileSync(fd, data);
+      write(fd);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
@@ -59,6 +62,11 @@ export function writeFileAtomic(path: string, data: string | Uint8Array): void {
     rmSync(tmp, { force: true });
     throw e;
   }
+}
+
+/** Writes `data` to `path` through a flushed temporary file renamed over it, then flushes the folder. */
+export function writeFileAtomic(path: string, data: string | Uint8Array): void {
+  writeThroughTemp(path, (fd) => writeFileSync(fd, data));
   fsyncPath(dirname(resolve(path)));
 }
 

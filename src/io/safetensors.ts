@@ -12,10 +12,10 @@
 // Writing: float32 tensors as F32, F16 or BF16 (round to nearest even), other dtypes as they are; tensors
 // are laid out largest element size first and the header is padded to 8 bytes, so every tensor is aligned.
 
-import { randomUUID } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { formatShape, type Shape, Tensor } from '../tensor/tensor.js';
+import { writeThroughTemp } from './atomic.js';
 import { float32BitsToBfloat16Bits, float32BitsToFloat16Bits, halfToFloat32Bits } from './half.js';
 import { jsonPreview } from './json-preview.js';
 
@@ -504,19 +504,8 @@ export function writeSafetensors(
   options: SerializeSafetensorsOptions = {},
 ): void {
   const { header, items } = plan(tensors, options);
-  const tmp = `${path}.${randomUUID()}.tmp`;
-  const fd = openSync(tmp, 'wx');
-  let open = true;
-  try {
+  writeThroughTemp(path, (fd) => {
     writeFully(fd, header);
     for (const item of items) writeFully(fd, encode(item));
-    fsyncSync(fd);
-    open = false;
-    closeSync(fd);
-    renameSync(tmp, path);
-  } catch (e) {
-    if (open) closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw e;
-  }
+  });
 }
