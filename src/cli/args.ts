@@ -40,13 +40,17 @@ function outOfBounds(name: string, kind: string, b: Bounds, v: string): InvalidA
   );
 }
 
+/** Whether the text `v` is a number of the kind `isKind` accepts, in [min, max] (blank text is not 0). */
+function within(v: string, b: Bounds, isKind: (n: number) => boolean): boolean {
+  const n = Number(v);
+  return v.trim() !== '' && isKind(n) && n >= b.min && n <= b.max;
+}
+
 /** An integer in [min, max]. */
 export function intIn(name: string, b: Bounds): (v: string) => number {
   return (v) => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isInteger(n) || n < b.min || n > b.max)
-      throw outOfBounds(name, 'an integer', b, v);
-    return n;
+    if (!within(v, b, Number.isInteger)) throw outOfBounds(name, 'an integer', b, v);
+    return Number(v);
   };
 }
 
@@ -54,9 +58,8 @@ export function intIn(name: string, b: Bounds): (v: string) => number {
 export function intPairIn(name: string, b: Bounds): (v: string) => [number, number] {
   return (v) => {
     const parts = v.split(',');
-    const ok = (p: string) =>
-      p.trim() !== '' && Number.isInteger(Number(p)) && Number(p) >= b.min && Number(p) <= b.max;
-    if (parts.length !== 2 || !parts.every(ok)) throw outOfBounds(name, 'two integers a,b, each', b, v);
+    if (parts.length !== 2 || !parts.every((p) => within(p, b, Number.isInteger)))
+      throw outOfBounds(name, 'two integers a,b, each', b, v);
     return [Number(parts[0]), Number(parts[1])];
   };
 }
@@ -64,9 +67,7 @@ export function intPairIn(name: string, b: Bounds): (v: string) => [number, numb
 /** A finite number in [min, max]. */
 export function floatIn(name: string, b: Bounds): (v: string) => number {
   return (v) => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n < b.min || n > b.max)
-      throw outOfBounds(name, 'a number', b, v);
-    return n;
+    if (!within(v, b, Number.isFinite)) throw outOfBounds(name, 'a number', b, v);
+    return Number(v);
   };
 }
