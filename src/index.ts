@@ -52,6 +52,7 @@ export { type AddedConditions, UNet2DConditionModel } from './models/unet2d-cond
 export { parseUNetConfig, type TextTimeConfig, type UNetConfig } from './models/unet2d-config.js';
 export { parseVAEConfig, type VAEConfig } from './models/vae-config.js';
 export * from './nn/index.js';
+export { BUILTIN_MODEL } from './pipelines/builtin-model.js';
 // editing, inversion, heat-maps
 export { editPrompt } from './pipelines/edit.js';
 export { exportTextEncoder, exportUNet, exportVAEDecoder, exportVAEEncoder } from './pipelines/export.js';

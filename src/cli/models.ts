@@ -6,13 +6,15 @@ import { fileURLToPath } from 'node:url';
 import { jsonPreview } from '../io/json-preview.js';
 import type { CLIPTokenizer } from '../models/clip-tokenizer.js';
 import { type JsonConfig, readConfig } from '../models/config.js';
+import { BUILTIN_MODEL } from '../pipelines/builtin-model.js';
 import type { SingleFileConfigOverrides } from '../pipelines/single-file.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 
 /** The package root (this file is src/cli/models.ts or dist/cli/models.js). */
 export const packageRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-export const BUILTIN_MODEL = join(packageRoot, 'models', 'shapes-v1');
+export { BUILTIN_MODEL };
+
 const TEST_MODEL = join(packageRoot, 'test', 'fixtures', 'tiny-sd-a');
 
 /** Resolves the model folder (or single file); says honestly when the built-in model is not there yet. */

@@ -1,6 +1,7 @@
 // Text-to-image with classifier-free guidance (Ho & Salimans 2022) on a Stable Diffusion model folder.
 // Controllers receive the step, timestep and batch layout through the AttentionContext of each UNet call.
 
+import { existsSync } from 'node:fs';
 import { type BatchRoles, guidedBatch, plainBatch } from '../attention/call.js';
 import type { AttentionContext, Controller } from '../attention/hooks.js';
 import { AutoencoderKL } from '../models/autoencoder-kl.js';
@@ -12,6 +13,7 @@ import { type AddedConditions, UNet2DConditionModel } from '../models/unet2d-con
 import { type Scheduler, type SchedulerName, schedulerFromConfig } from '../schedulers/index.js';
 import { concat, formatShape, noGrad, Tensor } from '../tensor/index.js';
 import { Generator, randn } from '../tensor/random.js';
+import { BUILTIN_MODEL } from './builtin-model.js';
 import { componentConfig, readModelIndex } from './load.js';
 import type { StableDiffusionParts } from './parts.js';
 import {
@@ -106,6 +108,25 @@ export interface GenerateResult {
   latents: Tensor;
 }
 
+/** Refuses what cannot be a model folder, naming it and what `fromPretrained` expects. */
+function checkModelFolder(dir: unknown): asserts dir is string {
+  const expected =
+    'expected the path of a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, ' +
+    `scheduler/), or fromPretrained() with no folder for the built-in model (${BUILTIN_MODEL})`;
+  if (typeof dir !== 'string' || dir === '') {
+    throw new Error(
+      `StableDiffusion.fromPretrained: model folder ${JSON.stringify(dir) ?? String(dir)}: ${expected}`,
+    );
+  }
+  if (!existsSync(dir)) {
+    const builtin =
+      dir === BUILTIN_MODEL ? ' (the built-in model is missing from this install of attnkit)' : '';
+    throw new Error(
+      `StableDiffusion.fromPretrained: model folder ${dir} does not exist${builtin}: ${expected}`,
+    );
+  }
+}
+
 export class StableDiffusion {
   readonly unet: UNet2DConditionModel;
   readonly vae: AutoencoderKL;
@@ -125,9 +146,11 @@ export class StableDiffusion {
 
   /**
    * Loads a diffusers folder (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/), each
-   * component by its class's `fromPretrained` with the same `variant`.
+   * component by its class's `fromPretrained` with the same `variant`. With no folder, the built-in Shapes
+   * model (`BUILTIN_MODEL`, shipped in the package).
    */
-  static fromPretrained(dir: string, opts: { variant?: string } = {}): StableDiffusion {
+  static fromPretrained(dir: string = BUILTIN_MODEL, opts: { variant?: string } = {}): StableDiffusion {
+    checkModelFolder(dir);
     const index = readModelIndex(dir);
     const { variant } = opts;
     const unet = UNet2DConditionModel.fromPretrained(dir, { subfolder: 'unet', variant });
