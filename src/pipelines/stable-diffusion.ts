@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { type BatchRoles, guidedBatch, plainBatch } from '../attention/call.js';
 import type { AttentionContext, Controller } from '../attention/hooks.js';
+import type { LatentGuidance } from '../methods/application/score-guidance.js';
 import { AutoencoderKL } from '../models/autoencoder-kl.js';
 import { CLIPTextModel } from '../models/clip-text.js';
 import { CLIPTextModelWithProjection } from '../models/clip-text-projection.js';
@@ -11,7 +12,7 @@ import { CLIPTokenizer } from '../models/clip-tokenizer.js';
 import type { JsonConfig } from '../models/config.js';
 import { type AddedConditions, UNet2DConditionModel } from '../models/unet2d-condition.js';
 import { type Scheduler, type SchedulerName, schedulerFromConfig } from '../schedulers/index.js';
-import { concat, formatShape, noGrad, Tensor } from '../tensor/index.js';
+import { concat, enableGrad, formatShape, noGrad, Tensor } from '../tensor/index.js';
 import { Generator, randn } from '../tensor/random.js';
 import { BUILTIN_MODEL } from './builtin-model.js';
 import { componentConfig, readModelIndex } from './load.js';
@@ -84,6 +85,12 @@ export interface GenerateOptions extends SamplingOptions, MicroConditioning {
   scheduler?: SchedulerName;
   /** DDIM's η (0 = deterministic). */
   eta?: number;
+  /**
+   * Score-driven guidance (Attend-and-Excite, layout guidance, BoxDiff): at each step, before the guided UNet
+   * call, each may move the latents along the gradient of a loss on the conditional pass's cross-attention maps
+   * (methods/application/score-guidance.ts). None: plain generation, bit for bit.
+   */
+  guidance?: readonly LatentGuidance[];
 }
 
 /**
@@ -276,6 +283,18 @@ export class StableDiffusion {
       scheduler.timesteps.forEach((t, step) => {
         const info = { step, numSteps: scheduler.timesteps.length, timestep: t, batch };
         for (const c of controllers) c.beforeStep?.({ ...info, latents });
+        for (const g of opts.guidance ?? []) {
+          const denoise = (x: Tensor, cs: readonly Controller[]): Tensor =>
+            enableGrad(() => {
+              const c = { ...info, batch: plainBatch(n), controllers: cs };
+              const xs = scheduler.scaleModelInput(x, t);
+              return this.unet.forward(xs, t, cond, {
+                ctx: c,
+                added: this.addedConditionsFor(text.pooled, x, opts),
+              });
+            });
+          latents = g.guide({ ...info, latents, denoise }) ?? latents;
+        }
         const ctx: AttentionContext = { ...info, controllers };
         const input = scheduler.scaleModelInput(guided ? concat([latents, latents], 0) : latents, t);
         // the model's output: ε or v, as the scheduler config's prediction_type says
