@@ -4,6 +4,7 @@
 export * from './jobs.js';
 export * from './measure/index.js';
 export * from './metrics.js';
+export * from './motion/index.js';
 export * from './report.js';
 export * from './seeds.js';
 export * from './shapes/index.js';
