@@ -5,7 +5,7 @@ export { fsyncPath, removeStaleTemps, writeFileAtomic, writeFolderAtomic } from 
 export { readPng, writeGrayPng, writePng } from './io/png.js';
 // used by the Shapes lab and by training
 export { type Progress, progressBar } from './io/progress.js';
-export { imageGrid } from './io/render.js';
+export { type ColorMapName, colorize, type GridOptions, imageGrid, overlayHeatMap } from './io/render.js';
 export { readSafetensors, readSafetensorsHeader, writeSafetensors } from './io/safetensors.js';
 export { setThreads } from './kernels/ort.js';
 // methods, by level
@@ -28,7 +28,12 @@ export { AttentionRefine } from './methods/map/attention-refine.js';
 export { AttentionReplace } from './methods/map/attention-replace.js';
 export { AttentionReweight } from './methods/map/attention-reweight.js';
 export { AttentionStore } from './methods/map/attention-store.js';
-export { aggregateCrossAttention, GlobalHeatMap } from './methods/map/heatmap.js';
+export {
+  aggregateCrossAttention,
+  type ExpandOptions,
+  expandAs,
+  GlobalHeatMap,
+} from './methods/map/heatmap.js';
 export { TokenGrounding } from './methods/map/token-grounding.js';
 export type { LatentDistribution } from './models/autoencoder-kl.js';
 export { AutoencoderKL } from './models/autoencoder-kl.js';
