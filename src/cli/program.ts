@@ -9,7 +9,9 @@ import { registerGenerate } from './generate.js';
 import { registerMaps } from './maps.js';
 import { registerMeasure } from './measure.js';
 import { registerSegment } from './segment.js';
+import { registerServe } from './serve.js';
 import { registerTrain } from './train.js';
+import { registerWorker } from './worker.js';
 
 const program = new Command()
   .name('attnkit')
@@ -25,6 +27,8 @@ registerEval(program);
 registerMeasure(program);
 registerSegment(program);
 registerTrain(program);
+registerServe(program);
+registerWorker(program);
 
 program.parseAsync(process.argv).catch((e: unknown) => {
   process.stderr.write(`attnkit: ${(e as Error).message}\n`);

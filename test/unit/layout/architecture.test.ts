@@ -1,6 +1,7 @@
 // The layering rules of docs/design.md, checked on the source tree: the runtime never imports the lab, training
 // or the CLI; the lab and training import only the runtime's public entry (src/index.ts) besides their own
-// files; nothing outside the CLI is part of an import cycle; no source file is over 600 lines.
+// files; the server (src/serve) imports the runtime, the lab and its own files, and only the CLI imports it;
+// nothing outside the CLI is part of an import cycle; no source file is over 600 lines.
 
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -36,9 +37,9 @@ function importGraph(): Map<string, string[]> {
 }
 
 /** Which part of the package a src-relative path belongs to. */
-function partOf(path: string): 'lab' | 'train' | 'cli' | 'runtime' {
+function partOf(path: string): 'lab' | 'train' | 'cli' | 'serve' | 'runtime' {
   const top = path.split('/')[0];
-  return top === 'lab' || top === 'train' || top === 'cli' ? top : 'runtime';
+  return top === 'lab' || top === 'train' || top === 'cli' || top === 'serve' ? top : 'runtime';
 }
 
 const graph = importGraph();
@@ -63,6 +64,19 @@ test('architecture: the lab and training import only their own files and the run
     if (part !== 'lab' && part !== 'train') return [];
     return deps.filter((d) => partOf(d) !== part && d !== 'index.ts').map((d) => `${from} → ${d}`);
   });
+  assert.deepEqual(wrong, []);
+});
+
+test('architecture: the server imports the runtime, the lab and its own files; only the CLI imports it', () => {
+  const wrong = [...graph].flatMap(([from, deps]) =>
+    deps
+      .filter((d) =>
+        partOf(from) === 'serve'
+          ? partOf(d) === 'cli' || partOf(d) === 'train'
+          : partOf(d) === 'serve' && partOf(from) !== 'cli' && partOf(from) !== 'serve',
+      )
+      .map((d) => `${from} → ${d}`),
+  );
   assert.deepEqual(wrong, []);
 });
 
