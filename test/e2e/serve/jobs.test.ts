@@ -1,0 +1,105 @@
+// attnkit serve end to end with the in-process queue and a real model worker: a generate job streams progress
+// (steps in order, an ETA, decoded previews) and its image is the bits the pipeline gives directly; maps, segment
+// and an edit return their files; a running job is cancelled and the next still runs; a full queue answers 429.
+
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { decodePng, encodePng } from '../../../src/io/png.js';
+import { StableDiffusion } from '../../../src/pipelines/stable-diffusion.js';
+import { LocalQueue } from '../../../src/serve/local-queue.js';
+import { followJob, MODELS, post, startServer, type TestServer } from './helpers.js';
+
+let server: TestServer;
+before(async () => {
+  server = await startServer((board) => new LocalQueue(board, MODELS, 2));
+});
+after(() => server.close());
+
+async function file(id: string, name: string): Promise<Uint8Array> {
+  const res = await fetch(`${server.url}/api/jobs/${id}/files/${name}`);
+  assert.equal(res.status, 200, `${name}: ${res.status}`);
+  return new Uint8Array(await res.arrayBuffer());
+}
+
+test('serve: a generate job streams its steps with an ETA and previews; its image is the pipeline’s own', async () => {
+  const spec = { prompt: 'a blue square on the right', seed: 3, steps: 6, guidance: 5 };
+  const { status, json } = await post(`${server.url}/api/jobs/generate`, spec);
+  assert.equal(status, 202);
+  const events = await followJob(server.url, json.id);
+  const last = events.at(-1)!;
+  assert.equal(last.type, 'done', JSON.stringify(last.job.error));
+  const steps = events.filter((e) => e.type === 'progress' && e.job.step > 0).map((e) => e.job.step);
+  assert.deepEqual(steps, [1, 2, 3, 4, 5, 6]);
+  assert.ok(events.some((e) => typeof e.job.etaSeconds === 'number'));
+  const previews = events.filter((e) => e.preview);
+  assert.ok(previews.length >= 2, `${previews.length} previews`);
+  assert.deepEqual(decodePng(Buffer.from(previews[0]!.preview!, 'base64')).shape, [1, 3, 64, 64]);
+  // the same run through the pipeline directly, in this process
+  const sd = StableDiffusion.fromPretrained(MODELS['shapes-v1']);
+  const direct = sd.generate({ prompt: spec.prompt, seed: 3, steps: 6, guidanceScale: 5 }).images;
+  assert.deepEqual(await file(json.id, 'image.png'), encodePng(direct));
+});
+
+test('serve: maps, segment and a reweight edit return their files', async () => {
+  const maps = await post(`${server.url}/api/jobs/maps`, {
+    prompt: 'a red circle',
+    steps: 4,
+    mapSteps: [1, 4],
+  });
+  assert.equal(maps.status, 202, JSON.stringify(maps.json));
+  assert.equal((await followJob(server.url, maps.json.id)).at(-1)!.type, 'done');
+  const m = JSON.parse(new TextDecoder().decode(await file(maps.json.id, 'maps.json')));
+  assert.deepEqual(
+    m.words.map((w: { word: string }) => w.word),
+    ['a', 'red', 'circle'],
+  );
+  assert.equal(m.steps, 3);
+  assert.equal(m.words[2].map.length, m.size[0] * m.size[1]);
+
+  const seg = await post(`${server.url}/api/jobs/segment`, {
+    prompt: 'a red circle',
+    word: 'circle',
+    steps: 4,
+  });
+  const segEnd = (await followJob(server.url, seg.json.id)).at(-1)!;
+  assert.equal(segEnd.type, 'done', segEnd.job.error);
+  assert.ok((segEnd.job.meta.area as number) > 0 && (segEnd.job.meta.area as number) < 1);
+  assert.ok((await file(seg.json.id, 'mask.png')).length > 0);
+
+  const edit = await post(`${server.url}/api/jobs/edit`, {
+    source: 'a red circle',
+    p2p: 'reweight',
+    reweight: { red: 4 },
+    steps: 4,
+  });
+  const editEnd = (await followJob(server.url, edit.json.id)).at(-1)!;
+  assert.equal(editEnd.type, 'done', editEnd.job.error);
+  const source = decodePng(await file(edit.json.id, 'source.png'));
+  const target = decodePng(await file(edit.json.id, 'target.png'));
+  assert.deepEqual(source.shape, target.shape);
+  assert.ok(source.sub(target).abs().max().item() > 0.05, 'the reweighting changed nothing');
+});
+
+test('serve: a running job is cancelled, the next one runs; past the queue bound requests get 429', async () => {
+  const long = await post(`${server.url}/api/jobs/generate`, { prompt: 'a red circle', steps: 100 });
+  let cancelled = false;
+  const events = await followJob(server.url, long.json.id, (e) => {
+    if (!cancelled && e.job.step >= 2) {
+      cancelled = true;
+      void fetch(`${server.url}/api/jobs/${long.json.id}`, { method: 'DELETE' });
+    }
+  });
+  assert.equal(events.at(-1)!.type, 'cancelled');
+  assert.ok(events.at(-1)!.job.step < 100);
+  // one running and two waiting fill this queue (bound 2): the fourth is refused
+  const jobs = [];
+  for (let i = 0; i < 4; i++)
+    jobs.push(await post(`${server.url}/api/jobs/generate`, { prompt: 'a red circle', steps: 3, seed: i }));
+  assert.deepEqual(
+    jobs.map((j) => j.status),
+    [202, 202, 202, 429],
+  );
+  assert.match(jobs[3]!.json.error, /the queue is full \(2 jobs waiting\)/);
+  for (const j of jobs.slice(0, 3))
+    assert.equal((await followJob(server.url, j.json.id)).at(-1)!.type, 'done');
+});
