@@ -98,7 +98,7 @@ export function customDiffusionFromTensors(
     const m = /^(.+)\.processor\.(to_[qkv]_custom_diffusion|to_out_custom_diffusion\.0)\.(weight|bias)$/.exec(
       key,
     );
-    const [, layer, name, kind] = (m ?? []) as [string, string, string, string];
+    const [, layer, name, kind] = (m ?? []) as unknown as [string, string, string, string];
     const proj = FILE_PROJECTIONS.find(([, n]) => n === name)?.[0];
     if (!m || !proj || (kind === 'bias' && proj !== 'out')) {
       throw new Error(`${source}: key '${key}' is not part of diffusers' Custom Diffusion layout`);
