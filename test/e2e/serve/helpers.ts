@@ -37,7 +37,10 @@ export async function startServer(
   };
 }
 
-export async function post(url: string, body: unknown): Promise<{ status: number; json: any }> {
+export async function post(
+  url: string,
+  body: unknown,
+): Promise<{ status: number; json: { id: string; error: string } }> {
   const res = await fetch(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },

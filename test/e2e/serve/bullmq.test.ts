@@ -1,0 +1,97 @@
+// Scale-out on BullMQ: `attnkit serve --redis`'s queue with two `attnkit worker` processes. One worker is killed
+// with SIGKILL in the middle of a job; its job stalls, goes back to the queue when its lock expires and is run by
+// the other worker: every job completes, and exactly once (the workers' own completion lines are counted).
+
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { after, before, test } from 'node:test';
+import { QueueEvents } from 'bullmq';
+import { BullQueue, QUEUE_NAME } from '../../../src/serve/bull-queue.js';
+import { repoRoot } from '../../helpers/fixtures.js';
+import { followJob, post, startServer, type TestServer, until } from './helpers.js';
+import { redisMissing, startRedis, type TestRedis } from './redis.js';
+
+const skip = redisMissing();
+let redis: TestRedis;
+let server: TestServer;
+const workers: { proc: ChildProcess; log: string }[] = [];
+
+function startWorker(url: string): { proc: ChildProcess; log: string } {
+  const w = {
+    proc: spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'worker', '--redis', url, '--lock-ms', '2000'],
+      {
+        cwd: repoRoot,
+        env: { ...process.env, ATTNKIT_MALLOC_TUNING: '0' },
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    ),
+    log: '',
+  };
+  w.proc.stderr!.on('data', (d: Buffer) => {
+    w.log += d.toString();
+  });
+  workers.push(w);
+  return w;
+}
+
+before(async () => {
+  if (skip) return;
+  redis = await startRedis();
+  server = await startServer((board) => BullQueue.connect(board, redis.url, 100));
+});
+after(async () => {
+  for (const w of workers) if (w.proc.exitCode === null) w.proc.kill('SIGKILL');
+  await server?.close();
+  await redis?.stop();
+});
+
+test('serve on BullMQ: a worker killed mid-job loses no job, and each job completes exactly once', {
+  skip,
+}, async () => {
+  const a = startWorker(redis.url);
+  const b = startWorker(redis.url);
+  await until(
+    () => a.log.includes('taking jobs') && b.log.includes('taking jobs'),
+    60_000,
+    'the workers to start',
+  );
+  const events = new QueueEvents(QUEUE_NAME, { connection: { url: redis.url } });
+  let stalled = 0;
+  events.on('stalled', () => stalled++);
+  await events.waitUntilReady();
+
+  const ids: string[] = [];
+  for (let i = 0; i < 6; i++) {
+    const r = await post(`${server.url}/api/jobs/generate`, {
+      prompt: 'a green triangle',
+      steps: 10,
+      seed: i,
+    });
+    assert.equal(r.status, 202, r.json.error);
+    ids.push(r.json.id);
+  }
+  // progress and files come back through the server as with the in-process queue
+  const first = await followJob(server.url, ids[0]!);
+  assert.equal(first.at(-1)!.type, 'done', first.at(-1)!.job.error);
+  assert.ok(first.some((e) => e.job.step > 0 && e.job.step < 10));
+  const image = await fetch(`${server.url}/api/jobs/${ids[0]}/files/image.png`);
+  assert.equal(image.status, 200);
+
+  // worker a is busy (two workers, jobs waiting): kill it without warning
+  await until(() => server.board.counts().running >= 2, 30_000, 'both workers to run a job');
+  a.proc.kill('SIGKILL');
+  await until(
+    () => server.board.counts().done === ids.length || server.board.counts().failed > 0,
+    120_000,
+    'every job',
+  );
+  assert.deepEqual(server.board.counts(), { queued: 0, running: 0, done: 6, failed: 0, cancelled: 0 });
+  assert.ok(stalled >= 1, 'the killed worker’s job never stalled: it was not killed mid-job');
+  const completions = [...a.log.matchAll(/completed (\S+)/g), ...b.log.matchAll(/completed (\S+)/g)].map(
+    (m) => m[1],
+  );
+  assert.deepEqual([...completions].sort(), [...ids].sort(), 'each job completed exactly once');
+  await events.close();
+});
