@@ -7,6 +7,7 @@ import type { SchedulerName } from '../schedulers/index.js';
 import { float, intIn, intPairIn } from './args.js';
 import { addEfficiencyOptions, type EfficiencyFlags, efficiencyControllers } from './efficiency.js';
 import { IMAGE_SIDE } from './limits.js';
+import { addLoraOptions, applyLoras, type LoraFlags } from './lora-options.js';
 import { loadModel } from './models.js';
 import {
   addModelOption,
@@ -19,7 +20,7 @@ import {
   startRun,
 } from './options.js';
 
-interface GenerateFlags extends EfficiencyFlags {
+interface GenerateFlags extends EfficiencyFlags, LoraFlags {
   out: string;
   guidanceRescale?: number;
   width?: number;
@@ -66,12 +67,14 @@ export function registerGenerate(program: Command): void {
       intPairIn('--target-size', MICRO),
     );
   addRunOptions(cmd);
+  addLoraOptions(cmd);
   addEfficiencyOptions(cmd).action((prompt: string, f: GenerateFlags) => {
     const run = startRun(f, { '--out': f.out });
     const { seed, steps, guidance } = parseSampling(f);
     const controllers = efficiencyControllers(f);
     const t0 = performance.now();
     const sd = loadModel(parseModel(f), log, [prompt], parseSingleFile(f));
+    applyLoras(sd, f, log);
     const bar = progressBar('denoising', steps, { quiet: run.quiet });
     const { images } = sd.generate({
       prompt,
