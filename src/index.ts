@@ -35,6 +35,30 @@ export {
   GlobalHeatMap,
 } from './methods/map/heatmap.js';
 export { TokenGrounding } from './methods/map/token-grounding.js';
+export {
+  type CustomDiffusionLayer,
+  type CustomDiffusionWeights,
+  customDiffusionController,
+  customDiffusionFromTensors,
+  readCustomDiffusion,
+  writeCustomDiffusion,
+} from './methods/weight/custom-diffusion.js';
+export {
+  checkLoraDelta,
+  isAttentionProjection,
+  type LoraAdapter,
+  type LoraDelta,
+  type LoraUse,
+  loraController,
+  loraDeltaWeight,
+  loraRank,
+} from './methods/weight/lora.js';
+export {
+  type LoraTargets,
+  type MergedLora,
+  mergeLora,
+  mergeLoraAdapters,
+} from './methods/weight/lora-merge.js';
 export type { LatentDistribution } from './models/autoencoder-kl.js';
 export { AutoencoderKL } from './models/autoencoder-kl.js';
 export { CLIPTextModel } from './models/clip-text.js';
@@ -52,6 +76,8 @@ export {
   type MapKey,
   openCLIPMapKey,
 } from './models/ldm-keys.js';
+export { type LoraReadTargets, loraFromTensors, readLora } from './models/lora-file.js';
+export type { LoraLayout, LoraPart } from './models/lora-keys.js';
 export { type FromPretrainedOptions, readPretrainedWeights } from './models/pretrained.js';
 export { type AddedConditions, UNet2DConditionModel } from './models/unet2d-condition.js';
 export { parseUNetConfig, type TextTimeConfig, type UNetConfig } from './models/unet2d-config.js';
