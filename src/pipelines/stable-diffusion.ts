@@ -293,7 +293,8 @@ export class StableDiffusion {
                 added: this.addedConditionsFor(text.pooled, x, opts),
               });
             });
-          latents = g.guide({ ...info, latents, denoise }) ?? latents;
+          const alphaCumprod = scheduler.alphasCumprod[t] as number;
+          latents = g.guide({ ...info, latents, alphaCumprod, denoise }) ?? latents;
         }
         const ctx: AttentionContext = { ...info, controllers };
         const input = scheduler.scaleModelInput(guided ? concat([latents, latents], 0) : latents, t);

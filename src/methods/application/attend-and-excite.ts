@@ -19,6 +19,7 @@ import {
   descend,
   type GuidanceStep,
   type LatentGuidance,
+  type LossAndGradient,
   lossAndGradient,
   meanMapAt,
   type RecordedMap,
@@ -144,29 +145,47 @@ export function perPrompt<T>(
   return (given as readonly (readonly T[])[]).map((r) => [...r]);
 }
 
+/** The two losses per row (B) of the excite schedule: `refine` is held to the thresholds, `update` steps the latents. */
+export interface ExciteObjective {
+  refine: Tensor;
+  update: Tensor;
+}
+
 /** Attend-and-Excite as a score-driven guidance (`generate({ guidance: [new AttendAndExcite(…)] })`). */
 export class AttendAndExcite implements LatentGuidance {
-  readonly name = 'AttendAndExcite';
+  readonly name: string = 'AttendAndExcite';
   /** Each row's loss after the last altered step's update was computed (for reports). */
   losses: { step: number; losses: number[] }[] = [];
-  private readonly tokens: number[][][];
-  private readonly recorder = new CrossAttentionRecorder((side) => side === this.side);
+  protected readonly tokens: number[][][];
+  private readonly recorder = new CrossAttentionRecorder((call) => call.size?.[0] === this.side);
   private side = 0;
 
-  constructor(private readonly opts: AttendAndExciteOptions) {
+  constructor(
+    private readonly opts: AttendAndExciteOptions,
+    protected readonly method = 'Attend-and-Excite',
+  ) {
     const prompts = typeof opts.prompts === 'string' ? [opts.prompts] : [...opts.prompts];
-    const subjects = perPrompt('Attend-and-Excite', prompts.length, opts.subjects);
+    const subjects = perPrompt(method, prompts.length, opts.subjects);
     subjects.forEach((s, r) => {
-      if (s.length === 0) throw new Error(`Attend-and-Excite: prompt ${r} ("${prompts[r]}") has no subject`);
+      if (s.length === 0) throw new Error(`${method}: prompt ${r} ("${prompts[r]}") has no subject`);
     });
-    this.tokens = wordTokens('Attend-and-Excite', opts.tokenizer, prompts, subjects);
+    this.tokens = wordTokens(method, opts.tokenizer, prompts, subjects);
     const check = (name: string, v: number | undefined, ok: (v: number) => boolean) => {
-      if (v !== undefined && !ok(v)) throw new Error(`Attend-and-Excite: ${name} ${v} is out of range`);
+      if (v !== undefined && !ok(v)) throw new Error(`${method}: ${name} ${v} is out of range`);
     };
     check('scaleFactor', opts.scaleFactor, (v) => Number.isFinite(v) && v >= 0);
     check('attentionRes', opts.attentionRes, (v) => Number.isInteger(v) && v >= 2);
     check('maxRefinementSteps', opts.maxRefinementSteps, (v) => Number.isInteger(v) && v >= 0);
     check('maxIterToAlter', opts.maxIterToAlter, (v) => Number.isInteger(v) && v >= 0);
+  }
+
+  /** Whether `objective` gives a separate update loss (else the refinement's evaluation is reused). */
+  protected readonly separateUpdate: boolean = false;
+
+  /** Attend-and-Excite's loss for both (BoxDiff overrides it); `map` (B, side², Tk). */
+  protected objective(map: Tensor, _side: number, smoothing?: Tensor): ExciteObjective {
+    const { loss } = attendAndExciteLoss(map, this.tokens, smoothing);
+    return { refine: loss, update: loss };
   }
 
   guide(step: GuidanceStep): Tensor | undefined {
@@ -183,7 +202,7 @@ export class AttendAndExcite implements LatentGuidance {
     if (i >= maxIter && threshold === undefined) return undefined;
     if ((step.latents.shape[0] as number) !== this.tokens.length) {
       throw new Error(
-        `Attend-and-Excite: made for ${this.tokens.length} prompts, the generation has ${step.latents.shape[0]}`,
+        `${this.method}: made for ${this.tokens.length} prompts, the generation has ${step.latents.shape[0]}`,
       );
     }
     this.side =
@@ -192,32 +211,38 @@ export class AttendAndExcite implements LatentGuidance {
       this.opts.smoothAttentions === false
         ? undefined
         : gaussianSmoothingMatrix(this.side, this.opts.kernelSize ?? 3, this.opts.sigma ?? 0.5);
-    const lossOf = (maps: readonly RecordedMap[]) =>
-      attendAndExciteLoss(meanMapAt(maps, this.side, 'Attend-and-Excite'), this.tokens, smoothing).loss;
+    const lossOf = (which: keyof ExciteObjective) => (maps: readonly RecordedMap[]) =>
+      this.objective(meanMapAt(maps, this.side, this.method), this.side, smoothing)[which];
     const [s0, s1] = this.opts.scaleRange ?? [1, 0.5];
     const s = numSteps > 1 ? s0 + ((s1 - s0) * i) / (numSteps - 1) : s0;
     const alpha = (this.opts.scaleFactor ?? 20) * Math.sqrt(s);
 
     let x = step.latents;
-    let at = lossAndGradient(step, x, this.recorder, lossOf);
-    if (threshold !== undefined && Math.max(...at.losses) > 1 - threshold) {
-      // iterative refinement: update the rows above the target until each subject's maximum reaches it
+    let at: LossAndGradient | undefined;
+    if (threshold !== undefined) {
+      at = lossAndGradient(step, x, this.recorder, lossOf('refine'));
       const target = Math.max(0, 1 - threshold);
-      let losses = at.losses;
-      for (let it = 0; losses.some((l) => l > target) && it < (this.opts.maxRefinementSteps ?? 20); it++) {
-        if (it > 0) at = lossAndGradient(step, x, this.recorder, lossOf);
-        losses = at.losses;
-        x = descend(
-          x,
-          at.grad,
-          alpha,
-          losses.map((l) => l > target),
-        );
+      if (at.losses.some((l) => l > target)) {
+        // iterative refinement: update the rows above the target until each subject's maximum reaches it
+        let losses = at.losses;
+        for (let it = 0; losses.some((l) => l > target) && it < (this.opts.maxRefinementSteps ?? 20); it++) {
+          if (it > 0) at = lossAndGradient(step, x, this.recorder, lossOf('refine'));
+          losses = at.losses;
+          x = descend(
+            x,
+            at.grad,
+            alpha,
+            losses.map((l) => l > target),
+          );
+        }
+        at = undefined; // the latents moved: the update's loss is taken again
       }
-      at = lossAndGradient(step, x, this.recorder, lossOf);
     }
-    if (i < maxIter) x = descend(x, at.grad, alpha);
-    this.losses.push({ step: i, losses: at.losses });
+    if (i < maxIter) {
+      if (!at || this.separateUpdate) at = lossAndGradient(step, x, this.recorder, lossOf('update'));
+      x = descend(x, at.grad, alpha);
+    }
+    if (at) this.losses.push({ step: i, losses: at.losses });
     return x;
   }
 }

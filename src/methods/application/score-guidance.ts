@@ -19,6 +19,8 @@ import { backward, enableGrad, Tensor } from '../../tensor/index.js';
 export interface GuidanceStep extends StepInfo {
   /** The latents (n, C, h, w) before this step, one row per prompt. */
   latents: Tensor;
+  /** ᾱ_t of this step's timestep (the scheduler's cumulative α). */
+  alphaCumprod: number;
   /**
    * The denoiser's output for `latents` (n rows) on the prompts' conditional text alone, recorded for
    * gradients; `controllers` (the guidance's own, not the generation's) run on its attention layers.
@@ -36,45 +38,43 @@ export interface LatentGuidance {
   guide(step: GuidanceStep): Tensor | undefined;
 }
 
-/** One recorded cross-attention layer: its map side and its probabilities (B, Tq, Tk), heads averaged. */
+/** One recorded cross-attention layer: its map side and its probabilities (B, heads, Tq, Tk). */
 export interface RecordedMap {
   size: readonly [number, number];
   map: Tensor;
 }
 
 /**
- * Records the cross-attention probabilities of the UNet layers whose map side `sides` accepts, heads
- * averaged, with their gradients (a map-level observer: it leaves the probabilities unchanged).
+ * Records the cross-attention probabilities (B, heads, Tq, Tk) of the UNet layers `select` accepts, with their
+ * gradients (a map-level observer: it leaves the probabilities unchanged).
  */
 export class CrossAttentionRecorder implements Controller {
   readonly name = 'CrossAttentionRecorder';
   maps: RecordedMap[] = [];
 
-  constructor(private readonly sides: (side: number) => boolean) {}
+  constructor(private readonly select: (call: AttentionCall) => boolean) {}
 
   appliesTo(call: AttentionCall): boolean {
     if (call.kind !== 'cross' || !call.size) return false;
     if (call.place !== 'down' && call.place !== 'mid' && call.place !== 'up') return false;
-    return this.sides(call.size[0]);
+    return this.select(call);
   }
 
   map(call: AttentionCall, p: Tensor): Tensor {
-    this.maps.push({ size: call.size as [number, number], map: p.mean({ axes: [1] }) });
+    this.maps.push({ size: call.size as [number, number], map: p });
     return p;
   }
 }
 
-/** The recorded maps of one side averaged over layers (B, side², Tk); an error when none was recorded. */
+/** The recorded maps of one side averaged over layers and heads (B, side², Tk); an error when none was recorded. */
 export function meanMapAt(maps: readonly RecordedMap[], side: number, method: string): Tensor {
   const at = maps.filter((m) => m.size[0] === side);
   if (at.length === 0) {
     const seen = [...new Set(maps.map((m) => m.size[0]))].join(', ') || 'none';
     throw new Error(`${method}: no ${side}×${side} cross-attention map in this model (its sides: ${seen})`);
   }
-  return at
-    .slice(1)
-    .reduce((a, m) => a.add(m.map), (at[0] as RecordedMap).map)
-    .mul(1 / at.length);
+  const sum = at.slice(1).reduce((a, m) => a.add(m.map), (at[0] as RecordedMap).map);
+  return sum.mean({ axes: [1] }).mul(1 / at.length); // (B, side², Tk)
 }
 
 /** A word of a prompt (by text or by word index) and, for the layout methods, its region. */
@@ -172,7 +172,74 @@ export function descend(latents: Tensor, grad: Tensor, scale: number, rows?: rea
   return latents.sub(grad.mul(on));
 }
 
+/** Stable Diffusion's largest σ (ᾱ of t = 999 on its scaled-linear schedule, 0.0047): the cap of `sigmaOf`. */
+export const SD_SIGMA_MAX = 14.6146;
+
+/**
+ * σ_t = √((1 − ᾱ_t) / ᾱ_t), the noise level of a variance-exploding view of the step (what the references'
+ * LMS scheduler calls sigmas), capped at SD_SIGMA_MAX: a zero-terminal-SNR schedule has σ = ∞ at its first step.
+ */
+export function sigmaOf(alphaCumprod: number): number {
+  if (!(alphaCumprod > 0)) return SD_SIGMA_MAX;
+  return Math.min(Math.sqrt((1 - alphaCumprod) / alphaCumprod), SD_SIGMA_MAX);
+}
+
 /** A step index of the reference's 50-step schedule, on a schedule of `numSteps` steps. */
 export function scaledStep(step: number, numSteps: number, referenceSteps = 50): number {
   return Math.round((step * numSteps) / referenceSteps);
+}
+
+/** A region as fractions of the image's width and height: [x0, y0, x1, y1], 0 ≤ x0 < x1 ≤ 1, 0 ≤ y0 < y1 ≤ 1. */
+export type Box = readonly [number, number, number, number];
+
+/** A word of the prompt and the box its object should fill (layout guidance, BoxDiff, paint-with-words). */
+export interface WordBox {
+  word: WordRef;
+  box: Box;
+}
+
+/** Refuses a box that is not four numbers in [0, 1] with x0 < x1 and y0 < y1, naming it. */
+export function checkBox(method: string, box: Box, word: WordRef): void {
+  const text = `[${box.join(', ')}]`;
+  if (box.length !== 4 || !box.every((v) => Number.isFinite(v))) {
+    throw new Error(`${method}: the box of "${word}" must be four numbers x0, y0, x1, y1, got ${text}`);
+  }
+  const [x0, y0, x1, y1] = box;
+  if (!box.every((v) => v >= 0 && v <= 1)) {
+    throw new Error(
+      `${method}: the box of "${word}" ${text} lies outside [0, 1]; give fractions of the image`,
+    );
+  }
+  if (!(x0 < x1 && y0 < y1)) {
+    throw new Error(`${method}: the box of "${word}" ${text} is empty or inverted; give x0 < x1 and y0 < y1`);
+  }
+}
+
+/**
+ * The cells [x0, x1) × [y0, y1) of a side × side map that a box covers, its corners scaled to the side and
+ * rounded down (layout guidance: `int(b · W)`) or to the nearest (BoxDiff); at least one cell each way.
+ */
+export function boxCells(
+  box: Box,
+  side: number,
+  rounding: 'floor' | 'round',
+): [number, number, number, number] {
+  const f = rounding === 'floor' ? Math.floor : Math.round;
+  const [a, b, c, d] = box.map((v) => Math.min(side, Math.max(0, f(v * side)))) as [
+    number,
+    number,
+    number,
+    number,
+  ];
+  const x0 = Math.min(a, side - 1);
+  const y0 = Math.min(b, side - 1);
+  return [x0, y0, Math.max(c, x0 + 1), Math.max(d, y0 + 1)];
+}
+
+/** A side × side 0/1 mask (flattened, row-major) of the cells [x0, x1) × [y0, y1). */
+export function cellMask(cells: readonly [number, number, number, number], side: number): Float32Array {
+  const [x0, y0, x1, y1] = cells;
+  const m = new Float32Array(side * side);
+  for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) m[y * side + x] = 1;
+  return m;
 }

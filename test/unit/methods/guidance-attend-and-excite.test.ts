@@ -106,7 +106,7 @@ test('a guidance step lowers the loss (tiny-sd-a, 8×8 maps)', () => {
     name: 'probe',
     guide(step) {
       if (step.step !== 0) return undefined;
-      const rec = new CrossAttentionRecorder((s) => s === 8);
+      const rec = new CrossAttentionRecorder((c) => c.size?.[0] === 8);
       const lossAt = (x: Tensor) =>
         lossAndGradient(
           step,

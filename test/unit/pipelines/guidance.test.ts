@@ -60,7 +60,7 @@ test('lossAndGradient: the gradient of a map loss reaches the latents and matche
       const rec = new CrossAttentionRecorder(() => true);
       // loss per row: the first recorded layer's probability of text token 1, summed over queries
       const loss = (maps: readonly { map: Tensor }[]) =>
-        (maps[0] as { map: Tensor }).map.slice(2, 1, 2).sum({ axes: [1, 2] });
+        (maps[0] as { map: Tensor }).map.slice(3, 1, 2).sum({ axes: [1, 2, 3] });
       const { losses, grad } = lossAndGradient(step, step.latents, rec, loss);
       assert.equal(losses.length, 2);
       // directional finite difference along the gradient
