@@ -38,10 +38,11 @@ function status(text: string): void {
   $('status').textContent = text;
 }
 
-/** The efficient-attention toggles as job options. */
+/** The efficient-attention toggles as job options (their time per image is shown when a job is done). */
 function efficiency(): Record<string, unknown> {
   return {
-    attention: $<HTMLInputElement>('flash').checked ? 'flash' : 'softmax',
+    // flash is the default function; naming it would also claim the layers a map-level method reads
+    ...($<HTMLInputElement>('flash').checked ? {} : { attention: 'softmax' }),
     ...($<HTMLInputElement>('tome').checked ? { tome: 0.5 } : {}),
     ...($<HTMLInputElement>('cache').checked ? { blockCache: 2 } : {}),
   };
@@ -104,7 +105,7 @@ function jet(v: number): [number, number, number] {
   return [c(1.5 - Math.abs(4 * v - 3)), c(1.5 - Math.abs(4 * v - 2)), c(1.5 - Math.abs(4 * v - 1))];
 }
 
-/** The image, and over it the word's map (min–max normalised, smoothly upsampled) at half opacity. */
+/** The image, and over it the word's map (min–max normalised, smoothly upsampled), more opaque where higher. */
 function draw(word?: number): void {
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   if (image) ctx.drawImage(image, 0, 0, canvas.width, canvas.height);
@@ -118,12 +119,13 @@ function draw(word?: number): void {
   small.height = h;
   const px = small.getContext('2d')!.createImageData(w, h);
   m.map.forEach((v, i) => {
-    const [r, g, b] = jet(hi > lo ? (v - lo) / (hi - lo) : 0);
-    px.data.set([r, g, b, 255], 4 * i);
+    const t = hi > lo ? (v - lo) / (hi - lo) : 0;
+    const [r, g, b] = jet(t);
+    // opaque where the word attends, so the image shows through elsewhere
+    px.data.set([r, g, b, Math.round(255 * (0.15 + 0.7 * t))], 4 * i);
   });
   small.getContext('2d')!.putImageData(px, 0, 0);
   ctx.save();
-  ctx.globalAlpha = 0.5;
   ctx.imageSmoothingEnabled = true;
   ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
   ctx.restore();
@@ -185,9 +187,8 @@ async function generate(): Promise<void> {
 }
 
 function describe(o: Record<string, unknown>): string {
-  return Object.entries(o)
-    .map(([k, v]) => `${k} ${v}`)
-    .join(', ');
+  const parts = Object.entries(o).map(([k, v]) => `${k} ${v}`);
+  return parts.length ? parts.join(', ') : 'flash';
 }
 
 /** A click on a word: its mask (DAAM map + threshold), as `attnkit segment`. */
