@@ -17,6 +17,16 @@ export { LOCAL_BLEND_TH, LocalBlend } from './methods/application/local-blend.js
 export { groupControllers, type PromptGroup } from './methods/application/prompt-groups.js';
 export { TokenMerging } from './methods/application/token-merging.js';
 export {
+  CrossFrameAttention,
+  firstFrameRows,
+  MotionDynamics,
+  type MotionDynamicsOptions,
+  motionWarpStep,
+  T2V_ZERO_MOTION,
+  T2V_ZERO_T0,
+  translateFrames,
+} from './methods/feature/cross-frame-attention.js';
+export {
   MASACTRL_START_STEP,
   MutualSelfAttention,
   MutualSelfAttentionMaskAuto,
@@ -136,6 +146,18 @@ export {
   StableDiffusion,
   type StepEvent,
 } from './pipelines/stable-diffusion.js';
+export {
+  encodeGif,
+  frameStrip,
+  generateVideo,
+  MAX_VIDEO_FRAMES,
+  MOTION_DIRECTIONS,
+  type MotionDirection,
+  VIDEO_METHODS,
+  type VideoMethod,
+  type VideoOptions,
+  type VideoResult,
+} from './pipelines/video.js';
 export * from './schedulers/index.js';
 export { perRow } from './schedulers/scheduler.js';
 export * from './tensor/index.js';

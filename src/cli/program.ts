@@ -11,6 +11,7 @@ import { registerMeasure } from './measure.js';
 import { registerSegment } from './segment.js';
 import { registerServe } from './serve.js';
 import { registerTrain } from './train.js';
+import { registerVideo } from './video.js';
 import { registerWorker } from './worker.js';
 
 const program = new Command()
@@ -27,6 +28,7 @@ registerEval(program);
 registerMeasure(program);
 registerSegment(program);
 registerTrain(program);
+registerVideo(program);
 registerServe(program);
 registerWorker(program);
 

@@ -1,0 +1,150 @@
+// Text2Video-Zero: Khachatryan et al. 2023, "Text2Video-Zero: Text-to-Image Diffusion Models are Zero-Shot
+// Video Generators" — a text-to-image model made to draw a clip, with no training, by two changes.
+//
+// Cross-frame attention (`CrossFrameAttention`, feature level): every frame's self-attention reads the first
+// frame's keys and values, Attention(Q_k, K_1, V_1), in every self-attention layer of the denoiser and at every
+// step (reference: Picsart-AI-Research/Text2Video-Zero, `CrossFrameAttnProcessor`, `former_frame_index = [0]·f`),
+// the unconditional rows the first frame's unconditional row, the conditional rows the conditional one.
+//
+// Motion dynamics (`MotionDynamics`, a step hook): all frames start from the first frame's noise x_T; at the
+// reference's timestep t0 (881 of 1000: `t0 = 44` of its 50 DDPM timesteps) frame k's latents become frame 1's
+// translated by k·δ, sampled nearest with reflection at the borders as the reference's `grid_sample`. The
+// reference's δ is 12 pixels per frame of a 512-pixel image (`motion_field_strength_x/y`), and it then re-noises
+// the translated latents from t0 to t1 = 941 (`DDPM_forward`) and denoises all frames again from t1; a step hook
+// cannot rewind the sampler, so here the translated latents go on from t0 (the difference is the noise of
+// t0 → t1 that the reference adds back).
+
+import type { AttentionCall, BatchRoles } from '../../attention/call.js';
+import type { Controller, Features, StepState } from '../../attention/hooks.js';
+import { formatShape, indexSelect, Tensor } from '../../tensor/index.js';
+
+/**
+ * For each row, the row of the same clip's first frame in the same guidance branch. Frames are the batch roles'
+ * `frame` when given (clips then told apart by `prompt`), else the prompt index (one prompt row per frame,
+ * as `generate({ prompt: frames × [text] })` lays the batch out).
+ */
+export function firstFrameRows(batch: BatchRoles, method: string): number[] {
+  const frame = batch.frame ?? batch.prompt;
+  return batch.guidance.map((g, r) => {
+    const clip = batch.frame ? batch.prompt[r] : undefined;
+    const s = batch.guidance.findIndex(
+      (h, i) => h === g && frame[i] === 0 && (clip === undefined || batch.prompt[i] === clip),
+    );
+    if (s < 0) throw new Error(`${method}: the batch has no '${g}' row of frame 0; frames must start at 0`);
+    return s;
+  });
+}
+
+/** Text2Video-Zero's cross-frame attention: every frame's self-attention reads frame 0's K and V. */
+export class CrossFrameAttention implements Controller {
+  readonly name = 'CrossFrameAttention';
+
+  /** The denoiser's self-attention layers (not the VAE's or a text encoder's). */
+  appliesTo(call: AttentionCall): boolean {
+    return call.kind === 'self' && (call.place === 'down' || call.place === 'mid' || call.place === 'up');
+  }
+
+  /** K and V of every row ← those of its clip's first frame, same guidance branch. */
+  features(call: AttentionCall, f: Features): Features {
+    const rows = firstFrameRows(call.batch, this.name);
+    return { q: f.q, k: indexSelect(f.k, 0, rows), v: indexSelect(f.v, 0, rows) };
+  }
+}
+
+/** The reference's t0 on a 1000-step training schedule: its 50 DDPM timesteps' index 44, t = 881. */
+export const T2V_ZERO_T0 = 881;
+
+/** The reference's δ: 12 pixels per frame of a 512-pixel image, as a fraction of the image side. */
+export const T2V_ZERO_MOTION = 12 / 512;
+
+/**
+ * The denoising step after which the latents are at the first timestep ≤ t0 of the schedule (the step to warp
+ * after); throws when no such step leaves a step to run.
+ */
+export function motionWarpStep(timesteps: readonly number[], t0 = T2V_ZERO_T0): number {
+  const next = timesteps.findIndex((t, i) => i > 0 && t <= t0);
+  if (next < 1) {
+    throw new Error(
+      `MotionDynamics: the schedule (${timesteps.length} steps from t = ${timesteps[0]}) never reaches ` +
+        `t0 = ${t0} with a step left after it; give more steps or a larger t0`,
+    );
+  }
+  return next - 1;
+}
+
+export interface MotionDynamicsOptions {
+  /** Translation of the content per frame, latent pixels (x right, y down). */
+  dx: number;
+  dy: number;
+  /** Warp after this denoising step (0-based); see `motionWarpStep`. */
+  step: number;
+}
+
+/**
+ * Text2Video-Zero's motion dynamics: after denoising step `step`, latent row k (frame k) ← row 0 translated by
+ * k·(dx, dy) latent pixels (nearest sample, reflected at the borders).
+ */
+export class MotionDynamics implements Controller {
+  readonly name = 'MotionDynamics';
+  readonly dx: number;
+  readonly dy: number;
+  readonly step: number;
+
+  constructor(opts: MotionDynamicsOptions) {
+    for (const [key, v] of [
+      ['dx', opts.dx],
+      ['dy', opts.dy],
+    ] as const) {
+      if (!Number.isFinite(v)) throw new Error(`MotionDynamics: ${key} must be a finite number, got ${v}`);
+    }
+    if (!(Number.isInteger(opts.step) && opts.step >= 0))
+      throw new Error(`MotionDynamics: step must be an integer ≥ 0, got ${opts.step}`);
+    this.dx = opts.dx;
+    this.dy = opts.dy;
+    this.step = opts.step;
+  }
+
+  afterStep(state: StepState): Tensor | undefined {
+    if (state.step !== this.step) return undefined;
+    if (this.step >= state.numSteps - 1) {
+      throw new Error(
+        `MotionDynamics: step ${this.step} is the last of ${state.numSteps}, so the frames would never be denoised after the translation`,
+      );
+    }
+    return translateFrames(state.latents, this.dx, this.dy);
+  }
+}
+
+/** Reflects index i into [0, n) about the image's edges, as `grid_sample`'s 'reflection' (align_corners False): −1 → 0. */
+function reflect(i: number, n: number): number {
+  if (n === 1) return 0;
+  const period = 2 * n;
+  let j = ((i % period) + period) % period;
+  if (j >= n) j = period - 1 - j;
+  return j;
+}
+
+/** Frames (F, C, h, w): frame k ← frame 0 moved by k·(dx, dy) pixels (content moves; nearest, reflected). */
+export function translateFrames(latents: Tensor, dx: number, dy: number): Tensor {
+  if (latents.rank !== 4 || latents.dtype !== 'float32')
+    throw new Error(
+      `translateFrames: expected float32 frames (F, C, h, w), got ${formatShape(latents.shape)}`,
+    );
+  const [f, c, h, w] = latents.shape as [number, number, number, number];
+  const src = latents.data as Float32Array;
+  const out = new Float32Array(src.length);
+  const plane = h * w;
+  for (let k = 0; k < f; k++) {
+    // the output pixel p shows frame 0 at p − k·δ (the reference samples at p + flow, flow = −k·δ)
+    const sx = Math.round(k * dx);
+    const sy = Math.round(k * dy);
+    for (let ch = 0; ch < c; ch++) {
+      for (let y = 0; y < h; y++) {
+        const yy = reflect(y - sy, h);
+        for (let x = 0; x < w; x++)
+          out[(k * c + ch) * plane + y * w + x] = src[ch * plane + yy * w + reflect(x - sx, w)]!;
+      }
+    }
+  }
+  return new Tensor(out, [f, c, h, w]);
+}

@@ -1,0 +1,185 @@
+// Text to video with a text-to-image model: the frames of a clip are one batch of latents through the image
+// model, one row per frame, and attention methods tie them together (Text2Video-Zero's cross-frame attention
+// and motion dynamics, methods/feature/cross-frame-attention.ts). Output: an animated GIF (gifenc, one global
+// palette for the whole clip) and a strip of the frames side by side.
+
+import gifenc from 'gifenc';
+import type { Controller } from '../attention/hooks.js';
+import {
+  CrossFrameAttention,
+  MotionDynamics,
+  motionWarpStep,
+  T2V_ZERO_MOTION,
+  T2V_ZERO_T0,
+} from '../methods/feature/cross-frame-attention.js';
+import type { SchedulerName } from '../schedulers/index.js';
+import { concat, formatShape, Tensor } from '../tensor/index.js';
+import { Generator } from '../tensor/random.js';
+import type { SamplingOptions, StableDiffusion } from './stable-diffusion.js';
+
+/** How the frames are tied together. */
+export const VIDEO_METHODS = ['t2v-zero', 'independent', 'motion-only'] as const;
+/**
+ * - `t2v-zero`: Text2Video-Zero (cross-frame attention + motion dynamics), every frame from frame 0's noise;
+ * - `independent`: every frame its own noise (the seed's stream, frame after frame), nothing shared;
+ * - `motion-only`: Text2Video-Zero's motion dynamics without cross-frame attention (the paper's ablation).
+ */
+export type VideoMethod = (typeof VIDEO_METHODS)[number];
+
+export const MOTION_DIRECTIONS = ['left', 'right', 'up', 'down'] as const;
+export type MotionDirection = (typeof MOTION_DIRECTIONS)[number];
+
+/** Most frames a clip may have. */
+export const MAX_VIDEO_FRAMES = 64;
+
+export interface VideoOptions extends SamplingOptions {
+  /** The prompt of every frame (without motion words: the motion is `direction`). */
+  prompt: string;
+  /** Frames, 2–64 (default 8). */
+  frames?: number;
+  /** Default 't2v-zero'. */
+  method?: VideoMethod;
+  /** Which way the content moves (t2v-zero, motion-only); none: it stays. */
+  direction?: MotionDirection;
+  /** Motion per frame as a fraction of the image side (default the reference's 12/512). */
+  strength?: number;
+  /** Timestep of the motion warp (default the reference's t0, 881). */
+  t0?: number;
+  width?: number;
+  height?: number;
+  scheduler?: SchedulerName;
+}
+
+export interface VideoResult {
+  /** (F, 3, H, W) in [-1, 1]. */
+  frames: Tensor;
+  latents: Tensor;
+}
+
+const UNIT: Readonly<Record<MotionDirection, readonly [number, number]>> = {
+  left: [-1, 0],
+  right: [1, 0],
+  up: [0, -1],
+  down: [0, 1],
+};
+
+/** Generates a clip: `frames` images of one prompt, tied together by `method`. */
+export function generateVideo(sd: StableDiffusion, opts: VideoOptions): VideoResult {
+  const frames = opts.frames ?? 8;
+  if (!Number.isInteger(frames) || frames < 2 || frames > MAX_VIDEO_FRAMES)
+    throw new Error(`video: frames must be an integer in [2, ${MAX_VIDEO_FRAMES}], got ${frames}`);
+  const method = opts.method ?? 't2v-zero';
+  if (!VIDEO_METHODS.includes(method))
+    throw new Error(`video: method must be one of ${VIDEO_METHODS.join(', ')}, got '${method}'`);
+  if (opts.direction !== undefined && !MOTION_DIRECTIONS.includes(opts.direction))
+    throw new Error(
+      `video: direction must be one of ${MOTION_DIRECTIONS.join(', ')}, got '${opts.direction}'`,
+    );
+  const strength = opts.strength ?? T2V_ZERO_MOTION;
+  if (!(Number.isFinite(strength) && strength >= 0 && strength <= 0.5))
+    throw new Error(`video: strength must be in [0, 0.5] of the image side per frame, got ${strength}`);
+  const f = sd.vae.scaleFactor;
+  const width = opts.width ?? sd.defaultSize;
+  const height = opts.height ?? sd.defaultSize;
+  if (width % f !== 0 || height % f !== 0)
+    throw new Error(`video: width and height must be multiples of ${f}, got ${width}×${height}`);
+  const shape = [1, sd.unet.config.inChannels, height / f, width / f];
+  const steps = opts.steps ?? 25;
+
+  const gen = new Generator(opts.seed ?? 0);
+  const noise =
+    method === 'independent'
+      ? concat(
+          Array.from({ length: frames }, () => gen.randn(shape)),
+          0,
+        )
+      : concat(new Array<Tensor>(frames).fill(gen.randn(shape)), 0);
+
+  const controllers: Controller[] = [];
+  if (method === 't2v-zero') controllers.push(new CrossFrameAttention());
+  if (method !== 'independent' && opts.direction) {
+    const scheduler = sd.scheduler(opts.scheduler);
+    scheduler.setTimesteps(steps);
+    const [ux, uy] = UNIT[opts.direction];
+    controllers.push(
+      new MotionDynamics({
+        dx: (ux * strength * width) / f,
+        dy: (uy * strength * height) / f,
+        step: motionWarpStep([...scheduler.timesteps], opts.t0 ?? T2V_ZERO_T0),
+      }),
+    );
+  }
+  const { images, latents } = sd.generate({
+    seed: opts.seed,
+    guidanceScale: opts.guidanceScale,
+    onStep: opts.onStep,
+    scheduler: opts.scheduler,
+    prompt: new Array<string>(frames).fill(opts.prompt),
+    latents: noise,
+    steps,
+    controllers: [...controllers, ...(opts.controllers ?? [])],
+  });
+  return { frames: images, latents };
+}
+
+/** 8-bit RGBA of frame k of (F, 3, H, W) in [-1, 1]. */
+function rgbaOf(frames: Tensor, k: number): Uint8Array {
+  const [, , h, w] = frames.shape as [number, number, number, number];
+  const plane = h * w;
+  const x = frames.data as Float32Array;
+  const out = new Uint8Array(4 * plane);
+  for (let p = 0; p < plane; p++) {
+    for (let c = 0; c < 3; c++) {
+      const v = x[(k * 3 + c) * plane + p]!;
+      out[4 * p + c] = Math.round(Math.min(255, Math.max(0, (v + 1) * 127.5)));
+    }
+    out[4 * p + 3] = 255;
+  }
+  return out;
+}
+
+function checkFrames(frames: Tensor, what: string): [number, number, number] {
+  const s = frames.shape;
+  if (frames.rank !== 4 || s[1] !== 3 || frames.dtype !== 'float32' || (s[0] as number) < 1)
+    throw new Error(`${what}: expected float32 frames (F, 3, H, W), got ${formatShape(s)}`);
+  return [s[0] as number, s[2] as number, s[3] as number];
+}
+
+/**
+ * An animated GIF of frames (F, 3, H, W) in [-1, 1], looping, `delayMs` per frame (default 125: 8 frames a
+ * second), all frames on one 256-colour palette quantised from the whole clip.
+ */
+export function encodeGif(frames: Tensor, delayMs = 125): Uint8Array {
+  const [n, h, w] = checkFrames(frames, 'encodeGif');
+  if (!(Number.isInteger(delayMs) && delayMs >= 0 && delayMs <= 65_530))
+    throw new Error(`encodeGif: delayMs must be an integer in [0, 65530], got ${delayMs}`);
+  const rgba = Array.from({ length: n }, (_, k) => rgbaOf(frames, k));
+  const all = new Uint8Array(4 * n * h * w);
+  for (const [k, r] of rgba.entries()) all.set(r, k * r.length);
+  const palette = gifenc.quantize(all, 256);
+  const gif = gifenc.GIFEncoder();
+  rgba.forEach((r, k) => {
+    gif.writeFrame(gifenc.applyPalette(r, palette), w, h, {
+      ...(k === 0 ? { palette, repeat: 0 } : {}),
+      delay: delayMs,
+    });
+  });
+  gif.finish();
+  return gif.bytes();
+}
+
+/** The frames side by side, (1, 3, H, F·W). */
+export function frameStrip(frames: Tensor): Tensor {
+  const [n, h, w] = checkFrames(frames, 'frameStrip');
+  const x = frames.data as Float32Array;
+  const out = new Float32Array(3 * h * n * w);
+  for (let k = 0; k < n; k++) {
+    for (let c = 0; c < 3; c++) {
+      for (let y = 0; y < h; y++) {
+        const from = ((k * 3 + c) * h + y) * w;
+        out.set(x.subarray(from, from + w), (c * h + y) * n * w + k * w);
+      }
+    }
+  }
+  return new Tensor(out, [1, 3, h, n * w]);
+}
