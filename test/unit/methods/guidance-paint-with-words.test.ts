@@ -1,0 +1,122 @@
+// Paint-with-words: the bias w · log(1 + σ) · max(QKᵀ) on a hand-made call (values worked by hand), the painted
+// word's attention moving into its region on the tiny-sd-a model, and bad regions refused when it is made.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type AttentionCall, guidedBatch } from '../../../src/attention/call.js';
+import { AttentionStore } from '../../../src/methods/map/attention-store.js';
+import { boxMask, cellMeans, PaintWithWords } from '../../../src/methods/map/paint-with-words.js';
+import { StableDiffusion } from '../../../src/pipelines/stable-diffusion.js';
+import { Tensor } from '../../../src/tensor/index.js';
+import { goldenDir } from '../../helpers/fixtures.js';
+
+const close = (a: number, b: number, tol = 1e-5) => assert.ok(Math.abs(a - b) < tol, `${a} vs ${b}`);
+const sd = StableDiffusion.fromPretrained(goldenDir());
+const prompt = 'a red circle and a blue square';
+
+test('box masks and cell means', () => {
+  assert.deepEqual([...boxMask([0, 0, 0.5, 1], 2, 4)], [1, 1, 0, 0, 1, 1, 0, 0]);
+  assert.deepEqual([...cellMeans(Float32Array.from([1, 1, 0, 1, 1, 1, 0, 0]), 2, 4, 1, 2)], [1, 0.25]);
+  assert.throws(() => cellMeans(new Float32Array(9), 3, 3, 2, 2), /does not divide/);
+});
+
+test('the bias on a hand-made call: conditional row only, the word’s tokens inside its region', () => {
+  const alphas = new Array<number>(10).fill(0.5);
+  alphas[5] = 0.2; // σ = √(0.8 / 0.2) = 2
+  const pww = new PaintWithWords({
+    tokenizer: sd.tokenizer,
+    prompts: prompt,
+    words: [{ word: 'circle', region: [0, 0, 0.5, 1], weight: 0.5 }],
+    imageSize: [4, 4],
+    alphasCumprod: alphas,
+  });
+  const t = sd.tokenizer.tokenIndices(prompt, 'circle')[0] as number;
+  const tk = sd.tokenizer.modelMaxLength;
+  const call: AttentionCall = {
+    path: 'up_blocks.0.attentions.0.transformer_blocks.0.attn2',
+    kind: 'cross',
+    place: 'up',
+    index: 0,
+    step: 0,
+    numSteps: 1,
+    timestep: 5,
+    batch: guidedBatch(1),
+    size: [2, 2],
+    heads: 1,
+    headDim: 4,
+    queryTokens: 4,
+    keyTokens: tk,
+  };
+  const s = new Float32Array(2 * 4 * tk).fill(0.5);
+  s[4 * tk + 3 * tk + 2] = 2; // the conditional row's largest score
+  s[0] = 3; // an unconditional score larger still: not the max the bias scales by
+  const out = pww.scores(call, new Tensor(s, [2, 1, 4, tk])).toArray();
+  const bias = 0.5 * 0.4 * Math.log(3) * 2; // weight · w · log(1 + σ) · max
+  for (let r = 0; r < 2; r++) {
+    for (let q = 0; q < 4; q++) {
+      for (let k = 0; k < tk; k++) {
+        const i = (r * 4 + q) * tk + k;
+        const painted = r === 1 && (q === 0 || q === 2) && k === t;
+        close(out[i] as number, (s[i] as number) + (painted ? bias : 0));
+      }
+    }
+  }
+});
+
+test('on tiny-sd-a the painted word’s attention moves into its region', () => {
+  const region = [0, 0, 0.5, 0.5] as const;
+  const side = sd.defaultSize;
+  const inside = (controllers: readonly import('../../../src/attention/hooks.js').Controller[]) => {
+    const store = new AttentionStore({
+      kinds: ['cross'],
+      maxTokens: Number.POSITIVE_INFINITY,
+      guidance: ['cond'],
+    });
+    sd.generate({ prompt, steps: 2, seed: 2, guidanceScale: 3, controllers: [...controllers, store] });
+    const t = sd.tokenizer.tokenIndices(prompt, 'circle')[0] as number;
+    let [inMass, all] = [0, 0];
+    for (const m of store.maps()) {
+      const [, heads, tq, tk] = m.map.shape as [number, number, number, number];
+      const h = Math.sqrt(tq);
+      const mask = cellMeans(boxMask(region, side, side), side, side, h, h);
+      const v = m.map.toArray();
+      for (let hd = 0; hd < heads; hd++) {
+        for (let q = 0; q < tq; q++) {
+          const p = v[(hd * tq + q) * tk + t] as number;
+          all += p;
+          inMass += p * (mask[q] as number);
+        }
+      }
+    }
+    return inMass / all;
+  };
+  const pww = new PaintWithWords({
+    tokenizer: sd.tokenizer,
+    prompts: prompt,
+    words: [{ word: 'circle', region }],
+    imageSize: [side, side],
+    alphasCumprod: sd.scheduler().alphasCumprod,
+  });
+  const [plain, painted] = [inside([]), inside([pww])];
+  assert.ok(painted > plain + 0.03, `share inside ${plain} → ${painted}`);
+});
+
+test('bad regions and words are refused when it is made', () => {
+  const make = (words: ConstructorParameters<typeof PaintWithWords>[0]['words']) => () =>
+    new PaintWithWords({
+      tokenizer: sd.tokenizer,
+      prompts: prompt,
+      words,
+      imageSize: [8, 8],
+      alphasCumprod: [],
+    });
+  const mask = { width: 4, height: 8, data: new Float32Array(32) };
+  assert.throws(make([{ word: 'circle', region: mask }]), /mask of "circle" is 4×8, the image 8×8/);
+  assert.throws(make([{ word: 'circle', region: [0.5, 0, 0.2, 1] }]), /empty or inverted/);
+  assert.throws(make([{ word: 'circle', region: [0, 0, 2, 1] }]), /outside \[0, 1\]/);
+  assert.throws(
+    make([{ word: 'heart', region: [0, 0, 1, 1] }]),
+    (e: Error) => e.message.startsWith('paint-with-words') && e.message.includes('"heart"'),
+  );
+  assert.throws(make([{ word: 'circle', region: [0, 0, 1, 1], weight: -1 }]), /weight of "circle"/);
+});
