@@ -25,6 +25,10 @@ export const NO_CONTROL: AttentionContext = {
   batch: { guidance: [], prompt: [] },
 };
 
+/**
+ * The arguments of one attention call (`attend`): the layer, the hooks' context, the query and context
+ * sources, head count, projection weights and optional bias.
+ */
 export interface AttendArgs {
   info: AttentionLayerInfo;
   ctx?: AttentionContext;
@@ -174,6 +178,10 @@ function computeAttention(
   return linear(out, w.out.weight, w.out.bias);
 }
 
+/**
+ * The shape of a diffusers `Attention` module: query and context channels, heads and head size, projection
+ * biases, and the VAE's group norm and residual.
+ */
 export interface AttentionConfig {
   queryDim: number;
   /** Channels of the context (cross-attention); default queryDim (self-attention). */
@@ -215,6 +223,9 @@ export class Attention extends Module {
     this.to_out = new ModuleList([new Linear(inner, cfg.queryDim)]);
   }
 
+  /**
+   * The layer's Q, K, V and output projections as weights (PyTorch layout), what a `weights` hook receives.
+   */
   projectionWeights(): ProjectionWeights {
     const p = (l: Linear) => ({ weight: l.weight.value, bias: l.bias?.value });
     return { q: p(this.to_q), k: p(this.to_k), v: p(this.to_v), out: p(this.to_out.at(0)) };

@@ -2,6 +2,10 @@
 
 import { matmul, runOp1, softmax, type Tensor } from '../tensor/index.js';
 
+/**
+ * Q, K, V split in heads, the scale and an optional additive bias: what an attention function computes
+ * softmax(Q·Kᵀ·scale + bias)·V of.
+ */
 export interface AttentionInputs {
   /** (batch, heads, Tq, d), (batch, heads, Tk, d), (batch, heads, Tk, dv). */
   q: Tensor;
@@ -12,6 +16,10 @@ export interface AttentionInputs {
   bias?: Tensor;
 }
 
+/**
+ * One way to compute attention (the survey's function level): softmax reference, fused, chunked, sliced,
+ * linear, agent, window…
+ */
 export interface AttentionFunction {
   readonly name: string;
   /** True when the function materialises the probabilities (so `scores` / `map` hooks can run). */
@@ -95,10 +103,12 @@ export class AttentionFunctions {
     return [...this.#byName.keys()];
   }
 
+  /** Whether a function of this name is listed. */
   has(name: string): boolean {
     return this.#byName.has(name);
   }
 
+  /** The function of this name; throws naming the known ones when there is none. */
   get(name: string): AttentionFunction {
     const fn = this.#byName.get(name);
     if (!fn) throw new Error(`unknown attention function '${name}'; known: ${this.names.join(', ')}`);

@@ -16,6 +16,7 @@ import type { Tensor } from '../tensor/index.js';
 import type { AttentionCall, AttentionLayerInfo, ResnetCall, StepInfo, TransformerCall } from './call.js';
 import type { AttentionFunction } from './functions.js';
 
+/** One linear projection's weight (out, in) and optional bias. */
 export interface Projection {
   weight: Tensor;
   bias?: Tensor;
@@ -67,7 +68,13 @@ export interface Controller {
   /** Layers this controller acts on (default: all). Probabilities are only computed where a
    *  `scores` or `map` hook applies, so a narrow filter keeps other layers fast. */
   appliesTo?(call: AttentionCall): boolean;
+  /**
+   * Weight level: the layer's projection weights → the weights used for this call (LoRA, Custom Diffusion).
+   */
   weights?(call: AttentionCall, w: ProjectionWeights): ProjectionWeights;
+  /**
+   * Feature level: Q, K, V after projection, split in heads → replaced or mixed (MasaCtrl, Plug-and-Play).
+   */
   features?(call: AttentionCall, f: Features): Features;
   /** Logits (batch, heads, Tq, Tk), already scaled and masked. */
   scores?(call: AttentionCall, s: Tensor): Tensor;
@@ -106,6 +113,7 @@ export interface Controller {
    * `transformer` hooks run on the reused value. The first controller that returns one wins.
    */
   reuseTransformer?(call: TransformerCall): Tensor | undefined;
+  /** Called before each denoising step with its step, timestep and latents. */
   beforeStep?(state: StepState): void;
   /** May return new latents (e.g. LocalBlend). */
   afterStep?(state: StepState): Tensor | undefined;

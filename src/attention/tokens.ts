@@ -10,6 +10,7 @@ export interface WordTokens {
   indices: number[];
 }
 
+/** Options of a token lookup: the length of the text states the positions count in. */
 export interface TokenLookupOptions {
   /** Length of the text states counted in (default the lookup's modelMaxLength). */
   maxLength?: number;

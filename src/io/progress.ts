@@ -3,11 +3,18 @@
 
 import cliProgress from 'cli-progress';
 
+/** A progress bar: `update` with the work done so far, `stop` when finished. */
 export interface Progress {
+  /** Sets the work done so far (and extra fields shown beside the bar). */
   update(done: number, extra?: Record<string, string | number>): void;
+  /** Ends the bar. */
   stop(): void;
 }
 
+/**
+ * A progress bar on stderr (cli-progress) over `total` units of work; silent when `quiet` or when stderr is
+ * not a terminal.
+ */
 export function progressBar(label: string, total: number, opts: { quiet?: boolean } = {}): Progress {
   if (opts.quiet) return { update: () => {}, stop: () => {} };
   const bar = new cliProgress.SingleBar(

@@ -5,6 +5,7 @@
 import { formatShape, Tensor } from '../tensor/index.js';
 import { drawText, GLYPH_HEIGHT, GLYPH_WIDTH } from './font.js';
 
+/** The colour maps a heat-map can be drawn with. */
 export type ColorMapName = 'jet' | 'viridis' | 'gray';
 
 const clamp01 = (v: number) => Math.min(Math.max(v, 0), 1);
@@ -89,6 +90,7 @@ export function overlayHeatMap(
   return new Tensor(out, [1, 3, h, w]);
 }
 
+/** Layout of `imageGrid`: tiles per row, labels, zoom, font size and gap. */
 export interface GridOptions {
   /** Tiles per row (default: all in one row). */
   cols?: number;

@@ -5,6 +5,7 @@ import onnxProto from 'onnx-proto';
 
 const { onnx } = onnxProto;
 
+/** The element types of tensors (ONNX names them the same way). */
 export type DType = 'float32' | 'float16' | 'int32' | 'int64' | 'bool' | 'uint8';
 
 /** ONNX TensorProto.DataType codes. */

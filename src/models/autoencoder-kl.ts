@@ -150,6 +150,10 @@ export interface LatentDistribution {
   logvar: Tensor;
 }
 
+/**
+ * The VAE of Stable Diffusion (Rombach et al. 2022; diffusers' `AutoencoderKL`): images to latent
+ * distributions and latents back to images.
+ */
 export class AutoencoderKL extends Module {
   readonly config: VAEConfig;
   encoder: Encoder;
@@ -167,6 +171,7 @@ export class AutoencoderKL extends Module {
     assignAttentionLayers(this, () => 'vae');
   }
 
+  /** A VAE with fresh parameters from a diffusers `config.json`. */
   static fromConfig(json: JsonConfig): AutoencoderKL {
     return new AutoencoderKL(parseVAEConfig(json));
   }
@@ -183,6 +188,7 @@ export class AutoencoderKL extends Module {
     );
   }
 
+  /** Sets the weights from a state dict, strictly (every key used, every shape checked). */
   load(tensors: ReadonlyMap<string, Tensor>): this {
     loadStateDict(this, tensors, { what: 'vae' });
     return this;
@@ -193,6 +199,7 @@ export class AutoencoderKL extends Module {
     return 2 ** (this.config.blockOutChannels.length - 1);
   }
 
+  /** Encodes images (B, 3, H, W) in [-1, 1] to the diagonal Gaussian over latents (unscaled). */
   encode(image: Tensor, { ctx }: HookOptions = {}): LatentDistribution {
     if (image.rank !== 4 || image.shape[1] !== this.config.inChannels) {
       throw new Error(
@@ -210,6 +217,7 @@ export class AutoencoderKL extends Module {
     return { mean, logvar: logvar.clamp(-30, 20) };
   }
 
+  /** Decodes latents (B, C, h, w) (unscaled) to images (B, 3, H, W) in [-1, 1]. */
   decode(z: Tensor, { ctx }: HookOptions = {}): Tensor {
     if (z.rank !== 4 || z.shape[1] !== this.config.latentChannels) {
       throw new Error(

@@ -10,6 +10,7 @@ import { type CLIPTextConfig, parseCLIPTextConfig } from './clip-text-config.js'
 import { ConfigReader, type JsonConfig, readConfig } from './config.js';
 import { type FromPretrainedOptions, pretrainedFolder, readPretrainedWeights } from './pretrained.js';
 
+/** The text encoder's outputs with the projected pooled text (SDXL's second encoder). */
 export interface CLIPTextWithProjectionOutput extends CLIPTextOutput {
   /** (B, projection_dim): `text_projection` of the pooled output. */
   textEmbeds: Tensor;

@@ -189,6 +189,7 @@ export class CLIPTextModel extends Module {
     );
   }
 
+  /** A CLIP text encoder with fresh parameters from a transformers `config.json`. */
   static fromConfig(json: JsonConfig): CLIPTextModel {
     return new CLIPTextModel(parseCLIPTextConfig(json));
   }

@@ -180,10 +180,12 @@ export class CLIPTokenizer implements TokenLookup {
     return this.encoder.size;
   }
 
+  /** The id of a BPE token, if it is in the vocabulary. */
   tokenToId(token: string): number | undefined {
     return this.encoder.get(token);
   }
 
+  /** The BPE token of an id, if it is in the vocabulary. */
   idToToken(id: number): string | undefined {
     return this.decoder.get(id);
   }

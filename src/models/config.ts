@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { jsonPreview } from '../io/json-preview.js';
 
+/** A parsed `config.json` (diffusers or transformers), before it is read into a typed config. */
 export type JsonConfig = Record<string, unknown>;
 
 /**
@@ -83,6 +84,7 @@ export function overLimit(
   );
 }
 
+/** Reads `dir/file` as a JSON object, with errors that name the file. */
 export function readConfig(dir: string, file = 'config.json'): JsonConfig {
   const path = join(dir, file);
   if (!existsSync(path)) throw new Error(`missing ${path}: a diffusers model folder needs ${file} in ${dir}`);

@@ -6,6 +6,7 @@
 
 import type { Tensor } from '../tensor/index.js';
 
+/** Renames one checkpoint key (and may split its tensor): from a single-file (LDM) layout to diffusers'. */
 export type MapKey = (key: string, tensor: Tensor) => [string, Tensor][];
 
 function unknown(family: string, key: string): Error {

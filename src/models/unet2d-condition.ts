@@ -35,6 +35,10 @@ export interface UNetForwardOptions extends HookOptions {
   added?: AddedConditions;
 }
 
+/**
+ * The conditional UNet of Stable Diffusion (diffusers' `UNet2DConditionModel`): predicts noise (or v, or x₀)
+ * from noisy latents, the timestep and the text states.
+ */
 export class UNet2DConditionModel extends Module {
   readonly config: UNetConfig;
   conv_in: Conv2d;
@@ -69,6 +73,7 @@ export class UNet2DConditionModel extends Module {
     assignBlocks(this, placeOf);
   }
 
+  /** A UNet with fresh parameters from a diffusers `config.json`. */
   static fromConfig(json: JsonConfig): UNet2DConditionModel {
     return new UNet2DConditionModel(parseUNetConfig(json));
   }
@@ -85,6 +90,7 @@ export class UNet2DConditionModel extends Module {
     );
   }
 
+  /** Sets the weights from a state dict, strictly (every key used, every shape checked). */
   load(tensors: ReadonlyMap<string, Tensor>): this {
     loadStateDict(this, tensors, { what: 'unet' });
     return this;

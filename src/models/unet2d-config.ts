@@ -8,6 +8,7 @@ import type { UNetBlockConfig, UNetMidBlockConfig } from './unet-blocks.js';
 export type DownBlockType = 'DownBlock2D' | 'CrossAttnDownBlock2D';
 export type UpBlockType = 'UpBlock2D' | 'CrossAttnUpBlock2D';
 
+/** A UNet's `config.json` read into typed fields (channels, blocks, attention, conditioning). */
 export interface UNetConfig {
   sampleSize: number;
   inChannels: number;

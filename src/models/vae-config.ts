@@ -4,6 +4,7 @@
 import { jsonPreview } from '../io/json-preview.js';
 import { CONFIG_LIMITS, ConfigReader, type JsonConfig } from './config.js';
 
+/** A VAE's `config.json` read into typed fields. */
 export interface VAEConfig {
   inChannels: number;
   outChannels: number;
@@ -15,6 +16,7 @@ export interface VAEConfig {
   scalingFactor: number;
 }
 
+/** Reads a diffusers `AutoencoderKL` config; errors name the key and `where`. */
 export function parseVAEConfig(json: JsonConfig, where = 'vae/config.json'): VAEConfig {
   const r = new ConfigReader(json, where);
   r.require('_class_name', ['AutoencoderKL']);

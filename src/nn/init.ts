@@ -43,6 +43,7 @@ export function kaimingUniform(gen: Generator, shape: Shape, a = Math.sqrt(5)): 
   return uniform(gen, shape, gain * Math.sqrt(3 / fanIn(shape)));
 }
 
+/** Options of parameter initialisation. */
 export interface InitOptions {
   /** Standard deviation of Embedding weights: 1 as PyTorch, 0.02 as CLIP. Default 1. */
   embeddingStd?: number;

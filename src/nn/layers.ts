@@ -3,6 +3,7 @@
 import { conv2d, gather, groupNorm, layerNorm, linear, type Tensor } from '../tensor/index.js';
 import { Module, Parameter } from './module.js';
 
+/** A fully connected layer y = x·Wᵀ + b (torch.nn.Linear). */
 export class Linear extends Module {
   weight: Parameter;
   bias?: Parameter;
@@ -15,11 +16,13 @@ export class Linear extends Module {
     this.weight = new Parameter([outFeatures, inFeatures]);
     if (opts.bias ?? true) this.bias = new Parameter([outFeatures]);
   }
+  /** y = x·Wᵀ + b over the last axis. */
   forward(x: Tensor): Tensor {
     return linear(x, this.weight.value, this.bias?.value);
   }
 }
 
+/** A 2-D convolution over (B, C, H, W) (torch.nn.Conv2d). */
 export class Conv2d extends Module {
   weight: Parameter;
   bias?: Parameter;
@@ -56,6 +59,7 @@ abstract class AffineNorm extends Module {
   }
 }
 
+/** Group normalisation (Wu & He 2018) with a per-channel affine (torch.nn.GroupNorm). */
 export class GroupNorm extends AffineNorm {
   constructor(
     readonly numGroups: number,
@@ -69,6 +73,7 @@ export class GroupNorm extends AffineNorm {
   }
 }
 
+/** Layer normalisation (Ba et al. 2016) over the last axis with an affine (torch.nn.LayerNorm). */
 export class LayerNorm extends AffineNorm {
   constructor(
     readonly dim: number,
@@ -81,6 +86,7 @@ export class LayerNorm extends AffineNorm {
   }
 }
 
+/** A lookup table of vectors by id (torch.nn.Embedding). */
 export class Embedding extends Module {
   weight: Parameter;
   constructor(

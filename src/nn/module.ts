@@ -28,6 +28,10 @@ export class Parameter {
   }
 }
 
+/**
+ * A neural-network module: its properties are its children and parameters, named as the checkpoint names them
+ * (torch.nn.Module).
+ */
 export class Module {
   /** Child modules and parameters in declaration order, keyed by their checkpoint name. */
   *namedChildren(): Generator<[string, Module | Parameter]> {
@@ -51,6 +55,7 @@ export class Module {
     }
   }
 
+  /** Every parameter of this module and its children. */
   parameters(): Parameter[] {
     return [...this.namedParameters()].map(([, p]) => p);
   }
@@ -74,10 +79,12 @@ export class Module {
     return this;
   }
 
+  /** The weights by checkpoint key, as PyTorch's `state_dict()`. */
   stateDict(): Map<string, Tensor> {
     return new Map([...this.namedParameters()].map(([k, p]) => [k, p.value]));
   }
 
+  /** The number of scalar weights. */
   numParameters(): number {
     let n = 0;
     for (const p of this.parameters()) n += p.value.size;
@@ -98,6 +105,7 @@ export class ModuleList<M extends Module = Module> extends Module {
   get length(): number {
     return this.items.length;
   }
+  /** The i-th module of the list. */
   at(i: number): M {
     const m = this.items[i];
     if (!m) throw new Error(`ModuleList: index ${i} out of range (length ${this.items.length})`);
@@ -116,6 +124,7 @@ export class ModuleList<M extends Module = Module> extends Module {
   }
 }
 
+/** What a state dict did not match: keys the model lacks, keys it did not use, and shapes that differ. */
 export interface LoadReport {
   missing: string[];
   unexpected: string[];
@@ -158,6 +167,7 @@ function list(keys: string[], max = 20): string {
   return keys.length > max ? `${shown}, … (${keys.length} in all)` : shown;
 }
 
+/** A load report as an error message naming the keys. */
 export function describeLoadReport(r: LoadReport, what: string): string {
   const parts = [`loading ${what}: the weights do not match the model`];
   if (r.missing.length) parts.push(`missing weights: ${list(r.missing)}`);

@@ -3,6 +3,7 @@
 import { Tensor } from '../tensor/index.js';
 import type { Parameter } from './module.js';
 
+/** Options of AdamW: learning rate, β₁ and β₂, ε, weight decay. */
 export interface AdamWOptions {
   lr?: number;
   betas?: [number, number];
@@ -10,6 +11,10 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
+/**
+ * AdamW (Loshchilov & Hutter 2019, "Decoupled Weight Decay Regularization"): Adam with decoupled weight
+ * decay, as torch.optim.AdamW.
+ */
 export class AdamW {
   readonly lr: number;
   readonly beta1: number;
@@ -69,6 +74,7 @@ export class AdamW {
     }
   }
 
+  /** Clears the gradients of the optimised parameters. */
   zeroGrad(): void {
     for (const p of this.params) p.value.grad = null;
   }
@@ -78,6 +84,7 @@ export class AdamW {
     return { step: this.#step, m: this.#m, v: this.#v };
   }
 
+  /** Restores the optimizer state from a checkpoint. */
   loadState(s: { step: number; m: Map<Parameter, Tensor>; v: Map<Parameter, Tensor> }): void {
     this.#step = s.step;
     for (const [k, v] of s.m) this.#m.set(k, v);

@@ -8,6 +8,10 @@
 import { formatShape, Tensor } from '../../tensor/index.js';
 import { resize2d } from '../map/upsample.js';
 
+/**
+ * Options of `attentionMask` (DiffuMask, Wu et al. 2023): output size, normalisation, threshold (a value or
+ * Otsu's) and LocalBlend's 3×3 max-pooling.
+ */
 export interface AttentionMaskOptions {
   /** Output size (H, W); default the map's. */
   size?: readonly [number, number];

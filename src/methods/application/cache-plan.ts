@@ -52,6 +52,7 @@ export abstract class PlannedCache<Call extends { path: string; step: number }, 
     }
   }
 
+  /** Drops the cache at step 0, so each generation starts computing. */
   beforeStep(s: StepState): void {
     if (s.step === 0) this.reset();
   }

@@ -156,6 +156,7 @@ export class LocalBlend implements Controller {
     return src.add(mask.mul(latents.sub(src)));
   }
 
+  /** Forgets the summed maps and the last mask (for a new generation). */
   reset(): void {
     this.sums = new Map();
     this.lastMask = undefined;

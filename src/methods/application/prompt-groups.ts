@@ -13,6 +13,7 @@ import type { AttentionCall, BatchRoles, BlockCall } from '../../attention/call.
 import type { Controller, Features, StepState } from '../../attention/hooks.js';
 import { concat, type Tensor } from '../../tensor/index.js';
 
+/** A group of prompts in one batch with its own controllers (see `groupControllers`). */
 export interface PromptGroup {
   /** Prompt indices (batch roles) of the group, in the order its controllers number them. */
   prompts: readonly number[];

@@ -72,6 +72,10 @@ export function motionWarpStep(timesteps: readonly number[], t0 = T2V_ZERO_T0): 
   return next - 1;
 }
 
+/**
+ * Text2Video-Zero's motion dynamics (Khachatryan et al. 2023): the translation of the content per frame and
+ * the step after which the latents are warped.
+ */
 export interface MotionDynamicsOptions {
   /** Translation of the content per frame, latent pixels (x right, y down). */
   dx: number;

@@ -125,6 +125,7 @@ export class MutualSelfAttentionMaskAuto extends MutualSelfAttention {
     );
   }
 
+  /** Records the cross-attention maps (mean over heads) that MaskAuto's masks are made from. */
   map(call: AttentionCall, p: Tensor): Tensor {
     if (call.kind === 'cross') this.#cross.push(p.mean({ axes: 1 })); // (B, Tq, Tk)
     return p;
@@ -174,6 +175,7 @@ export class MutualSelfAttentionMaskAuto extends MutualSelfAttention {
     return out;
   }
 
+  /** Forgets the previous step's cross-attention maps. */
   beforeStep(): void {
     this.#cross = [];
   }

@@ -6,6 +6,7 @@ import type { AttentionFunction } from '../../attention/functions.js';
 import { Tensor } from '../../tensor/index.js';
 import { queryGrid } from './use-attention.js';
 
+/** Options of agent attention (Han et al. 2024, "Agent Attention"): the number of agent tokens. */
 export interface AgentAttentionOptions {
   /** Number of agent tokens (the paper's agent_num), pooled on a grid with the layer's aspect. */
   agentNum?: number;

@@ -4,6 +4,9 @@
 import type { AttentionFunction, AttentionInputs } from '../../attention/functions.js';
 import { concat, formatShape, runOp1, Tensor } from '../../tensor/index.js';
 
+/**
+ * Options of chunked attention (Rabe & Staats 2021, "Self-attention Does Not Need O(n²) Memory"): tile sizes.
+ */
 export interface ChunkedAttentionOptions {
   /** Query rows per tile (reference code: query_chunk_size). Default: as many as fit `tileElements`. */
   queryChunkSize?: number;

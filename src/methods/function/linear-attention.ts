@@ -7,6 +7,7 @@ import { formatShape, type Tensor } from '../../tensor/index.js';
 /** φ: 'elu' is elu(x) + 1 (the paper's choice), 'relu' is max(x, 0). */
 export type FeatureMap = 'elu' | 'relu';
 
+/** Options of linear attention (Katharopoulos et al. 2020, "Transformers are RNNs"): the feature map. */
 export interface LinearAttentionOptions {
   featureMap?: FeatureMap;
   /** Added to the normaliser φ(q)·Σφ(k) (it is 0 where relu zeroes every feature). */

@@ -4,6 +4,7 @@
 import type { AttentionFunction } from '../../attention/functions.js';
 import { concat, formatShape, softmax, type Tensor } from '../../tensor/index.js';
 
+/** Options of sliced attention (diffusers' attention slicing): rows of batch × heads per slice. */
 export interface SlicedAttentionOptions {
   /**
    * Rows of batch·heads per slice (diffusers' slice_size): a number, 'auto' (half the heads, diffusers'

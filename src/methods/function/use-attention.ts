@@ -14,6 +14,7 @@ export type AttentionFunctionFor =
   | AttentionFunction
   | ((call: AttentionCall) => AttentionFunction | undefined);
 
+/** Options of `useAttention`: the layers on which its function replaces the default one. */
 export interface UseAttentionOptions {
   /** Layers to act on (default: all). */
   appliesTo?: (call: AttentionCall) => boolean;

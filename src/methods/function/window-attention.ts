@@ -6,6 +6,7 @@ import type { AttentionFunction } from '../../attention/functions.js';
 import { Tensor } from '../../tensor/index.js';
 import { queryGrid } from './use-attention.js';
 
+/** Options of window attention (Liu et al. 2021, "Swin Transformer"): the window size in tokens. */
 export interface WindowAttentionOptions {
   /** Window height and width in tokens (a number for square windows; default 8). */
   windowSize?: number | readonly [number, number];

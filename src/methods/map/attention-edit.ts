@@ -17,6 +17,10 @@ import {
   type StepBounds,
 } from './token-alignment.js';
 
+/**
+ * Options of Prompt-to-Prompt's attention edits (Hertz et al. 2022): prompts, tokenizer and the steps their
+ * cross- and self-attention maps are replaced in.
+ */
 export interface AttentionEditOptions {
   tokenizer: TokenLookup;
   /** The source prompt first, then one or more targets: the prompts of the batch, in order. */

@@ -145,6 +145,7 @@ export class AttentionStore implements Controller {
     return n;
   }
 
+  /** Forgets every recorded map (for a new generation). */
   reset(): void {
     this.entries = new Map();
   }

@@ -124,6 +124,7 @@ export class GlobalHeatMap {
   }
 }
 
+/** Options of `expandAs` (DAAM's `expand_as`): absolute values, a threshold, the resize mode. */
 export interface ExpandOptions {
   /** Keep absolute values; default false: min–max normalise to [0, 1] (DAAM's `expand_as`). */
   absolute?: boolean;

@@ -76,6 +76,7 @@ export class TokenGrounding implements Controller {
     return this.recorded.length;
   }
 
+  /** Forgets the recorded maps (before a training step). */
   reset(): void {
     this.recorded = [];
   }
