@@ -40,6 +40,9 @@ export class Module {
     }
   }
 
+  /**
+   * Every parameter with its checkpoint key (dotted path), depth first, as PyTorch's `named_parameters()`.
+   */
   *namedParameters(prefix = ''): Generator<[string, Parameter]> {
     for (const [k, v] of this.namedChildren()) {
       const path = prefix ? `${prefix}.${k}` : k;
@@ -48,6 +51,10 @@ export class Module {
     }
   }
 
+  /**
+   * This module and every module below it with its dotted path ('' for this one), as PyTorch's
+   * `named_modules()`.
+   */
   *namedModules(prefix = ''): Generator<[string, Module]> {
     yield [prefix, this];
     for (const [k, v] of this.namedChildren()) {
@@ -119,6 +126,7 @@ export class ModuleList<M extends Module = Module> extends Module {
     if (!m) throw new Error(`getModule: no module at '${path}' in a list of ${this.items.length}`);
     return m.getModule(rest.join('.'));
   }
+  /** The modules of the list, in order. */
   [Symbol.iterator](): Iterator<M> {
     return this.items[Symbol.iterator]();
   }

@@ -89,6 +89,11 @@ export function promptEditor(
   return new AttentionReweight({ ...base, equalizer: opts.reweight, controller: edit });
 }
 
+/**
+ * Prompt-to-Prompt editing (Hertz et al. 2022): the source and target prompts generated from the same noise,
+ * the target with the source's attention maps (replace, refine or reweight), optionally with LocalBlend;
+ * `image` edits a real image through DDIM (or null-text) inversion.
+ */
 export function editPrompt(sd: StableDiffusion, opts: EditPromptOptions): EditPromptResult {
   const target = opts.target ?? opts.source;
   const method =

@@ -2,6 +2,8 @@
 // prompt: what `attnkit maps` and `attnkit segment` run. Only the conditional row is read, as DAAM. For a given
 // image, the maps come from the UNet passes of its DDIM inversion with the prompt (`imageHeatMaps`).
 
+import type { Controller } from '../attention/hooks.js';
+import type { LatentGuidance } from '../methods/application/score-guidance.js';
 import { AttentionStore } from '../methods/map/attention-store.js';
 import { aggregateCrossAttention, GlobalHeatMap } from '../methods/map/heatmap.js';
 import { selfAttentionComponents } from '../methods/map/self-attention-components.js';
@@ -28,6 +30,9 @@ export interface HeatMapRunOptions {
   mode?: ResizeMode;
   /** Also the principal components of the self-attention maps of side `res` (default the largest ≤ 32). */
   selfComponents?: { maxCom: number; res?: number };
+  /** Score-driven guidance and more controllers for the generation (the maps are then those after guidance). */
+  guidance?: readonly LatentGuidance[];
+  controllers?: readonly Controller[];
   onStep?: (e: StepEvent) => void;
 }
 
@@ -86,6 +91,10 @@ function heatMapRun(
   return { image, heatMap, store, selfComponents };
 }
 
+/**
+ * Text to image with an attention store on the cross-attention layers, then DAAM's global heat map of the
+ * prompt (Tang et al. 2023, "What the DAAM").
+ */
 export function generateWithHeatMaps(sd: StableDiffusion, opts: HeatMapRunOptions): HeatMapRun {
   const store = heatMapStore(opts, opts.stepRange);
   const { images, latents } = sd.generate({
@@ -95,7 +104,8 @@ export function generateWithHeatMaps(sd: StableDiffusion, opts: HeatMapRunOption
     steps: opts.steps,
     guidanceScale: opts.guidanceScale,
     scheduler: opts.scheduler,
-    controllers: [store],
+    controllers: [...(opts.controllers ?? []), store],
+    guidance: opts.guidance,
     onStep: opts.onStep,
   });
   return heatMapRun(sd, opts, store, images, latents.shape);

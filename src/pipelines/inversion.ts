@@ -32,6 +32,10 @@ export interface DDIMInversionOptions {
   guidanceScale?: number;
 }
 
+/**
+ * A DDIM inversion of an image (Song et al. 2021; Mokady et al. 2023): the latent trajectory from z_0 to z_T
+ * and the text it was inverted with.
+ */
 export interface DDIMInversion {
   /** z_0 (the encoded image), then the latent after each inversion step; `trajectory[steps]` is z_T. */
   trajectory: Tensor[];

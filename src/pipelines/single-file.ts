@@ -33,6 +33,7 @@ import { checkSchedulerConfig } from '../schedulers/index.js';
 import { formatShape, type Tensor } from '../tensor/index.js';
 import type { StableDiffusionParts } from './parts.js';
 
+/** The Stable Diffusion family of a single-file checkpoint: 1.x or 2.x. */
 export type SingleFileFamily = 'sd1' | 'sd2';
 
 /** Overrides merged over the configs inferred from the file (diffusers' config.json keys). */
@@ -43,6 +44,10 @@ export interface SingleFileConfigOverrides {
   scheduler?: JsonConfig;
 }
 
+/**
+ * How to load a single-file checkpoint: the tokenizer folder and the config overrides the weights cannot
+ * tell.
+ */
 export interface SingleFileOptions {
   /**
    * A CLIP tokenizer folder (vocab.json, merges.txt, optional tokenizer_config.json), e.g. the `tokenizer/`
@@ -369,6 +374,10 @@ export function inferTextConfig(
   return { config, dropFrom };
 }
 
+/**
+ * What a single-file checkpoint's names and shapes give: its family and the diffusers configs of its
+ * components.
+ */
 export interface SingleFileConfigs {
   family: SingleFileFamily;
   /** diffusers / transformers configs, overrides merged in. */

@@ -28,6 +28,7 @@ import { readSingleFile, type SingleFileOptions } from './single-file.js';
 
 export type { StableDiffusionParts };
 
+/** One denoising step as `onStep` sees it: step index, step count, timestep and the latents after it. */
 export interface StepEvent {
   step: number;
   numSteps: number;
@@ -42,6 +43,7 @@ export interface SamplingOptions {
   guidanceScale?: number;
   /** Controllers on every attention layer (an edit runs them after its own). */
   controllers?: readonly Controller[];
+  /** Called after each denoising step (e.g. to advance a progress bar). */
   onStep?: (e: StepEvent) => void;
 }
 
@@ -82,6 +84,7 @@ export interface GenerateOptions extends SamplingOptions, MicroConditioning {
    * sigma, as diffusers' `prepare_latents` does (1 for DDIM, DDPM, PNDM, DPM-Solver; σ_max-sized for Euler).
    */
   latents?: Tensor;
+  /** The sampler (default: the model folder's scheduler). */
   scheduler?: SchedulerName;
   /** DDIM's η (0 = deterministic). */
   eta?: number;
@@ -109,6 +112,7 @@ export function rescaleGuidance(guided: Tensor, cond: Tensor, phi: number): Tens
   return rescaled.mul(phi).add(guided.mul(1 - phi));
 }
 
+/** What `generate` returns: the decoded images and the final latents. */
 export interface GenerateResult {
   /** (B, 3, H, W) in [-1, 1]. */
   images: Tensor;
@@ -134,6 +138,11 @@ function checkModelFolder(dir: unknown): asserts dir is string {
   }
 }
 
+/**
+ * A Stable Diffusion model (Rombach et al. 2022, "High-Resolution Image Synthesis with Latent Diffusion
+ * Models"; SDXL too): UNet, VAE, text encoder and tokenizer, and the scheduler config, with text-to-image
+ * generation under classifier-free guidance and every attention layer open to controllers.
+ */
 export class StableDiffusion {
   readonly unet: UNet2DConditionModel;
   readonly vae: AutoencoderKL;
@@ -226,6 +235,10 @@ export class StableDiffusion {
     return this.unet.config.sampleSize * this.vae.scaleFactor;
   }
 
+  /**
+   * Text to image with classifier-free guidance (Ho & Salimans 2022): samples latents from seeded noise with
+   * the scheduler, controllers on every attention layer, then decodes them with the VAE.
+   */
   generate(opts: GenerateOptions): GenerateResult {
     const steps = opts.steps ?? 25;
     const guidance = opts.guidanceScale ?? 7.5;

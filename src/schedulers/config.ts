@@ -7,6 +7,7 @@ import { jsonPreview } from '../io/json-preview.js';
 import { CONFIG_LIMITS, overLimit } from '../models/config.js';
 import type { BetaConfig, BetaSchedule, PredictionType, TimestepSpacing } from './noise-schedule.js';
 
+/** A scheduler's `scheduler_config.json` as parsed JSON. */
 export type SchedulerConfigJson = Readonly<Record<string, unknown>>;
 
 /** The keys every scheduler here reads (diffusers' names and defaults). */

@@ -20,6 +20,7 @@ import {
   stepNoise,
 } from './scheduler.js';
 
+/** DDIM's `scheduler_config.json` (diffusers' names). */
 export interface DDIMConfig extends CommonSchedulerConfig, ClipSampleConfig {
   set_alpha_to_one: boolean;
 }
@@ -35,6 +36,7 @@ export function readDDIMConfig(json: SchedulerConfigJson): { config: DDIMConfig;
   return { config, ignored: r.ignoredKeys() };
 }
 
+/** One step of DDIM inversion: the noisier sample and x̂_0. */
 export interface InvertOutput {
   /** The sample at timestep t (noisier than the input). */
   nextSample: Tensor;
@@ -42,7 +44,12 @@ export interface InvertOutput {
   predOriginalSample: Tensor;
 }
 
+/**
+ * DDIM (Song et al. 2021, "Denoising Diffusion Implicit Models"), diffusers' `DDIMScheduler`, with η and the
+ * inversion step.
+ */
 export class DDIMScheduler extends SchedulerBase<DDIMConfig> {
+  /** A DDIM scheduler from a `scheduler_config.json`. */
   static readonly fromConfig = fromConfigOf(DDIMScheduler, readDDIMConfig);
   readonly name = 'ddim';
   readonly className = 'DDIMScheduler';
@@ -72,6 +79,7 @@ export class DDIMScheduler extends SchedulerBase<DDIMConfig> {
     return a;
   }
 
+  /** One DDIM step, eq. (12) of the paper: from x_t and the model output to x_{t−1}. */
   step(modelOutput: Tensor, t: number, sample: Tensor, opts: StepOptions = {}): StepOutput {
     rejectStepOptions(this.className, opts, ['eta', 'useClippedModelOutput', 'noise', 'generator']);
     const eta = opts.eta ?? 0;

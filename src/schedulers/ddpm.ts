@@ -22,6 +22,7 @@ import {
 /** σ_t² = β̃_t (fixed_small; _log: the same σ_t through exp(½ log β̃_t)) or β_t (fixed_large); Sec. 3.2. */
 export type DDPMVarianceType = 'fixed_small' | 'fixed_small_log' | 'fixed_large';
 
+/** DDPM's `scheduler_config.json` (diffusers' names). */
 export interface DDPMConfig extends CommonSchedulerConfig, ClipSampleConfig {
   variance_type: DDPMVarianceType;
 }
@@ -41,7 +42,12 @@ export function readDDPMConfig(json: SchedulerConfigJson): { config: DDPMConfig;
   return { config, ignored: r.ignoredKeys() };
 }
 
+/**
+ * DDPM ancestral sampling (Ho et al. 2020, "Denoising Diffusion Probabilistic Models"), diffusers'
+ * `DDPMScheduler`.
+ */
 export class DDPMScheduler extends SchedulerBase<DDPMConfig> {
+  /** A DDPM scheduler from a `scheduler_config.json`. */
   static readonly fromConfig = fromConfigOf(DDPMScheduler, readDDPMConfig);
   readonly name = 'ddpm';
   readonly className = 'DDPMScheduler';
@@ -57,6 +63,7 @@ export class DDPMScheduler extends SchedulerBase<DDPMConfig> {
     return t - Math.floor(this.config.num_train_timesteps / n);
   }
 
+  /** One ancestral step: x_{t−1} from the posterior q(x_{t−1} | x_t, x̂_0) with fresh noise. */
   step(modelOutput: Tensor, t: number, sample: Tensor, opts: StepOptions = {}): StepOutput {
     rejectStepOptions(this.className, opts, ['noise', 'generator']);
     const alphaBar = this.alphasCumprod[t];

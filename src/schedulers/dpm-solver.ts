@@ -28,6 +28,7 @@ import {
   type StepOutput,
 } from './scheduler.js';
 
+/** DPM-Solver's `scheduler_config.json` (diffusers' names). */
 export interface DPMSolverConfig extends CommonSchedulerConfig {
   solver_order: 1 | 2;
   /** How the second-order term is formed: Algorithm 2's midpoint form, or the Heun-like form of the code. */
@@ -99,7 +100,12 @@ function levelFromSigma(veSigma: number): Level {
   return { alpha, sigma, lambda: f32(f32(Math.log(alpha)) - f32(Math.log(sigma))) };
 }
 
+/**
+ * DPM-Solver++ 2M (Lu et al. 2022, "DPM-Solver++"), diffusers' `DPMSolverMultistepScheduler`: a second-order
+ * multistep solver of the diffusion ODE.
+ */
 export class DPMSolverMultistepScheduler extends SchedulerBase<DPMSolverConfig> {
+  /** A DPM-Solver++ scheduler from a `scheduler_config.json`. */
   static readonly fromConfig = fromConfigOf(DPMSolverMultistepScheduler, readDPMSolverConfig);
   readonly name = 'dpmpp2m';
   readonly className = 'DPMSolverMultistepScheduler';
@@ -163,6 +169,7 @@ export class DPMSolverMultistepScheduler extends SchedulerBase<DPMSolverConfig> 
     return sample.mul(s.alpha).sub(modelOutput.mul(s.sigma));
   }
 
+  /** One solver step: x_{t−1} from the model's data prediction at this and the previous step. */
   step(modelOutput: Tensor, t: number, sample: Tensor, opts: StepOptions = {}): StepOutput {
     rejectStepOptions(this.className, opts, []);
     requireTimesteps(this.className, this.timesteps);

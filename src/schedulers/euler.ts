@@ -27,6 +27,7 @@ import {
   stepNoise,
 } from './scheduler.js';
 
+/** The Euler scheduler's `scheduler_config.json` (diffusers' names). */
 export interface EulerConfig extends CommonSchedulerConfig {
   use_karras_sigmas: boolean;
   /** Karras range overrides (diffusers ≥ 0.28); null: the schedule's own σ_min / σ_max. */
@@ -53,7 +54,12 @@ export function readEulerConfig(json: SchedulerConfigJson): { config: EulerConfi
   return { config, ignored: r.ignoredKeys() };
 }
 
+/**
+ * Euler's method on the probability-flow ODE in σ (Karras et al. 2022, "Elucidating the Design Space"),
+ * diffusers' `EulerDiscreteScheduler`.
+ */
 export class EulerDiscreteScheduler extends SchedulerBase<EulerConfig> {
+  /** An Euler scheduler from a `scheduler_config.json`. */
   static readonly fromConfig = fromConfigOf(EulerDiscreteScheduler, readEulerConfig);
   readonly name = 'euler';
   readonly className = 'EulerDiscreteScheduler';
@@ -123,6 +129,7 @@ export class EulerDiscreteScheduler extends SchedulerBase<EulerConfig> {
     return sample.div(f32(Math.sqrt(f32(f32(sigma * sigma) + 1))));
   }
 
+  /** One Euler step from σ_t to the next σ (with optional churn). */
   step(modelOutput: Tensor, t: number, sample: Tensor, opts: StepOptions = {}): StepOutput {
     rejectStepOptions(this.className, opts, ['sChurn', 'sTmin', 'sTmax', 'sNoise', 'noise', 'generator']);
     const i = this.#index(t, 'step');

@@ -35,6 +35,7 @@ const BY_NAME: Record<SchedulerName, { className: string; build: (json: Schedule
     pndm: { className: 'PNDMScheduler', build: (j) => PNDMScheduler.fromConfig(j) },
   };
 
+/** The names a scheduler can be chosen by (`--scheduler`, `GenerateOptions.scheduler`). */
 export const SCHEDULER_NAMES = Object.keys(BY_NAME) as SchedulerName[];
 
 function nameOfClass(className: unknown): SchedulerName {

@@ -16,12 +16,19 @@ import type { Shape, Tensor } from '../tensor/index.js';
 /** Rounds to float32: one float32 operation when applied to the float64 result of one operation. */
 export const f32 = Math.fround;
 
+/** How the noise levels β_t are spaced (diffusers' `beta_schedule`). */
 export type BetaSchedule = 'linear' | 'scaled_linear' | 'squaredcos_cap_v2';
+/**
+ * How the sampling timesteps are picked from the training ones (diffusers' `timestep_spacing`; Lin et al.
+ * 2024, Table 2).
+ */
 export type TimestepSpacing = 'leading' | 'trailing' | 'linspace';
+/** What the model predicts: the noise ε, v = α·ε − σ·x₀ (Salimans & Ho 2022) or the sample x₀. */
 export type PredictionType = 'epsilon' | 'v_prediction' | 'sample';
 
 /** Anything that draws standard normal noise, e.g. `Generator` from src/tensor/random.ts. */
 export interface NoiseGenerator {
+  /** Standard normal noise of this shape. */
   randn(shape: Shape): Tensor;
 }
 

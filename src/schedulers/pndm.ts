@@ -16,6 +16,7 @@ import {
   type StepOutput,
 } from './scheduler.js';
 
+/** PNDM's `scheduler_config.json` (diffusers' names). */
 export interface PNDMConfig extends CommonSchedulerConfig {
   prediction_type: 'epsilon' | 'v_prediction';
   set_alpha_to_one: boolean;
@@ -45,7 +46,12 @@ export function readPNDMConfig(json: SchedulerConfigJson): { config: PNDMConfig;
   return { config, ignored: r.ignoredKeys() };
 }
 
+/**
+ * PNDM's pseudo linear multistep sampler (Liu et al. 2022, "Pseudo Numerical Methods for Diffusion Models on
+ * Manifolds"), diffusers' `PNDMScheduler` (PLMS steps).
+ */
 export class PNDMScheduler extends SchedulerBase<PNDMConfig> {
+  /** A PNDM scheduler from a `scheduler_config.json`. */
   static readonly fromConfig = fromConfigOf(PNDMScheduler, readPNDMConfig);
   readonly name = 'pndm';
   readonly className = 'PNDMScheduler';
@@ -74,6 +80,7 @@ export class PNDMScheduler extends SchedulerBase<PNDMConfig> {
     return ts.length > 1 ? [ts[0]!, ts[1]!, ...ts.slice(1)] : ts;
   }
 
+  /** One PLMS step from the model outputs of this and the previous steps. */
   step(modelOutput: Tensor, t: number, sample: Tensor, opts: StepOptions = {}): StepOutput {
     rejectStepOptions(this.className, opts, []);
     requireTimesteps(this.className, this.timesteps);

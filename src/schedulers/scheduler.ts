@@ -9,8 +9,10 @@ import { Tensor } from '../tensor/index.js';
 import type { CommonSchedulerConfig, SchedulerConfigJson } from './config.js';
 import { f32, type NoiseGenerator, type PredictionType, spacedTimesteps } from './noise-schedule.js';
 
+/** The samplers attnkit has: DDIM, DDPM, Euler, DPM-Solver++ 2M, PNDM. */
 export type SchedulerName = 'ddim' | 'ddpm' | 'euler' | 'dpmpp2m' | 'pndm';
 
+/** Per-step options of the samplers that take them (DDIM's η, noise, a generator, Euler's churn). */
 export interface StepOptions {
   /** DDIM: η of Song et al. 2020, eq. (16) (0 = deterministic DDIM, 1 = DDPM-like). Default 0. */
   eta?: number;
@@ -27,6 +29,7 @@ export interface StepOptions {
   generator?: NoiseGenerator;
 }
 
+/** One scheduler step's result: the less noisy sample and x̂_0. */
 export interface StepOutput {
   /** The sample at the next (less noisy) timestep. */
   prevSample: Tensor;
@@ -34,6 +37,10 @@ export interface StepOutput {
   predOriginalSample?: Tensor;
 }
 
+/**
+ * A diffusion sampler: the timesteps of a schedule, the model input at a timestep, one denoising step, the
+ * forward noising.
+ */
 export interface Scheduler {
   readonly name: SchedulerName;
   /** The diffusers class this scheduler reproduces. */
@@ -46,9 +53,11 @@ export interface Scheduler {
   readonly initNoiseSigma: number;
   /** ᾱ_t for t = 0..T−1 (float32 values). */
   readonly alphasCumprod: readonly number[];
+  /** Sets the timesteps of a schedule of this many sampling steps. */
   setTimesteps(numInferenceSteps: number): void;
   /** The model's input at timestep t (Euler divides by √(σ²+1); the others return x). */
   scaleModelInput(sample: Tensor, t: number): Tensor;
+  /** One denoising step from x_t and the model output at timestep t. */
   step(modelOutput: Tensor, t: number, sample: Tensor, opts?: StepOptions): StepOutput;
   /** Forward process: the noisy sample at timestep t (one t, or one per batch row). */
   addNoise(original: Tensor, noise: Tensor, t: number | readonly number[]): Tensor;

@@ -9,6 +9,7 @@ import { formatShape, type GradNode, Tensor } from './tensor.js';
 
 let enabled = true;
 
+/** Whether ops record the autograd graph now (false inside `noGrad`). */
 export function isGradEnabled(): boolean {
   return enabled;
 }

@@ -6,7 +6,9 @@ import { OrtTensor } from '../kernels/ort.js';
 
 export type { DType };
 
+/** The typed array behind a tensor, by element type. */
 export type TensorData = Float32Array | Int32Array | BigInt64Array | Uint8Array;
+/** A tensor's dimensions, outermost first. */
 export type Shape = readonly number[];
 
 /** Reverse-mode record of how a tensor was computed (see autograd.ts). */
@@ -20,18 +22,23 @@ export interface GradNode {
 const ORT_TYPE: Record<DType, 'float32' | 'float16' | 'int32' | 'int64' | 'bool' | 'uint8'> = {
   float32: 'float32',
   float16: 'float16',
+  /** An int32 tensor from numbers. */
   int32: 'int32',
+  /** An int64 tensor from numbers. */
   int64: 'int64',
+  /** A bool tensor from booleans or 0/1. */
   bool: 'bool',
   uint8: 'uint8',
 };
 
+/** The number of elements of a shape. */
 export function sizeOf(shape: Shape): number {
   let n = 1;
   for (const d of shape) n *= d;
   return n;
 }
 
+/** A shape as text for messages, e.g. (2, 4, 64, 64). */
 export function formatShape(shape: Shape): string {
   return `[${shape.join(', ')}]`;
 }
@@ -59,6 +66,10 @@ function dtypeOfData(data: TensorData): DType {
   return 'uint8';
 }
 
+/**
+ * An immutable n-dimensional array (float32, float16, int32, int64, bool or uint8) in row-major order, with
+ * eager ops run by onnxruntime and reverse-mode autograd.
+ */
 export class Tensor {
   readonly dtype: DType;
   readonly shape: Shape;
@@ -83,6 +94,7 @@ export class Tensor {
     this.dtype = dtype ?? dtypeOfData(data);
   }
 
+  /** A tensor over an onnxruntime tensor's data (no copy). */
   static fromOrt(t: OrtTensor): Tensor {
     const dtype = t.type as DType;
     return new Tensor(
@@ -113,10 +125,12 @@ export class Tensor {
     );
   }
 
+  /** A float32 tensor of shape () holding v. */
   static scalar(v: number): Tensor {
     return new Tensor(Float32Array.of(v), []);
   }
 
+  /** A tensor of this shape filled with one value. */
   static full(shape: Shape, value: number, dtype: DType = 'float32'): Tensor {
     const data = allocate(dtype, sizeOf(shape));
     if (data instanceof BigInt64Array) data.fill(BigInt(value));
@@ -124,10 +138,12 @@ export class Tensor {
     return new Tensor(data, shape, dtype);
   }
 
+  /** A tensor of zeros. */
   static zeros(shape: Shape, dtype: DType = 'float32'): Tensor {
     return new Tensor(allocate(dtype, sizeOf(shape)), shape, dtype);
   }
 
+  /** A tensor of ones. */
   static ones(shape: Shape, dtype: DType = 'float32'): Tensor {
     return Tensor.full(shape, 1, dtype);
   }
@@ -169,6 +185,7 @@ export class Tensor {
     return this;
   }
 
+  /** The dtype, shape and first values as text, e.g. Tensor(float32, (2, 3), [0, 1, …]). */
   toString(): string {
     const vals = this.toArray();
     const shown = vals.slice(0, 8).map((v) => (Number.isInteger(v) ? String(v) : v.toFixed(4)));

@@ -7,6 +7,10 @@
 import type { AttrValue, DType, GraphSpec, NodeSpec, TensorValue, ValueSpec } from '../kernels/graph.js';
 import type { Tensor } from './tensor.js';
 
+/**
+ * An ONNX graph being recorded: while open (`withTrace`), every op adds its node, and tensors made outside
+ * become inputs or initializers (how `attnkit export` builds a graph).
+ */
 export class GraphTrace {
   readonly nodes: NodeSpec[] = [];
   readonly inputs: ValueSpec[] = [];
