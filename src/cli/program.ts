@@ -11,7 +11,7 @@ import { registerMeasure } from './measure.js';
 import { registerSegment } from './segment.js';
 import { registerServe } from './serve.js';
 import { registerTrain } from './train.js';
-import { registerVideo } from './video.js';
+import { registerVideo, registerVideoEval } from './video.js';
 import { registerWorker } from './worker.js';
 
 const program = new Command()
@@ -29,6 +29,7 @@ registerMeasure(program);
 registerSegment(program);
 registerTrain(program);
 registerVideo(program);
+registerVideoEval(program);
 registerServe(program);
 registerWorker(program);
 

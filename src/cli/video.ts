@@ -8,9 +8,12 @@
 
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../io/atomic.js';
+import { writeOutput } from '../io/output.js';
 import { encodePng } from '../io/png.js';
 import { progressBar } from '../io/progress.js';
 import { parseMotionCaption } from '../lab/motion/caption.js';
+import { measureVideo } from '../lab/motion/measure.js';
+import type { ClipSummary } from '../lab/motion/metrics.js';
 import { T2V_ZERO_T0 } from '../methods/feature/cross-frame-attention.js';
 import {
   encodeGif,
@@ -151,5 +154,100 @@ export function registerVideo(program: Command): void {
       `wrote ${f.out}${f.strip ? ` and ${f.strip}` : ''} (${f.frames} frames of ${frames.shape[3]}×${frames.shape[2]}, ` +
         `${motion.direction ? `moving ${motion.direction}` : 'no motion'}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
     );
+  });
+}
+
+interface VideoEvalFlags {
+  clips: number;
+  start: number;
+  methods: string;
+  t0: number;
+  strength?: number;
+  shared: boolean;
+  json?: string;
+}
+
+const pct = (r: { correct: number; total: number; rate: number | null }) =>
+  r.rate === null ? '—' : `${(100 * r.rate).toFixed(1)}% (${r.correct}/${r.total})`;
+
+/** One markdown row of a method's clip summary. */
+export function summaryRow(name: string, s: ClipSummary): string {
+  const num = (x: number | null, d: number) => (x === null ? '—' : x.toFixed(d));
+  return `| ${name} | ${pct(s.identity)} | ${pct(s.direction)} | ${pct(s.directionOneObject)} | ${num(s.straightness, 3)} | ${pct(s.colorShapeOneObject)} | ${num(s.background, 2)} |`;
+}
+
+/** attnkit video-eval: the video methods on held-out Moving Shapes clips, clip metrics per method. */
+export function registerVideoEval(program: Command): void {
+  const cmd = program
+    .command('video-eval')
+    .description(
+      'measure the video methods on held-out Moving Shapes clips (identity, direction, background)',
+    );
+  addModelOption(cmd)
+    .option('--clips <n>', 'clips', intIn('--clips', { min: 1, max: 10_000 }), 40)
+    .option(
+      '--start <i>',
+      'first held-out index (dev: e.g. 100000)',
+      intIn('--start', { min: 0, max: 1e9 }),
+      0,
+    )
+    .option('--methods <list>', `comma-separated: ${VIDEO_METHODS.join(', ')}`, VIDEO_METHODS.join(','))
+    .option('--t0 <t>', 'timestep of the motion warp', intIn('--t0', { min: 1, max: 999 }), T2V_ZERO_T0)
+    .option(
+      '--strength <f>',
+      'motion per frame, fraction of the side',
+      floatIn('--strength', { min: 0, max: 0.5 }),
+    )
+    .option(
+      '--shared',
+      'clips whose moving objects all go one way (what a global translation can follow)',
+      false,
+    )
+    .option('--json <file>', 'write the settings, summaries and per-clip results');
+  addSamplingOptions(cmd, { seed: false, steps: 25, guidance: 5 });
+  addRunOptions(cmd).action((f: VideoEvalFlags) => {
+    const methods = f.methods.split(',').map((m) => m.trim());
+    const bad = methods.filter((m) => !(VIDEO_METHODS as readonly string[]).includes(m));
+    if (bad.length > 0 || methods.length === 0)
+      throw new Error(`video-eval: --methods takes ${VIDEO_METHODS.join(', ')}, got '${f.methods}'`);
+    const run = startRun(f, { '--json': f.json });
+    const { steps, guidance } = parseSampling(f);
+    const sd = loadModel(parseModel(f), log, [], parseSingleFile(f));
+    const bar = progressBar('clips', f.clips * methods.length, { quiet: run.quiet });
+    const t0 = performance.now();
+    const m = measureVideo(sd, {
+      clips: f.clips,
+      start: f.start,
+      methods: methods as VideoMethod[],
+      steps,
+      guidanceScale: guidance,
+      t0: f.t0,
+      ...(f.strength !== undefined ? { strength: f.strength } : {}),
+      sharedDirection: f.shared,
+      onClip: (done) => bar.update(done),
+    });
+    bar.stop();
+    const seconds = (performance.now() - t0) / 1000;
+    const lines = [
+      `${f.clips} clips from held-out index ${f.start}, ${steps} steps, guidance ${guidance}, t0 ${f.t0}, ${seconds.toFixed(0)} s`,
+      '| method | identity (clips) | direction (objects) | direction, 1-object clips | straightness | 1-object colour + shape per frame | background change |',
+      '|---|---|---|---|---|---|---|',
+      ...methods.map((name) => summaryRow(name, m.summary[name as VideoMethod]!)),
+    ];
+    process.stdout.write(`${lines.join('\n')}\n`);
+    if (f.json) {
+      const rows = m.rows.map((r) => ({
+        seed: r.seed,
+        caption: r.caption,
+        method: r.method,
+        identity: r.report.identity,
+        background: r.report.background,
+        trajectories: r.report.objects.map((o) => o.trajectory && { ...o.trajectory }),
+      }));
+      writeOutput(
+        f.json,
+        `${JSON.stringify({ settings: m.settings, seconds, summary: m.summary, rows }, null, 1)}\n`,
+      );
+    }
   });
 }

@@ -65,6 +65,11 @@ export interface ClipOptions {
   objects?: SceneOptions['objects'];
   /** Chance that an object stays still (default 0.2). */
   stillChance?: number;
+  /**
+   * Every moving object goes the first moving object's way (default false): the clips a global translation
+   * such as Text2Video-Zero's motion dynamics can follow.
+   */
+  sharedDirection?: boolean;
 }
 
 /** First Philox block of the motion draws: far past anything sampleScene uses. */
@@ -146,7 +151,8 @@ export function sampleClip(seed: number, options: ClipOptions = {}): Clip {
       const j = Math.floor(uniform() * (i + 1));
       [order[i], order[j]] = [order[j]!, order[i]!];
     }
-    const candidates: (Direction | null)[] = still ? [null] : [...order, null];
+    const shared = options.sharedDirection ? motions.find((m) => m !== null) : undefined;
+    const candidates: (Direction | null)[] = still ? [null] : shared ? [shared, null] : [...order, null];
     // a candidate must keep the object off the border and apart from the earlier objects in every frame
     for (const motion of candidates) {
       const path: Uint8Array[] = [];

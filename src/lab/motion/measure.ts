@@ -65,6 +65,7 @@ export function measureVideo(
     frames: options.frames ?? 8,
     speed: options.speed ?? 1.5,
     stillChance: options.stillChance ?? 0.2,
+    sharedDirection: options.sharedDirection ?? false,
   };
   const rows: VideoMeasureRow[] = [];
   const total = settings.clips * settings.methods.length;

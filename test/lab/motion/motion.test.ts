@@ -44,6 +44,17 @@ test('moving shapes: a seed gives the same clip, frame 0 is the scene of the see
   assert.ok(motions.size >= 4, `motions seen: ${[...motions]}`);
 });
 
+test('moving shapes: sharedDirection moves every moving object one way and leaves frame 0 alone', () => {
+  let mixed = 0;
+  for (const seed of SEEDS.concat(SEEDS.map((s) => s + 100))) {
+    const shared = sampleClip(seed, { sharedDirection: true });
+    assert.deepEqual(shared.scene, sampleClip(seed).scene);
+    assert.ok(new Set(shared.motions.filter((m) => m !== null)).size <= 1, `seed ${seed}`);
+    if (new Set(sampleClip(seed).motions.filter((m) => m !== null)).size > 1) mixed++;
+  }
+  assert.ok(mixed > 0, 'no clip with two directions to compare');
+});
+
 test('moving shapes: every frame keeps objects inside, apart, and moved by speed·k along their direction', () => {
   for (const seed of SEEDS) {
     const clip = sampleClip(seed);
