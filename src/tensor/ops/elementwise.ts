@@ -6,6 +6,7 @@ import { sumToShape } from './reduce.js';
 import { runOp1 } from './run.js';
 import { broadcastShapes } from './shape-utils.js';
 
+/** The second operand of a binary op: a tensor (broadcast) or a number. */
 export type Operand = Tensor | number;
 
 /** A number becomes a 0-d tensor of the other operand's dtype. */
@@ -25,21 +26,25 @@ function binary(op: string, name: string, a: Tensor, bv: Operand): [Tensor, Tens
 
 // arithmetic
 
+/** a + b, elementwise with broadcasting. */
 export function add(av: Tensor, bv: Operand): Tensor {
   const [a, b, out] = binary('Add', 'add', av, bv);
   return record(out, 'add', [a, b], (g) => [sumToShape(g, a.shape), sumToShape(g, b.shape)]);
 }
 
+/** a − b, elementwise with broadcasting. */
 export function sub(av: Tensor, bv: Operand): Tensor {
   const [a, b, out] = binary('Sub', 'sub', av, bv);
   return record(out, 'sub', [a, b], (g) => [sumToShape(g, a.shape), sumToShape(g.neg(), b.shape)]);
 }
 
+/** a · b, elementwise with broadcasting. */
 export function mul(av: Tensor, bv: Operand): Tensor {
   const [a, b, out] = binary('Mul', 'mul', av, bv);
   return record(out, 'mul', [a, b], (g) => [sumToShape(g.mul(b), a.shape), sumToShape(g.mul(a), b.shape)]);
 }
 
+/** a / b, elementwise with broadcasting. */
 export function div(av: Tensor, bv: Operand): Tensor {
   const [a, b, out] = binary('Div', 'div', av, bv);
   return record(out, 'div', [a, b], (g) => [
@@ -57,6 +62,7 @@ export function pow(av: Tensor, bv: Operand): Tensor {
   ]);
 }
 
+/** The larger of a and b, elementwise with broadcasting. */
 export function maximum(av: Tensor, bv: Operand): Tensor {
   const [a, b, out] = binary('Max', 'maximum', av, bv);
   return record(out, 'maximum', [a, b], (g) => {
@@ -65,6 +71,7 @@ export function maximum(av: Tensor, bv: Operand): Tensor {
   });
 }
 
+/** The smaller of a and b, elementwise with broadcasting. */
 export function minimum(av: Tensor, bv: Operand): Tensor {
   const [a, b, out] = binary('Min', 'minimum', av, bv);
   return record(out, 'minimum', [a, b], (g) => {
@@ -79,46 +86,56 @@ function unary(op: string, x: Tensor, attrs?: Record<string, number | string>): 
   return runOp1(op, [x], { attrs, shape: x.shape });
 }
 
+/** −x, elementwise. */
 export function neg(x: Tensor): Tensor {
   return record(unary('Neg', x), 'neg', [x], (g) => [g.neg()]);
 }
 
+/** eˣ, elementwise. */
 export function exp(x: Tensor): Tensor {
   const out = unary('Exp', x);
   return record(out, 'exp', [x], (g) => [g.mul(out)]);
 }
 
+/** The natural logarithm, elementwise. */
 export function log(x: Tensor): Tensor {
   return record(unary('Log', x), 'log', [x], (g) => [g.div(x)]);
 }
 
+/** √x, elementwise. */
 export function sqrt(x: Tensor): Tensor {
   const out = unary('Sqrt', x);
   return record(out, 'sqrt', [x], (g) => [g.div(out.mul(2))]);
 }
 
+/** |x|, elementwise. */
 export function abs(x: Tensor): Tensor {
   return record(unary('Abs', x), 'abs', [x], (g) => [g.mul(unary('Sign', x))]);
 }
 
+/** sin x, elementwise. */
 export function sin(x: Tensor): Tensor {
   return record(unary('Sin', x), 'sin', [x], (g) => [g.mul(unary('Cos', x))]);
 }
 
+/** cos x, elementwise. */
 export function cos(x: Tensor): Tensor {
   return record(unary('Cos', x), 'cos', [x], (g) => [g.mul(unary('Sin', x)).neg()]);
 }
 
+/** tanh x, elementwise. */
 export function tanh(x: Tensor): Tensor {
   const out = unary('Tanh', x);
   return record(out, 'tanh', [x], (g) => [g.mul(out.mul(out).neg().add(1))]);
 }
 
+/** The logistic sigmoid 1 / (1 + e⁻ˣ), elementwise. */
 export function sigmoid(x: Tensor): Tensor {
   const out = unary('Sigmoid', x);
   return record(out, 'sigmoid', [x], (g) => [g.mul(out).mul(out.neg().add(1))]);
 }
 
+/** max(x, 0), elementwise. */
 export function relu(x: Tensor): Tensor {
   return record(unary('Relu', x), 'relu', [x], (g) => [g.mul(x.gt(0).cast('float32'))]);
 }
@@ -186,17 +203,24 @@ function compare(op: string, name: string, a: Tensor, bv: Operand): Tensor {
   return runOp1(op, [a, b], { outputs: ['bool'] });
 }
 
+/** a = b as a bool tensor, elementwise with broadcasting. */
 export const eq = (a: Tensor, b: Operand): Tensor => compare('Equal', 'eq', a, b);
+/** a < b as a bool tensor, elementwise with broadcasting. */
 export const lt = (a: Tensor, b: Operand): Tensor => compare('Less', 'lt', a, b);
+/** a ≤ b as a bool tensor, elementwise with broadcasting. */
 export const le = (a: Tensor, b: Operand): Tensor => compare('LessOrEqual', 'le', a, b);
+/** a > b as a bool tensor, elementwise with broadcasting. */
 export const gt = (a: Tensor, b: Operand): Tensor => compare('Greater', 'gt', a, b);
+/** a ≥ b as a bool tensor, elementwise with broadcasting. */
 export const ge = (a: Tensor, b: Operand): Tensor => compare('GreaterOrEqual', 'ge', a, b);
 
+/** Logical and of two bool tensors, with broadcasting. */
 export function and(a: Tensor, b: Tensor): Tensor {
   broadcastShapes('and', a.shape, b.shape);
   return runOp1('And', [a, b], { outputs: ['bool'] });
 }
 
+/** Logical not of a bool tensor. */
 export function not(a: Tensor): Tensor {
   return runOp1('Not', [a], { outputs: ['bool'] });
 }
@@ -216,6 +240,7 @@ export function where(cond: Tensor, a: Tensor, bv: Operand): Tensor {
 
 const CAST_TO: Record<DType, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float16: 10 };
 
+/** The tensor converted to another element type (ONNX Cast). */
 export function cast(x: Tensor, dtype: DType): Tensor {
   if (x.dtype === dtype) return x;
   return runOp1('Cast', [x], { attrs: { to: CAST_TO[dtype] }, outputs: [dtype] });

@@ -11,6 +11,7 @@ import { normAxis, requireFloat, requireRank } from './shape-utils.js';
 
 // softmax
 
+/** Softmax along an axis: exp(x) / Σ exp(x). */
 export function softmax(x: Tensor, axis = -1): Tensor {
   const a = normAxis('softmax', axis, x.rank);
   const out = runOp1('Softmax', [x], { attrs: { axis: a }, shape: x.shape });
@@ -18,6 +19,7 @@ export function softmax(x: Tensor, axis = -1): Tensor {
   return record(out, 'softmax', [x], (g) => [out.mul(g.sub(sum(g.mul(out), { axes: a, keepDims: true })))]);
 }
 
+/** log softmax along an axis, computed stably. */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   const a = normAxis('logSoftmax', axis, x.rank);
   const out = runOp1('LogSoftmax', [x], { attrs: { axis: a } });
@@ -27,6 +29,7 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
 
 // convolution
 
+/** Stride, padding, dilation and groups of a 2-D convolution (torch.nn.functional.conv2d's). */
 export interface Conv2dOptions {
   stride?: number | [number, number];
   padding?: number | [number, number];

@@ -5,6 +5,7 @@ import { formatShape, type Shape, Tensor } from '../tensor.js';
 import { runOp1 } from './run.js';
 import { normAxis, sameShape } from './shape-utils.js';
 
+/** Which axes a reduction runs over and whether it keeps them as size 1. */
 export interface ReduceOptions {
   /** Axes to reduce (negative counts from the end); default: all. */
   axes?: number | readonly number[];
@@ -56,10 +57,12 @@ function extremum(op: 'ReduceMax' | 'ReduceMin', name: string, x: Tensor, opts: 
   });
 }
 
+/** The maximum over the given axes (default all). */
 export function max(x: Tensor, opts: ReduceOptions = {}): Tensor {
   return extremum('ReduceMax', 'max', x, opts);
 }
 
+/** The minimum over the given axes (default all). */
 export function min(x: Tensor, opts: ReduceOptions = {}): Tensor {
   return extremum('ReduceMin', 'min', x, opts);
 }

@@ -30,6 +30,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   return record(out, 'reshape', [x], (g) => [g.reshape(x.shape)]);
 }
 
+/** A new axis of size 1 at `axis`. */
 export function unsqueeze(x: Tensor, axis: number): Tensor {
   const a = normAxis('unsqueeze', axis, x.rank + 1);
   const shape = [...x.shape];
@@ -37,6 +38,7 @@ export function unsqueeze(x: Tensor, axis: number): Tensor {
   return reshape(x, shape);
 }
 
+/** Axes of size 1 removed: the given one, or all. */
 export function squeeze(x: Tensor, axis?: number): Tensor {
   if (axis === undefined)
     return reshape(
