@@ -20,6 +20,7 @@ import type { PredictionTarget, TimestepBias } from '../train/text-to-image.js';
 import { float, int, intIn } from './args.js';
 import { BATCH, CHANNELS, LAYERS } from './limits.js';
 import { addRunOptions, startRun } from './options.js';
+import { registerTrainAdapters } from './train-adapter.js';
 
 interface TrainFlags {
   out: string;
@@ -117,6 +118,7 @@ function positive(n: number, flag: string): number {
 
 export function registerTrain(program: Command): void {
   const train = program.command('train').description('train a model');
+  registerTrainAdapters(train);
   const shapes = train
     .command('shapes')
     .description(

@@ -10,11 +10,22 @@ export {
   tokenizerOf,
   writeTokenizer,
 } from './bpe.js';
+export {
+  type Adapter,
+  type AdapterBase,
+  type AdapterMethod,
+  type AdapterTrainOptions,
+  adapterLoss,
+  CustomDiffusionKV,
+  LoraFactors,
+  trainAdapter,
+} from './adapter.js';
 export { type CheckpointMeta, hasCheckpoint, readCheckpointMeta, type TrainState } from './checkpoint.js';
 export type { ObjectWord, TrainingBatch, TrainingData } from './data.js';
 export { trainingBatch } from './data.js';
 export { EMA } from './ema.js';
 export { exportShapesModel } from './export.js';
+export { folderTrainingData, MAX_FOLDER_IMAGES } from './folder-data.js';
 export { type LoopOptions, type LoopResult, learningRate, trainLoop } from './loop.js';
 export { plotRun } from './plot.js';
 export { writeReconstructionGrid } from './preview.js';
