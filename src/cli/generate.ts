@@ -6,6 +6,7 @@ import { progressBar } from '../io/progress.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import { float, intIn, intPairIn } from './args.js';
 import { addEfficiencyOptions, type EfficiencyFlags, efficiencyControllers } from './efficiency.js';
+import { addGuidanceOptions, type GuidanceFlags, guidanceFromFlags } from './guidance-options.js';
 import { IMAGE_SIDE } from './limits.js';
 import { addLoraOptions, applyLoras, type LoraFlags } from './lora-options.js';
 import { loadModel } from './models.js';
@@ -20,7 +21,7 @@ import {
   startRun,
 } from './options.js';
 
-interface GenerateFlags extends EfficiencyFlags, LoraFlags {
+interface GenerateFlags extends EfficiencyFlags, LoraFlags, GuidanceFlags {
   out: string;
   guidanceRescale?: number;
   width?: number;
@@ -68,6 +69,7 @@ export function registerGenerate(program: Command): void {
     );
   addRunOptions(cmd);
   addLoraOptions(cmd);
+  addGuidanceOptions(cmd);
   addEfficiencyOptions(cmd).action((prompt: string, f: GenerateFlags) => {
     const run = startRun(f, { '--out': f.out });
     const { seed, steps, guidance } = parseSampling(f);
@@ -75,6 +77,8 @@ export function registerGenerate(program: Command): void {
     const t0 = performance.now();
     const sd = loadModel(parseModel(f), log, [prompt], parseSingleFile(f));
     applyLoras(sd, f, log);
+    const size = [f.height ?? sd.defaultSize, f.width ?? sd.defaultSize] as const;
+    const steer = guidanceFromFlags(sd, prompt, f, size);
     const bar = progressBar('denoising', steps, { quiet: run.quiet });
     const { images } = sd.generate({
       prompt,
@@ -89,7 +93,8 @@ export function registerGenerate(program: Command): void {
       ...(f.originalSize ? { originalSize: f.originalSize } : {}),
       ...(f.cropTopLeft ? { cropsCoordsTopLeft: f.cropTopLeft } : {}),
       ...(f.targetSize ? { targetSize: f.targetSize } : {}),
-      controllers,
+      controllers: [...controllers, ...steer.controllers],
+      guidance: steer.guidance,
       onStep: (e) => bar.update(e.step + 1),
     });
     bar.stop();

@@ -16,6 +16,7 @@ import {
 import type { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { Tensor } from '../tensor/index.js';
 import { intIn } from './args.js';
+import { addGuidanceOptions, type GuidanceFlags, guidanceFromFlags } from './guidance-options.js';
 import { COMPONENTS } from './limits.js';
 import { loadModel } from './models.js';
 import {
@@ -38,7 +39,7 @@ export interface HeatMapFlags {
   res?: string;
 }
 
-interface MapsFlags extends HeatMapFlags {
+interface MapsFlags extends HeatMapFlags, GuidanceFlags {
   out: string;
   tokens?: boolean;
   normalize?: boolean;
@@ -100,7 +101,10 @@ export function runHeatMaps(
   sd: StableDiffusion,
   prompt: string,
   f: HeatMapFlags,
-  opts: Pick<HeatMapRunOptions, 'stepRange' | 'resolutions' | 'selfComponents'> = {},
+  opts: Pick<
+    HeatMapRunOptions,
+    'stepRange' | 'resolutions' | 'selfComponents' | 'guidance' | 'controllers'
+  > = {},
 ): HeatMapRun {
   const s = parseSampling(f, '--sampling-steps');
   const quiet = booleanFlag(f, 'quiet');
@@ -133,6 +137,8 @@ export function runHeatMaps(
     }
     return generateWithHeatMaps(sd, {
       ...common,
+      guidance: opts.guidance,
+      controllers: opts.controllers,
       seed: s.seed,
       steps: s.steps,
       guidanceScale: s.guidance,
@@ -162,12 +168,18 @@ export function registerMaps(program: Command): void {
       "also the top k components of the self-attention maps (P2P's view)",
       intIn('--self-components', COMPONENTS),
     );
+  addGuidanceOptions(cmd);
   addRunOptions(cmd).action((prompt: string, f: MapsFlags) => {
     if (f.image) checkInputFile(f.image, '--image');
+    const guided = f.excite !== undefined || !!f.box?.length || !!f.paint?.length;
+    if (f.image && guided)
+      throw new Error('--excite, --box and --paint guide a generation; drop them or --image');
     startRun(f, { '--out': f.out });
     const sd = loadModel(parseModel(f), log, [prompt], parseSingleFile(f));
+    const steer = guidanceFromFlags(sd, prompt, f, [sd.defaultSize, sd.defaultSize]);
     const run = runHeatMaps(sd, prompt, f, {
       selfComponents: f.selfComponents ? { maxCom: f.selfComponents } : undefined,
+      ...steer,
     });
     const heat = f.normalize ? run.heatMap.normalized() : run.heatMap;
     const [, , h, w] = run.image.shape as [number, number, number, number];
