@@ -13,6 +13,10 @@ import {
   type Tensor,
 } from '../index.js';
 
+/**
+ * One job of a batched lab run: its seed (which alone seeds its noise), its prompts and their groups of
+ * controllers.
+ */
 export interface Job {
   seed: number;
   prompts: string[];
@@ -20,6 +24,10 @@ export interface Job {
   groups: PromptGroup[];
 }
 
+/**
+ * How a batched lab run samples (steps, guidance), how many prompts go in one generate call, and its
+ * deadline.
+ */
 export interface JobOptions {
   /** DDIM steps. */
   steps: number;
@@ -35,11 +43,13 @@ export class Pace {
   private readonly t0 = performance.now();
   private chunks = 0;
   constructor(readonly deadline: number) {}
+  /** Whether another chunk of work fits before the deadline, judged by the mean time of the chunks so far. */
   fits(): boolean {
     if (this.chunks === 0) return true;
     const now = performance.now();
     return now + (now - this.t0) / this.chunks <= this.deadline;
   }
+  /** Counts one chunk of work done. */
   tick(): void {
     this.chunks++;
   }

@@ -33,6 +33,7 @@ export function heldOutSeeds(n: number, start = 0): number[] {
   return Array.from({ length: n }, (_, i) => heldOutSeed(start + i));
 }
 
+/** A held-out prompt: its scene seed, the scene and its caption. */
 export interface HeldOutPrompt {
   /** Scene seed; also seeds the initial noise. */
   seed: number;

@@ -47,6 +47,7 @@ export function seededLatents(sd: StableDiffusion, seeds: readonly number[]): Te
   );
 }
 
+/** Options of a ShapesEval run: held-out prompts, sampling, batching, heat-maps, time budget. */
 export interface ShapesEvalOptions {
   /** Number of held-out prompts (default 200). */
   prompts?: number;
@@ -91,6 +92,7 @@ export interface ShapesEvalOptions {
   reconstruct?: boolean;
 }
 
+/** One object's shape-word heat-map against its detected mask: IoU at the threshold and at Otsu's, area. */
 export interface HeatMapObjectScore {
   /** Held-out prompt index and object index in its caption. */
   prompt: number;
@@ -108,6 +110,9 @@ export interface HeatMapObjectScore {
   area: number | null;
 }
 
+/**
+ * The heat-map metric of a ShapesEval run: the objects' shape-word heat-maps against their masks, averaged.
+ */
 export interface HeatMapEval {
   scenes: number;
   objects: number;
@@ -131,6 +136,10 @@ export interface HeatMapEval {
   perObject: HeatMapObjectScore[];
 }
 
+/**
+ * ShapesEval's headline rates: 1-object colour and shape, 2-object colour and shape, 2-object all correct,
+ * position.
+ */
 export interface EvalHeadline {
   /** 1-object prompts with the object's colour and shape right (target ≥ 90%). */
   singleColorShape: Rate;
@@ -142,6 +151,9 @@ export interface EvalHeadline {
   position: Rate;
 }
 
+/**
+ * A ShapesEval run of a model: its settings, each prompt's report, the summary and headline, heat-maps, time.
+ */
 export interface ShapesEvalRun {
   config: {
     /** Prompts generated and scored, of `asked` (fewer when a time budget ran out). */
@@ -169,6 +181,7 @@ export interface ShapesEvalRun {
 
 const EMPTY: Rate = { correct: 0, total: 0, rate: null };
 
+/** The headline rates of an evaluation summary. */
 export function headlineOf(summary: EvalSummary): EvalHeadline {
   return {
     singleColorShape: summary.byObjectCount['1']?.colorShape ?? EMPTY,

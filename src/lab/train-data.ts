@@ -12,6 +12,7 @@ import { dilate } from './shapes/masks.js';
 import { renderScene } from './shapes/render.js';
 import { sampleScene } from './shapes/scene.js';
 
+/** A batch of Shapes training examples: images, captions, object masks and the words' regions. */
 export interface ShapesExamples {
   /** (B, 3, 64, 64) in [-1, 1]. */
   images: Tensor;
@@ -120,7 +121,12 @@ export function heldOutImages(n: number): Tensor {
 /** The Shapes world as the data source of `attnkit train shapes`. */
 export const shapesTrainingData = {
   imageSize: 64,
+  /**
+   * Examples of a data seed: rendered scenes with captions, object masks and word regions (`shapesExamples`).
+   */
   examples: shapesExamples,
+  /** Captions the tokenizer's vocabulary is learned from (`shapesCaptions`). */
   captions: shapesCaptions,
+  /** The rendered held-out scenes the training preview shows (`heldOutImages`). */
   heldOut: heldOutImages,
 };

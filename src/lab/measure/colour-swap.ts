@@ -9,6 +9,10 @@ import { COLORS, captionOf, evaluate, sampleScene } from '../shapes/index.js';
 import { editOptions, type MeasureSettings, replaceAndBlend, scenes, swappedCaption } from './common.js';
 import { type SwapResult, type SwapRow, scoreSwap, summarizeSwap } from './swap.js';
 
+/**
+ * The colour-swap measurement: Prompt-to-Prompt word swaps of an object's colour on held-out scenes, with and
+ * without LocalBlend, scored against the Shapes world's ground truth.
+ */
 export function measureColourSwap(sd: StableDiffusion, o: MeasureSettings): SwapResult {
   const items = scenes(o, 'colour-swap', (seed) => {
     const scene = sampleScene(seed, { objects: [1, 2] });

@@ -13,6 +13,7 @@ import type { JobOptions } from '../jobs.js';
 import { heldOutSeed } from '../seeds.js';
 import { captionOfSpec, type Scene, wordingSpec } from '../shapes/index.js';
 
+/** The edit measurements of the lab, in the order `attnkit measure` runs them. */
 export const MEASUREMENTS = [
   'colour-swap',
   'shape-swap',
@@ -21,6 +22,7 @@ export const MEASUREMENTS = [
   'feature',
   'inversion',
 ] as const;
+/** The name of one edit measurement. */
 export type MeasurementName = (typeof MEASUREMENTS)[number];
 
 /** Held-out prompt index where each measurement's scenes start (the eval uses 0 …). */
@@ -52,6 +54,7 @@ export interface MeasureSettings extends JobOptions {
   minutes: number;
   /** performance.now() by which the current measurement should end (Infinity: none). */
   deadline: number;
+  /** Called as a measurement advances: its name, scenes done and total. */
   progress: (m: MeasurementName, done: number, total: number) => void;
 }
 

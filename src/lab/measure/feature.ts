@@ -27,6 +27,10 @@ import {
 import { type Cell, captionOfSpec, evaluate, type SceneSpec, sampleScene } from '../shapes/index.js';
 import { type MeasureSettings, scenes } from './common.js';
 
+/**
+ * The feature-edit measurement's result: per method (MasaCtrl, MasaCtrl with masks, Plug-and-Play, none),
+ * whether the target keeps the source object in the new place and how far its colour moved.
+ */
 export interface FeatureResult {
   seeds: number;
   /** Over scenes whose source object is right. */
@@ -62,6 +66,10 @@ function otherCell(cell: Cell, seed: number): Cell {
   return pool[seed % pool.length]!;
 }
 
+/**
+ * The feature-edit measurement: MasaCtrl and Plug-and-Play edits of held-out scenes, scored against the
+ * Shapes world's ground truth.
+ */
 export function measureFeature(sd: StableDiffusion, o: MeasureSettings): FeatureResult {
   const methods = ['masactrl', 'masactrl-mask', 'pnp', 'none'] as const;
   const items = scenes(o, 'feature', (seed) => {

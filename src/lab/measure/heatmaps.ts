@@ -18,6 +18,10 @@ import { mean } from '../metrics.js';
 import { captionOf, maskIoU, renderScene, sampleScene } from '../shapes/index.js';
 import { type MeasureSettings, scenes } from './common.js';
 
+/**
+ * The heat-map measurement's result: mean IoU of DAAM heat-maps with the objects' true masks, per word kind,
+ * at the threshold and at Otsu's.
+ */
 export interface HeatMapsResult {
   seeds: number;
   objects: number;
@@ -31,6 +35,10 @@ export interface HeatMapsResult {
   rows: { seed: number; prompt: string; object: number; shape: number; color: number; object_: number }[];
 }
 
+/**
+ * The heat-map measurement: DAAM heat-maps of each object's words on rendered scenes, from the
+ * cross-attention of DDIM inversion with the caption, against the true masks.
+ */
 export function measureHeatMaps(sd: StableDiffusion, o: MeasureSettings): HeatMapsResult {
   const items = scenes(o, 'heatmaps', (seed) => {
     const scene = sampleScene(seed);

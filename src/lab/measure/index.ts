@@ -59,6 +59,10 @@ export {
   summarizeSwap,
 } from './swap.js';
 
+/**
+ * Options of `measureEdits`: scene offset and counts, sampling, the methods' settings, the time budget and a
+ * progress callback.
+ */
 export interface MeasureOptions {
   /**
    * Added to every measurement's scene offset (default 0). Validation runs use another range (e.g. 10⁶:
@@ -114,6 +118,7 @@ export interface MeasureOptions {
    * that would overrun it (each runs at least one); the results say how many scenes each used.
    */
   minutes?: number;
+  /** Called as a measurement advances: its name, scenes done and total. */
   onProgress?: (measurement: MeasurementName, done: number, total: number) => void;
 }
 
@@ -130,6 +135,7 @@ export const MEASUREMENT_COST: Readonly<Record<MeasurementName, number>> = {
   inversion: 4,
 };
 
+/** Every edit measurement's result with the settings and time it ran with (what `attnkit measure` writes). */
 export interface EditMeasurements {
   config: Omit<MeasureSettings, 'progress' | 'deadline' | 'blendThreshold'> & {
     only: MeasurementName[];

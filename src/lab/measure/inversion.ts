@@ -25,6 +25,10 @@ import {
 } from '../shapes/index.js';
 import { editOptions, type MeasureSettings, replaceAndBlend, scenes, swappedCaption } from './common.js';
 
+/**
+ * Scores of real-image colour swaps after null-text inversion: how often the object changed, and how much the
+ * rest did.
+ */
 export interface RealEditSummary {
   changedRate: number | null;
   /** Other objects of the edited image against their ground-truth masks. */
@@ -45,6 +49,10 @@ interface RealEdit {
   maeRec: number;
 }
 
+/**
+ * The inversion measurement's result: PSNR of DDIM and null-text reconstructions of rendered scenes (the VAE
+ * round trip as ceiling) and the real-image edits' scores.
+ */
 export interface InversionResult {
   seeds: number;
   /** VAE encode → decode (the ceiling of any latent inversion). */
@@ -71,6 +79,10 @@ export interface InversionResult {
   rows: { seed: number; prompt: string; vae: number; ddim: number; ddimGuided: number; nullText?: number }[];
 }
 
+/**
+ * The inversion measurement: DDIM and null-text inversion of rendered scenes, their reconstructions, and
+ * colour swaps of the inverted scenes.
+ */
 export function measureInversion(sd: StableDiffusion, o: MeasureSettings): InversionResult {
   const items = scenes(o, 'inversion', (seed) => {
     const scene = sampleScene(seed);

@@ -7,6 +7,10 @@ import { colourStats, maskOf, mean, rate, rightObject } from '../metrics.js';
 import { captionOf, evaluate, sampleScene } from '../shapes/index.js';
 import { editOptions, type MeasureSettings, scenes } from './common.js';
 
+/**
+ * The reweight measurement's result: per weight, the edited object's area and saturation against the
+ * source's.
+ */
 export interface ReweightResult {
   seeds: number;
   word: 'color' | 'shape';
@@ -55,6 +59,10 @@ function wordEqualizer(sd: StableDiffusion, prompt: string, index: number, w: nu
 const increasing = (xs: readonly (number | null)[]) =>
   xs.every((v) => v !== null) && xs.every((v, i) => i === 0 || v! > xs[i - 1]!);
 
+/**
+ * The reweight measurement: Prompt-to-Prompt attention re-weighting of one word of 1-object scenes over
+ * several weights.
+ */
 export function measureReweight(sd: StableDiffusion, o: MeasureSettings): ReweightResult {
   const weights = [...o.weights];
   const items = scenes(o, 'reweight', (seed) => {

@@ -8,6 +8,10 @@ import { captionOf, evaluate, SHAPES, sampleScene } from '../shapes/index.js';
 import { type MeasureSettings, replaceAndBlend, scenes, swappedCaption } from './common.js';
 import { type SwapResult, type SwapRow, scoreSwap, summarizeSwap } from './swap.js';
 
+/**
+ * The shape-swap measurement: Prompt-to-Prompt word swaps of an object's shape on held-out scenes, with and
+ * without LocalBlend, scored against the Shapes world's ground truth.
+ */
 export function measureShapeSwap(sd: StableDiffusion, o: MeasureSettings): SwapResult {
   const items = scenes(o, 'shape-swap', (seed) => {
     const scene = sampleScene(seed, { objects: [2, 3] });

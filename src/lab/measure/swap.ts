@@ -16,6 +16,7 @@ import {
 } from '../metrics.js';
 import { evaluate, maskIoU, type SceneReport } from '../shapes/index.js';
 
+/** One scene of a word swap: its prompts and the scores of each method's edit. */
 export interface SwapRow {
   seed: number;
   source: string;
@@ -49,6 +50,10 @@ export interface SwapScore {
   othersIoUSamePlace: number[];
 }
 
+/**
+ * One method's word-swap scores over the scenes: the edited object right, its mask kept, the change outside
+ * it, the other objects in place.
+ */
 export interface SwapMethodSummary {
   /** Over scenes whose source object is right. */
   scenes: number;
@@ -75,6 +80,7 @@ export interface SwapMethodSummary {
   othersSamePlaceAtLeast?: number | null;
 }
 
+/** A word-swap measurement's result (colour or shape): settings, per-method summaries and the rows. */
 export interface SwapResult {
   kind: 'colour' | 'shape';
   seeds: number;

@@ -21,9 +21,12 @@ import {
   sampleScene,
 } from '../shapes/index.js';
 
+/** The directions an object of a Moving Shapes clip can move in. */
 export const DIRECTIONS = ['left', 'right', 'up', 'down'] as const;
+/** One direction of motion. */
 export type Direction = (typeof DIRECTIONS)[number];
 
+/** Whether a word names a direction of motion. */
 export function isDirection(word: string): word is Direction {
   return (DIRECTIONS as readonly string[]).includes(word);
 }
@@ -45,6 +48,7 @@ export const CLIP_SPEED = 1.5;
 /** Most frames a clip may have. */
 export const MAX_CLIP_FRAMES = 64;
 
+/** A Moving Shapes clip: frame 0's scene and each object's motion (direction or none) at a speed. */
 export interface Clip {
   seed: number;
   frames: number;
@@ -56,6 +60,7 @@ export interface Clip {
   motions: (Direction | null)[];
 }
 
+/** How a clip is drawn: frames, speed and the scene options. */
 export interface ClipOptions {
   /** Frames per clip, 2–64 (default 8). */
   frames?: number;

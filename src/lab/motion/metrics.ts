@@ -24,6 +24,9 @@ import type { MotionSpec } from './caption.js';
 import { parseMotionCaption } from './caption.js';
 import type { Direction } from './clip.js';
 
+/**
+ * One moving object's detected path across a clip: direction found against the caption's, and straightness.
+ */
 export interface TrajectoryReport {
   /** Detected centre per frame (null where the object was not matched). */
   path: ({ x: number; y: number } | null)[];
@@ -35,6 +38,7 @@ export interface TrajectoryReport {
   straightness: number | null;
 }
 
+/** One caption object across a clip: identity kept, colour and shape per frame, its trajectory. */
 export interface ClipObjectReport {
   /** Matched in every frame with one colour and one shape throughout. */
   identity: boolean;
@@ -44,6 +48,10 @@ export interface ClipObjectReport {
   trajectory: TrajectoryReport | null;
 }
 
+/**
+ * A clip scored against its caption: ShapesEval per frame, each object's identity and trajectory, background
+ * stability.
+ */
 export interface ClipReport {
   caption: string | null;
   frames: SceneReport[];
@@ -54,6 +62,7 @@ export interface ClipReport {
   background: number;
 }
 
+/** Options of the clip metrics: ShapesEval's detector and the smallest displacement that counts as motion. */
 export interface ClipMetricOptions extends DetectOptions {
   /** Smallest net displacement that counts as motion, pixels at 64 × 64 (default 2). */
   minDisplacement?: number;
@@ -157,6 +166,7 @@ export function scoreClip(
   };
 }
 
+/** Clip metrics over many clips: identity, direction and straightness of trajectories, background change. */
 export interface ClipSummary {
   clips: number;
   /** Clips whose every object keeps its identity. */

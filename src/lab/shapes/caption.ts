@@ -46,6 +46,9 @@ export interface ObjectPhrase {
   position?: WordRef[];
 }
 
+/**
+ * A scene's caption: the text, its words, and which words name each object, the relation and the background.
+ */
 export interface Caption {
   text: string;
   words: string[];

@@ -20,6 +20,7 @@ import { type BackgroundTone, COLORS, type ColorName, nearestTone, PALETTE, type
 import type { Box } from './render.js';
 import { type SizeName, sizeThreshold } from './scene.js';
 
+/** An object ShapesEval's detector found: colour, shape, size, cell, centre, scale, area, box and fit. */
 export interface DetectedObject {
   color: ColorName;
   shape: ShapeName;
@@ -39,6 +40,7 @@ export interface DetectedObject {
   runnerUp: { shape: ShapeName; fit: number };
 }
 
+/** Everything detected in an image: its size, the background's colour and tone, the objects. */
 export interface Detection {
   width: number;
   height: number;
@@ -48,6 +50,7 @@ export interface Detection {
   objects: DetectedObject[];
 }
 
+/** Options of the detector: the largest colour residual and the smallest area of an object. */
 export interface DetectOptions {
   /** Largest residual (8-bit levels) for a pixel to take a palette colour. Default 60. */
   maxResidual?: number;

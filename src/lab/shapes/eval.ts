@@ -17,6 +17,7 @@ import { type Relation, relationHolds, sameCell } from './grid.js';
 import type { BackgroundTone } from './palette.js';
 import type { ObjectSpec, SceneSpec } from './spec.js';
 
+/** One prompt object scored: the detected object matched to it and whether each attribute is right. */
 export interface ObjectReport {
   spec: ObjectSpec;
   /** The detected object matched to it, or null. */
@@ -31,11 +32,13 @@ export interface ObjectReport {
   correct: boolean;
 }
 
+/** One spatial relation of the prompt and whether the detected objects hold it. */
 export interface RelationReport {
   relation: Relation;
   holds: boolean;
 }
 
+/** An image scored against its prompt: objects, relations, background and object count. */
 export interface SceneReport {
   /** The prompt text, when a caption was given. */
   caption: string | null;

@@ -6,9 +6,12 @@
 // origin at the centre of their bounding box; y points down, as in the image. Each shape is upright
 // (never rotated), so a shape is told apart from another by its outline alone.
 
+/** The shapes of the Shapes world. */
 export const SHAPES = ['circle', 'square', 'triangle', 'star', 'heart', 'ring', 'cross'] as const;
+/** One shape of the Shapes world. */
 export type ShapeName = (typeof SHAPES)[number];
 
+/** Whether a word names a shape. */
 export function isShapeName(word: string): word is ShapeName {
   return (SHAPES as readonly string[]).includes(word);
 }

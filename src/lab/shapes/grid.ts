@@ -14,6 +14,7 @@ export const CELL_PHRASES: readonly (readonly string[])[] = [
   ['in the bottom left', 'at the bottom', 'in the bottom right'],
 ];
 
+/** The caption phrase of a cell of the 3 × 3 grid (e.g. "in the top left"). */
 export function cellPhrase(cell: Cell): string {
   const phrase = CELL_PHRASES[cell.row]?.[cell.col];
   if (phrase === undefined) throw new Error(`cellPhrase: no cell at row ${cell.row}, col ${cell.col}`);
@@ -39,11 +40,14 @@ export function cellAt(x: number, y: number, width: number, height: number): Cel
   return { row: clamp((3 * y) / height), col: clamp((3 * x) / width) };
 }
 
+/** Whether two cells are the same. */
 export function sameCell(a: Cell, b: Cell): boolean {
   return a.row === b.row && a.col === b.col;
 }
 
+/** The spatial relations captions use. */
 export const RELATIONS = ['above', 'below', 'to the left of', 'to the right of'] as const;
+/** One spatial relation. */
 export type RelationName = (typeof RELATIONS)[number];
 
 /** "subject <relation> object": indices into a scene's (or spec's) objects. */

@@ -6,6 +6,7 @@
 
 import { Tensor } from '../../index.js';
 
+/** A mask or map: a tensor, a typed array or numbers, row-major. */
 export type MaskLike = Tensor | Float32Array | Uint8Array | readonly number[];
 
 function values(op: string, m: MaskLike): ArrayLike<number> {

@@ -6,7 +6,9 @@
 /** An 8-bit RGB triple. */
 export type Rgb = readonly [number, number, number];
 
+/** The object colours of the Shapes world. */
 export const COLORS = ['red', 'orange', 'yellow', 'green', 'cyan', 'blue', 'purple', 'white'] as const;
+/** One object colour. */
 export type ColorName = (typeof COLORS)[number];
 
 /** Object colours, 8-bit sRGB. The closest pair (orange, yellow) is ≈ 97 apart. */
@@ -21,7 +23,9 @@ export const PALETTE: Readonly<Record<ColorName, Rgb>> = {
   white: [245, 245, 245],
 };
 
+/** The background tones of the Shapes world. */
 export const BACKGROUND_TONES = ['dark', 'light'] as const;
+/** One background tone. */
 export type BackgroundTone = (typeof BACKGROUND_TONES)[number];
 
 /** Background colours by tone; each is ≥ 100 from every object colour. */
@@ -38,10 +42,12 @@ export const BACKGROUND_COLORS: Readonly<Record<BackgroundTone, readonly Rgb[]>>
   ],
 };
 
+/** Whether a word names an object colour. */
 export function isColorName(word: string): word is ColorName {
   return (COLORS as readonly string[]).includes(word);
 }
 
+/** Whether a word names a background tone. */
 export function isBackgroundTone(word: string): word is BackgroundTone {
   return (BACKGROUND_TONES as readonly string[]).includes(word);
 }

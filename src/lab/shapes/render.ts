@@ -27,6 +27,7 @@ export interface ObjectMask {
   box: Box;
 }
 
+/** A rendered scene: the image and each object's ground-truth mask and box. */
 export interface Rendering {
   /** (1, 3, H, W) float32 in [-1, 1], as the VAE and io/png.ts take images. */
   image: Tensor;

@@ -14,6 +14,10 @@ export interface Rate {
   rate: number | null;
 }
 
+/**
+ * ShapesEval's rates over many images: all correct, per object count, and per attribute (colour, shape, size,
+ * position, relations, background, count).
+ */
 export interface EvalSummary {
   prompts: number;
   /** Scenes with every object, relation and background right. */
@@ -39,6 +43,7 @@ export interface EvalSummary {
   count: Rate;
 }
 
+/** An image to score and its prompt (a spec or caption text), with an optional name. */
 export interface EvalItem {
   image: Tensor;
   prompt: SceneSpec | string;
@@ -46,6 +51,7 @@ export interface EvalItem {
   id?: string;
 }
 
+/** Reports of many images and their summary. */
 export interface EvalTable {
   rows: { id: string | null; report: SceneReport }[];
   summary: EvalSummary;

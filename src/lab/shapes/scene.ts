@@ -18,12 +18,15 @@ import {
   type Rgb,
 } from './palette.js';
 
+/** The object sizes of the Shapes world. */
 export const SIZES = ['small', 'large'] as const;
+/** One object size. */
 export type SizeName = (typeof SIZES)[number];
 
 /** Scale (pixels per unit shape, see geometry.ts) of each size in a 64 × 64 image; ±4% jitter. */
 export const SIZE_SCALE: Readonly<Record<SizeName, number>> = { small: 5.5, large: 9 };
 
+/** Whether a word names an object size. */
 export function isSizeName(word: string): word is SizeName {
   return (SIZES as readonly string[]).includes(word);
 }
@@ -33,9 +36,12 @@ export function sizeThreshold(width: number): number {
   return Math.sqrt(SIZE_SCALE.small * SIZE_SCALE.large) * (width / 64);
 }
 
+/** The background textures of the Shapes world. */
 export const TEXTURES = ['plain', 'noise', 'stripes', 'gradient'] as const;
+/** One background texture. */
 export type TextureName = (typeof TEXTURES)[number];
 
+/** A scene's background: tone, colour, texture and the texture's seed. */
 export interface Background {
   tone: BackgroundTone;
   rgb: Rgb;
@@ -44,6 +50,7 @@ export interface Background {
   textureSeed: number;
 }
 
+/** An object of a scene: shape, colour, size, grid cell, centre and scale. */
 export interface SceneObject {
   shape: ShapeName;
   color: ColorName;
@@ -68,6 +75,9 @@ export interface Wording {
   background: boolean;
 }
 
+/**
+ * A scene of the Shapes world, drawn from its seed: size, background, objects and how its caption words them.
+ */
 export interface Scene {
   seed: number;
   width: number;
@@ -77,6 +87,7 @@ export interface Scene {
   wording: Wording;
 }
 
+/** How scenes are drawn: object count, image size, the shapes and colours allowed. */
 export interface SceneOptions {
   /** Number of objects, or an inclusive [min, max] range drawn uniformly. Default [1, 3]. */
   objects?: number | readonly [number, number];

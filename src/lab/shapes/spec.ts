@@ -7,6 +7,7 @@ import type { Cell, Relation } from './grid.js';
 import type { BackgroundTone, ColorName } from './palette.js';
 import type { Scene, SizeName } from './scene.js';
 
+/** An object as a prompt states it: colour, shape, and optionally size and cell. */
 export interface ObjectSpec {
   color: ColorName;
   shape: ShapeName;
@@ -16,6 +17,7 @@ export interface ObjectSpec {
   cell?: Cell;
 }
 
+/** What a prompt states: its objects, relations between them and the background tone. */
 export interface SceneSpec {
   objects: ObjectSpec[];
   /** Between objects of `objects`, by index. */
