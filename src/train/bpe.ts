@@ -14,9 +14,12 @@ import { join } from 'node:path';
 import { bytesToUnicode, CLIPTokenizer } from '../index.js';
 
 const END_OF_WORD = '</w>';
+/** CLIP's start-of-text token, first in every tokenized prompt. */
 export const START_OF_TEXT = '<|startoftext|>';
+/** CLIP's end-of-text token, last in every tokenized prompt (and its padding). */
 export const END_OF_TEXT = '<|endoftext|>';
 
+/** A learned byte-pair-encoding vocabulary (Sennrich et al. 2016) in CLIP's format: token ids and merges. */
 export interface BPEVocabulary {
   vocab: Record<string, number>;
   /** "a b" merges in priority order (the lines of merges.txt after '#version'). */

@@ -34,6 +34,10 @@ import {
 } from '../index.js';
 import type { EMA } from './ema.js';
 
+/**
+ * What a training checkpoint holds: the modules by checkpoint prefix, the optimizer, the random generator,
+ * the loss history and the moving average.
+ */
 export interface TrainState {
   /** Checkpoint prefix → module ('vae', 'unet', 'text_encoder'). */
   modules: Record<string, Module>;
@@ -45,6 +49,10 @@ export interface TrainState {
   ema?: EMA;
 }
 
+/**
+ * A checkpoint's metadata beside its weights: step, random-generator counter, loss history, what the stage
+ * needs to rebuild itself.
+ */
 export interface CheckpointMeta {
   /** Names the pair: the same id is in the weights file's metadata (absent in checkpoints from before). */
   id?: string;
@@ -107,6 +115,7 @@ function completeSave(dir: string): CheckpointMeta | undefined {
   return meta;
 }
 
+/** Whether `dir` holds a complete checkpoint (weights and metadata). */
 export function hasCheckpoint(dir: string): boolean {
   if (!existsSync(join(dir, WEIGHTS))) return false;
   if (existsSync(join(dir, META))) return true;

@@ -24,6 +24,10 @@ export interface ObjectWord {
   place?: true;
 }
 
+/**
+ * A training data source: image size, batches of examples by data seed (images, captions, object words and
+ * regions), captions for the vocabulary and held-out images for the preview.
+ */
 export interface TrainingData {
   /** Height and width of the images. */
   imageSize: number;

@@ -9,6 +9,10 @@
 
 import type { Parameter } from '../index.js';
 
+/**
+ * An exponential moving average of the trained parameters (Polyak averaging), with diffusers' warm-up of the
+ * decay.
+ */
 export class EMA {
   readonly decay: number;
   /** Updates done so far (saved in checkpoints; drives the warm-up). */
@@ -36,6 +40,7 @@ export class EMA {
     return Math.min(this.decay, (1 + this.updates) / (10 + this.updates));
   }
 
+  /** shadow ← d·shadow + (1 − d)·θ, after an optimizer step. */
   update(): void {
     const d = this.currentDecay();
     for (const [p, s] of this.shadow) {

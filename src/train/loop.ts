@@ -11,6 +11,10 @@ import {
   type TrainState,
 } from './checkpoint.js';
 
+/**
+ * Options of the training loop: checkpoint folder, steps, learning-rate schedule, gradient clipping, time
+ * budget, logging.
+ */
 export interface LoopOptions {
   /** Checkpoint folder. */
   dir: string;
@@ -36,6 +40,7 @@ export interface LoopOptions {
   logEvery?: number;
 }
 
+/** Where a training loop stopped: the step, why (all steps done or out of time) and the seconds per step. */
 export interface LoopResult {
   step: number;
   reason: 'steps' | 'time';
@@ -75,6 +80,10 @@ export function learningRate(
   return o.lr * (0.1 + 0.45 * (1 + Math.cos(Math.PI * progress)));
 }
 
+/**
+ * The training loop of both stages: AdamW with linear warm-up (and optional decay), global gradient-norm
+ * clipping, a time budget and periodic checkpoints.
+ */
 export function trainLoop(
   state: TrainState,
   lossAt: (step: number) => { loss: Tensor; logs: Record<string, number> },

@@ -4,6 +4,10 @@
 import { type AutoencoderKL, imageGrid, noGrad, writePng } from '../index.js';
 import type { TrainingData } from './data.js';
 
+/**
+ * Writes a grid of held-out images (top row) and the VAE's reconstructions of them (below): what a trained
+ * VAE keeps.
+ */
 export function writeReconstructionGrid(vae: AutoencoderKL, data: TrainingData, path: string, n = 8): void {
   const images = data.heldOut(n);
   const recon = noGrad(() => vae.decode(vae.encode(images).mean).clamp(-1, 1));

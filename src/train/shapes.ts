@@ -43,6 +43,10 @@ import {
   vaeLoss,
 } from './vae.js';
 
+/**
+ * How one training stage runs: steps, batch size, learning rate, warm-up and decay, time budget, initial
+ * weights.
+ */
 export interface StageOptions {
   steps: number;
   /**
@@ -58,6 +62,10 @@ export interface StageOptions {
   minutes?: number;
 }
 
+/**
+ * Options of the two-stage recipe of the built-in model: output folder, seed, resuming, checkpoints, each
+ * stage's config.
+ */
 export interface ShapesTrainOptions {
   out: string;
   seed: number;
@@ -66,9 +74,11 @@ export interface ShapesTrainOptions {
   vae: VAETrainConfig & StageOptions;
   unet: TextToImageConfig & StageOptions;
   quiet?: boolean;
+  /** Where progress lines go (default stderr). */
   log?: (line: string) => void;
 }
 
+/** The recipe's defaults (those the built-in model was trained with, docs/training.md). */
 export const SHAPES_TRAIN_DEFAULTS: ShapesTrainOptions = {
   out: 'runs/shapes',
   seed: 0,

@@ -32,6 +32,10 @@ import {
 import type { ObjectWord } from './data.js';
 import { sampleLatent } from './vae.js';
 
+/**
+ * The text-to-image stage's model and objective: UNet and text-encoder sizes, vocabulary, noise schedule and
+ * prediction target.
+ */
 export interface TextToImageConfig {
   blockOutChannels: number[];
   /** ResNet (+ transformer) layers per UNet block (diffusers' `layers_per_block`); absent: 1. */
@@ -80,8 +84,10 @@ export interface TextToImageConfig {
   zeroTerminalSnr?: boolean;
 }
 
+/** What the UNet is trained to predict: the noise ε, or v (Salimans & Ho 2022). */
 export type PredictionTarget = 'epsilon' | 'v_prediction';
 
+/** The text-to-image stage's defaults. */
 export const TEXT_TO_IMAGE_DEFAULTS: TextToImageConfig = {
   blockOutChannels: [32, 64],
   heads: 4,
@@ -150,6 +156,7 @@ export interface TextToImageModels {
   noise: DDPMScheduler;
 }
 
+/** A fresh UNet and CLIP text encoder of this config (PyTorch's default initialisation). */
 export function buildTextToImage(
   c: TextToImageConfig,
   vocabSize: number,

@@ -22,6 +22,10 @@ import {
   Tensor,
 } from '../index.js';
 
+/**
+ * The VAE stage's model and loss: channels, latent channels, the KL weight β, the weight on objects and the
+ * decoder's latent noise.
+ */
 export interface VAETrainConfig {
   blockOutChannels: number[];
   normNumGroups: number;
@@ -42,6 +46,7 @@ export interface VAETrainConfig {
   latentNoise?: number;
 }
 
+/** The VAE stage's defaults. */
 export const VAE_DEFAULTS: VAETrainConfig = {
   blockOutChannels: [16, 32, 64],
   normNumGroups: 16,
@@ -131,6 +136,7 @@ export function measureScalingFactor(vae: AutoencoderKL, images: Tensor, gen: Ge
   });
 }
 
+/** A fresh AutoencoderKL of this config. */
 export function buildVAE(c: VAETrainConfig, scalingFactor = 1): AutoencoderKL {
   return AutoencoderKL.fromConfig(vaeConfigJson(c, scalingFactor));
 }
