@@ -26,7 +26,9 @@ export const VIDEO_METHODS = ['t2v-zero', 'independent', 'motion-only'] as const
  */
 export type VideoMethod = (typeof VIDEO_METHODS)[number];
 
+/** The directions the content of a generated video can move in. */
 export const MOTION_DIRECTIONS = ['left', 'right', 'up', 'down'] as const;
+/** One direction of motion of a generated video. */
 export type MotionDirection = (typeof MOTION_DIRECTIONS)[number];
 
 /** Most frames a clip may have. */
@@ -50,6 +52,7 @@ export interface VideoOptions extends SamplingOptions {
   scheduler?: SchedulerName;
 }
 
+/** A generated clip: its frames and their final latents. */
 export interface VideoResult {
   /** (F, 3, H, W) in [-1, 1]. */
   frames: Tensor;
