@@ -8,13 +8,27 @@ export { type Progress, progressBar } from './io/progress.js';
 export { type ColorMapName, colorize, type GridOptions, imageGrid, overlayHeatMap } from './io/render.js';
 export { readSafetensors, readSafetensorsHeader, writeSafetensors } from './io/safetensors.js';
 export { setThreads } from './kernels/ort.js';
+export {
+  AttendAndExcite,
+  type AttendAndExciteOptions,
+  attendAndExciteLoss,
+  gaussianSmoothingMatrix,
+  nounSubjects,
+} from './methods/application/attend-and-excite.js';
 // methods, by level
 export { AttentionCaching } from './methods/application/attention-caching.js';
 export type { AttentionMaskOptions } from './methods/application/attention-mask.js';
 export { attentionMask } from './methods/application/attention-mask.js';
 export { BlockCaching } from './methods/application/block-caching.js';
+export { BoxDiff, type BoxDiffOptions, boxDiffLoss } from './methods/application/box-diff.js';
+export {
+  LayoutGuidance,
+  type LayoutGuidanceOptions,
+  layoutLoss,
+} from './methods/application/layout-guidance.js';
 export { LOCAL_BLEND_TH, LocalBlend } from './methods/application/local-blend.js';
 export { groupControllers, type PromptGroup } from './methods/application/prompt-groups.js';
+export * from './methods/application/score-guidance.js';
 export { TokenMerging } from './methods/application/token-merging.js';
 export {
   CrossFrameAttention,
@@ -44,6 +58,14 @@ export {
   expandAs,
   GlobalHeatMap,
 } from './methods/map/heatmap.js';
+export {
+  boxMask,
+  cellMeans,
+  type PaintedWord,
+  PaintWithWords,
+  type PaintWithWordsOptions,
+  type RegionMask,
+} from './methods/map/paint-with-words.js';
 export { TokenGrounding } from './methods/map/token-grounding.js';
 export {
   type CustomDiffusionLayer,
