@@ -40,6 +40,7 @@ export class Conv2d extends Module {
     this.weight = new Parameter([outChannels, inChannels, kernelSize, kernelSize]);
     if (opts.bias ?? true) this.bias = new Parameter([outChannels]);
   }
+  /** The convolution of x (B, C, H, W) with the layer's kernel and bias. */
   forward(x: Tensor): Tensor {
     return conv2d(x, this.weight.value, this.bias?.value ?? null, {
       stride: this.stride,
@@ -68,6 +69,7 @@ export class GroupNorm extends AffineNorm {
   ) {
     super(numChannels);
   }
+  /** Group normalisation of x (B, C, …), then the per-channel scale and shift. */
   forward(x: Tensor): Tensor {
     return groupNorm(x, this.numGroups, this.weight.value, this.bias.value, this.eps);
   }
@@ -81,6 +83,7 @@ export class LayerNorm extends AffineNorm {
   ) {
     super(dim);
   }
+  /** Layer normalisation of x over its last axis, then the scale and shift. */
   forward(x: Tensor): Tensor {
     return layerNorm(x, this.weight.value, this.bias.value, this.eps);
   }

@@ -200,6 +200,7 @@ export class StableDiffusion {
     return new StableDiffusion(readSingleFile(path, opts));
   }
 
+  /** A fresh sampler from the model's scheduler config: its own, or the one named. */
   scheduler(name?: SchedulerName): Scheduler {
     return schedulerFromConfig(this.schedulerConfig, name);
   }
