@@ -22,11 +22,8 @@ export interface GradNode {
 const ORT_TYPE: Record<DType, 'float32' | 'float16' | 'int32' | 'int64' | 'bool' | 'uint8'> = {
   float32: 'float32',
   float16: 'float16',
-  /** An int32 tensor from numbers. */
   int32: 'int32',
-  /** An int64 tensor from numbers. */
   int64: 'int64',
-  /** A bool tensor from booleans or 0/1. */
   bool: 'bool',
   uint8: 'uint8',
 };
@@ -109,14 +106,17 @@ export class Tensor {
     return new Tensor(Float32Array.from(values), shape ?? [values.length]);
   }
 
+  /** An int64 tensor from numbers. */
   static int64(values: ArrayLike<number>, shape?: Shape): Tensor {
     return new Tensor(BigInt64Array.from(Array.from(values, BigInt)), shape ?? [values.length]);
   }
 
+  /** An int32 tensor from numbers. */
   static int32(values: ArrayLike<number>, shape?: Shape): Tensor {
     return new Tensor(Int32Array.from(values), shape ?? [values.length]);
   }
 
+  /** A bool tensor from booleans or 0/1. */
   static bool(values: ArrayLike<boolean | number>, shape?: Shape): Tensor {
     return new Tensor(
       Uint8Array.from(Array.from(values, (v) => (v ? 1 : 0))),
