@@ -49,6 +49,7 @@ export class LocalQueue implements JobQueue {
   async close(): Promise<void> {
     this.closing = true;
     for (const j of this.waiting.splice(0)) this.board.cancelled(j.id);
+    if (this.running) this.board.cancelled(this.running.id);
     this.runner.kill('the server shut down');
   }
 

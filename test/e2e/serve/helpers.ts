@@ -13,6 +13,7 @@ export const MODELS = { 'shapes-v1': BUILTIN_MODEL };
 export interface TestServer {
   url: string;
   board: JobBoard;
+  queue: JobQueue;
   close: () => Promise<void>;
 }
 
@@ -29,6 +30,7 @@ export async function startServer(
   return {
     url,
     board,
+    queue,
     close: async () => {
       await queue.close();
       await app.close();

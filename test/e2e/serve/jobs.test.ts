@@ -1,6 +1,7 @@
 // attnkit serve end to end with the in-process queue and a real model worker: a generate job streams progress
 // (steps in order, an ETA, decoded previews) and its image is the bits the pipeline gives directly; maps, segment
-// and an edit return their files; a running job is cancelled and the next still runs; a full queue answers 429.
+// and an edit return their files; a running job is cancelled and the next still runs; a full queue answers 429,
+// a closing one 503.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -102,4 +103,20 @@ test('serve: a running job is cancelled, the next one runs; past the queue bound
   assert.match(jobs[3]!.json.error, /the queue is full \(2 jobs waiting\)/);
   for (const j of jobs.slice(0, 3))
     assert.equal((await followJob(server.url, j.json.id)).at(-1)!.type, 'done');
+});
+
+test('serve: a server shutting down answers 503 and cancels what waited', async () => {
+  const waiting = [];
+  for (let i = 0; i < 2; i++)
+    waiting.push(
+      await post(`${server.url}/api/jobs/generate`, { prompt: 'a red circle', steps: 50, seed: i }),
+    );
+  await server.queue.close();
+  const late = await post(`${server.url}/api/jobs/generate`, { prompt: 'a red circle' });
+  assert.equal(late.status, 503);
+  assert.match(late.json.error, /shutting down/);
+  assert.deepEqual(
+    waiting.map((w) => server.board.get(w.json.id)!.status),
+    ['cancelled', 'cancelled'],
+  );
 });
