@@ -30,6 +30,10 @@ export interface SafetensorsTensorInfo {
   dataOffsets: [number, number];
 }
 
+/**
+ * A safetensors file's header: each tensor's dtype, shape and byte range, the metadata, and where the data
+ * starts.
+ */
 export interface SafetensorsHeader {
   /** Entries in header order. */
   tensors: Map<string, SafetensorsTensorInfo>;
@@ -38,11 +42,13 @@ export interface SafetensorsHeader {
   dataStart: number;
 }
 
+/** A safetensors file read: its tensors by name and its metadata. */
 export interface SafetensorsContents {
   tensors: Map<string, Tensor>;
   metadata: Record<string, string>;
 }
 
+/** Options of `readSafetensors`: which tensors to load. */
 export interface ReadSafetensorsOptions {
   /** Load only these tensors (every name must exist); default: all. */
   names?: readonly string[];
@@ -51,6 +57,7 @@ export interface ReadSafetensorsOptions {
 /** How float32 tensors are stored: F32, F16 or BF16 (the last two rounded to nearest, ties to even). */
 export type SafetensorsFloatFormat = 'float32' | 'float16' | 'bfloat16';
 
+/** Options of `writeSafetensors`: the stored float format and the metadata. */
 export interface SerializeSafetensorsOptions {
   /** How float32 tensors are stored: 'float32' (F32, default), 'float16' (F16) or 'bfloat16' (BF16). */
   dtype?: SafetensorsFloatFormat;

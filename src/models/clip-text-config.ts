@@ -3,6 +3,7 @@
 
 import { ConfigReader, type JsonConfig } from './config.js';
 
+/** The activation of CLIP's MLPs: quick GELU (x·σ(1.702x), OpenAI's CLIP) or GELU. */
 export type CLIPTextActivation = 'quick_gelu' | 'gelu';
 
 /** transformers' `CLIPTextConfig`, the keys attnkit uses, read once from `config.json`. */

@@ -147,6 +147,9 @@ export class CLIPTextTransformer extends Module {
 // ---------------------------------------------------------------------------------------------------------
 // The model
 
+/**
+ * Options of the text encoder's forward: hooks' context, clip skip, and whether to return every hidden state.
+ */
 export interface CLIPTextForwardOptions extends HookOptions {
   /**
    * Clip skip (diffusers' `clip_skip`): `lastHiddenState` is the final layer norm of the hidden state this
@@ -157,6 +160,10 @@ export interface CLIPTextForwardOptions extends HookOptions {
   outputHiddenStates?: boolean;
 }
 
+/**
+ * The text encoder's outputs: the last hidden state (final-normed), optionally every hidden state, and the
+ * pooled text.
+ */
 export interface CLIPTextOutput {
   /** (B, T, C): the final layer norm of the last layer's output, or of an earlier one with clipSkip. */
   lastHiddenState: Tensor;

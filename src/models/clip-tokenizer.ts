@@ -46,6 +46,7 @@ const PRE_TOKEN_RE =
 // ---------------------------------------------------------------------------------------------------------
 // The tokenizer
 
+/** What a CLIP tokenizer is built from: the vocabulary, BPE merges, context length and special tokens. */
 export interface CLIPTokenizerInit {
   /** token → id, as `vocab.json` holds it. */
   vocab: Readonly<Record<string, number>>;
@@ -63,6 +64,7 @@ export interface CLIPTokenizerInit {
   unkToken?: string;
 }
 
+/** Options of tokenizing: padding, truncation, the length, and where truncation warnings go. */
 export interface TokenizeOptions {
   /** `'max_length'` (default): pad every sequence to maxLength; `'longest'`: to the batch's longest; false: none. */
   padding?: 'max_length' | 'longest' | false;
@@ -74,6 +76,7 @@ export interface TokenizeOptions {
   onWarning?: (message: string) => void;
 }
 
+/** Tokenized texts: ids with bos, eos and padding, the attention mask, and which texts were truncated. */
 export interface TokenizerOutput {
   /** One id sequence per text: bos, the text's ids, eos, then pad ids. */
   ids: number[][];

@@ -5,7 +5,9 @@ import { jsonPreview } from '../io/json-preview.js';
 import { CONFIG_LIMITS, ConfigReader, type JsonConfig } from './config.js';
 import type { UNetBlockConfig, UNetMidBlockConfig } from './unet-blocks.js';
 
+/** A UNet down block: plain ResNets or ResNets with cross-attention transformers. */
 export type DownBlockType = 'DownBlock2D' | 'CrossAttnDownBlock2D';
+/** A UNet up block: plain ResNets or ResNets with cross-attention transformers. */
 export type UpBlockType = 'UpBlock2D' | 'CrossAttnUpBlock2D';
 
 /** A UNet's `config.json` read into typed fields (channels, blocks, attention, conditioning). */

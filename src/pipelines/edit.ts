@@ -22,6 +22,10 @@ import {
 /** `none` regenerates both prompts from the same latents with no attention control (the baseline). */
 export type PromptEditMethod = 'replace' | 'refine' | 'reweight' | 'none';
 
+/**
+ * Options of `editPrompt` (Prompt-to-Prompt): prompts, the edit method and its step ranges, reweighting,
+ * LocalBlend, and a real image with (null-text) inversion.
+ */
 export interface EditPromptOptions extends SamplingOptions {
   source: string;
   /** Default: the source (a pure reweighting). */
@@ -57,6 +61,7 @@ export interface EditPromptOptions extends SamplingOptions {
   nullTextSourceOnly?: boolean;
 }
 
+/** What `editPrompt` returns: source and target images, the method used and the controllers that ran. */
 export interface EditPromptResult extends EditedPair {
   method: PromptEditMethod;
   /** The controllers that ran (editor, blend, extra), e.g. to read LocalBlend's last mask. */

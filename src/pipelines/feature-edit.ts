@@ -27,6 +27,10 @@ import { initialNoise } from './stable-diffusion.js';
 
 export type FeatureEditMethod = 'masactrl' | 'pnp';
 
+/**
+ * Options of `editFeatures`: MasaCtrl or Plug-and-Play, the source and target prompts, a real image to edit,
+ * and each method's options.
+ */
 export interface FeatureEditOptions extends SamplingOptions {
   method: FeatureEditMethod;
   source: string;
@@ -42,6 +46,10 @@ export interface FeatureEditOptions extends SamplingOptions {
   negativePrompt?: string;
 }
 
+/**
+ * What `editFeatures` returns: source and target images, the controller that ran, and the inversion of a real
+ * image.
+ */
 export interface FeatureEditResult extends EditedPair {
   controller: MutualSelfAttention | PlugAndPlay;
   inversion?: DDIMInversion;

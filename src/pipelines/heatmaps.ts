@@ -14,6 +14,7 @@ import { formatShape, type Tensor } from '../tensor/index.js';
 import { inversionStepRange, invertBatch } from './inversion.js';
 import type { StableDiffusion, StepEvent } from './stable-diffusion.js';
 
+/** Options of `generateWithHeatMaps`: the prompt, sampling, and which steps and map sides are aggregated. */
 export interface HeatMapRunOptions {
   prompt: string;
   seed?: number;
@@ -36,6 +37,10 @@ export interface HeatMapRunOptions {
   onStep?: (e: StepEvent) => void;
 }
 
+/**
+ * A heat-map run: the image, DAAM's global heat map of the prompt, the attention store, and self-attention
+ * components when asked for.
+ */
 export interface HeatMapRun {
   /** (1, 3, H, W) in [-1, 1]. */
   image: Tensor;
@@ -111,6 +116,10 @@ export function generateWithHeatMaps(sd: StableDiffusion, opts: HeatMapRunOption
   return heatMapRun(sd, opts, store, images, latents.shape);
 }
 
+/**
+ * Options of `imageHeatMaps`: a given image and its prompt, whose maps come from the UNet passes of DDIM
+ * inversion.
+ */
 export interface ImageHeatMapOptions
   extends Pick<
     HeatMapRunOptions,

@@ -17,6 +17,7 @@ import { DDIMScheduler } from '../schedulers/index.js';
 import { backward, concat, enableGrad, formatShape, noGrad, Tensor } from '../tensor/index.js';
 import type { StableDiffusion } from './stable-diffusion.js';
 
+/** Options of `ddimInvert`: the image (or its latents), its prompt (or text states), steps and guidance. */
 export interface DDIMInversionOptions {
   /** The image (1, 3, H, W) in [-1, 1]; or give its `latents` (already × the VAE's scaling factor). */
   image?: Tensor;
@@ -158,6 +159,10 @@ export function inversionStepRange(range: readonly [number, number], steps: numb
   return [steps - range[1], steps - range[0]];
 }
 
+/**
+ * Options of null-text inversion (Mokady et al. 2023): guidance, optimisation steps per timestep, learning
+ * rate, early stop, the negative prompt.
+ */
 export interface NullTextOptions {
   /** The guidance scale of the regeneration (reference GUIDANCE_SCALE = 7.5). */
   guidanceScale?: number;
@@ -172,6 +177,7 @@ export interface NullTextOptions {
   onStep?: (e: { step: number; iterations: number; loss: number }) => void;
 }
 
+/** A null-text inversion: the DDIM inversion and the optimised unconditional embedding ∅_t of each step. */
 export interface NullTextInversion {
   /** ∅_t per sampling step, (1, T, D) each: pass as `negativePromptEmbeds`. */
   nullEmbeds: Tensor[];

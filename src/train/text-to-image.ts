@@ -147,6 +147,10 @@ export function textEncoderConfigJson(c: TextToImageConfig, vocabSize: number): 
   };
 }
 
+/**
+ * The models of the text-to-image stage: UNet, text encoder and tokenizer trained, the frozen VAE and its
+ * scaling factor, the noise schedule.
+ */
 export interface TextToImageModels {
   unet: UNet2DConditionModel;
   textEncoder: CLIPTextModel;

@@ -89,6 +89,7 @@ export function klDivergence(q: LatentDistribution): Tensor {
     .mul(0.5 / b);
 }
 
+/** The VAE stage's loss and the values logged with it. */
 export interface VAELoss {
   loss: Tensor;
   logs: Record<string, number>;

@@ -17,6 +17,10 @@ export type CacheMethod =
   | 'full_attn+cfg_attn_share'
   | 'residual_window_attn+cfg_attn_share';
 
+/**
+ * Options of attention caching (DiTFastAttn, Yuan et al. 2024): the threshold a shortcut may cost, the
+ * shortcuts tried, the window, the attention function and a fixed plan.
+ */
 export interface AttentionCachingOptions {
   /** Largest relative change ‖O′ − O‖ / ‖O‖ a shortcut may cause where it is calibrated (0: none is taken). */
   threshold?: number;

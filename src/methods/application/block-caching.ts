@@ -10,6 +10,10 @@ import type { Controller } from '../../attention/hooks.js';
 import type { Tensor } from '../../tensor/index.js';
 import { PlannedCache, relativeChange } from './cache-plan.js';
 
+/**
+ * Options of block caching (Wimbauer et al. 2024): the threshold a reuse may cost, a fixed plan, and the
+ * blocks that may be reused.
+ */
 export interface BlockCachingOptions {
   /** Largest relative change ‖cached − computed‖ / ‖computed‖ a reuse may cause where it is calibrated. */
   threshold?: number;

@@ -18,6 +18,10 @@ import { maxPool3 } from './attention-mask.js';
 /** The reference's thresholds for the words' mask and the substracted mask. */
 export const LOCAL_BLEND_TH: readonly [number, number] = [0.3, 0.3];
 
+/**
+ * Options of LocalBlend (Prompt-to-Prompt): the prompts, the words whose region may change, the steps and
+ * thresholds.
+ */
 export interface LocalBlendOptions {
   tokenizer: TokenLookup;
   /** The prompts of the batch, source first. */

@@ -6,6 +6,10 @@ import type { BlockBranch, Controller, TokenReduction } from '../../attention/ho
 import { formatShape, gather, runOp1, Tensor } from '../../tensor/index.js';
 import { Generator } from '../../tensor/random.js';
 
+/**
+ * Options of token merging (ToMe for SD, Bolya & Hoffman 2023): the ratio, the deepest level merged, the
+ * stride, and which branches merge.
+ */
 export interface TokenMergingOptions {
   /** Fraction of a block's tokens removed by merging: r = ⌊T·ratio⌋, at most the source tokens (0.5). */
   ratio?: number;

@@ -12,6 +12,7 @@ import type { Controller, Features, StepState } from '../../attention/hooks.js';
 import { indexSelect, Tensor } from '../../tensor/index.js';
 import { condRowOf, sourceRowOf } from './source-rows.js';
 
+/** Options of MasaCtrl (Cao et al. 2023): the step and layer it starts at, or the exact layers and steps. */
 export interface MutualSelfAttentionOptions {
   /** First denoising step (0-based) with mutual self-attention (reference default 4). */
   startStep?: number;
@@ -89,6 +90,10 @@ export class MutualSelfAttention implements Controller {
   }
 }
 
+/**
+ * Options of MasaCtrl's MaskAuto variant: its options, plus the tokens whose maps give the source and target
+ * foreground masks, their resolution and threshold.
+ */
 export interface MutualSelfAttentionMaskOptions extends MutualSelfAttentionOptions {
   /** Threshold on the min–max normalised cross-attention map (reference `thres` 0.1). */
   thres?: number;

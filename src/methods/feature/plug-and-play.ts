@@ -24,6 +24,10 @@ export const PNP_ATTENTION_LAYERS: readonly string[] = [
 /** Stable Diffusion 1.x/2.x: the decoder's fourth layer, the second ResNet block of up_blocks.1. */
 export const PNP_CONV_LAYERS: readonly string[] = ['up_blocks.1.resnets.1'];
 
+/**
+ * Options of Plug-and-Play (Tumanyan et al. 2023): the layers and steps whose features and self-attention are
+ * injected from the source.
+ */
 export interface PlugAndPlayOptions {
   /** Fraction of the steps (from the first) with Q/K injection (reference `pnp_attn_t`, 0.5). */
   pnpAttnT?: number;

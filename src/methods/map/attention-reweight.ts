@@ -8,6 +8,10 @@ import { Tensor } from '../../tensor/index.js';
 import { AttentionEdit, type AttentionEditOptions } from './attention-edit.js';
 import { equalizer } from './token-alignment.js';
 
+/**
+ * Options of Prompt-to-Prompt's reweighting: the prompts, the weights of words, and an edit to apply it on
+ * top of.
+ */
 export interface AttentionReweightOptions extends AttentionEditOptions {
   /** Word (or phrase) → weight, looked up in each target prompt; other tokens keep weight 1. */
   equalizer: Readonly<Record<string, number>>;

@@ -31,6 +31,10 @@ export interface StoredMap {
   steps: number;
 }
 
+/**
+ * Options of the attention store: the largest maps kept, the kinds, places, guidance rows and steps recorded,
+ * and a layer filter.
+ */
 export interface AttentionStoreOptions {
   /** Maps with more query tokens are not stored (reference: 32², "avoid memory overhead"). */
   maxTokens?: number;

@@ -11,6 +11,10 @@ import { formatShape, indexSelect, type Tensor } from '../../tensor/index.js';
 import type { StoredMap } from './attention-store.js';
 import { type ResizeMode, resize2d } from './upsample.js';
 
+/**
+ * Options of DAAM's aggregation: the size maps are upsampled to, which sides, layers, heads and row are
+ * included, the resize mode.
+ */
 export interface GlobalHeatMapOptions {
   /** Size (h, w) every map is upsampled to before averaging: the latent size (DAAM: 64×64 for SD at 512). */
   latentSize: readonly [number, number];

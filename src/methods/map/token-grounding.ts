@@ -27,6 +27,7 @@ export interface GroundedWord {
   weight?: number;
 }
 
+/** TokenCompose's two grounding terms (Wang et al. 2024): the token loss and the pixel loss. */
 export interface GroundingLoss {
   token: Tensor;
   pixel: Tensor;

@@ -3,6 +3,7 @@
 
 import { formatShape, Tensor } from '../../tensor/index.js';
 
+/** How maps are resized: bicubic (PyTorch's A = −0.75), bilinear or nearest. */
 export type ResizeMode = 'bicubic' | 'bilinear' | 'nearest';
 
 /** PyTorch's cubic convolution coefficient (A = −0.75, Keys 1981). */
