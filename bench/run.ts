@@ -10,12 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { relaunchWithMallocTuning } from '../src/process/malloc-tuning.js';
 import engine from './engine.js';
 import load from './load.js';
+import lora from './lora.js';
 import unet from './unet.js';
 import { type Bench, type BenchResult, formatSeconds, machineInfo, textTable } from './util.js';
 
 await relaunchWithMallocTuning(); // in the launcher this never returns: it exits with the child's status
 
-const BENCHES: readonly Bench[] = [engine, unet, load];
+const BENCHES: readonly Bench[] = [engine, unet, load, lora];
 
 const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 
