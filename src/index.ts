@@ -110,6 +110,15 @@ export {
 } from './models/ldm-keys.js';
 export { type LoraReadTargets, loraFromTensors, readLora } from './models/lora-file.js';
 export type { LoraLayout, LoraPart } from './models/lora-keys.js';
+export {
+  AnimateDiffTransformer3D,
+  MotionAdapter,
+  type MotionAdapterConfig,
+  MotionModules,
+  parseMotionAdapterConfig,
+  sinusoidalPositions,
+  TemporalTransformerBlock,
+} from './models/motion-module.js';
 export { type FromPretrainedOptions, readPretrainedWeights } from './models/pretrained.js';
 export { type AddedConditions, UNet2DConditionModel } from './models/unet2d-condition.js';
 export { parseUNetConfig, type TextTimeConfig, type UNetConfig } from './models/unet2d-config.js';

@@ -38,9 +38,13 @@ export interface StepInfo {
   batch: BatchRoles;
 }
 
-/** The record every hook receives. */
+/**
+ * The record every hook receives. In a temporal layer (kind 'temporal', AnimateDiff's motion modules) the tokens
+ * are the frames of a clip — queryTokens = keyTokens = the frame count — and the batch rows are the clips'
+ * spatial positions, (B·h·w) of them, with `size` the (h, w) grid; `batch` still describes the UNet's B rows.
+ */
 export interface AttentionCall extends AttentionLayerInfo, StepInfo {
-  /** Spatial size (h, w) of the queries, for image tokens; undefined for text. */
+  /** Spatial size (h, w) of the queries, for image tokens (temporal layers: of the positions); undefined for text. */
   size?: readonly [number, number];
   heads: number;
   headDim: number;
