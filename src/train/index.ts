@@ -3,14 +3,6 @@
 // runtime's public entry (src/index.ts).
 
 export {
-  type BPEVocabulary,
-  END_OF_TEXT,
-  learnBPE,
-  START_OF_TEXT,
-  tokenizerOf,
-  writeTokenizer,
-} from './bpe.js';
-export {
   type Adapter,
   type AdapterBase,
   type AdapterMethod,
@@ -20,6 +12,14 @@ export {
   LoraFactors,
   trainAdapter,
 } from './adapter.js';
+export {
+  type BPEVocabulary,
+  END_OF_TEXT,
+  learnBPE,
+  START_OF_TEXT,
+  tokenizerOf,
+  writeTokenizer,
+} from './bpe.js';
 export { type CheckpointMeta, hasCheckpoint, readCheckpointMeta, type TrainState } from './checkpoint.js';
 export type { ObjectWord, TrainingBatch, TrainingData } from './data.js';
 export { trainingBatch } from './data.js';
@@ -45,8 +45,10 @@ export {
   type PredictionTarget,
   TEXT_TO_IMAGE_DEFAULTS,
   type TextToImageConfig,
+  type TextToImageLossOptions,
+  type TextToImageModels,
   type TimestepBias,
   textToImageLoss,
   trainingNoiseSchedule,
 } from './text-to-image.js';
-export { buildVAE, initVAE, VAE_DEFAULTS, type VAETrainConfig, vaeLoss } from './vae.js';
+export { buildVAE, initVAE, VAE_DEFAULTS, type VAELoss, type VAETrainConfig, vaeLoss } from './vae.js';
