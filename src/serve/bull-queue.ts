@@ -92,6 +92,7 @@ export class BullQueue implements JobQueue {
   }
 }
 
+/** The options of `runWorker` (`attnkit worker`). */
 export interface WorkerOptions {
   /** ms a job's lock lasts without renewal: a dead worker's job is retried this long after it died (30 s). */
   lockDuration?: number;

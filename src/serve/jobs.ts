@@ -9,6 +9,7 @@ import { writeFolderAtomic } from '../io/atomic.js';
 import type { RunnerProgress, RunnerResult } from './runner-client.js';
 import type { JobKind, JobSpec } from './spec.js';
 
+/** Where a job is in its life: waiting, running, or finished one of three ways. */
 export type JobStatus = 'queued' | 'running' | 'done' | 'failed' | 'cancelled';
 
 /** A job as the API shows it (GET /api/jobs/:id). */
@@ -67,6 +68,7 @@ export const JOB_FILES = [
 /** Jobs kept in memory (the oldest finished one, and its folder, goes when a new one would pass it). */
 const KEPT = 1000;
 
+/** The server's jobs by id, their events, and their files under the output folder. */
 export class JobBoard {
   private readonly jobs = new Map<string, JobRecord>();
   private readonly events = new EventEmitter().setMaxListeners(0);

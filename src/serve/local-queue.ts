@@ -5,6 +5,7 @@
 import { HttpError, type JobBoard, type JobQueue, type JobRecord } from './jobs.js';
 import { RunnerClient } from './runner-client.js';
 
+/** The in-process job queue: one model worker process, at most `maxQueued` jobs waiting. */
 export class LocalQueue implements JobQueue {
   private readonly waiting: JobRecord[] = [];
   private running?: JobRecord;

@@ -13,6 +13,7 @@ export interface RunnerResult {
   meta: Record<string, unknown>;
 }
 
+/** A step's progress as the runner reports it. */
 export interface RunnerProgress {
   step: number;
   numSteps: number;

@@ -10,6 +10,7 @@ import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { HttpError, JOB_FILES, type JobBoard, type JobEvent, type JobQueue, type JobRecord } from './jobs.js';
 import { checkSpec, JOB_KINDS, type JobSpec, jobSchema, LIMITS } from './spec.js';
 
+/** What `buildServer` serves: the job board, the queue jobs go to, the model names and the explorer page. */
 export interface ServerOptions {
   board: JobBoard;
   queue: JobQueue;
@@ -143,7 +144,7 @@ export function buildServer(o: ServerOptions): FastifyInstance {
       }
     };
     const stop = o.board.listen(j.id, send);
-    req.raw.on('close', stop);
+    res.on('close', stop); // the client went away
     send({ job: { ...j } });
   });
 

@@ -16,6 +16,7 @@ export const ATTENTION_FUNCTIONS = [
 
 /** The job kinds, one route each: POST /api/jobs/<kind>. */
 export const JOB_KINDS = ['generate', 'maps', 'segment', 'edit'] as const;
+/** A job kind. */
 export type JobKind = (typeof JOB_KINDS)[number];
 
 /** The bounds of the server: a request outside them is a 400 naming the field. */
@@ -93,6 +94,7 @@ export interface EditSpec extends CommonSpec {
   blend?: string[];
 }
 
+/** A job as a request asks for it (its kind from the route). */
 export type JobSpec = GenerateSpec | MapsSpec | SegmentSpec | EditSpec;
 
 type Schema = Record<string, unknown>;

@@ -53,6 +53,7 @@ export const EXPLORER_HTML = `<!doctype html>
 </html>
 `;
 
+/** The explorer's stylesheet. */
 export const EXPLORER_CSS = `body { font: 14px system-ui, sans-serif; margin: 1rem; color: #222; }
 header { display: flex; gap: 1rem; align-items: baseline; } h1 { font-size: 1.3rem; margin: 0; }
 #run { display: flex; flex-wrap: wrap; gap: .6rem; align-items: center; margin: .8rem 0; }

@@ -1,6 +1,7 @@
 // Scale-out on BullMQ: `attnkit serve --redis`'s queue with two `attnkit worker` processes. One worker is killed
 // with SIGKILL in the middle of a job; its job stalls, goes back to the queue when its lock expires and is run by
-// the other worker: every job completes, and exactly once (the workers' own completion lines are counted).
+// the other worker: every job completes, and exactly once (the workers' own completion lines are counted). Then a
+// running job is cancelled through the API.
 
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -93,5 +94,19 @@ test('serve on BullMQ: a worker killed mid-job loses no job, and each job comple
     (m) => m[1],
   );
   assert.deepEqual([...completions].sort(), [...ids].sort(), 'each job completed exactly once');
+
+  // cancelling an active job stops it on the worker running it (its model worker is ended, the job fails as
+  // 'cancelled'), and that worker takes the next job
+  const failed = new Map<string, string>();
+  events.on('failed', ({ jobId, failedReason }) => failed.set(jobId, failedReason));
+  const long = await post(`${server.url}/api/jobs/generate`, { prompt: 'a green triangle', steps: 100 });
+  await until(() => server.board.get(long.json.id)!.step >= 2, 60_000, 'the long job to run');
+  const cancel = await fetch(`${server.url}/api/jobs/${long.json.id}`, { method: 'DELETE' });
+  assert.equal(cancel.status, 200);
+  await until(() => failed.has(long.json.id), 30_000, 'the worker to stop the cancelled job');
+  assert.equal(failed.get(long.json.id), 'cancelled');
+  assert.ok(server.board.get(long.json.id)!.step < 100);
+  const next = await post(`${server.url}/api/jobs/generate`, { prompt: 'a green triangle', steps: 3 });
+  assert.equal((await followJob(server.url, next.json.id)).at(-1)!.type, 'done');
   await events.close();
 });
