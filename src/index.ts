@@ -6,30 +6,44 @@ export { readPng, writeGrayPng, writePng } from './io/png.js';
 // used by the Shapes lab and by training
 export { type Progress, progressBar } from './io/progress.js';
 export { type ColorMapName, colorize, type GridOptions, imageGrid, overlayHeatMap } from './io/render.js';
-export { readSafetensors, readSafetensorsHeader, writeSafetensors } from './io/safetensors.js';
+export {
+  type ReadSafetensorsOptions,
+  readSafetensors,
+  readSafetensorsHeader,
+  type SafetensorsContents,
+  type SafetensorsHeader,
+  type SerializeSafetensorsOptions,
+  writeSafetensors,
+} from './io/safetensors.js';
 export { setThreads } from './kernels/ort.js';
 export {
   AttendAndExcite,
   type AttendAndExciteOptions,
   attendAndExciteLoss,
+  type ExciteLoss,
+  type ExciteObjective,
   gaussianSmoothingMatrix,
   nounSubjects,
 } from './methods/application/attend-and-excite.js';
 // methods, by level
-export { AttentionCaching } from './methods/application/attention-caching.js';
+export {
+  AttentionCaching,
+  type AttentionCachingOptions,
+  type CacheMethod,
+} from './methods/application/attention-caching.js';
 export type { AttentionMaskOptions } from './methods/application/attention-mask.js';
 export { attentionMask } from './methods/application/attention-mask.js';
-export { BlockCaching } from './methods/application/block-caching.js';
+export { BlockCaching, type BlockCachingOptions } from './methods/application/block-caching.js';
 export { BoxDiff, type BoxDiffOptions, boxDiffLoss } from './methods/application/box-diff.js';
 export {
   LayoutGuidance,
   type LayoutGuidanceOptions,
   layoutLoss,
 } from './methods/application/layout-guidance.js';
-export { LOCAL_BLEND_TH, LocalBlend } from './methods/application/local-blend.js';
+export { LOCAL_BLEND_TH, LocalBlend, type LocalBlendOptions } from './methods/application/local-blend.js';
 export { groupControllers, type PromptGroup } from './methods/application/prompt-groups.js';
 export * from './methods/application/score-guidance.js';
-export { TokenMerging } from './methods/application/token-merging.js';
+export { TokenMerging, type TokenMergingOptions } from './methods/application/token-merging.js';
 export {
   CrossFrameAttention,
   firstFrameRows,
@@ -44,19 +58,27 @@ export {
   MASACTRL_START_STEP,
   MutualSelfAttention,
   MutualSelfAttentionMaskAuto,
+  type MutualSelfAttentionMaskOptions,
+  type MutualSelfAttentionOptions,
 } from './methods/feature/mutual-self-attention.js';
-export { PlugAndPlay } from './methods/feature/plug-and-play.js';
+export { PlugAndPlay, type PlugAndPlayOptions } from './methods/feature/plug-and-play.js';
 export * from './methods/function/index.js';
 export { AttentionEdit, type AttentionEditOptions } from './methods/map/attention-edit.js';
 export { AttentionRefine } from './methods/map/attention-refine.js';
 export { AttentionReplace } from './methods/map/attention-replace.js';
-export { AttentionReweight } from './methods/map/attention-reweight.js';
-export { AttentionStore } from './methods/map/attention-store.js';
+export { AttentionReweight, type AttentionReweightOptions } from './methods/map/attention-reweight.js';
+export {
+  AttentionStore,
+  type AttentionStoreOptions,
+  type StoredMap,
+  type StoreKey,
+} from './methods/map/attention-store.js';
 export {
   aggregateCrossAttention,
   type ExpandOptions,
   expandAs,
   GlobalHeatMap,
+  type GlobalHeatMapOptions,
 } from './methods/map/heatmap.js';
 export {
   boxMask,
@@ -66,7 +88,9 @@ export {
   type PaintWithWordsOptions,
   type RegionMask,
 } from './methods/map/paint-with-words.js';
-export { TokenGrounding } from './methods/map/token-grounding.js';
+export type { CrossReplaceSteps, StepBounds } from './methods/map/token-alignment.js';
+export { type GroundedWord, type GroundingLoss, TokenGrounding } from './methods/map/token-grounding.js';
+export type { ResizeMode } from './methods/map/upsample.js';
 export {
   type CustomDiffusionLayer,
   type CustomDiffusionWeights,
@@ -93,13 +117,28 @@ export {
 } from './methods/weight/lora-merge.js';
 export type { LatentDistribution } from './models/autoencoder-kl.js';
 export { AutoencoderKL } from './models/autoencoder-kl.js';
-export { CLIPTextModel } from './models/clip-text.js';
-export { type CLIPTextConfig, parseCLIPTextConfig } from './models/clip-text-config.js';
+export {
+  type CLIPTextForwardOptions,
+  CLIPTextModel,
+  type CLIPTextOutput,
+  type PromptTokenizer,
+} from './models/clip-text.js';
+export {
+  type CLIPTextActivation,
+  type CLIPTextConfig,
+  parseCLIPTextConfig,
+} from './models/clip-text-config.js';
 export {
   CLIPTextModelWithProjection,
   type CLIPTextWithProjectionOutput,
 } from './models/clip-text-projection.js';
-export { bytesToUnicode, CLIPTokenizer } from './models/clip-tokenizer.js';
+export {
+  bytesToUnicode,
+  CLIPTokenizer,
+  type CLIPTokenizerInit,
+  type TokenizeOptions,
+  type TokenizerOutput,
+} from './models/clip-tokenizer.js';
 export { type JsonConfig, readConfig } from './models/config.js';
 export {
   ldmCLIPMapKey,
@@ -120,34 +159,58 @@ export {
   TemporalTransformerBlock,
 } from './models/motion-module.js';
 export { type FromPretrainedOptions, readPretrainedWeights } from './models/pretrained.js';
-export { type AddedConditions, UNet2DConditionModel } from './models/unet2d-condition.js';
-export { parseUNetConfig, type TextTimeConfig, type UNetConfig } from './models/unet2d-config.js';
+export {
+  type AddedConditions,
+  UNet2DConditionModel,
+  type UNetForwardOptions,
+} from './models/unet2d-condition.js';
+export {
+  type DownBlockType,
+  parseUNetConfig,
+  type TextTimeConfig,
+  type UNetConfig,
+  type UpBlockType,
+} from './models/unet2d-config.js';
 export { parseVAEConfig, type VAEConfig } from './models/vae-config.js';
 export * from './nn/index.js';
 export { BUILTIN_MODEL } from './pipelines/builtin-model.js';
 // editing, inversion, heat-maps
-export { editPrompt } from './pipelines/edit.js';
-export { exportTextEncoder, exportUNet, exportVAEDecoder, exportVAEEncoder } from './pipelines/export.js';
+export { type EditPromptOptions, type EditPromptResult, editPrompt } from './pipelines/edit.js';
+export {
+  type ExportShape,
+  exportTextEncoder,
+  exportUNet,
+  exportVAEDecoder,
+  exportVAEEncoder,
+} from './pipelines/export.js';
 export {
   defaultMaskResolution,
   defaultPnPLayers,
   defaultStartLayer,
   editFeatures,
+  type FeatureEditOptions,
+  type FeatureEditResult,
   maskAutoFor,
 } from './pipelines/feature-edit.js';
 export {
   defaultHeatResolutions,
   generateWithHeatMaps,
   HEAT_MAP_THRESHOLD,
+  type HeatMapRun,
+  type HeatMapRunOptions,
   heatStepRange,
+  type ImageHeatMapOptions,
   imageHeatMaps,
 } from './pipelines/heatmaps.js';
 export {
   type DDIMInversion,
+  type DDIMInversionOptions,
   ddimInvert,
   followTrajectory,
   inversionStepRange,
   invertBatch,
+  type NullTextInversion,
+  type NullTextOptions,
   nullTextInversion,
   nullTextInversionBatch,
   type TextConditioning,
@@ -175,6 +238,7 @@ export {
   initialNoise,
   type SamplingOptions,
   StableDiffusion,
+  type StableDiffusionParts,
   type StepEvent,
 } from './pipelines/stable-diffusion.js';
 export {
