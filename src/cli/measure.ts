@@ -23,6 +23,7 @@ import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { float, floatIn, int, intIn } from './args.js';
 import { BATCH, COUNT, UNIT } from './limits.js';
 import { parseIntList, parseStepRange } from './maps.js';
+import { registerMeasureGuidance } from './measure-guidance.js';
 import { packageRoot, resolveModel } from './models.js';
 import {
   addModelOption,
@@ -176,6 +177,7 @@ export function registerMeasure(program: Command): void {
   const measure = program
     .command('measure')
     .description('measurements of the attention methods on a Shapes model');
+  registerMeasureGuidance(measure);
   const editsCmd = measure.command('edits').description(`issue-5 measurements: ${MEASUREMENTS.join(', ')}`);
   addModelOption(editsCmd)
     .option('--only <names>', `comma-separated subset of ${MEASUREMENTS.join(',')}`)
