@@ -341,6 +341,15 @@ export interface UNetBlockConfig {
 }
 
 /**
+ * Temporal modules for one block (AnimateDiff's motion modules, models/motion-module.ts): module j runs after the
+ * block's j-th resnet (and its transformer), on (B·frames, C, h, w) with each clip's frames consecutive.
+ */
+export interface BlockMotion {
+  frames: number;
+  modules: readonly { forward(x: Tensor, frames: number, ctx?: AttentionContext): Tensor }[];
+}
+
+/**
  * A down or up block (as mlx-examples' UNetBlock2D): resnets, each followed by a transformer in the
  * CrossAttn… blocks, then a resampler. An up block's resnets each take the next skip connection
  * concatenated on channels; a down block hands every intermediate state on as a skip connection.
@@ -387,12 +396,15 @@ export class UNetBlock2D extends Module {
     ctx?: AttentionContext,
     skips?: Tensor[],
     upsampleSize?: readonly [number, number],
+    motion?: BlockMotion,
   ): [Tensor, Tensor[]] {
     const states: Tensor[] = [];
     this.resnets.items.forEach((resnet, j) => {
       const input = skips ? catChannels(x, skips.pop() as Tensor) : x;
       x = resnet.forward(input, temb, ctx);
       if (this.attentions) x = this.attentions.at(j).forward(x, context, ctx);
+      // temporal attention (AnimateDiff), after the spatial transformer
+      if (motion) x = (motion.modules[j] as BlockMotion['modules'][number]).forward(x, motion.frames, ctx);
       states.push(x);
     });
     if (this.downsamplers) {
@@ -434,10 +446,11 @@ export class UNetMidBlock2D extends Module {
     this.resnets = new ModuleList([resnet(), resnet()]);
   }
 
-  forward(x: Tensor, temb: Tensor, context: Tensor, ctx?: AttentionContext): Tensor {
+  forward(x: Tensor, temb: Tensor, context: Tensor, ctx?: AttentionContext, motion?: BlockMotion): Tensor {
     x = this.resnets.at(0).forward(x, temb, ctx);
     this.attentions.items.forEach((attn, i) => {
       x = attn.forward(x, context, ctx);
+      if (motion) x = (motion.modules[i] as BlockMotion['modules'][number]).forward(x, motion.frames, ctx);
       x = this.resnets.at(i + 1).forward(x, temb, ctx);
     });
     return x;

@@ -7,6 +7,7 @@ import type { HookOptions } from '../attention/hooks.js';
 import { Conv2d, GroupNorm, loadStateDict, Module, ModuleList } from '../nn/index.js';
 import { concat, formatShape, Tensor } from '../tensor/index.js';
 import { type JsonConfig, readConfig } from './config.js';
+import type { MotionAdapter, MotionModules } from './motion-module.js';
 import { type FromPretrainedOptions, pretrainedFolder, readPretrainedWeights } from './pretrained.js';
 import {
   assignBlocks,
@@ -33,6 +34,11 @@ function placeOf(path: string): 'down' | 'mid' | 'up' {
 /** The options of `UNet2DConditionModel.forward`: the hook context and SDXL's added conditions. */
 export interface UNetForwardOptions extends HookOptions {
   added?: AddedConditions;
+  /**
+   * AnimateDiff's temporal layers: a MotionAdapter's modules run after every block's spatial transformers, on
+   * a batch of clips of `frames` frames each (each clip's frames consecutive).
+   */
+  motion?: { adapter: MotionAdapter; frames: number };
 }
 
 /**
@@ -109,6 +115,7 @@ export class UNet2DConditionModel extends Module {
   ): Tensor {
     const { ctx, added } = opts;
     const c = this.config;
+    const motion = opts.motion && this.#motionOf(opts.motion, sample.shape[0] as number);
     if (sample.rank !== 4 || sample.shape[1] !== c.inChannels) {
       throw new Error(`unet: expected a sample (B, ${c.inChannels}, H, W), got ${formatShape(sample.shape)}`);
     }
@@ -135,14 +142,14 @@ export class UNet2DConditionModel extends Module {
     let x = c.centerInputSample ? sample.mul(2).sub(1) : sample;
     x = this.conv_in.forward(x);
     const skips: Tensor[] = [x];
-    for (const block of this.down_blocks) {
-      const [y, s] = block.forward(x, temb, context, ctx);
+    for (const [i, block] of this.down_blocks.items.entries()) {
+      const [y, s] = block.forward(x, temb, context, ctx, undefined, undefined, motion?.down[i]);
       x = y;
       skips.push(...s);
     }
 
     // middle
-    if (this.mid_block) x = this.mid_block.forward(x, temb, context, ctx);
+    if (this.mid_block) x = this.mid_block.forward(x, temb, context, ctx, motion?.mid);
 
     // up
     this.up_blocks.items.forEach((block, i) => {
@@ -152,11 +159,52 @@ export class UNet2DConditionModel extends Module {
         i < this.up_blocks.length - 1 && next
           ? ([next.shape[2], next.shape[3]] as [number, number])
           : undefined;
-      [x] = block.forward(x, temb, context, ctx, taken, upsampleSize);
+      [x] = block.forward(x, temb, context, ctx, taken, upsampleSize, motion?.up[i]);
     });
 
     // out
     return this.conv_out.forward(this.conv_norm_out.forward(x).silu());
+  }
+
+  /** The adapter's modules per block, checked against this UNet's blocks (channels, one module per resnet). */
+  #motionOf(m: { adapter: MotionAdapter; frames: number }, batch: number) {
+    const { adapter, frames } = m;
+    if (!Number.isInteger(frames) || frames < 1 || batch % frames !== 0)
+      throw new Error(`unet: a batch of ${batch} is not whole clips of ${frames} frames`);
+    const check = (where: string, modules: MotionModules | undefined, channels: number, resnets: number) => {
+      const list = modules?.motion_modules.items ?? [];
+      const ch = list[0]?.proj_in.inFeatures;
+      if (list.length !== resnets || ch !== channels)
+        throw new Error(
+          `unet: the motion adapter's ${where} has ${list.length} modules of ${ch ?? 0} channels; this UNet's ` +
+            `block needs ${resnets} of ${channels} (its layers and block_out_channels)`,
+        );
+      return { frames, modules: list };
+    };
+    const n = this.down_blocks.length;
+    if (adapter.down_blocks.length !== n || adapter.up_blocks.length !== this.up_blocks.length)
+      throw new Error(`unet: the motion adapter has ${adapter.down_blocks.length} blocks, this UNet ${n}`);
+    return {
+      down: this.down_blocks.items.map((b, i) =>
+        check(
+          `down_blocks.${i}`,
+          adapter.down_blocks.at(i),
+          b.resnets.at(0).conv2.outChannels,
+          b.resnets.length,
+        ),
+      ),
+      mid: this.mid_block
+        ? check(
+            'mid_block',
+            adapter.mid_block,
+            this.mid_block.resnets.at(0).conv2.outChannels,
+            this.mid_block.attentions.length,
+          )
+        : undefined,
+      up: this.up_blocks.items.map((b, i) =>
+        check(`up_blocks.${i}`, adapter.up_blocks.at(i), b.resnets.at(0).conv2.outChannels, b.resnets.length),
+      ),
+    };
   }
 
   /** SDXL's micro-conditioning: [pooled text, sinusoid of each time id] (B, inputDim) → (B, temb). */
