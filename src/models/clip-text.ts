@@ -175,6 +175,7 @@ export interface CLIPTextOutput {
 
 /** What `encodePrompts` needs of a tokenizer (`CLIPTokenizer.call` has this shape). */
 export interface PromptTokenizer {
+  /** Token ids of the texts, padded to the text encoder's length. */
   call(text: readonly string[]): { ids: number[][] };
 }
 

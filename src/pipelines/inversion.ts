@@ -132,6 +132,7 @@ export function invertBatch(
   text: Tensor | TextConditioning,
   steps: number,
   controllers: readonly Controller[] = [],
+  /** Called after each timestep's optimisation with its iterations and last loss. */
   onStep?: (step: number) => void,
 ): { trajectory: Tensor[]; timesteps: readonly number[] } {
   const scheduler = ddim(sd, steps);

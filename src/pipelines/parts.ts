@@ -7,6 +7,10 @@ import type { JsonConfig } from '../models/config.js';
 import type { UNet2DConditionModel } from '../models/unet2d-condition.js';
 import type { SDXLParts } from './sdxl.js';
 
+/**
+ * The loaded components of a Stable Diffusion model: UNet, VAE, text encoder, tokenizer, scheduler config,
+ * and SDXL's second encoder.
+ */
 export interface StableDiffusionParts {
   unet: UNet2DConditionModel;
   vae: AutoencoderKL;

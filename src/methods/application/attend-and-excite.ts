@@ -30,6 +30,10 @@ import {
   wordValid,
 } from './score-guidance.js';
 
+/**
+ * Options of Attend-and-Excite (Chefer et al. 2023): the prompts and their subject words, the steps altered,
+ * the loss thresholds and step sizes.
+ */
 export interface AttendAndExciteOptions {
   tokenizer: TokenLookup;
   /** The prompts of the generation, one per image. */

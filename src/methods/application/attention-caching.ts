@@ -30,6 +30,7 @@ export interface AttentionCachingOptions {
   windowSize?: number;
   /** Computes attention where it is computed (default: onnxruntime's flash attention). */
   fn?: AttentionFunction;
+  /** Layers that may be cached (default: all). */
   appliesTo?: (call: AttentionCall) => boolean;
   /** A fixed plan instead of a calibrated one: the method of each call (undefined: full_attn). */
   plan?: (call: AttentionCall) => CacheMethod | undefined;

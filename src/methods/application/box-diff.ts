@@ -30,6 +30,10 @@ import {
   wordValid,
 } from './score-guidance.js';
 
+/**
+ * Options of BoxDiff (Xie et al. 2023): Attend-and-Excite's options with a box per subject word and the
+ * constraints' parameters.
+ */
 export interface BoxDiffOptions extends Omit<AttendAndExciteOptions, 'subjects'> {
   /** Word → box: one list for every prompt, or one list per prompt. */
   boxes: readonly WordBox[] | readonly (readonly WordBox[])[];

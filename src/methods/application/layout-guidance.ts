@@ -30,6 +30,10 @@ import {
   wordTokens,
 } from './score-guidance.js';
 
+/**
+ * Options of layout guidance (Chen, Laina & Vedaldi 2024): the prompts, a box per word, the loss scale and
+ * the steps guided.
+ */
 export interface LayoutGuidanceOptions {
   tokenizer: TokenLookup;
   prompts: string | readonly string[];

@@ -32,6 +32,10 @@ export interface PaintedWord {
   weight?: number;
 }
 
+/**
+ * Options of paint-with-words (eDiff-I, Balaji et al. 2022): the prompts, the painted words with their
+ * regions and weights, the image size.
+ */
 export interface PaintWithWordsOptions {
   tokenizer: TokenLookup;
   prompts: string | readonly string[];
