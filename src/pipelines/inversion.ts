@@ -132,7 +132,6 @@ export function invertBatch(
   text: Tensor | TextConditioning,
   steps: number,
   controllers: readonly Controller[] = [],
-  /** Called after each timestep's optimisation with its iterations and last loss. */
   onStep?: (step: number) => void,
 ): { trajectory: Tensor[]; timesteps: readonly number[] } {
   const scheduler = ddim(sd, steps);
@@ -175,6 +174,7 @@ export interface NullTextOptions {
   earlyStopEpsilon?: number;
   /** The embedding ∅ starts from (default ''). */
   negativePrompt?: string;
+  /** Called after each timestep's optimisation with its iterations and last loss. */
   onStep?: (e: { step: number; iterations: number; loss: number }) => void;
 }
 
