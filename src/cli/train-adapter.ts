@@ -23,6 +23,9 @@ interface AdapterFlags {
   seed: number;
   minutes?: number;
   resume?: boolean;
+  priorData?: string;
+  priorShapes?: number;
+  priorWeight: number;
 }
 
 const STEPS = { min: 1, max: 1_000_000 };
@@ -48,7 +51,17 @@ function register(train: Command, method: AdapterMethod, description: string, lr
     .option('--batch <n>', 'images per step', intIn('--batch', BATCH), 4)
     .option('--seed <n>', 'seed of the start and the noise', intIn('--seed', { min: 0, max: 2 ** 31 }), 0)
     .option('--minutes <m>', 'stop (and save) after this many minutes', float('--minutes'))
-    .option('--resume', 'continue the run in --run');
+    .option('--resume', 'continue the run in --run')
+    .option(
+      '--prior-data <folder>',
+      'prior preservation: as many images per step from this folder (class images)',
+    )
+    .option(
+      '--prior-shapes <seed>',
+      'prior preservation from Shapes scenes of this data seed',
+      intIn('--prior-shapes', { min: 0, max: 2 ** 31 }),
+    )
+    .option('--prior-weight <w>', 'weight of the prior-preservation loss', float('--prior-weight'), 1);
   addRunOptions(cmd).action((f: AdapterFlags) => {
     const run = startRun(f, { '--out': f.out });
     if ((f.data === undefined) === (f.shapes === undefined)) {
@@ -64,7 +77,23 @@ function register(train: Command, method: AdapterMethod, description: string, lr
         `train ${method}: the Shapes scenes are ${data.imageSize} px, the model makes ${size} px images`,
       );
     }
+    if (f.priorData !== undefined && f.priorShapes !== undefined) {
+      throw new Error(`train ${method}: give at most one of --prior-data and --prior-shapes`);
+    }
+    const priorSource =
+      f.priorData !== undefined
+        ? folderTrainingData(f.priorData, size)
+        : f.priorShapes !== undefined
+          ? shapesTrainingData
+          : undefined;
+    if (priorSource && priorSource.imageSize !== size) {
+      throw new Error(
+        `train ${method}: the prior images are ${priorSource.imageSize} px, the model makes ${size} px images`,
+      );
+    }
+    const prior = priorSource && { data: priorSource, dataSeed: f.priorShapes ?? 0, weight: f.priorWeight };
     const r = trainAdapter(sd, data, {
+      ...(prior ? { prior } : {}),
       method,
       rank: f.rank,
       batchSize: f.batch,

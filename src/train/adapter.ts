@@ -17,6 +17,7 @@ import {
   type CLIPTextModel,
   type CLIPTokenizer,
   type Controller,
+  concat,
   customDiffusionController,
   DDPMScheduler,
   Generator,
@@ -161,9 +162,16 @@ export interface AdapterTrainOptions extends Omit<LoopOptions, 'label' | 'extra'
   seed: number;
   /** The adapter file to write at the end (.safetensors). */
   out: string;
+  /** Prior preservation: `batchSize` more rows per step from this source, their loss weighted by `weight`. */
+  prior?: { data: TrainingData; dataSeed: number; weight: number };
 }
 
-/** The model's own noise objective on one batch, with the adapter's controller on the UNet. */
+/**
+ * The model's own noise objective on one batch, with the adapter's controller on the UNet. With
+ * `priorRows` > 0 the last rows are prior-preservation examples (DreamBooth, Ruiz et al. 2023; Custom
+ * Diffusion's regularisation images): the loss is the mean error of the concept rows plus `priorWeight`
+ * times the mean error of the prior rows.
+ */
 export function adapterLoss(
   base: AdapterBase,
   adapter: Adapter,
@@ -171,6 +179,7 @@ export function adapterLoss(
   images: Tensor,
   captions: readonly string[],
   gen: Generator,
+  prior: { rows: number; weight: number } = { rows: 0, weight: 0 },
 ): Tensor {
   const b = images.shape[0] as number;
   const z0 = noGrad(() => sampleLatent(base.vae.encode(images), gen).mul(base.vae.config.scalingFactor));
@@ -190,7 +199,14 @@ export function adapterLoss(
   if (prediction === 'sample')
     throw new Error('adapter training: sample-prediction models are not supported');
   const target = prediction === 'v_prediction' ? velocity(noise.alphasCumprod, z0, eps, t) : eps;
-  return pred.sub(target).pow(2).mean();
+  const err = pred
+    .sub(target)
+    .pow(2)
+    .mean({ axes: [1, 2, 3] }); // (B,)
+  if (prior.rows === 0) return err.mean();
+  const n = b - prior.rows;
+  const w = Array.from({ length: b }, (_, i) => (i < n ? 1 / n : prior.weight / prior.rows));
+  return err.mul(Tensor.from(w, [b])).sum();
 }
 
 /** Fits a LoRA or Custom Diffusion adapter on `data` (resumable in `o.dir`) and writes it to `o.out`. */
@@ -215,7 +231,13 @@ export function trainAdapter(
     state,
     (step) => {
       const batch = trainingBatch(data, o.dataSeed, step, o.batchSize);
-      return { loss: adapterLoss(base, adapter, noise, batch.images, batch.captions, gen), logs: {} };
+      if (!o.prior)
+        return { loss: adapterLoss(base, adapter, noise, batch.images, batch.captions, gen), logs: {} };
+      const p = trainingBatch(o.prior.data, o.prior.dataSeed, step, o.batchSize);
+      const images = concat([batch.images, p.images], 0);
+      const captions = [...batch.captions, ...p.captions];
+      const prior = { rows: o.batchSize, weight: o.prior.weight };
+      return { loss: adapterLoss(base, adapter, noise, images, captions, gen, prior), logs: {} };
     },
     { ...o, label: o.method, extra: { method: o.method, rank: o.rank ?? 4 } },
   );

@@ -12,8 +12,10 @@ import { writePng } from '../../../src/io/png.js';
 import { readCustomDiffusion } from '../../../src/methods/weight/custom-diffusion.js';
 import { readLora } from '../../../src/models/lora-file.js';
 import { StableDiffusion } from '../../../src/pipelines/stable-diffusion.js';
-import { randn } from '../../../src/tensor/random.js';
-import { trainAdapter } from '../../../src/train/adapter.js';
+import { DDPMScheduler } from '../../../src/schedulers/index.js';
+import { noGrad } from '../../../src/tensor/index.js';
+import { Generator, randn } from '../../../src/tensor/random.js';
+import { adapterLoss, LoraFactors, trainAdapter } from '../../../src/train/adapter.js';
 import { folderTrainingData } from '../../../src/train/folder-data.js';
 import { goldenDir, repoRoot } from '../../helpers/fixtures.js';
 
@@ -138,4 +140,23 @@ test('attnkit train lora runs from the command line and writes the adapter', () 
     { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
   );
   assert.equal(readLora(out, { unet: sd.unet }).unet.length, 48);
+});
+
+test('prior preservation: concept rows and prior rows each averaged, the prior part weighted', () => {
+  // the same 4 rows scored as 2 concept + 2 prior rows with weight 1 give twice their plain mean (both parts
+  // are means over 2 rows, the plain loss a mean over 4), with weight 0 the concept rows' mean alone
+  const adapter = new LoraFactors(sd.unet, 2, new Generator(5));
+  const noise = DDPMScheduler.fromConfig(sd.schedulerConfig);
+  const batch = source.examples(0, 0, 4);
+  const loss = (prior?: { rows: number; weight: number }) =>
+    noGrad(() =>
+      adapterLoss(sd, adapter, noise, batch.images, batch.captions, new Generator(9), prior),
+    ).item();
+  const plain = loss();
+  assert.ok(Math.abs(loss({ rows: 2, weight: 1 }) - 2 * plain) < 1e-5 * plain);
+  const first = noGrad(() =>
+    adapterLoss(sd, adapter, noise, batch.images, batch.captions, new Generator(9), { rows: 2, weight: 0 }),
+  ).item();
+  const both = loss({ rows: 2, weight: 3 });
+  assert.ok(Math.abs((both - first) / 3 - (2 * plain - first)) < 1e-5 * plain);
 });
