@@ -11,7 +11,10 @@ export {
   readSafetensors,
   readSafetensorsHeader,
   type SafetensorsContents,
+  type SafetensorsDType,
+  type SafetensorsFloatFormat,
   type SafetensorsHeader,
+  type SafetensorsTensorInfo,
   type SerializeSafetensorsOptions,
   writeSafetensors,
 } from './io/safetensors.js';
@@ -175,7 +178,12 @@ export { parseVAEConfig, type VAEConfig } from './models/vae-config.js';
 export * from './nn/index.js';
 export { BUILTIN_MODEL } from './pipelines/builtin-model.js';
 // editing, inversion, heat-maps
-export { type EditPromptOptions, type EditPromptResult, editPrompt } from './pipelines/edit.js';
+export {
+  type EditPromptOptions,
+  type EditPromptResult,
+  editPrompt,
+  type PromptEditMethod,
+} from './pipelines/edit.js';
 export {
   type ExportShape,
   exportTextEncoder,
@@ -188,6 +196,7 @@ export {
   defaultPnPLayers,
   defaultStartLayer,
   editFeatures,
+  type FeatureEditMethod,
   type FeatureEditOptions,
   type FeatureEditResult,
   maskAutoFor,

@@ -25,6 +25,10 @@ import { type DDIMInversion, ddimInvert, followTrajectory } from './inversion.js
 import type { EditedPair, SamplingOptions, StableDiffusion } from './stable-diffusion.js';
 import { initialNoise } from './stable-diffusion.js';
 
+/**
+ * The feature-level edit: MasaCtrl (mutual self-attention) or Plug-and-Play (feature and self-attention
+ * injection).
+ */
 export type FeatureEditMethod = 'masactrl' | 'pnp';
 
 /**
