@@ -11,7 +11,7 @@
 
 import type { AttentionCall } from '../../attention/call.js';
 import type { Controller, Projection, ProjectionWeights } from '../../attention/hooks.js';
-import { formatShape, type Shape, type Tensor } from '../../tensor/index.js';
+import { formatShape, recordsGrad, type Shape, type Tensor } from '../../tensor/index.js';
 
 /**
  * One low-rank update ΔW = α/r · B·A of a module's weight (LoRA, Hu et al. 2021), as a LoRA file holds it.
@@ -108,7 +108,9 @@ type Slot = { delta: LoraDelta; scale: LoraUse['scale'] };
  * Unmerged LoRA on the `weights` hook: each attention call's projections become W + Σ sᵢ·α/r·BᵢAᵢ, the
  * LoRAs stacking in the order given. Only attention projections are reachable this way: a delta on any
  * other module (feed-forward, proj_in, a convolution, an MLP) is refused, naming it; merge those with
- * `mergeLora`. Under autograd the update is recorded, so A and B receive gradients (training).
+ * `mergeLora`. Under autograd the update is recorded, so A and B receive gradients (training). At inference
+ * each α/r·B·A is formed once and kept (memory: one weight-sized tensor per delta), so a call costs one
+ * add per LoRA.
  */
 export function loraController(uses: readonly LoraUse[], opts: { name?: string } = {}): Controller {
   const byLayer = new Map<string, Map<keyof ProjectionWeights, Slot[]>>();
@@ -126,13 +128,27 @@ export function loraController(uses: readonly LoraUse[], opts: { name?: string }
       layer.set(at.proj, [...(layer.get(at.proj) ?? []), { delta, scale: use.scale }]);
     }
   }
+  // α/r·B·A of each delta, formed once (inference) so a call costs one add per LoRA, not a product too;
+  // under autograd (A or B trained) it is formed in every call so that gradients reach A and B
+  const formed = new Map<LoraDelta, Tensor>();
+  const deltaWeight = (delta: LoraDelta, shape: Shape): Tensor => {
+    if (recordsGrad(delta.down, delta.up)) return loraDeltaWeight(delta, shape);
+    let dw = formed.get(delta);
+    if (!dw) {
+      checkLoraDelta(delta, shape);
+      dw = loraDeltaWeight(delta, shape);
+      formed.set(delta, dw);
+    }
+    return dw;
+  };
   const project = (call: AttentionCall, p: Projection, slots: readonly Slot[] | undefined): Projection => {
     let weight = p.weight;
     for (const { delta, scale } of slots ?? []) {
       const s = typeof scale === 'number' ? scale : scale(call);
       if (s === 0) continue;
       checkLoraDelta(delta, p.weight.shape);
-      weight = weight.add(loraDeltaWeight(delta, p.weight.shape).mul(s));
+      const dw = deltaWeight(delta, p.weight.shape);
+      weight = weight.add(s === 1 ? dw : dw.mul(s));
     }
     return weight === p.weight ? p : { weight, bias: p.bias };
   };
