@@ -29,6 +29,8 @@ export interface HeatMapRunOptions {
   /** Maps with more queries are not recorded (default: none skipped; prompt-to-prompt's store skips > 32²). */
   maxTokens?: number;
   mode?: ResizeMode;
+  /** Also aggregate the mid block's maps (default false: DAAM hooks the down and up blocks only). */
+  midBlock?: boolean;
   /** Also the principal components of the self-attention maps of side `res` (default the largest ≤ 32). */
   selfComponents?: { maxCom: number; res?: number };
   /** Score-driven guidance and more controllers for the generation (the maps are then those after guidance). */
@@ -71,7 +73,10 @@ function heatMapStore(
 /** The heat map (and self-attention components) of what `store` recorded over latents of `latentShape`. */
 function heatMapRun(
   sd: StableDiffusion,
-  opts: Pick<HeatMapRunOptions, 'prompt' | 'stepRange' | 'resolutions' | 'mode' | 'selfComponents'>,
+  opts: Pick<
+    HeatMapRunOptions,
+    'prompt' | 'stepRange' | 'resolutions' | 'mode' | 'selfComponents' | 'midBlock'
+  >,
   store: AttentionStore,
   image: Tensor,
   latentShape: readonly number[],
@@ -83,7 +88,11 @@ function heatMapRun(
     );
   }
   const [, , h, w] = latentShape as [number, number, number, number];
-  const heat = aggregateCrossAttention(store.maps(), { latentSize: [h, w], mode: opts.mode });
+  const heat = aggregateCrossAttention(store.maps(), {
+    latentSize: [h, w],
+    mode: opts.mode,
+    midBlock: opts.midBlock,
+  });
   const heatMap = new GlobalHeatMap(sd.tokenizer, opts.prompt, heat);
   const self = opts.selfComponents;
   if (!self) return { image, heatMap, store };
@@ -123,7 +132,7 @@ export function generateWithHeatMaps(sd: StableDiffusion, opts: HeatMapRunOption
 export interface ImageHeatMapOptions
   extends Pick<
     HeatMapRunOptions,
-    'prompt' | 'stepRange' | 'resolutions' | 'maxTokens' | 'mode' | 'selfComponents'
+    'prompt' | 'stepRange' | 'resolutions' | 'maxTokens' | 'mode' | 'selfComponents' | 'midBlock'
   > {
   /** The image (1, 3, H, W) in [-1, 1], H and W multiples of the VAE's downsampling. */
   image: Tensor;

@@ -1,8 +1,8 @@
 // Prompt-to-Prompt's local blending (Hertz et al. 2022, "Prompt-to-Prompt Image Editing with Cross Attention Control").
 //
 // Restricts an edit to where the chosen words attend: after each step from `startBlend` on, the words'
-// cross-attention (summed over tokens, averaged over layers and heads of one resolution and over the steps so
-// far) is max-pooled 3×3, resized (nearest) to the latents, divided by its maximum and thresholded at th[0]; the
+// cross-attention (summed over tokens, averaged over the down and up blocks' layers and heads of one resolution,
+// as the reference's down_cross[2:4] + up_cross[:3], and over the steps so far) is max-pooled 3×3, resized (nearest) to the latents, divided by its maximum and thresholded at th[0]; the
 // union of the source's and each target's mask keeps the target's latents, elsewhere they are the source's:
 // x_t = x_src + mask · (x_t − x_src). `substructWords` remove their own region (not pooled, threshold th[1]).
 // Place it after the editor in the controller list: like the reference's store, it then sees the edited maps.
@@ -40,6 +40,11 @@ export interface LocalBlendOptions {
    * on the Shapes model (16, 8, 4); the only side when there is one.
    */
   res?: number;
+  /**
+   * Also average the mid block's maps of side `res` (attnkit before issue 26). Default false: the reference reads
+   * the down and up blocks' maps only; the mid block's side still counts in choosing the default `res`.
+   */
+  midBlock?: boolean;
 }
 
 export class LocalBlend implements Controller {
@@ -52,7 +57,10 @@ export class LocalBlend implements Controller {
   /** The last mask applied, (prompts, 1, h, w) 0/1, for inspection. */
   lastMask?: Tensor;
   private readonly res?: number;
+  private readonly midBlock: boolean;
   private sums = new Map<string, { size: number; sum: Tensor }>();
+  /** Sides of every cross-attention map seen, the mid block's included (they choose the default `res`). */
+  private sides = new Set<number>();
 
   constructor(opts: LocalBlendOptions) {
     const n = opts.tokenizer.modelMaxLength;
@@ -82,6 +90,7 @@ export class LocalBlend implements Controller {
         `LocalBlend: thresholds apply to maps normalised to [0, 1]; got th ${JSON.stringify(this.th)}`,
       );
     this.res = opts.res;
+    this.midBlock = opts.midBlock ?? false;
   }
 
   appliesTo(call: AttentionCall): boolean {
@@ -107,9 +116,12 @@ export class LocalBlend implements Controller {
       tk,
       1,
     ]);
+    const size = call.size![0];
+    this.sides.add(size);
+    if (call.place === 'mid' && !this.midBlock) return p;
     const m = kept.unsqueeze(0).matmul(w).mean({ axes: 2 }); // (sets, rows, Tq, 1)
     const e = this.sums.get(call.path);
-    this.sums.set(call.path, { size: call.size![0], sum: e ? e.sum.add(m) : m });
+    this.sums.set(call.path, { size, sum: e ? e.sum.add(m) : m });
     return p;
   }
 
@@ -121,7 +133,7 @@ export class LocalBlend implements Controller {
         `LocalBlend: latents ${formatShape(state.latents.shape)} hold ${b} rows for ${this.alphaLayers.length} prompts`,
       );
     }
-    const sizes = [...new Set([...this.sums.values()].map((e) => e.size))];
+    const sizes = [...this.sides];
     if (sizes.length === 0) {
       throw new Error(
         'LocalBlend: it saw no cross-attention maps before blending; it must run on a UNet with cross-attention',
@@ -129,8 +141,15 @@ export class LocalBlend implements Controller {
     }
     const res = this.res ?? defaultSide(sizes);
     const chosen = [...this.sums.values()].filter((e) => e.size === res);
-    if (chosen.length === 0)
-      throw new Error(`LocalBlend: no cross-attention maps of size ${res}² (have ${sizes.join(', ')})`);
+    if (chosen.length === 0) {
+      const mid = this.midBlock
+        ? ''
+        : '; the mid block is left out as in prompt-to-prompt (midBlock: true adds it)';
+      const have = [...new Set([...this.sums.values()].map((e) => e.size))];
+      throw new Error(
+        `LocalBlend: no down or up block cross-attention maps of size ${res}² (have ${have.join(', ') || 'none'}${mid})`,
+      );
+    }
     const mean = chosen
       .map((e) => e.sum)
       .reduce((a, c) => a.add(c))
@@ -163,6 +182,7 @@ export class LocalBlend implements Controller {
   /** Forgets the summed maps and the last mask (for a new generation). */
   reset(): void {
     this.sums = new Map();
+    this.sides = new Set();
     this.lastMask = undefined;
   }
 }

@@ -1,7 +1,7 @@
 // Token Merging for Stable Diffusion: Bolya & Hoffman 2023, "Token Merging for Fast Stable Diffusion"
 // (ToMe for SD), with the semantics and parameter names of its reference code, dbolya/tomesd.
 
-import type { AttentionCall } from '../../attention/call.js';
+import type { AttentionCall, ResnetCall } from '../../attention/call.js';
 import type { BlockBranch, Controller, TokenReduction } from '../../attention/hooks.js';
 import { formatShape, gather, runOp1, Tensor } from '../../tensor/index.js';
 import { Generator } from '../../tensor/random.js';
@@ -13,8 +13,14 @@ import { Generator } from '../../tensor/random.js';
 export interface TokenMergingOptions {
   /** Fraction of a block's tokens removed by merging: r = ⌊T·ratio⌋, at most the source tokens (0.5). */
   ratio?: number;
-  /** Merge in blocks downsampled at most this much from the model's largest attention resolution (1). */
+  /** Merge in blocks downsampled at most this much (1: only blocks at the resolution downsampling counts from). */
   maxDownsample?: number;
+  /**
+   * What downsampling counts from. 'input' (default, tomesd's): the UNet's input latents, so on a UNet whose first
+   * block has no attention (SDXL, tiny-sd-a) `maxDownsample` 1 merges nowhere. 'largest-attention' (attnkit before
+   * issue 26): the first attention layer of the forward pass, which reaches those UNets' largest attention blocks.
+   */
+  downsampleFrom?: 'input' | 'largest-attention';
   /** Stride of the destination grid: one destination token per sx × sy cell (2, 2). */
   sx?: number;
   sy?: number;
@@ -153,16 +159,24 @@ export class TokenMerging implements Controller {
   readonly name = 'TokenMerging';
   readonly ratio: number;
   readonly maxDownsample: number;
+  readonly downsampleFrom: 'input' | 'largest-attention';
   readonly sx: number;
   readonly sy: number;
   readonly useRand: boolean;
   readonly seed: number;
   readonly branches: readonly BlockBranch[];
   #largest = 0;
+  #input = 0;
 
   constructor(opts: TokenMergingOptions = {}) {
     this.ratio = opts.ratio ?? 0.5;
     this.maxDownsample = opts.maxDownsample ?? 1;
+    this.downsampleFrom = opts.downsampleFrom ?? 'input';
+    if (this.downsampleFrom !== 'input' && this.downsampleFrom !== 'largest-attention') {
+      throw new Error(
+        `TokenMerging: downsampleFrom must be 'input' or 'largest-attention', got ${JSON.stringify(this.downsampleFrom)}`,
+      );
+    }
     this.sx = opts.sx ?? 2;
     this.sy = opts.sy ?? 2;
     this.useRand = opts.useRand ?? true;
@@ -186,18 +200,34 @@ export class TokenMerging implements Controller {
   }
 
   /**
-   * Downsampling is measured, as ⌈√(T_largest / T)⌉ like tomesd's, against the first attention layer of the
-   * forward pass (the largest attention resolution), not the latent: so `maxDownsample` 1 also reaches the
-   * largest attention blocks of SDXL-shaped UNets, whose first block has no attention (tomesd#50).
+   * tomesd's forward pre-hook on the UNet, which records the input's size: here the first ResNet block, which
+   * runs at conv_in's resolution, the latents', before any transformer block of the forward pass.
+   */
+  resnet(call: ResnetCall, h: Tensor): Tensor {
+    if (call.path === 'down_blocks.0.resnets.0') this.#input = call.size[0] * call.size[1];
+    return h;
+  }
+
+  /**
+   * Downsampling is ⌈√(T₀ / T)⌉ as tomesd's, T₀ the tokens of the UNet's input latents (`downsampleFrom` 'input')
+   * or of the forward pass's first attention layer ('largest-attention').
    */
   tokens(call: AttentionCall, x: Tensor): TokenReduction | undefined {
     const [B, N] = x.shape as [number, number];
     const [h, w] = call.size ?? [0, 0];
     if (h * w !== N || this.branches.length === 0) return undefined;
     if (call.index === 0 || N > this.#largest) this.#largest = N;
-    const downsample = Math.ceil(Math.sqrt(Math.floor(this.#largest / N)));
     const r = Math.floor(N * this.ratio);
-    if (downsample > this.maxDownsample || r <= 0) return undefined;
+    if (r <= 0) return undefined;
+    const from = this.downsampleFrom === 'input' ? this.#input : this.#largest;
+    if (from === 0) {
+      throw new Error(
+        `TokenMerging: no UNet input size seen before ${call.path} (it is read at down_blocks.0.resnets.0); ` +
+          "run it in a UNet2DConditionModel forward pass, or pass downsampleFrom: 'largest-attention'",
+      );
+    }
+    const downsample = Math.ceil(Math.sqrt(Math.floor(from / N)));
+    if (downsample > this.maxDownsample) return undefined;
     // a fixed stream per (step, layer): the same destinations whatever ran before
     const generator = new Generator(this.seed);
     generator.counter = (BigInt(call.step) << 48n) | (BigInt(call.index) << 32n);

@@ -1,6 +1,7 @@
 // DAAM: Tang et al. 2023, "What the DAAM: Interpreting Stable Diffusion Using Cross Attention" (castorini/daam).
 //
-// Each stored cross-attention map (one per layer, averaged over steps) is split into per-head, per-token maps,
+// Each stored cross-attention map of the down and up blocks (one per layer, averaged over steps; DAAM never hooks
+// the mid block) is split into per-head, per-token maps,
 // upsampled to the latent size (bicubic, as `compute_global_heat_map`), clamped at 0 ("fixes undershoot"), and
 // averaged over every (layer, head): the global heat map, one (h, w) map per text token. A word's map is the mean
 // of its tokens' maps (`compute_word_heat_map`); `expandAs` upsamples it to the image and min–max normalises it.
@@ -20,8 +21,13 @@ export interface GlobalHeatMapOptions {
   latentSize: readonly [number, number];
   /** Query map sizes (side h) to include, e.g. [16, 8]; default all (DAAM leaves out its 8×8 maps). */
   resolutions?: readonly number[];
-  /** Layers to include; default all cross-attention maps. */
+  /** Layers to include; default all cross-attention maps of the down and up blocks. */
   layers?: (m: StoredMap) => boolean;
+  /**
+   * Also the mid block's maps (attnkit before issue 26). Default false: DAAM's UNetCrossAttentionLocator hooks the
+   * down and up blocks only.
+   */
+  midBlock?: boolean;
   /** Heads to include; default all. */
   heads?: readonly number[];
   /** Default 'bicubic' (DAAM). */
@@ -38,13 +44,15 @@ export function aggregateCrossAttention(maps: readonly StoredMap[], opts: Global
   const chosen = maps.filter(
     (m) =>
       m.kind === 'cross' &&
+      (opts.midBlock || m.place !== 'mid') &&
       (!opts.resolutions || opts.resolutions.includes(m.size[0])) &&
       (!opts.layers || opts.layers(m)),
   );
   if (chosen.length === 0) {
     const have = [...new Set(maps.filter((m) => m.kind === 'cross').map((m) => m.size.join('×')))];
+    const mid = opts.midBlock ? '' : ', the mid block left out as DAAM (midBlock: true adds it)';
     throw new Error(
-      `aggregateCrossAttention: no cross-attention maps match (resolutions ${opts.resolutions?.join(', ') ?? 'all'}); ` +
+      `aggregateCrossAttention: no cross-attention maps match (resolutions ${opts.resolutions?.join(', ') ?? 'all'}${mid}); ` +
         `the store holds ${have.length ? have.join(', ') : 'none'}`,
     );
   }

@@ -23,7 +23,7 @@ test('ToMe + flash + Prompt-to-Prompt + an attention store run together', () => 
     selfReplaceSteps: 0,
   });
   const store = new AttentionStore({ kinds: ['cross'] });
-  const tome = new TokenMerging({ ratio: 0.5 });
+  const tome = new TokenMerging({ ratio: 0.5, maxDownsample: 2 }); // the tiny UNet's attention is at 8×8 of 16×16
   const flash = useAttention(flashAttention, { appliesTo: (c) => c.kind === 'self' });
   const merged = new Set<number>();
   const spy = { name: 'spy', appliesTo: (c: { kind: string }) => c.kind === 'self', fn: () => undefined };

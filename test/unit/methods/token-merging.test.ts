@@ -1,5 +1,6 @@
 // ToMe for SD (tomesd semantics): a hand-worked 2×2 merge, identities, token counts per ratio, seeded
 // random destinations, and on the tiny golden UNet: ratio 0 changes no bit, 0.5 merges only where told.
+// Parity with tomesd itself: test/golden/methods/reference-semantics.test.ts.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -64,7 +65,7 @@ test('token counts per ratio: r = ⌊T·ratio⌋, at most the sources (square, n
     const sources = n - Math.floor(h / 2) * Math.floor(w / 2);
     for (const ratio of [0.1, 0.25, 0.5, 0.75, 0.9]) {
       const x = uniform([2, n, 3], n);
-      const r = new TokenMerging({ ratio }).tokens(call([h, w], 0), x);
+      const r = atInput(new TokenMerging({ ratio }), [h, w]).tokens(call([h, w], 0), x);
       assert.ok(r, `${h}×${w} ratio ${ratio}`);
       const merged = r.reduce(x);
       assert.deepEqual(
@@ -95,12 +96,24 @@ test('random destinations are reproducible per seed and differ across seeds', ()
   assert.equal(merged(new Generator(1), true), merged(undefined), 'noRand: the top-left token of every cell');
 });
 
-test('maxDownsample counts from the largest attention resolution of the forward pass', () => {
-  const tome = new TokenMerging({ ratio: 0.5 });
+test('maxDownsample counts from the UNet input (tomesd), or from the largest attention layer when asked', () => {
   const x = (n: number) => uniform([2, n, 3], n);
+  const input = atInput(new TokenMerging({ ratio: 0.5 }), [16, 16]);
+  assert.equal(input.tokens(call([8, 8], 0), x(64)), undefined, '16×16 latents: 8×8 is downsample 2');
+  assert.ok(atInput(new TokenMerging({ maxDownsample: 2 }), [16, 16]).tokens(call([8, 8], 0), x(64)));
+  assert.ok(
+    atInput(input, [8, 8]).tokens(call([8, 8], 0), x(64)),
+    'the next forward pass reads its own input',
+  );
+  const tome = new TokenMerging({ ratio: 0.5, downsampleFrom: 'largest-attention' });
   assert.ok(tome.tokens(call([8, 8], 0), x(64)), 'first layer: the largest resolution');
   assert.equal(tome.tokens(call([4, 4], 3), x(16)), undefined, 'downsample 2 > maxDownsample 1');
-  assert.ok(new TokenMerging({ maxDownsample: 2 }).tokens(call([4, 4], 3), x(16)));
+  assert.ok(
+    new TokenMerging({ maxDownsample: 2, downsampleFrom: 'largest-attention' }).tokens(
+      call([4, 4], 3),
+      x(16),
+    ),
+  );
   // a new forward pass at another latent size starts again at its first layer
   assert.ok(tome.tokens(call([4, 4], 0), x(16)));
   const odd = uniform([1, 16, 3], 5);
@@ -109,6 +122,14 @@ test('maxDownsample counts from the largest attention resolution of the forward 
 });
 
 // ─── on the tiny golden UNet ───────────────────────────────────────────────────────────────────────────────
+
+/** What a UNet forward pass shows ToMe first: its input latents' size, at the first ResNet block. */
+function atInput(tome: TokenMerging, size: [number, number]): TokenMerging {
+  const h = uniform([1, 1, ...size], 0);
+  const block = { path: 'down_blocks.0.resnets.0', place: 'down' as const, index: 0, size };
+  tome.resnet({ ...block, step: 0, numSteps: 1, timestep: 0, batch: plainBatch(1) }, h);
+  return tome;
+}
 
 function call(size: [number, number], index: number): Parameters<TokenMerging['tokens']>[0] {
   const [h, w] = size;
@@ -153,28 +174,28 @@ test('tiny UNet: ToMe with ratio 0 changes no bit', () => {
   assert.ok(sameBits(run([new TokenMerging({ ratio: 0 })]), run([])));
 });
 
-test('tiny UNet: ratio 0.5 merges what it is told to (all its attention is at one 8×8 resolution)', () => {
+test('tiny UNet: ratio 0.5 merges what it is told to (all its attention is at 8×8, downsample 2)', () => {
   const seen = new Map<string, number>();
-  const out = run([new TokenMerging({ ratio: 0.5 }), tokenSpy(seen)]);
+  const none = new Map<string, number>();
+  assert.ok(sameBits(run([new TokenMerging({ ratio: 0.5 }), tokenSpy(none)]), run([])), 'maxDownsample 1');
+  assert.deepEqual(new Set(none.values()), new Set([64]));
+  const out = run([new TokenMerging({ ratio: 0.5, maxDownsample: 2 }), tokenSpy(seen)]);
   assert.equal(seen.size, 12);
   for (const [path, n] of seen) assert.equal(n, path.endsWith('attn1') ? 32 : 64, path); // mergeCrossattn off
   assert.ok(!sameBits(out, run([])));
   const cross = new Map<string, number>();
-  run([new TokenMerging({ ratio: 0.25, mergeCrossattn: true, mergeMlp: true }), tokenSpy(cross)]);
+  run([
+    new TokenMerging({ ratio: 0.25, maxDownsample: 2, mergeCrossattn: true, mergeMlp: true }),
+    tokenSpy(cross),
+  ]);
   for (const [path, n] of cross) assert.equal(n, 48, path);
 });
 
 test('two token reductions on one block are refused with a clear message', () => {
+  const other = new TokenMerging({ maxDownsample: 2, downsampleFrom: 'largest-attention' });
   assert.throws(
     () =>
-      run([
-        new TokenMerging(),
-        {
-          ...new TokenMerging(),
-          name: 'OtherMerge',
-          tokens: new TokenMerging().tokens.bind(new TokenMerging()),
-        },
-      ]),
+      run([new TokenMerging({ maxDownsample: 2 }), { name: 'OtherMerge', tokens: other.tokens.bind(other) }]),
     /two token reductions, by TokenMerging and OtherMerge/,
   );
 });
