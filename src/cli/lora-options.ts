@@ -9,6 +9,7 @@ import { mergeLoraAdapters } from '../methods/weight/lora-merge.js';
 import { readLora } from '../models/lora-file.js';
 import type { StableDiffusion } from '../pipelines/stable-diffusion.js';
 
+/** The parsed `--lora` values of a command. */
 export interface LoraFlags {
   lora?: LoraSpec[];
 }
@@ -39,6 +40,7 @@ export function parseLoraSpec(v: string): LoraSpec {
   return { path: v.slice(0, i), scale };
 }
 
+/** Adds `--lora <file[:scale]>` (repeatable) to a command. */
 export function addLoraOptions(cmd: Command): Command {
   return cmd.option(
     '--lora <file[:scale]>',

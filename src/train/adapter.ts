@@ -51,7 +51,9 @@ export type AdapterMethod = 'lora' | 'custom-diffusion';
 
 /** A set of trainable weights that acts on the frozen UNet through a controller, and is written as a file. */
 export interface Adapter extends Module {
+  /** The controller that applies the current weights to the UNet (made anew each step: they change). */
   controller(): Controller;
+  /** Writes the adapter in the layout its loader reads. */
   write(path: string): void;
 }
 
@@ -90,6 +92,7 @@ export class LoraFactors extends Module implements Adapter {
   #get(key: string): Parameter {
     return (this as unknown as Record<string, Parameter>)[key] as Parameter;
   }
+  /** The current factors as LoRA deltas (α/r = 1). */
   deltas(): LoraDelta[] {
     return this.#modules.map((module) => ({
       module,
@@ -98,6 +101,7 @@ export class LoraFactors extends Module implements Adapter {
       alphaScale: 1,
     }));
   }
+  /** The unmerged LoRA on the weights hook. */
   controller(): Controller {
     return loraController([{ deltas: this.deltas(), scale: 1 }], { name: 'lora (training)' });
   }
@@ -132,6 +136,7 @@ export class CustomDiffusionKV extends Module implements Adapter {
   #get(key: string): Tensor {
     return ((this as unknown as Record<string, Parameter>)[key] as Parameter).value;
   }
+  /** The current K and V by cross-attention layer path. */
   weights(): Map<string, { k: { weight: Tensor }; v: { weight: Tensor } }> {
     return new Map(
       this.#layers.map((l) => [
@@ -143,14 +148,17 @@ export class CustomDiffusionKV extends Module implements Adapter {
       ]),
     );
   }
+  /** The learned K and V on the weights hook. */
   controller(): Controller {
     return customDiffusionController(this.weights());
   }
+  /** Writes diffusers' Custom Diffusion layout. */
   write(path: string): void {
     writeCustomDiffusion(path, this.weights());
   }
 }
 
+/** How `trainAdapter` runs: the method, its rank, the data stream, the loop's settings and the output file. */
 export interface AdapterTrainOptions extends Omit<LoopOptions, 'label' | 'extra'> {
   method: AdapterMethod;
   /** LoRA rank (default 4). */
