@@ -28,6 +28,10 @@ import { Pace } from '../jobs.js';
 import { type HeldOutPrompt, heldOutPrompts } from '../seeds.js';
 import { type EvalSummary, evaluate, type SceneReport, summarize } from '../shapes/index.js';
 import { boxIoU, groundTruthLayout } from '../shapes/layout.js';
+
+/** The ground truth the layout methods are handed (the Shapes world's box and mask per caption object). */
+export { boxIoU, groundTruthLayout, type ObjectLayout } from '../shapes/layout.js';
+
 import { seededLatents } from '../shapes-eval.js';
 
 export type GuidanceMethodName = 'plain' | 'excite' | 'layout' | 'boxdiff' | 'paint';

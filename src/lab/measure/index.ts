@@ -46,6 +46,7 @@ export {
   swappedCaption,
 } from './common.js';
 export { type FeatureResult, measureFeature } from './feature.js';
+export * from './guidance.js';
 export { type HeatMapsResult, measureHeatMaps } from './heatmaps.js';
 export { type InversionResult, measureInversion, type RealEditSummary } from './inversion.js';
 export { EqualizerSweep, measureReweight, type ReweightResult } from './reweight.js';
