@@ -15,6 +15,7 @@ import { type PaintedWord, PaintWithWords, type RegionMask } from '../methods/ma
 import type { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { checkInputFile } from './paths.js';
 
+/** The guidance flags as commander parses them. */
 export interface GuidanceFlags {
   /** true: the prompt's nouns (the Shapes grammar's shapes); else comma-separated words or word indices. */
   excite?: boolean | string;
@@ -74,6 +75,7 @@ export function parsePaintSpec(v: string): PaintSpec {
   return { word: v.slice(0, i), region: parseBoxText(region) ?? region, weight };
 }
 
+/** Adds --excite, --box, --box-method, --paint and --paint-scale to a command. */
 export function addGuidanceOptions(cmd: Command): Command {
   return cmd
     .option(

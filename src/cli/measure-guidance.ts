@@ -37,6 +37,7 @@ interface MeasureGuidanceFlags {
   markdown?: string;
 }
 
+/** Adds `guidance` to the `measure` command. */
 export function registerMeasureGuidance(measure: Command): void {
   const cmd = measure
     .command('guidance')
