@@ -36,6 +36,7 @@ export interface HeatMapRunOptions {
   /** Score-driven guidance and more controllers for the generation (the maps are then those after guidance). */
   guidance?: readonly LatentGuidance[];
   controllers?: readonly Controller[];
+  /** Called after each denoising step (e.g. to advance a progress bar). */
   onStep?: (e: StepEvent) => void;
 }
 

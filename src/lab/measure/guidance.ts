@@ -34,8 +34,16 @@ export { boxIoU, groundTruthLayout, type ObjectLayout } from '../shapes/layout.j
 
 import { seededLatents } from '../shapes-eval.js';
 
+/**
+ * A method of the guidance measurement: plain generation, Attend-and-Excite, layout guidance, BoxDiff or
+ * paint-with-words.
+ */
 export type GuidanceMethodName = 'plain' | 'excite' | 'layout' | 'boxdiff' | 'paint';
 
+/**
+ * Options of the guidance measurement: held-out prompt ranges, sampling, each method's settings and progress
+ * callbacks.
+ */
 export interface GuidanceMeasureOptions {
   /** First held-out prompt index (default 0; a development range such as 100 000 for tuning). */
   start?: number;
@@ -57,6 +65,7 @@ export interface GuidanceMeasureOptions {
   paintScale?: number;
   /** Time budget per run of one method on one prompt set; batches that would overrun it are not started. */
   minutesPerRun?: number;
+  /** Called as a run advances: its label, prompts done and total. */
   onProgress?: (run: string, done: number, total: number) => void;
   /** Called with the measurement so far after each run (to save partial results). */
   onRun?: (m: GuidanceMeasurement) => void;
@@ -84,6 +93,11 @@ export interface RunScore {
   seeds: number[];
 }
 
+/**
+ * The guidance measurement's result: its settings and the scores of each run (Attend-and-Excite on
+ * three-object and on other prompts; layout guidance, BoxDiff, paint-with-words and plain on the same
+ * prompts).
+ */
 export interface GuidanceMeasurement {
   config: Required<Pick<GuidanceMeasureOptions, 'start' | 'steps' | 'guidanceScale' | 'batchSize'>> & {
     excite: GuidanceMeasureOptions['excite'];
