@@ -26,6 +26,10 @@ npm install --ignore-scripts --no-save --silent "$tarball" "typescript@$ts" "@ty
 
 # 3. the consumer's project: fresh, no .npmrc, no network (a network namespace of its own where the kernel
 #    allows one), install scripts running; the install flag is README's
+grep -q 'ONNXRUNTIME_NODE_INSTALL=skip npm install attnkit' "$root/README.md" || {
+  echo "README's 'Use as a library' no longer installs with ONNXRUNTIME_NODE_INSTALL=skip; make this check follow it" >&2
+  exit 1
+}
 mkdir "$work/app"
 cd "$work/app"
 printf '{"name": "app", "private": true, "type": "module"}\n' >package.json
