@@ -47,6 +47,9 @@ const UNET_TOP: Record<string, string> = {
   'input_blocks.0.0': 'conv_in',
   'out.0': 'conv_norm_out',
   'out.2': 'conv_out',
+  // SDXL (SGM's UNet): the add-embedding of the pooled text and time ids
+  'label_emb.0.0': 'add_embedding.linear_1',
+  'label_emb.0.2': 'add_embedding.linear_2',
 };
 
 /**

@@ -41,6 +41,8 @@ export interface SingleFileConfigOverrides {
   unet?: JsonConfig;
   vae?: JsonConfig;
   text_encoder?: JsonConfig;
+  /** SDXL files: the second text encoder (CLIPTextModelWithProjection). */
+  text_encoder_2?: JsonConfig;
   scheduler?: JsonConfig;
 }
 
@@ -55,6 +57,8 @@ export interface SingleFileOptions {
    * no CLIP vocabulary.
    */
   tokenizer?: string;
+  /** SDXL files: the second tokenizer's folder (diffusers' tokenizer_2/; SDXL pads with '!'). */
+  tokenizer2?: string;
   config?: SingleFileConfigOverrides;
 }
 
@@ -141,7 +145,7 @@ export function splitSingleFile<T>(
           ? ' (EMA weights: use a pruned file, which holds the EMA weights as the model weights)'
           : '') +
         (stray.some((k) => k.startsWith('conditioner.'))
-          ? ' (an SDXL file: SDXL single files are not supported yet)'
+          ? ' (an SDXL file: load it with StableDiffusion.fromSingleFile or readSDXLSingleFile)'
           : ''),
     );
   }
@@ -418,7 +422,8 @@ export function singleFileConfigs(
   };
 }
 
-function shapesOf(m: ReadonlyMap<string, Tensor>): Map<string, readonly number[]> {
+/** Each tensor's shape, by key. */
+export function shapesOf(m: ReadonlyMap<string, Tensor>): Map<string, readonly number[]> {
   return new Map([...m].map(([k, t]) => [k, t.shape]));
 }
 
@@ -426,7 +431,7 @@ function shapesOf(m: ReadonlyMap<string, Tensor>): Map<string, readonly number[]
  * Maps a family's tensors and loads them into `model`, strictly: each missing, unexpected or wrongly shaped
  * tensor is named by its key in the file (with the model's name beside it).
  */
-function loadMapped<M extends Module>(
+export function loadMapped<M extends Module>(
   model: M,
   tensors: ReadonlyMap<string, Tensor>,
   mapKey: MapKey,

@@ -25,6 +25,7 @@ import {
   sdxlAddedConditions,
 } from './sdxl.js';
 import { readSingleFile, type SingleFileOptions } from './single-file.js';
+import { isSDXLSingleFile, readSDXLSingleFile } from './single-file-sdxl.js';
 
 export type { StableDiffusionParts };
 
@@ -191,13 +192,16 @@ export class StableDiffusion {
   }
 
   /**
-   * Loads a single-file checkpoint (SD 1.x / 2.x in the original LDM layout, `.safetensors`): the architecture
+   * Loads a single-file checkpoint (SD 1.x / 2.x in the original LDM layout, SDXL in SGM's, `.safetensors`; SDXL
+   * also needs `opts.tokenizer2`, see pipelines/single-file-sdxl.ts): the architecture
    * read from the tensors' names and shapes, the scheduler built in, `opts.config` overriding what the tensors
    * cannot tell; `opts.tokenizer` names a tokenizer folder (required: a single file holds none, and attnkit
    * ships no CLIP vocabulary). See pipelines/single-file.ts.
    */
   static fromSingleFile(path: string, opts: SingleFileOptions): StableDiffusion {
-    return new StableDiffusion(readSingleFile(path, opts));
+    return new StableDiffusion(
+      isSDXLSingleFile(path) ? readSDXLSingleFile(path, opts) : readSingleFile(path, opts),
+    );
   }
 
   /** A fresh sampler from the model's scheduler config: its own, or the one named. */
