@@ -118,6 +118,14 @@ export {
   mergeLora,
   mergeLoraAdapters,
 } from './methods/weight/lora-merge.js';
+export {
+  type BoundToken,
+  bindModifierToken,
+  readModifierTokens,
+  singleTokenId,
+  type WordEncoder,
+  writeModifierTokens,
+} from './methods/weight/modifier-token.js';
 export type { LatentDistribution } from './models/autoencoder-kl.js';
 export { AutoencoderKL } from './models/autoencoder-kl.js';
 export {
