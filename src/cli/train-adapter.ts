@@ -26,6 +26,7 @@ interface AdapterFlags {
   priorData?: string;
   priorShapes?: number;
   priorWeight: number;
+  modifierToken?: string;
 }
 
 const STEPS = { min: 1, max: 1_000_000 };
@@ -53,6 +54,10 @@ function register(train: Command, method: AdapterMethod, description: string, lr
     .option('--minutes <m>', 'stop (and save) after this many minutes', float('--minutes'))
     .option('--resume', 'continue the run in --run')
     .option(
+      '--modifier-token <word>',
+      'custom-diffusion: also learn the embedding of this one-token word (V*)',
+    )
+    .option(
       '--prior-data <folder>',
       'prior preservation: as many images per step from this folder (class images)',
     )
@@ -69,6 +74,9 @@ function register(train: Command, method: AdapterMethod, description: string, lr
     }
     if (!f.out.endsWith('.safetensors'))
       throw new Error(`train ${method}: --out must end in .safetensors, got ${f.out}`);
+    if (f.modifierToken !== undefined && method !== 'custom-diffusion') {
+      throw new Error(`train ${method}: --modifier-token belongs to custom-diffusion`);
+    }
     const sd = loadModel(parseModel(f), log, [], parseSingleFile(f));
     const size = sd.unet.config.sampleSize * 2 ** (sd.vae.config.blockOutChannels.length - 1);
     const data = f.data !== undefined ? folderTrainingData(f.data, size) : shapesTrainingData;
@@ -94,6 +102,7 @@ function register(train: Command, method: AdapterMethod, description: string, lr
     const prior = priorSource && { data: priorSource, dataSeed: f.priorShapes ?? 0, weight: f.priorWeight };
     const r = trainAdapter(sd, data, {
       ...(prior ? { prior } : {}),
+      ...(f.modifierToken !== undefined ? { modifierToken: f.modifierToken } : {}),
       method,
       rank: f.rank,
       batchSize: f.batch,

@@ -27,9 +27,11 @@ import {
   Module,
   noGrad,
   Parameter,
+  singleTokenId,
   Tensor,
   type UNet2DConditionModel,
   writeCustomDiffusion,
+  writeModifierTokens,
   writeSafetensors,
 } from '../index.js';
 import { type TrainingData, trainingBatch } from './data.js';
@@ -51,6 +53,8 @@ export type AdapterMethod = 'lora' | 'custom-diffusion';
 
 /** A set of trainable weights that acts on the frozen UNet through a controller, and is written as a file. */
 export interface Adapter extends Module {
+  /** Text states of the captions when the adapter trains part of the text side, else undefined. */
+  textStates?(base: AdapterBase, captions: readonly string[]): Tensor | undefined;
   /** The controller that applies the current weights to the UNet (made anew each step: they change). */
   controller(): Controller;
   /** Writes the adapter in the layout its loader reads. */
@@ -116,18 +120,37 @@ export class LoraFactors extends Module implements Adapter {
   }
 }
 
-/** Custom Diffusion's trainable K and V of every cross-attention layer, started at the model's own. */
+/** Custom Diffusion's modifier token V* as it trains: a one-token word whose embedding row is learned. */
+export interface ModifierTokenTraining {
+  word: string;
+  id: number;
+}
+
+/**
+ * Custom Diffusion's trainable K and V of every cross-attention layer, started at the model's own, and
+ * optionally its modifier token: the embedding of a one-token word, started at that word's.
+ */
 export class CustomDiffusionKV extends Module implements Adapter {
   readonly #layers: string[] = [];
-  constructor(unet: Module) {
+  readonly #token: ModifierTokenTraining | undefined;
+  constructor(unet: Module, token?: { textEncoder: CLIPTextModel; tokenizer: CLIPTokenizer; word: string }) {
     super();
+    // copies: training marks these tensors as requiring gradients, the model's own stay frozen
+    const copy = (t: Tensor) => new Tensor(Float32Array.from(t.data as Float32Array), t.shape);
     for (const [path, attn] of attentionLayers(unet, 'attn2')) {
       this.#layers.push(path);
       const w = attn.projectionWeights();
-      // copies: training marks these tensors as requiring gradients, the model's own stay frozen
-      const copy = (t: Tensor) => new Tensor(Float32Array.from(t.data as Float32Array), t.shape);
       this.#set(`${path}.to_k_custom_diffusion`, new Parameter(copy(w.k.weight)));
       this.#set(`${path}.to_v_custom_diffusion`, new Parameter(copy(w.v.weight)));
+    }
+    if (token) {
+      const id = singleTokenId(token.tokenizer, token.word);
+      this.#token = { word: token.word, id };
+      const table = token.textEncoder.text_model.embeddings.token_embedding.weight.value;
+      this.#set(
+        'modifier_token',
+        new Parameter(copy(table.slice(0, id, id + 1).reshape([table.shape[1] as number]))),
+      );
     }
   }
   #set(key: string, p: Parameter): void {
@@ -152,9 +175,30 @@ export class CustomDiffusionKV extends Module implements Adapter {
   controller(): Controller {
     return customDiffusionController(this.weights());
   }
-  /** Writes diffusers' Custom Diffusion layout. */
+  /**
+   * The prompts' text states with the modifier token's current embedding in its row (recorded, so the
+   * embedding receives gradients); undefined without a modifier token.
+   */
+  textStates(base: AdapterBase, captions: readonly string[]): Tensor | undefined {
+    if (!this.#token) return undefined;
+    const param = base.textEncoder.text_model.embeddings.token_embedding.weight;
+    const table = param.value;
+    const { id } = this.#token;
+    const row = this.#get('modifier_token').reshape([1, table.shape[1] as number]);
+    param.value = concat([table.slice(0, 0, id), row, table.slice(0, id + 1, table.shape[0] as number)], 0);
+    try {
+      return base.textEncoder.encodePrompts(base.tokenizer, captions).lastHiddenState;
+    } finally {
+      param.value = table;
+    }
+  }
+  /** Writes diffusers' Custom Diffusion layout, and the modifier token beside it (`<file>.token.safetensors`). */
   write(path: string): void {
     writeCustomDiffusion(path, this.weights());
+    if (this.#token) {
+      const tokenPath = path.replace(/\.safetensors$/, '.token.safetensors');
+      writeModifierTokens(tokenPath, new Map([[this.#token.word, this.#get('modifier_token')]]));
+    }
   }
 }
 
@@ -163,6 +207,8 @@ export interface AdapterTrainOptions extends Omit<LoopOptions, 'label' | 'extra'
   method: AdapterMethod;
   /** LoRA rank (default 4). */
   rank?: number;
+  /** Custom Diffusion: also learn this one-token word's embedding (the modifier token V*). */
+  modifierToken?: string;
   batchSize: number;
   /** The data stream (TrainingData's data seed). */
   dataSeed: number;
@@ -194,7 +240,9 @@ export function adapterLoss(
   const t = gen.randint([b], 0, noise.alphasCumprod.length).toArray();
   const eps = gen.randn(z0.shape);
   const zt = noise.addNoise(z0, eps, t);
-  const context = noGrad(() => base.textEncoder.encodePrompts(base.tokenizer, captions).lastHiddenState);
+  const context =
+    adapter.textStates?.(base, captions) ??
+    noGrad(() => base.textEncoder.encodePrompts(base.tokenizer, captions).lastHiddenState);
   const ctx = {
     step: 0,
     numSteps: 1,
@@ -225,7 +273,12 @@ export function trainAdapter(
 ): LoopResult & { adapter: Adapter } {
   const gen = new Generator(o.seed);
   const adapter: Adapter =
-    o.method === 'lora' ? new LoraFactors(base.unet, o.rank ?? 4, gen) : new CustomDiffusionKV(base.unet);
+    o.method === 'lora'
+      ? new LoraFactors(base.unet, o.rank ?? 4, gen)
+      : new CustomDiffusionKV(
+          base.unet,
+          o.modifierToken === undefined ? undefined : { ...base, word: o.modifierToken },
+        );
   const params = adapter.parameters();
   for (const p of params) p.value.requiresGrad = true;
   const noise = DDPMScheduler.fromConfig(base.schedulerConfig);

@@ -10,10 +10,11 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { writePng } from '../../../src/io/png.js';
 import { readCustomDiffusion } from '../../../src/methods/weight/custom-diffusion.js';
+import { readModifierTokens, singleTokenId } from '../../../src/methods/weight/modifier-token.js';
 import { readLora } from '../../../src/models/lora-file.js';
 import { StableDiffusion } from '../../../src/pipelines/stable-diffusion.js';
 import { DDPMScheduler } from '../../../src/schedulers/index.js';
-import { noGrad } from '../../../src/tensor/index.js';
+import { noGrad, Tensor } from '../../../src/tensor/index.js';
 import { Generator, randn } from '../../../src/tensor/random.js';
 import { adapterLoss, LoraFactors, trainAdapter } from '../../../src/train/adapter.js';
 import { folderTrainingData } from '../../../src/train/folder-data.js';
@@ -159,4 +160,28 @@ test('prior preservation: concept rows and prior rows each averaged, the prior p
   ).item();
   const both = loss({ rows: 2, weight: 3 });
   assert.ok(Math.abs((both - first) / 3 - (2 * plain - first)) < 1e-5 * plain);
+});
+
+test('Custom Diffusion with a modifier token: the word’s embedding trains and is written beside the K/V', () => {
+  const out = join(dir, 'cd-token.safetensors');
+  const table = sd.textEncoder.text_model.embeddings.token_embedding.weight;
+  const before = table.value;
+  trainAdapter(sd, source, {
+    ...common,
+    method: 'custom-diffusion',
+    modifierToken: 'red',
+    lr: 1e-2,
+    steps: 2,
+    dir: join(dir, 'run-cd-token'),
+    out,
+    resume: false,
+  });
+  assert.equal(table.value, before, 'the text encoder’s table was left changed');
+  const token = readModifierTokens(join(dir, 'cd-token.token.safetensors')).get('red');
+  assert.ok(token);
+  const id = singleTokenId(sd.tokenizer, 'red');
+  const d = token.shape[0] as number;
+  const start = Tensor.from(before.toArray().slice(id * d, (id + 1) * d), [d]);
+  const moved = token.sub(start).abs().max().item();
+  assert.ok(moved > 1e-4, `the embedding moved by ${moved}`);
 });
