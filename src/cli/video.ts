@@ -15,6 +15,7 @@ import { parseMotionCaption } from '../lab/motion/caption.js';
 import { measureVideo } from '../lab/motion/measure.js';
 import type { ClipSummary } from '../lab/motion/metrics.js';
 import { T2V_ZERO_T0 } from '../methods/feature/cross-frame-attention.js';
+import { MotionAdapter } from '../models/motion-module.js';
 import {
   encodeGif,
   frameStrip,
@@ -49,6 +50,7 @@ interface VideoFlags {
   width?: number;
   height?: number;
   delay: number;
+  adapter?: string;
 }
 
 /** The prompt without its motion phrases, and the one direction they give (none: the content stays). */
@@ -130,11 +132,17 @@ export function registerVideo(program: Command): void {
     const { seed, steps, guidance } = parseSampling(f);
     const model = parseModel(f);
     const motion = motionOfPrompt(prompt, resolveModel(model, () => {}) === BUILTIN_MODEL);
+    if ((f.method === 'motion') !== (f.adapter !== undefined))
+      throw new Error(
+        'video: --method motion takes a MotionAdapter folder (--adapter <dir>), and --adapter only goes with it',
+      );
+    const motionAdapter = f.adapter ? MotionAdapter.fromPretrained(f.adapter) : undefined;
     const t0 = performance.now();
     const sd = loadModel(model, log, [motion.text], parseSingleFile(f));
     const bar = progressBar('denoising', steps, { quiet: run.quiet });
     const { frames } = generateVideo(sd, {
-      prompt: motion.text,
+      prompt: f.method === 'motion' ? prompt : motion.text,
+      ...(motionAdapter ? { motionAdapter } : {}),
       frames: f.frames,
       method: f.method as VideoMethod,
       ...(motion.direction ? { direction: motion.direction } : {}),
@@ -165,6 +173,7 @@ interface VideoEvalFlags {
   strength?: number;
   shared: boolean;
   json?: string;
+  adapter?: string;
 }
 
 const pct = (r: { correct: number; total: number; rate: number | null }) =>
@@ -203,7 +212,8 @@ export function registerVideoEval(program: Command): void {
       'clips whose moving objects all go one way (what a global translation can follow)',
       false,
     )
-    .option('--json <file>', 'write the settings, summaries and per-clip results');
+    .option('--json <file>', 'write the settings, summaries and per-clip results')
+    .option('--adapter <dir>', "MotionAdapter folder for the method 'motion'");
   addSamplingOptions(cmd, { seed: false, steps: 25, guidance: 5 });
   addRunOptions(cmd).action((f: VideoEvalFlags) => {
     const methods = f.methods.split(',').map((m) => m.trim());
@@ -224,6 +234,7 @@ export function registerVideoEval(program: Command): void {
       t0: f.t0,
       ...(f.strength !== undefined ? { strength: f.strength } : {}),
       sharedDirection: f.shared,
+      ...(f.adapter ? { motionAdapter: MotionAdapter.fromPretrained(f.adapter) } : {}),
       onClip: (done) => bar.update(done),
     });
     bar.stop();

@@ -4,7 +4,8 @@
 // palette for the whole clip) and a strip of the frames side by side.
 
 import gifenc from 'gifenc';
-import type { Controller } from '../attention/hooks.js';
+import type { BatchRoles } from '../attention/call.js';
+import type { AttentionContext, Controller } from '../attention/hooks.js';
 import {
   CrossFrameAttention,
   MotionDynamics,
@@ -12,17 +13,20 @@ import {
   T2V_ZERO_MOTION,
   T2V_ZERO_T0,
 } from '../methods/feature/cross-frame-attention.js';
+import type { MotionAdapter } from '../models/motion-module.js';
 import type { SchedulerName } from '../schedulers/index.js';
-import { concat, formatShape, Tensor } from '../tensor/index.js';
+import { concat, formatShape, noGrad, Tensor } from '../tensor/index.js';
 import { Generator } from '../tensor/random.js';
 import type { SamplingOptions, StableDiffusion } from './stable-diffusion.js';
 
 /** How the frames are tied together. */
-export const VIDEO_METHODS = ['t2v-zero', 'independent', 'motion-only'] as const;
+export const VIDEO_METHODS = ['t2v-zero', 'independent', 'motion-only', 'motion'] as const;
 /**
  * - `t2v-zero`: Text2Video-Zero (cross-frame attention + motion dynamics), every frame from frame 0's noise;
  * - `independent`: every frame its own noise (the seed's stream, frame after frame), nothing shared;
- * - `motion-only`: Text2Video-Zero's motion dynamics without cross-frame attention (the paper's ablation).
+ * - `motion-only`: Text2Video-Zero's motion dynamics without cross-frame attention (the paper's ablation);
+ * - `motion`: AnimateDiff — the UNet with a MotionAdapter's temporal layers, every frame its own noise, the
+ *   prompt as written (motion words included: the motion modules read them through the image features).
  */
 export type VideoMethod = (typeof VIDEO_METHODS)[number];
 
@@ -50,6 +54,8 @@ export interface VideoOptions extends SamplingOptions {
   width?: number;
   height?: number;
   scheduler?: SchedulerName;
+  /** The motion modules of method 'motion'. */
+  motionAdapter?: MotionAdapter;
 }
 
 /** A generated clip: its frames and their final latents. */
@@ -91,13 +97,14 @@ export function generateVideo(sd: StableDiffusion, opts: VideoOptions): VideoRes
 
   const gen = new Generator(opts.seed ?? 0);
   const noise =
-    method === 'independent'
+    method === 'independent' || method === 'motion'
       ? concat(
           Array.from({ length: frames }, () => gen.randn(shape)),
           0,
         )
       : concat(new Array<Tensor>(frames).fill(gen.randn(shape)), 0);
 
+  if (method === 'motion') return motionVideo(sd, opts, frames, noise, steps);
   const controllers: Controller[] = [];
   if (method === 't2v-zero') controllers.push(new CrossFrameAttention());
   if (method !== 'independent' && opts.direction) {
@@ -123,6 +130,51 @@ export function generateVideo(sd: StableDiffusion, opts: VideoOptions): VideoRes
     controllers: [...controllers, ...(opts.controllers ?? [])],
   });
   return { frames: images, latents };
+}
+
+/**
+ * AnimateDiff's sampling: the clip's frames as one batch through the UNet with the motion modules (uncond
+ * clip, then cond clip, under classifier-free guidance), a DDIM-family scheduler stepping all frames at once.
+ */
+function motionVideo(sd: StableDiffusion, opts: VideoOptions, frames: number, noise: Tensor, steps: number) {
+  const adapter = opts.motionAdapter;
+  if (!adapter)
+    throw new Error("video: method 'motion' needs a MotionAdapter (motionAdapter; --adapter <dir>)");
+  const guidance = opts.guidanceScale ?? 7.5;
+  const guided = guidance > 1;
+  const rep = (x: Tensor) => concat(new Array<Tensor>(frames).fill(x), 0);
+  const cond = rep(sd.encodePrompt([opts.prompt]));
+  const context = guided ? concat([rep(sd.encodePrompt([''])), cond], 0) : cond;
+  const ids = Array.from({ length: frames }, (_, k) => k);
+  const batch: BatchRoles = guided
+    ? {
+        guidance: [...ids.map(() => 'uncond' as const), ...ids.map(() => 'cond' as const)],
+        prompt: new Array<number>(2 * frames).fill(0),
+        frame: [...ids, ...ids],
+      }
+    : { guidance: ids.map(() => 'cond' as const), prompt: ids.map(() => 0), frame: ids };
+  const controllers = opts.controllers ?? [];
+  const scheduler = sd.scheduler(opts.scheduler);
+  scheduler.setTimesteps(steps);
+  let latents = noise.mul(scheduler.initNoiseSigma);
+  return noGrad(() => {
+    scheduler.timesteps.forEach((t, step) => {
+      const info = { step, numSteps: scheduler.timesteps.length, timestep: t, batch };
+      for (const c of controllers) c.beforeStep?.({ ...info, latents });
+      const ctx: AttentionContext = { ...info, controllers };
+      const input = scheduler.scaleModelInput(guided ? concat([latents, latents], 0) : latents, t);
+      const motion = { adapter, frames };
+      let out = sd.unet.forward(input, t, context, { ctx, motion });
+      if (guided) {
+        const [u, c] = out.split(2, 0) as [Tensor, Tensor];
+        out = u.add(c.sub(u).mul(guidance));
+      }
+      latents = scheduler.step(out, t, latents).prevSample;
+      for (const c of controllers) latents = c.afterStep?.({ ...info, latents }) ?? latents;
+      opts.onStep?.({ step, numSteps: info.numSteps, timestep: t, latents });
+    });
+    return { frames: sd.decodeLatents(latents), latents };
+  });
 }
 
 /** 8-bit RGBA of frame k of (F, 3, H, W) in [-1, 1]. */

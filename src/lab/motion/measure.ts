@@ -5,6 +5,7 @@
 
 import {
   generateVideo,
+  type MotionAdapter,
   type StableDiffusion,
   T2V_ZERO_MOTION,
   T2V_ZERO_T0,
@@ -31,6 +32,8 @@ export interface VideoMeasureOptions extends ClipOptions {
   strength?: number;
   /** Timestep of the motion warp (default the reference's t0, 881). */
   t0?: number;
+  /** The motion modules of method 'motion' (prompted with the whole caption, motion words included). */
+  motionAdapter?: MotionAdapter;
   /** Called after each clip of each method. */
   onClip?: (done: number, total: number) => void;
 }
@@ -46,7 +49,7 @@ export interface VideoMeasureRow {
 
 /** The video measurement's result: settings, rows and a summary per method. */
 export interface VideoMeasurement {
-  settings: Required<Omit<VideoMeasureOptions, 'onClip' | 'objects'>>;
+  settings: Required<Omit<VideoMeasureOptions, 'onClip' | 'objects' | 'motionAdapter'>>;
   rows: VideoMeasureRow[];
   summary: Partial<Record<VideoMethod, ClipSummary>>;
 }
@@ -79,7 +82,8 @@ export function measureVideo(
     const direction = clip.motions.find((m) => m !== null) ?? undefined;
     for (const method of settings.methods) {
       const { frames } = generateVideo(sd, {
-        prompt: caption.still.text,
+        prompt: method === 'motion' ? caption.text : caption.still.text,
+        ...(options.motionAdapter ? { motionAdapter: options.motionAdapter } : {}),
         frames: settings.frames,
         method,
         direction,

@@ -101,7 +101,7 @@ test('attnkit video: bad input is an error naming it, and nothing is written', (
     [['a red circle moving left and a blue square moving up'], /several directions \(left, up\)/],
     [
       ['a red circle', '--method', 'warp'],
-      /--method must be one of t2v-zero, independent, motion-only, got 'warp'/,
+      /--method must be one of t2v-zero, independent, motion-only, motion, got 'warp'/,
     ],
   ];
   for (const [args, message] of cases) {

@@ -10,8 +10,12 @@ import { MotionAdapter, type MotionAdapterConfig } from '../../../src/models/mot
 import { UNet2DConditionModel } from '../../../src/models/unet2d-condition.js';
 import { initParameters } from '../../../src/nn/init.js';
 import { BUILTIN_MODEL } from '../../../src/pipelines/builtin-model.js';
+import { StableDiffusion } from '../../../src/pipelines/stable-diffusion.js';
+import { generateVideo } from '../../../src/pipelines/video.js';
 import { Tensor } from '../../../src/tensor/index.js';
 import { Generator, randn } from '../../../src/tensor/random.js';
+import { motionConfigFor } from '../../../src/train/motion.js';
+import { assertClose } from '../../helpers/tolerance.js';
 
 const unet = UNet2DConditionModel.fromPretrained(BUILTIN_MODEL, { subfolder: 'unet' });
 const config: MotionAdapterConfig = {
@@ -89,4 +93,16 @@ test('motion in the UNet: an adapter that does not fit, or a batch that is not w
     () => unet.forward(sample, 500, context, { motion: { adapter, frames: 3 } }),
     /a batch of 4 is not whole clips of 3 frames/,
   );
+});
+
+test("video method 'motion': with a zero-initialised adapter it is independent per-frame generation", () => {
+  const sd = StableDiffusion.fromPretrained(BUILTIN_MODEL);
+  const adapter = new MotionAdapter(motionConfigFor(sd));
+  initParameters(adapter, new Generator(5));
+  adapter.zeroOutputs();
+  const opts = { prompt: 'a red circle', frames: 2, steps: 2, seed: 7, guidanceScale: 5 };
+  const motion = generateVideo(sd, { ...opts, method: 'motion', motionAdapter: adapter }).frames;
+  const independent = generateVideo(sd, { ...opts, method: 'independent' }).frames;
+  assertClose(motion, independent, { atol: 1e-5, rtol: 0 });
+  assert.throws(() => generateVideo(sd, { ...opts, method: 'motion' }), /needs a MotionAdapter/);
 });
