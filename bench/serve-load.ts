@@ -155,8 +155,8 @@ async function main(): Promise<void> {
     await withRedis(async (url) => {
       for (const count of redis) {
         const workers = await startWorkers(url, count);
-        // a warm-up job per worker: the model workers start and load the model before the clock runs
-        await load(`bullmq warm-up`, (b) => BullQueue.connect(b, url, 10_000), count, 2);
+        // warm-up jobs (two per worker): the model workers start and load the model before the clock runs
+        await load(`bullmq warm-up`, (b) => BullQueue.connect(b, url, 10_000), 2 * count, 2);
         runs.push(await load(`bullmq, ${count} workers`, (b) => BullQueue.connect(b, url, 10_000), n, steps));
         for (const w of workers) w.kill();
       }

@@ -17,6 +17,22 @@ interface Cancellable {
   cancel?: boolean;
 }
 
+/** `ready`, or an error naming the Redis URL when it has not settled within 10 s. */
+async function withTimeout<T>(ready: Promise<T>, url: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`no Redis answered at ${url} within 10 s; start redis-server or fix --redis`)),
+      10_000,
+    );
+  });
+  try {
+    return await Promise.race([ready, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** The server's side: jobs go to Redis, and the queue's events come back to the job board. */
 export class BullQueue implements JobQueue {
   private readonly queue: Queue;
@@ -30,6 +46,9 @@ export class BullQueue implements JobQueue {
   ) {
     this.queue = new Queue(QUEUE_NAME, { connection: { url } });
     this.events = new QueueEvents(QUEUE_NAME, { connection: { url } });
+    // connection errors: ioredis reconnects, and connect() names the URL when Redis never answers
+    this.queue.on('error', () => {});
+    this.events.on('error', () => {});
     this.events.on('active', ({ jobId }) => board.started(jobId));
     this.events.on('progress', ({ jobId, data }) => board.progress(jobId, data as RunnerProgress));
     this.events.on('completed', ({ jobId }) => void this.collect(jobId));
@@ -39,13 +58,12 @@ export class BullQueue implements JobQueue {
   /** Connects to Redis at `url` (redis://host:port); fails with a message naming the URL when it cannot. */
   static async connect(board: JobBoard, url: string, maxQueued: number): Promise<BullQueue> {
     const q = new BullQueue(board, url, maxQueued);
-    const timeout = new Promise<never>((_, reject) =>
-      setTimeout(
-        () => reject(new Error(`no Redis answered at ${url} within 5 s; start redis-server or fix --redis`)),
-        5000,
-      ).unref(),
-    );
-    await Promise.race([Promise.all([q.queue.waitUntilReady(), q.events.waitUntilReady()]), timeout]);
+    try {
+      await withTimeout(Promise.all([q.queue.waitUntilReady(), q.events.waitUntilReady()]), url);
+    } catch (e) {
+      await Promise.allSettled([q.queue.close(), q.events.close()]);
+      throw e;
+    }
     return q;
   }
 
@@ -110,6 +128,7 @@ export async function runWorker(
 ): Promise<{ close: () => Promise<void> }> {
   const runner = new RunnerClient(models);
   const queue = new Queue(QUEUE_NAME, { connection: { url } }); // to read cancellations
+  queue.on('error', () => {});
   const lockDuration = o.lockDuration ?? 30_000;
   const worker = new Worker<JobSpec, RunnerResult>(
     QUEUE_NAME,
@@ -140,7 +159,12 @@ export async function runWorker(
   );
   worker.on('completed', (job) => o.onCompleted?.(job.id!));
   worker.on('error', () => {}); // connection errors: ioredis reconnects
-  await worker.waitUntilReady();
+  try {
+    await withTimeout(Promise.all([worker.waitUntilReady(), queue.waitUntilReady()]), url);
+  } catch (e) {
+    await Promise.allSettled([worker.close(true), queue.close()]);
+    throw e;
+  }
   return {
     close: async () => {
       runner.kill('the worker shut down');
