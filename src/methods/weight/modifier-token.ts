@@ -11,6 +11,7 @@ import { formatShape, Tensor } from '../../tensor/index.js';
 
 /** What the binding needs of a tokenizer: a word's ids, without start or end tokens. */
 export interface WordEncoder {
+  /** The word's token ids, without start or end tokens. */
   encode(text: string): number[];
 }
 
@@ -18,6 +19,7 @@ export interface WordEncoder {
 export interface BoundToken {
   readonly word: string;
   readonly id: number;
+  /** Puts the word's original embedding back in the text encoder's table. */
   unbind(): void;
 }
 
