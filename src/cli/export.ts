@@ -24,7 +24,13 @@ interface ExportFlags {
   width?: number;
 }
 
-const COMPONENTS: ExportComponent[] = ['unet', 'vae-decoder', 'vae-encoder', 'text-encoder'];
+const COMPONENTS: ExportComponent[] = [
+  'unet',
+  'vae-decoder',
+  'vae-encoder',
+  'text-encoder',
+  'text-encoder-2',
+];
 
 const AXES_HELP = `
 Axes: the graph's batch, height, width and sequence dims are symbolic (named so in its inputs), so one
@@ -34,11 +40,21 @@ file runs at every size; --batch, --height and --width fix an axis instead.
                 SDXL also text_embeds (batch, D₂) and time_ids (batch, 6)
   vae-decoder   latent_sample (batch, 4, height, width) → sample (batch, 3, 8*height, 8*width)
   vae-encoder   sample (batch, 3, height, width) → mean, logvar (batch, 4, height/8, width/8)
-  text-encoder  input_ids (batch, sequence), int64 → last_hidden_state (batch, sequence, D)
+  text-encoder  input_ids (batch, sequence), int64 → last_hidden_state (batch, sequence, D);
+                SDXL also hidden_states.0 … hidden_states.L (batch, sequence, D), the penultimate
+                hidden_states.{L−1} being what SDXL conditions on
+  text-encoder-2  SDXL's second encoder: input_ids → text_embeds (batch, P), the projected pooled
+                text (end-of-text found in the graph), last_hidden_state and hidden_states.0 … L
 height and width are the latents' (image / 8) except for vae-encoder, where they are the image's. At run
 time sizes must be multiples of the model's downsampling (UNet latents: 2^(blocks − 1), 8 for SD; VAE
 encoder images: 8), and sequence at most max_position_embeddings (77); D is the model's hidden size.
 `;
+
+/** SDXL's second text encoder, or an error saying the model has none. */
+function secondEncoder(sd: StableDiffusion) {
+  if (!sd.xl) throw new Error('--component text-encoder-2: the model is not SDXL (it has one text encoder)');
+  return sd.xl.textEncoder2;
+}
 
 export function registerExport(program: Command): void {
   const cmd = program
@@ -73,7 +89,9 @@ export function registerExport(program: Command): void {
             ? exportVAEDecoder(sd.vae, fixed)
             : f.component === 'vae-encoder'
               ? exportVAEEncoder(sd.vae, image)
-              : exportTextEncoder(sd.textEncoder, { batch: f.batch });
+              : f.component === 'text-encoder'
+                ? exportTextEncoder(sd.textEncoder, { batch: f.batch }, { hiddenStates: !!sd.xl })
+                : exportTextEncoder(secondEncoder(sd), { batch: f.batch }, { hiddenStates: true });
       const files = writeOnnx(f.out, graph);
       const dims = graph.inputs.map((i) => `${i.name} (${i.dims?.join(', ')})`).join(', ');
       log(`wrote ${files.join(' + ')} (${f.component}: ${dims}; ${graph.nodes.length} nodes)`);

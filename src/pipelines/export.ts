@@ -6,11 +6,14 @@
 import type { GraphSpec } from '../kernels/graph.js';
 import type { AutoencoderKL } from '../models/autoencoder-kl.js';
 import type { CLIPTextModel } from '../models/clip-text.js';
+import { CLIPTextModelWithProjection } from '../models/clip-text-projection.js';
 import type { UNet2DConditionModel } from '../models/unet2d-condition.js';
 import { GraphTrace, noGrad, Tensor, withTrace } from '../tensor/index.js';
+import { cumsum } from '../tensor/ops/nn.js';
 import { type AxisSizes, generalizeTraces } from '../tensor/symbolic-axes.js';
 
-export type ExportComponent = 'unet' | 'vae-decoder' | 'vae-encoder' | 'text-encoder';
+/** The components `attnkit export` writes (text-encoder-2: SDXL's second text encoder). */
+export type ExportComponent = 'unet' | 'vae-decoder' | 'vae-encoder' | 'text-encoder' | 'text-encoder-2';
 
 /**
  * Sizes to fix in the graph; an axis left out is symbolic, named `batch`, `height`, `width` or `sequence` in
@@ -159,12 +162,59 @@ export function exportVAEEncoder(vae: AutoencoderKL, fixed: ExportShape = {}): G
   });
 }
 
-/** The text encoder: input_ids (int64) → last_hidden_state. */
-export function exportTextEncoder(text: CLIPTextModel, fixed: ExportShape = {}): GraphSpec {
+/** What the text encoder's graph outputs besides last_hidden_state. */
+export interface TextExportOptions {
+  /**
+   * Also every hidden state, `hidden_states.0` (embeddings) … `hidden_states.L` (before the final norm), as
+   * optimum's SDXL exports name them: SDXL conditions on `hidden_states.{L−1}` of both encoders.
+   */
+  hiddenStates?: boolean;
+}
+
+/**
+ * The pooled text in the graph: the final state at each row's end-of-text token, chosen as
+ * `CLIPTextModel.eosPositions` does (the first eos_token_id; with the legacy id 2, or in a row without it,
+ * the first largest id) by a 0/1 weight over the tokens, so no position is a constant of the trace.
+ */
+function pooledInGraph(text: CLIPTextModel, ids: Tensor, last: Tensor): Tensor {
+  const largest = ids.eq(ids.max({ axes: -1, keepDims: true })).cast('float32'); // (B, T)
+  let hit = largest;
+  if (text.config.eosTokenId !== 2) {
+    const eos = ids.eq(Tensor.int64([text.config.eosTokenId])).cast('float32');
+    const has = eos.max({ axes: -1, keepDims: true }); // (B, 1): 1 where the row holds eos
+    hit = eos.mul(has).add(largest.mul(has.neg().add(1)));
+  }
+  const first = hit.mul(
+    cumsum(hit, -1)
+      .eq(Tensor.from([1], [1]))
+      .cast('float32'),
+  ); // (B, T), one 1 per row
+  return last.mul(first.unsqueeze(-1)).sum({ axes: 1 }); // (B, C)
+}
+
+/**
+ * The text encoder: input_ids (int64) → last_hidden_state, and with a projection head (SDXL's second encoder,
+ * CLIPTextModelWithProjection) `text_embeds`, the projected pooled text; optionally every hidden state.
+ */
+export function exportTextEncoder(
+  text: CLIPTextModel | CLIPTextModelWithProjection,
+  fixed: ExportShape = {},
+  opts: TextExportOptions = {},
+): GraphSpec {
   const inputs = {
     input_ids: { dims: ['batch', 'sequence'], make: (s) => Tensor.zeros(s, 'int64') },
   } satisfies Record<string, ExportInput>;
-  return traceGraph('text_encoder', fixed, 1, inputs, (x) => ({
-    last_hidden_state: text.forward(x.input_ids as Tensor).lastHiddenState,
-  }));
+  return traceGraph('text_encoder', fixed, 1, inputs, (x) => {
+    const ids = x.input_ids as Tensor;
+    const out = text.forward(ids, { outputHiddenStates: opts.hiddenStates });
+    const graph: Record<string, Tensor> = {};
+    if (text instanceof CLIPTextModelWithProjection) {
+      graph.text_embeds = text.text_projection.forward(pooledInGraph(text, ids, out.lastHiddenState));
+    }
+    graph.last_hidden_state = out.lastHiddenState;
+    out.hiddenStates?.forEach((h, i) => {
+      graph[`hidden_states.${i}`] = h;
+    });
+    return graph;
+  });
 }
