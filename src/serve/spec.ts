@@ -186,6 +186,19 @@ export function jobSchema(kind: JobKind, models: readonly string[]): Schema {
  */
 export function checkSpec(spec: JobSpec): string | undefined {
   const steps = spec.steps ?? defaultSteps(spec.kind);
+  const reader =
+    spec.kind === 'maps' || spec.kind === 'segment'
+      ? `a ${spec.kind} job`
+      : spec.kind === 'edit' && (spec.method ?? 'p2p') === 'p2p'
+        ? 'a p2p edit'
+        : undefined;
+  if (reader && spec.attention && !FORM_PROBABILITIES.includes(spec.attention))
+    return (
+      `body/attention: ${reader} reads attention probabilities, which ${spec.attention} never forms; leave ` +
+      'attention out (the layers no method reads run flash) or pick softmax, agent or window'
+    );
+  if (spec.kind === 'edit' && spec.method === 'masactrl' && steps <= MASACTRL_START)
+    return `body/steps: MasaCtrl starts at step ${MASACTRL_START}; give at least ${MASACTRL_START + 1} steps`;
   if (spec.kind === 'maps' && spec.mapSteps) {
     const [a, b] = spec.mapSteps;
     if (!(a < b && b <= steps))
@@ -204,6 +217,15 @@ export function checkSpec(spec: JobSpec): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The attention functions a job that reads probabilities (heat-maps, Prompt-to-Prompt) can run with: softmax
+ * forms them; agent and window attention act on self-attention only, so the cross-attention maps stay explicit.
+ */
+const FORM_PROBABILITIES: readonly string[] = ['softmax', 'agent', 'window'];
+
+/** MasaCtrl's first step of mutual self-attention (its default, `attnkit edit --start-step`). */
+const MASACTRL_START = 4;
 
 /** The steps a job runs when the request names none (the CLI's defaults are for quality; these for a browser). */
 export function defaultSteps(kind: JobKind): number {
