@@ -12,11 +12,12 @@ import engine from './engine.js';
 import load from './load.js';
 import lora from './lora.js';
 import unet from './unet.js';
+import unetSDXL from './unet-sdxl.js';
 import { type Bench, type BenchResult, formatSeconds, machineInfo, textTable } from './util.js';
 
 await relaunchWithMallocTuning(); // in the launcher this never returns: it exits with the child's status
 
-const BENCHES: readonly Bench[] = [engine, unet, load, lora];
+const BENCHES: readonly Bench[] = [engine, unet, unetSDXL, load, lora];
 
 const RESULTS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'results');
 
