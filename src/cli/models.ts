@@ -64,25 +64,31 @@ export function loadStableDiffusion(
         'family), set ATTNKIT_TOKENIZER, or put a tokenizer/ folder beside the file',
     );
   }
+  // SDXL files: the second tokenizer from tokenizer_2/ beside the file (as a diffusers folder holds it)
+  const beside2 = join(dirname(path), 'tokenizer_2');
   return StableDiffusion.fromSingleFile(path, {
     tokenizer: dir,
+    ...(existsSync(beside2) ? { tokenizer2: beside2 } : {}),
     config: single.config ? readOverrides(single.config) : undefined,
   });
 }
 
-/** A --model-config file: an object whose keys are among unet, vae, text_encoder, scheduler, each an object. */
+/**
+ * A --model-config file: an object whose keys are among unet, vae, text_encoder, text_encoder_2 (SDXL),
+ * scheduler, each an object.
+ */
 function readOverrides(file: string): SingleFileConfigOverrides {
   const json = readConfig(dirname(resolve(file)), basename(file));
   const out: SingleFileConfigOverrides = {};
   for (const [k, v] of Object.entries(json)) {
     if (
-      !['unet', 'vae', 'text_encoder', 'scheduler'].includes(k) ||
+      !['unet', 'vae', 'text_encoder', 'text_encoder_2', 'scheduler'].includes(k) ||
       typeof v !== 'object' ||
       v === null ||
       Array.isArray(v)
     ) {
       throw new Error(
-        `${file}: key ${jsonPreview(k)} must be one of unet, vae, text_encoder, scheduler, each an object of ` +
+        `${file}: key ${jsonPreview(k)} must be one of unet, vae, text_encoder, text_encoder_2 (SDXL), scheduler, each an object of ` +
           'config values',
       );
     }

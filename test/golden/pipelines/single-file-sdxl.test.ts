@@ -3,8 +3,11 @@
 // architecture read from its names and shapes, every tensor of the file used, and gives the folder's outputs.
 
 import assert from 'node:assert/strict';
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { loadStableDiffusion } from '../../../src/cli/models.js';
 import { readSafetensors } from '../../../src/io/safetensors.js';
 import type { SingleFileConfigOverrides } from '../../../src/pipelines/single-file.js';
 import { isSDXLSingleFile, sdxlSingleFileParts } from '../../../src/pipelines/single-file-sdxl.js';
@@ -101,4 +104,20 @@ test('strict loading: a missing, a stray and a reshaped tensor are each named by
     () => StableDiffusion.fromSingleFile(file, { tokenizer: tokenizers.tokenizer, config }),
     /SDXL single file holds no tokenizers: give both folders/,
   );
+});
+
+test('the CLI loads an SDXL file with tokenizer/ and tokenizer_2/ beside it and text_encoder_2 in --model-config', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'attnkit-sdxl-file-'));
+  try {
+    cpSync(file, join(dir, 'model.safetensors'));
+    cpSync(tokenizers.tokenizer, join(dir, 'tokenizer'), { recursive: true });
+    cpSync(tokenizers.tokenizer2, join(dir, 'tokenizer_2'), { recursive: true });
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config));
+    const cli = loadStableDiffusion(join(dir, 'model.safetensors'), { config: join(dir, 'config.json') });
+    assert.ok(cli.xl);
+    const opts = { prompt: 'a red cat', seed: 1, steps: 1, width: 64, height: 64 };
+    assert.equal(maxAbsDiff(cli.generate(opts).latents, folder.generate(opts).latents), 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
