@@ -44,7 +44,9 @@ import {
   VAE_PREFIX,
 } from './single-file.js';
 
+/** Key prefix of an SDXL file's first text encoder, OpenAI CLIP ViT-L (SGM's FrozenCLIPEmbedder). */
 export const SDXL_CLIP_PREFIX = 'conditioner.embedders.0.transformer.';
+/** Key prefix of an SDXL file's second text encoder, OpenCLIP ViT-bigG (SGM's FrozenOpenCLIPEmbedder2). */
 export const SDXL_OPENCLIP_PREFIX = 'conditioner.embedders.1.model.';
 
 /**
