@@ -65,7 +65,7 @@ test('explorer: generate with progress, hover a word (the overlay changes the ca
 }, async () => {
   await page.goto(server.url);
   await page.fill('#prompt', 'a red circle on the left');
-  await page.fill('#steps', '6');
+  await page.fill('#steps', '12');
   await page.click('#generate');
   await page.waitForSelector('#tokens button[data-word="circle"]', { timeout: 60_000 });
   await page.screenshot({ path: join(SHOTS, '1-generated.png') });
@@ -115,6 +115,28 @@ test('explorer: a reweight edit shows source and target side by side', { skip },
   assert.match((await page.textContent('#status'))!, /edit done/);
   await page.hover('#tokens button[data-word="circle"]');
   await page.screenshot({ path: join(SHOTS, '4-edit.png') });
+});
+
+test('explorer: a word swap with LocalBlend (the screenshot of docs/explorer.png)', { skip }, async () => {
+  await page.selectOption('#p2p', 'replace');
+  await page.fill('#rwWord', '');
+  await page.fill('#target', 'a red square on the left');
+  await page.fill('#blend', 'circle square');
+  // the last edit's 'edit done' must not count for this one
+  await page.evaluate(() => {
+    document.getElementById('status')!.textContent = '';
+  });
+  await page.click('#runEdit');
+  await page.waitForFunction(
+    () => /edit (done|failed)/.test(document.getElementById('status')!.textContent ?? ''),
+    null,
+    {
+      timeout: 60_000,
+    },
+  );
+  assert.match((await page.textContent('#status'))!, /edit done/);
+  await page.hover('#tokens button[data-word="circle"]');
+  await page.screenshot({ path: join(SHOTS, 'explorer.png'), clip: { x: 0, y: 0, width: 1040, height: 860 } });
 });
 
 test('explorer: cancel a running job', { skip }, async () => {
