@@ -271,11 +271,6 @@ export {
   type VideoOptions,
   type VideoResult,
 } from './pipelines/video.js';
-export {
-  type FlowMatchEulerConfig,
-  FlowMatchEulerDiscreteScheduler,
-  readFlowMatchEulerConfig,
-} from './schedulers/flow-match-euler.js';
 export * from './schedulers/index.js';
 export { perRow } from './schedulers/scheduler.js';
 export * from './tensor/index.js';
