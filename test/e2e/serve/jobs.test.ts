@@ -92,10 +92,11 @@ test('serve: a running job is cancelled, the next one runs; past the queue bound
   });
   assert.equal(events.at(-1)!.type, 'cancelled');
   assert.ok(events.at(-1)!.job.step < 100);
-  // one running and two waiting fill this queue (bound 2): the fourth is refused
+  // one running and two waiting fill this queue (bound 2): the fourth is refused (25 steps: the first job must
+  // still run when the fourth request comes)
   const jobs = [];
   for (let i = 0; i < 4; i++)
-    jobs.push(await post(`${server.url}/api/jobs/generate`, { prompt: 'a red circle', steps: 3, seed: i }));
+    jobs.push(await post(`${server.url}/api/jobs/generate`, { prompt: 'a red circle', steps: 25, seed: i }));
   assert.deepEqual(
     jobs.map((j) => j.status),
     [202, 202, 202, 429],
