@@ -271,6 +271,11 @@ export {
   type VideoOptions,
   type VideoResult,
 } from './pipelines/video.js';
+export {
+  type FlowMatchEulerConfig,
+  FlowMatchEulerDiscreteScheduler,
+  readFlowMatchEulerConfig,
+} from './schedulers/flow-match-euler.js';
 export * from './schedulers/index.js';
 export { perRow } from './schedulers/scheduler.js';
 export * from './tensor/index.js';
