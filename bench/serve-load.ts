@@ -5,7 +5,7 @@
 //   node --import tsx bench/serve-load.ts                     in-process queue (bound 16), 50 requests
 //   node --import tsx bench/serve-load.ts --redis 1,2         BullMQ on a throwaway redis-server, 1 then 2
 //                                                             `attnkit worker` processes; the 2/1 throughput ratio
-//   options: --requests 50 --steps 10 --queue 16 --out bench/results/serve-load.json
+//   options: --requests 50 --steps 10 --queue 16 --worker-threads 1 --out bench/results/serve-load.json
 //
 // Throughput only scales with workers on a machine with a core free per worker: measure on a quiet machine.
 
@@ -129,13 +129,17 @@ async function withRedis<T>(fn: (url: string) => Promise<T>): Promise<T> {
 }
 
 /** `count` worker processes on `url`, resolved once each says it takes jobs. */
-async function startWorkers(url: string, count: number): Promise<ChildProcess[]> {
+async function startWorkers(url: string, count: number, threads: string): Promise<ChildProcess[]> {
   return Promise.all(
     Array.from({ length: count }, async () => {
-      const w = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker', '--redis', url], {
-        cwd: root,
-        stdio: ['ignore', 'ignore', 'pipe'],
-      });
+      const w = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'src/cli/main.ts', 'worker', '--redis', url, '--threads', threads],
+        {
+          cwd: root,
+          stdio: ['ignore', 'ignore', 'pipe'],
+        },
+      );
       await new Promise<void>((resolve) => {
         w.stderr!.on('data', (d: Buffer) => d.toString().includes('taking jobs') && resolve());
       });
@@ -154,7 +158,7 @@ async function main(): Promise<void> {
   else
     await withRedis(async (url) => {
       for (const count of redis) {
-        const workers = await startWorkers(url, count);
+        const workers = await startWorkers(url, count, arg('--worker-threads', '1'));
         // warm-up jobs (two per worker): the model workers start and load the model before the clock runs
         await load(`bullmq warm-up`, (b) => BullQueue.connect(b, url, 10_000), 2 * count, 2);
         runs.push(await load(`bullmq, ${count} workers`, (b) => BullQueue.connect(b, url, 10_000), n, steps));
@@ -168,6 +172,7 @@ async function main(): Promise<void> {
     machine: { cpus: os.cpus().length, loadAverage1m: os.loadavg()[0] },
     note: 'loopback; latency is submit → done; throughput is completed jobs / wall seconds',
     steps,
+    ...(redis ? { workerThreads: Number(arg('--worker-threads', '1')) } : {}),
     runs,
     ...(scaling !== undefined ? { throughputRatioLastToFirst: scaling } : {}),
   };

@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { runWorker } from '../serve/bull-queue.js';
 import { intIn } from './args.js';
+import { THREADS } from './limits.js';
 import { log } from './options.js';
 import { servedModels } from './serve.js';
 
@@ -10,6 +11,7 @@ interface WorkerFlags {
   redis: string;
   model?: string[];
   lockMs: number;
+  threads?: number;
 }
 
 export function registerWorker(program: Command): void {
@@ -24,10 +26,16 @@ export function registerWorker(program: Command): void {
       intIn('--lock-ms', { min: 1000, max: 600_000 }),
       30_000,
     )
+    .option(
+      '--threads <n>',
+      'onnxruntime threads of this worker (default: all cores; give 1 each to workers sharing a machine)',
+      intIn('--threads', THREADS),
+    )
     .action(async (f: WorkerFlags) => {
       const models = servedModels(f.model);
       const worker = await runWorker(f.redis, models, {
         lockDuration: f.lockMs,
+        threads: f.threads,
         onCompleted: (id) => log(`completed ${id}`),
       });
       const stop = async () => {

@@ -116,6 +116,8 @@ export interface WorkerOptions {
   lockDuration?: number;
   /** Times a job may stall (its worker dying) before it fails (default 3). */
   maxStalledCount?: number;
+  /** onnxruntime threads of the model worker (default all cores; 1 per worker when workers share a machine). */
+  threads?: number;
   /** After each completed job (the CLI logs it; tests count them). */
   onCompleted?: (id: string) => void;
 }
@@ -126,7 +128,7 @@ export async function runWorker(
   models: Readonly<Record<string, string>>,
   o: WorkerOptions = {},
 ): Promise<{ close: () => Promise<void> }> {
-  const runner = new RunnerClient(models);
+  const runner = new RunnerClient(models, o.threads);
   const queue = new Queue(QUEUE_NAME, { connection: { url } }); // to read cancellations
   queue.on('error', () => {});
   const lockDuration = o.lockDuration ?? 30_000;

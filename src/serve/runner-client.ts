@@ -41,8 +41,11 @@ export class RunnerClient {
     onProgress: (p: RunnerProgress) => void;
   };
 
-  /** `models`: name → diffusers folder; the only models a job may name. */
-  constructor(private readonly models: Readonly<Record<string, string>>) {}
+  /** `models`: name → diffusers folder, the only models a job may name; `threads`: onnxruntime's (default all cores). */
+  constructor(
+    private readonly models: Readonly<Record<string, string>>,
+    private readonly threads?: number,
+  ) {}
 
   /** Runs one job; rejects with the runner's message if it fails, or if it is cancelled or dies. */
   run(id: string, spec: JobSpec, onProgress: (p: RunnerProgress) => void): Promise<RunnerResult> {
@@ -78,7 +81,11 @@ export class RunnerClient {
     const entry = runnerEntry();
     const child = fork(entry.path, [], {
       execArgv: entry.execArgv,
-      env: { ...process.env, ATTNKIT_SERVE_MODELS: JSON.stringify(this.models) },
+      env: {
+        ...process.env,
+        ATTNKIT_SERVE_MODELS: JSON.stringify(this.models),
+        ...(this.threads ? { ATTNKIT_SERVE_THREADS: String(this.threads) } : {}),
+      },
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
       serialization: 'json',
     });

@@ -4,6 +4,7 @@
 // and a BullMQ worker's to renew its job's lock. Cancelling a running job ends this process; the parent starts
 // another. Started by RunnerClient (runner-client.ts), never by hand.
 
+import { setThreads } from '../kernels/ort.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { runJob } from './run-job.js';
 import type { JobSpec } from './spec.js';
@@ -27,6 +28,7 @@ function main(): void {
   if (!send)
     throw new Error('src/serve/runner is a child process of attnkit serve / worker; it needs an IPC channel');
   const models = JSON.parse(process.env.ATTNKIT_SERVE_MODELS ?? '{}') as Record<string, string>;
+  if (process.env.ATTNKIT_SERVE_THREADS) setThreads(Number(process.env.ATTNKIT_SERVE_THREADS));
   const loaded = new Map<string, StableDiffusion>();
   const model = (name: string): StableDiffusion => {
     const dir = models[name];
