@@ -171,6 +171,19 @@ export {
 } from './models/motion-module.js';
 export { type FromPretrainedOptions, readPretrainedWeights } from './models/pretrained.js';
 export {
+  AdaLayerNormContinuous,
+  AdaLayerNormZero,
+  JointAttention,
+  JointTransformerBlock,
+  PatchEmbed,
+  sinCosPositions,
+} from './models/sd3-blocks.js';
+export {
+  parseSD3TransformerConfig,
+  SD3Transformer2DModel,
+  type SD3TransformerConfig,
+} from './models/sd3-transformer.js';
+export {
   type AddedConditions,
   UNet2DConditionModel,
   type UNetForwardOptions,

@@ -4,7 +4,7 @@
 
 import { Linear, Module, ModuleList } from '../nn/index.js';
 import { GroupNorm } from '../nn/layers.js';
-import { formatShape, linear, recordsGrad, softmax, type Tensor } from '../tensor/index.js';
+import { concat, formatShape, linear, recordsGrad, softmax, type Tensor } from '../tensor/index.js';
 import type { AttentionCall, AttentionLayerInfo } from './call.js';
 import {
   type AttentionFunction,
@@ -43,6 +43,21 @@ export interface AttendArgs {
   bias?: Tensor;
   /** Default 1/√headDim. */
   scale?: number;
+  /** MM-DiT joint attention (kind 'joint'): the text stream attended together with x, see `JointStream`. */
+  joint?: JointStream;
+}
+
+/**
+ * The second token stream of MM-DiT joint attention (Esser et al. 2024, SD3): the text tokens, with their own
+ * projections (diffusers' add_q_proj / add_k_proj / add_v_proj / to_add_out), attended with the image tokens x as
+ * one sequence [x; text]. `attend` then returns the joint sequence's output (batch, Tx + Tt, C): x's rows
+ * through `weights.out`, the text rows through `out` here — or, in SD3's context-pre-only last block (no
+ * to_add_out), the text rows before any projection (the caller drops them). Weight hooks see x's projections.
+ */
+export interface JointStream {
+  /** The text tokens (batch, Tt, C). */
+  x: Tensor;
+  weights: Omit<ProjectionWeights, 'out'> & { out?: ProjectionWeights['out'] };
 }
 
 function chooseFunction(
@@ -89,6 +104,8 @@ export function attend(a: AttendArgs): Tensor {
   }
   const inner = a.weights.q.weight.shape[0] as number;
   const headDim = inner / a.heads;
+  const tx = x.shape[1] as number;
+  const tt = a.joint ? (a.joint.x.shape[1] as number) : 0;
   const call: AttentionCall = {
     ...a.info,
     step: ctx.step,
@@ -98,11 +115,12 @@ export function attend(a: AttendArgs): Tensor {
     size: a.size,
     heads: a.heads,
     headDim,
-    queryTokens: x.shape[1] as number,
-    keyTokens: context.shape[1] as number,
+    queryTokens: tx + tt,
+    keyTokens: (context.shape[1] as number) + tt,
+    ...(a.joint && { joint: { image: [0, tx], text: [tx, tx + tt] } as const }),
   };
   const active = ctx.controllers.filter((c) => !c.appliesTo || c.appliesTo(call));
-  const outShape = [x.shape[0], x.shape[1], a.weights.out.weight.shape[0]] as [number, number, number];
+  const outShape = [x.shape[0], tx + tt, a.weights.out.weight.shape[0]] as [number, number, number];
   let out = reusedOutput(call, active, outShape);
   if (!out) out = computeAttention(a, call, active, x, context, headDim);
   // application level
@@ -145,13 +163,21 @@ function computeAttention(
   let w = a.weights;
   for (const c of active) if (c.weights) w = c.weights(call, w);
 
-  // projections
+  // projections (joint attention: each stream its own, then one sequence [image; text])
   let q = linear(x, w.q.weight, w.q.bias);
   let k = linear(context, w.k.weight, w.k.bias);
   let v = linear(context, w.v.weight, w.v.bias);
+  const j = a.joint;
+  if (j) {
+    q = concat([q, linear(j.x, j.weights.q.weight, j.weights.q.bias)], 1);
+    k = concat([k, linear(j.x, j.weights.k.weight, j.weights.k.bias)], 1);
+    v = concat([v, linear(j.x, j.weights.v.weight, j.weights.v.bias)], 1);
+  }
 
   // function level: which function computes attention here
-  const training = recordsGrad(x, context, w.q.weight, w.k.weight, w.v.weight);
+  const training =
+    recordsGrad(x, context, w.q.weight, w.k.weight, w.v.weight) ||
+    (j !== undefined && recordsGrad(j.x, j.weights.q.weight, j.weights.k.weight, j.weights.v.weight));
   const fn = chooseFunction(call, active, training);
   const needSplit = !fn.runPacked || a.bias !== undefined || active.some((c) => c.features);
 
@@ -175,7 +201,12 @@ function computeAttention(
     }
   }
 
-  return linear(out, w.out.weight, w.out.bias);
+  if (!j) return linear(out, w.out.weight, w.out.bias);
+  // joint: split the sequence back into its streams, each through its own out projection
+  const tx = x.shape[1] as number;
+  const image = linear(out.slice(1, 0, tx), w.out.weight, w.out.bias);
+  const text = out.slice(1, tx);
+  return concat([image, j.weights.out ? linear(text, j.weights.out.weight, j.weights.out.bias) : text], 1);
 }
 
 /**

@@ -48,9 +48,23 @@ export interface AttentionCall extends AttentionLayerInfo, StepInfo {
   size?: readonly [number, number];
   heads: number;
   headDim: number;
-  /** Number of query and key tokens. */
+  /** Number of query and key tokens (joint attention: of the joint sequence, image and text together). */
   queryTokens: number;
   keyTokens: number;
+  /** Joint attention only: where each stream's tokens lie in the joint sequence (see `JointTokens`). */
+  joint?: JointTokens;
+}
+
+/**
+ * Where the two streams of an MM-DiT joint attention call (kind 'joint', SD3) lie in its one sequence of
+ * queries and keys, as [start, end) token ranges: the image tokens first, then the text tokens (diffusers'
+ * order). In a (batch, heads, Tq, Tk) map the rows of `image` and columns of `text` are the image→text block,
+ * read as cross-attention maps; the `image` × `image` block is the image's self-attention. `size` is the
+ * image tokens' (h, w) grid.
+ */
+export interface JointTokens {
+  image: readonly [number, number];
+  text: readonly [number, number];
 }
 
 /**
