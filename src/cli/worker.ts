@@ -36,6 +36,7 @@ export function registerWorker(program: Command): void {
       const worker = await runWorker(f.redis, models, {
         lockDuration: f.lockMs,
         threads: f.threads,
+        onActive: (id) => log(`running ${id}`),
         onCompleted: (id) => log(`completed ${id}`),
       });
       const stop = async () => {

@@ -118,6 +118,8 @@ export interface WorkerOptions {
   maxStalledCount?: number;
   /** onnxruntime threads of the model worker (default all cores; 1 per worker when workers share a machine). */
   threads?: number;
+  /** When a job starts on this worker (the CLI logs it). */
+  onActive?: (id: string) => void;
   /** After each completed job (the CLI logs it; tests count them). */
   onCompleted?: (id: string) => void;
 }
@@ -159,6 +161,7 @@ export async function runWorker(
       maxStalledCount: o.maxStalledCount ?? 3,
     },
   );
+  worker.on('active', (job) => o.onActive?.(job.id!));
   worker.on('completed', (job) => o.onCompleted?.(job.id!));
   worker.on('error', () => {}); // connection errors: ioredis reconnects
   try {
