@@ -136,7 +136,10 @@ test('explorer: a word swap with LocalBlend (the screenshot of docs/explorer.png
   );
   assert.match((await page.textContent('#status'))!, /edit done/);
   await page.hover('#tokens button[data-word="circle"]');
-  await page.screenshot({ path: join(SHOTS, 'explorer.png'), clip: { x: 0, y: 0, width: 1040, height: 860 } });
+  await page.screenshot({
+    path: join(SHOTS, 'explorer.png'),
+    clip: { x: 0, y: 0, width: 1040, height: 860 },
+  });
 });
 
 test('explorer: cancel a running job', { skip }, async () => {
