@@ -56,6 +56,29 @@ export function sinCosPositions(dim: number, grid: number, baseSize: number): Te
 }
 
 /**
+ * The position table as a parameter: the 2-D sin-cos values, computed on first read unless a checkpoint set the
+ * table before (so building a model to load it allocates nothing here).
+ */
+class SinCosTable extends Parameter {
+  #filled = false;
+  constructor(
+    readonly dim: number,
+    readonly grid: number,
+    readonly baseSize: number,
+  ) {
+    super([1, grid * grid, dim]);
+  }
+  override get value(): Tensor {
+    if (!this.#filled) this.value = sinCosPositions(this.dim, this.grid, this.baseSize).reshape(this.shape);
+    return super.value;
+  }
+  override set value(t: Tensor) {
+    super.value = t;
+    this.#filled = true;
+  }
+}
+
+/**
  * `pos_embed`: a p × p convolution with stride p turns the latent into tokens (B, h·w, D), plus the 2-D sin-cos
  * positions of the centred h × w crop of a posEmbedMaxSize² table (SD3's cropping, so one table serves every
  * resolution). The table is a checkpoint entry (`pos_embed.pos_embed`, (1, max², D)).
@@ -72,8 +95,7 @@ export class PatchEmbed extends Module {
   ) {
     super();
     this.proj = new Conv2d(inChannels, dim, patchSize, { stride: patchSize });
-    const table = sinCosPositions(dim, posEmbedMaxSize, baseSize);
-    this.pos_embed = new Parameter(table.reshape([1, posEmbedMaxSize * posEmbedMaxSize, dim]));
+    this.pos_embed = new SinCosTable(dim, posEmbedMaxSize, baseSize);
   }
 
   /** Latent (B, C, H, W) → tokens (B, h·w, D) with positions, h = H/p, w = W/p. */

@@ -38,8 +38,8 @@ export interface SD3TransformerConfig {
   posEmbedMaxSize: number;
 }
 
-/** Most floats the position table (pos_embed_max_size² × width) may have: 2^28 (1 GiB), above SD3's 57 M. */
-const MAX_POSITION_TABLE = 2 ** 28;
+/** Most floats the position table (pos_embed_max_size² × width) may have: 2^27 (512 MiB); SD3 medium's is 57 M. */
+const MAX_POSITION_TABLE = 2 ** 27;
 
 /** Reads a diffusers `SD3Transformer2DModel` config; errors name the key and `where`. */
 export function parseSD3TransformerConfig(
@@ -89,7 +89,7 @@ export function parseSD3TransformerConfig(
     throw r.invalid(
       'pos_embed_max_size',
       c.posEmbedMaxSize,
-      `gives a ${c.posEmbedMaxSize}² × ${inner} position table, over 2^28 floats`,
+      `gives a ${c.posEmbedMaxSize}² × ${inner} position table, over 2^27 floats`,
     );
   }
   return c;

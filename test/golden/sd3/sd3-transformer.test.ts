@@ -10,6 +10,7 @@ import type { AttentionCall } from '../../../src/attention/call.js';
 import { plainBatch } from '../../../src/attention/call.js';
 import type { AttentionContext, Controller } from '../../../src/attention/hooks.js';
 import { readSafetensors } from '../../../src/io/safetensors.js';
+import { readConfig } from '../../../src/models/config.js';
 import { sinCosPositions } from '../../../src/models/sd3-blocks.js';
 import { SD3Transformer2DModel } from '../../../src/models/sd3-transformer.js';
 import type { Tensor } from '../../../src/tensor/index.js';
@@ -52,6 +53,9 @@ test('the 2-D sin-cos position table equals the one diffusers saved (a buffer, n
   ) as Tensor;
   // sample_size 8 / patch 2: base size 4, table 6 × 6 × 16
   assertMaxAbs(sinCosPositions(16, 6, 4).reshape([1, 36, 16]), saved, 1e-6, 'pos_embed');
+  // a model built from the config (not loaded) has that table as its parameter
+  const fresh = SD3Transformer2DModel.fromConfig(readConfig(join(dir, 'transformer')));
+  assertMaxAbs(fresh.pos_embed.pos_embed.value, saved, 1e-6, 'fresh pos_embed');
 });
 
 test(`output within ${TOL} of diffusers`, (t) => {
