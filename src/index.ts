@@ -173,10 +173,15 @@ export { type FromPretrainedOptions, readPretrainedWeights } from './models/pret
 export {
   AdaLayerNormContinuous,
   AdaLayerNormZero,
+  CombinedTimestepTextProjEmbeddings,
+  GeluFeedForward,
+  GeluFeedForwardNet,
+  GeluProj,
   JointAttention,
   JointTransformerBlock,
   PatchEmbed,
   sinCosPositions,
+  TextProjection,
 } from './models/sd3-blocks.js';
 export {
   parseSD3TransformerConfig,

@@ -132,6 +132,7 @@ export class TextProjection extends Module {
     this.linear_1 = new Linear(inFeatures, hidden);
     this.linear_2 = new Linear(hidden, hidden);
   }
+  /** The pooled text (B, pooledDim) → (B, D). */
   forward(x: Tensor): Tensor {
     return this.linear_2.forward(this.linear_1.forward(x).silu());
   }
@@ -160,6 +161,7 @@ export class AdaLayerNormZero extends Module {
     super();
     this.linear = new Linear(dim, 6 * dim);
   }
+  /** x (B, T, D), c (B, D) → norm(x)·(1 + scale) + shift, and the attention gate and feed-forward modulation. */
   forward(
     x: Tensor,
     c: Tensor,
@@ -182,6 +184,7 @@ export class AdaLayerNormContinuous extends Module {
     super();
     this.linear = new Linear(conditioningDim, 2 * dim);
   }
+  /** x (B, T, D), c (B, D) → norm(x)·(1 + scale) + shift. */
   forward(x: Tensor, c: Tensor): Tensor {
     const { weight, bias } = this.linear;
     const [scale, shift] = linearChunks(c.silu(), weight.value, bias?.value ?? null, 2) as [Tensor, Tensor];
@@ -189,15 +192,16 @@ export class AdaLayerNormContinuous extends Module {
   }
 }
 
-/** `ff.net`: 0 is a linear with tanh-approximated GELU (`net.0.proj`), 1 dropout, 2 the output linear. */
-class GeluProj extends Module {
+/** `ff.net.0`: the linear before the tanh-approximated GELU (diffusers' `GELU` module, `proj`). */
+export class GeluProj extends Module {
   proj: Linear;
   constructor(dim: number, inner: number) {
     super();
     this.proj = new Linear(dim, inner);
   }
 }
-class FeedForwardNet extends Module {
+/** `ff.net`: 0 is a linear with tanh-approximated GELU (`net.0.proj`), 1 dropout, 2 the output linear. */
+export class GeluFeedForwardNet extends Module {
   '0': GeluProj;
   '2': Linear;
   constructor(dim: number, inner: number) {
@@ -209,11 +213,12 @@ class FeedForwardNet extends Module {
 
 /** SD3's feed-forward: D → 4D, GELU (tanh), → D. */
 export class GeluFeedForward extends Module {
-  net: FeedForwardNet;
+  net: GeluFeedForwardNet;
   constructor(dim: number) {
     super();
-    this.net = new FeedForwardNet(dim, 4 * dim);
+    this.net = new GeluFeedForwardNet(dim, 4 * dim);
   }
+  /** x (B, T, D) → (B, T, D). */
   forward(x: Tensor): Tensor {
     return this.net['2'].forward(this.net['0'].proj.forward(x).gelu('tanh'));
   }
