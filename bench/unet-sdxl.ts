@@ -20,9 +20,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { initializerBytes, writeOnnx } from '../src/io/onnx.js';
 import { binding, createSessionFromFile, type OrtTensor, runSession } from '../src/kernels/ort.js';
-import { UNet2DConditionModel } from '../src/models/unet2d-condition.js';
-import { parseUNetConfig } from '../src/models/unet2d-config.js';
-import { GroupNorm, LayerNorm } from '../src/nn/index.js';
+import { randomUNet } from '../src/models/random-sd15.js';
+import type { UNet2DConditionModel } from '../src/models/unet2d-condition.js';
 import { exportUNet } from '../src/pipelines/export.js';
 import { memory } from '../src/process/memory.js';
 import { noGrad, Tensor } from '../src/tensor/index.js';
@@ -81,31 +80,9 @@ const BATCH = 2;
 const TOKENS = 77;
 const PARITY_TOL = 1e-4;
 
-/** SDXL's UNet with seeded random weights: weights ~ U(±0.02·√3) from an LCG per parameter, norms 1 and 0. */
+/** SDXL's UNet with seeded random weights (the SD1.5 bench's generator: U(±0.02·√3) per parameter, norms 1 and 0). */
 export function randomSDXLUNet(): UNet2DConditionModel {
-  const unet = new UNet2DConditionModel(parseUNetConfig(CONFIG));
-  const norms = new Set<unknown>();
-  for (const [, m] of unet.namedModules()) {
-    if (m instanceof GroupNorm || m instanceof LayerNorm) {
-      m.weight.value = Tensor.ones(m.weight.shape);
-      m.bias.value = Tensor.zeros(m.bias.shape);
-      norms.add(m.weight);
-      norms.add(m.bias);
-    }
-  }
-  let index = 0;
-  for (const [, p] of unet.namedParameters()) {
-    index++;
-    if (norms.has(p)) continue;
-    const data = new Float32Array(p.shape.reduce((x, y) => x * y, 1));
-    let s = (Math.imul(index, 0x9e3779b1) ^ 0x5bd1e995) >>> 0;
-    for (let i = 0; i < data.length; i++) {
-      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-      data[i] = (s * 2 ** -31 - 1) * 0.02 * Math.sqrt(3);
-    }
-    p.value = new Tensor(data, p.shape);
-  }
-  return unet;
+  return randomUNet(CONFIG);
 }
 
 /** Batch 2 (unconditional, conditional), SDXL's 6 time ids (1024 px, no crop). */

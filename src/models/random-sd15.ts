@@ -4,6 +4,7 @@
 
 import { GroupNorm, LayerNorm } from '../nn/index.js';
 import { Tensor } from '../tensor/index.js';
+import type { JsonConfig } from './config.js';
 import { UNet2DConditionModel } from './unet2d-condition.js';
 import { parseUNetConfig } from './unet2d-config.js';
 
@@ -42,12 +43,12 @@ export const SD15_SCHEDULER_CONFIG = {
 };
 
 /**
- * The SD1.5 UNet with seeded random weights: conv / linear weights and biases ~ U(±0.02·√3) from a fast LCG
- * per parameter (seeded by its index), norm scales 1 and shifts 0 — deterministic, so every process builds
- * the same model in ~2 s.
+ * A UNet of the given diffusers config with seeded random weights: conv / linear weights and biases ~ U(±0.02·√3)
+ * from a fast LCG per parameter (seeded by its index), norm scales 1 and shifts 0 — deterministic, so every
+ * process builds the same model (the SD1.5 one in ~2 s).
  */
-export function randomSD15UNet(): UNet2DConditionModel {
-  const unet = new UNet2DConditionModel(parseUNetConfig(SD15_UNET_CONFIG));
+export function randomUNet(config: JsonConfig): UNet2DConditionModel {
+  const unet = new UNet2DConditionModel(parseUNetConfig(config));
   const norms = new Set<unknown>();
   for (const [, m] of unet.namedModules()) {
     if (m instanceof GroupNorm || m instanceof LayerNorm) {
@@ -71,4 +72,9 @@ export function randomSD15UNet(): UNet2DConditionModel {
     p.value = new Tensor(data, p.shape);
   }
   return unet;
+}
+
+/** The SD1.5 UNet with seeded random weights (`randomUNet` of SD1.5's config). */
+export function randomSD15UNet(): UNet2DConditionModel {
+  return randomUNet(SD15_UNET_CONFIG);
 }
