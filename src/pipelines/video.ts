@@ -13,10 +13,13 @@ import {
   T2V_ZERO_MOTION,
   T2V_ZERO_T0,
 } from '../methods/feature/cross-frame-attention.js';
+import type { CrossReplaceSteps, StepBounds } from '../methods/map/token-alignment.js';
+import { VideoP2P } from '../methods/map/video-p2p.js';
 import type { MotionAdapter } from '../models/motion-module.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import { concat, formatShape, noGrad, Tensor } from '../tensor/index.js';
 import { Generator } from '../tensor/random.js';
+import { autoEditMethod, type PromptEditMethod, promptEditor } from './edit.js';
 import type { SamplingOptions, StableDiffusion } from './stable-diffusion.js';
 
 /** How the frames are tied together. */
@@ -72,26 +75,26 @@ const UNIT: Readonly<Record<MotionDirection, readonly [number, number]>> = {
   down: [0, 1],
 };
 
-/** Generates a clip: `frames` images of one prompt, tied together by `method`. */
-export function generateVideo(sd: StableDiffusion, opts: VideoOptions): VideoResult {
+/** The frames, method, steps, the clip's starting noise and the method's controllers, checked. */
+function videoPlan(sd: StableDiffusion, opts: VideoOptions, what: string) {
   const frames = opts.frames ?? 8;
   if (!Number.isInteger(frames) || frames < 2 || frames > MAX_VIDEO_FRAMES)
-    throw new Error(`video: frames must be an integer in [2, ${MAX_VIDEO_FRAMES}], got ${frames}`);
+    throw new Error(`${what}: frames must be an integer in [2, ${MAX_VIDEO_FRAMES}], got ${frames}`);
   const method = opts.method ?? 't2v-zero';
   if (!VIDEO_METHODS.includes(method))
-    throw new Error(`video: method must be one of ${VIDEO_METHODS.join(', ')}, got '${method}'`);
+    throw new Error(`${what}: method must be one of ${VIDEO_METHODS.join(', ')}, got '${method}'`);
   if (opts.direction !== undefined && !MOTION_DIRECTIONS.includes(opts.direction))
     throw new Error(
-      `video: direction must be one of ${MOTION_DIRECTIONS.join(', ')}, got '${opts.direction}'`,
+      `${what}: direction must be one of ${MOTION_DIRECTIONS.join(', ')}, got '${opts.direction}'`,
     );
   const strength = opts.strength ?? T2V_ZERO_MOTION;
   if (!(Number.isFinite(strength) && strength >= 0 && strength <= 0.5))
-    throw new Error(`video: strength must be in [0, 0.5] of the image side per frame, got ${strength}`);
+    throw new Error(`${what}: strength must be in [0, 0.5] of the image side per frame, got ${strength}`);
   const f = sd.vae.scaleFactor;
   const width = opts.width ?? sd.defaultSize;
   const height = opts.height ?? sd.defaultSize;
   if (width % f !== 0 || height % f !== 0)
-    throw new Error(`video: width and height must be multiples of ${f}, got ${width}×${height}`);
+    throw new Error(`${what}: width and height must be multiples of ${f}, got ${width}×${height}`);
   const shape = [1, sd.unet.config.inChannels, height / f, width / f];
   const steps = opts.steps ?? 25;
 
@@ -104,10 +107,9 @@ export function generateVideo(sd: StableDiffusion, opts: VideoOptions): VideoRes
         )
       : concat(new Array<Tensor>(frames).fill(gen.randn(shape)), 0);
 
-  if (method === 'motion') return motionVideo(sd, opts, frames, noise, steps);
   const controllers: Controller[] = [];
   if (method === 't2v-zero') controllers.push(new CrossFrameAttention());
-  if (method !== 'independent' && opts.direction) {
+  if (method !== 'independent' && method !== 'motion' && opts.direction) {
     const scheduler = sd.scheduler(opts.scheduler);
     scheduler.setTimesteps(steps);
     const [ux, uy] = UNIT[opts.direction];
@@ -118,6 +120,18 @@ export function generateVideo(sd: StableDiffusion, opts: VideoOptions): VideoRes
         step: motionWarpStep([...scheduler.timesteps], opts.t0 ?? T2V_ZERO_T0),
       }),
     );
+  }
+  if (method === 'motion' && !opts.motionAdapter)
+    throw new Error(`${what}: method 'motion' needs a MotionAdapter (motionAdapter; --adapter <dir>)`);
+  return { frames, method, steps, noise, controllers };
+}
+
+/** Generates a clip: `frames` images of one prompt, tied together by `method`. */
+export function generateVideo(sd: StableDiffusion, opts: VideoOptions): VideoResult {
+  const { frames, method, steps, noise, controllers } = videoPlan(sd, opts, 'video');
+  if (method === 'motion') {
+    const clips = sampleClips(sd, opts, [opts.prompt], frames, noise, steps, opts.controllers ?? []);
+    return { frames: clips.images, latents: clips.latents };
   }
   const { images, latents } = sd.generate({
     seed: opts.seed,
@@ -133,27 +147,94 @@ export function generateVideo(sd: StableDiffusion, opts: VideoOptions): VideoRes
 }
 
 /**
- * AnimateDiff's sampling: the clip's frames as one batch through the UNet with the motion modules (uncond
- * clip, then cond clip, under classifier-free guidance), a DDIM-family scheduler stepping all frames at once.
+ * Options of `editVideo` (Video-P2P): the clip's options, the target prompt of the edit (without motion
+ * words, like `prompt`) and Prompt-to-Prompt's edit settings.
  */
-function motionVideo(sd: StableDiffusion, opts: VideoOptions, frames: number, noise: Tensor, steps: number) {
-  const adapter = opts.motionAdapter;
-  if (!adapter)
-    throw new Error("video: method 'motion' needs a MotionAdapter (motionAdapter; --adapter <dir>)");
+export interface VideoEditOptions extends VideoOptions {
+  /** The edited prompt, e.g. the prompt with one word swapped. */
+  target: string;
+  /** Default 'auto': a word swap (replace) when the prompts have as many words, else refine. */
+  editMethod?: Exclude<PromptEditMethod, 'reweight'> | 'auto';
+  /** Default 0.8 (the Prompt-to-Prompt reference's). */
+  crossReplaceSteps?: CrossReplaceSteps;
+  /** Default 0.4 (the Prompt-to-Prompt reference's). */
+  selfReplaceSteps?: StepBounds;
+}
+
+/** A clip and its edit: the source prompt's frames and the target prompt's, from the same noise. */
+export interface VideoEditResult {
+  /** (F, 3, H, W) in [-1, 1]. */
+  source: Tensor;
+  edited: Tensor;
+  /** Final latents, the source clip's F rows then the edited clip's. */
+  latents: Tensor;
+}
+
+/**
+ * Video-P2P's word swap on a generated clip (Liu et al. 2023): the source and target prompts' clips sampled
+ * as one batch from the same noise, tied together by `method` as in `generateVideo` (cross-frame attention and
+ * motion dynamics act within each clip), the target clip's frame k taking Prompt-to-Prompt's maps from the
+ * source clip's frame k (`VideoP2P`).
+ */
+export function editVideo(sd: StableDiffusion, opts: VideoEditOptions): VideoEditResult {
+  const { frames, steps, noise, controllers } = videoPlan(sd, opts, 'editVideo');
+  if (typeof opts.target !== 'string' || opts.target.trim() === '')
+    throw new Error('editVideo: give the target prompt (target), e.g. the prompt with one word swapped');
+  const method =
+    !opts.editMethod || opts.editMethod === 'auto'
+      ? autoEditMethod(sd, opts.prompt, opts.target)
+      : opts.editMethod;
+  if (method === 'reweight')
+    throw new Error('editVideo: the target prompt equals the source; give a target with a word changed');
+  const editor = promptEditor(sd, method, {
+    prompts: [opts.prompt, opts.target],
+    crossReplaceSteps: opts.crossReplaceSteps ?? 0.8,
+    selfReplaceSteps: opts.selfReplaceSteps ?? 0.4,
+  });
+  const edit = editor ? [new VideoP2P(editor)] : [];
+  const clips = sampleClips(sd, opts, [opts.prompt, opts.target], frames, concat([noise, noise], 0), steps, [
+    ...controllers,
+    ...edit,
+    ...(opts.controllers ?? []),
+  ]);
+  const [source, edited] = clips.images.split(2, 0) as [Tensor, Tensor];
+  return { source, edited, latents: clips.latents };
+}
+
+/**
+ * Several clips of `frames` frames, one prompt each, sampled as one batch (uncond rows, then cond rows; clip
+ * after clip, frame after frame), the batch roles giving each row's clip (`prompt`) and `frame`; with method
+ * 'motion', AnimateDiff's sampling: the UNet with the MotionAdapter's temporal layers over each clip.
+ */
+function sampleClips(
+  sd: StableDiffusion,
+  opts: VideoOptions,
+  prompts: readonly string[],
+  frames: number,
+  noise: Tensor,
+  steps: number,
+  controllers: readonly Controller[],
+): { images: Tensor; latents: Tensor } {
+  const adapter = opts.method === 'motion' ? opts.motionAdapter : undefined;
   const guidance = opts.guidanceScale ?? 7.5;
   const guided = guidance > 1;
   const rep = (x: Tensor) => concat(new Array<Tensor>(frames).fill(x), 0);
-  const cond = rep(sd.encodePrompt([opts.prompt]));
-  const context = guided ? concat([rep(sd.encodePrompt([''])), cond], 0) : cond;
-  const ids = Array.from({ length: frames }, (_, k) => k);
+  const cond = concat(
+    prompts.map((p) => rep(sd.encodePrompt([p]))),
+    0,
+  );
+  const context = guided
+    ? concat([rep(concat(new Array<Tensor>(prompts.length).fill(sd.encodePrompt([''])), 0)), cond], 0)
+    : cond;
+  const clip = prompts.flatMap((_, c) => new Array<number>(frames).fill(c));
+  const frame = prompts.flatMap(() => Array.from({ length: frames }, (_, k) => k));
   const batch: BatchRoles = guided
     ? {
-        guidance: [...ids.map(() => 'uncond' as const), ...ids.map(() => 'cond' as const)],
-        prompt: new Array<number>(2 * frames).fill(0),
-        frame: [...ids, ...ids],
+        guidance: [...clip.map(() => 'uncond' as const), ...clip.map(() => 'cond' as const)],
+        prompt: [...clip, ...clip],
+        frame: [...frame, ...frame],
       }
-    : { guidance: ids.map(() => 'cond' as const), prompt: ids.map(() => 0), frame: ids };
-  const controllers = opts.controllers ?? [];
+    : { guidance: clip.map(() => 'cond' as const), prompt: clip, frame };
   const scheduler = sd.scheduler(opts.scheduler);
   scheduler.setTimesteps(steps);
   let latents = noise.mul(scheduler.initNoiseSigma);
@@ -163,9 +244,10 @@ function motionVideo(sd: StableDiffusion, opts: VideoOptions, frames: number, no
       for (const c of controllers) c.beforeStep?.({ ...info, latents });
       const ctx: AttentionContext = { ...info, controllers };
       const input = scheduler.scaleModelInput(guided ? concat([latents, latents], 0) : latents, t);
-      const motion = { adapter, frames };
-      let out = sd.unet.forward(input, t, context, { ctx, motion });
+      const motion = adapter ? { motion: { adapter, frames } } : {};
+      let out = sd.unet.forward(input, t, context, { ctx, ...motion });
       if (guided) {
+        // ε̂ = ε(∅) + w · (ε(c) − ε(∅))
         const [u, c] = out.split(2, 0) as [Tensor, Tensor];
         out = u.add(c.sub(u).mul(guidance));
       }
@@ -173,7 +255,7 @@ function motionVideo(sd: StableDiffusion, opts: VideoOptions, frames: number, no
       for (const c of controllers) latents = c.afterStep?.({ ...info, latents }) ?? latents;
       opts.onStep?.({ step, numSteps: info.numSteps, timestep: t, latents });
     });
-    return { frames: sd.decodeLatents(latents), latents };
+    return { images: sd.decodeLatents(latents), latents };
   });
 }
 

@@ -86,7 +86,8 @@ export interface MotionDynamicsOptions {
 
 /**
  * Text2Video-Zero's motion dynamics: after denoising step `step`, latent row k (frame k) ← row 0 translated by
- * k·(dx, dy) latent pixels (nearest sample, reflected at the borders).
+ * k·(dx, dy) latent pixels (nearest sample, reflected at the borders); when the batch roles give frames, each
+ * clip's frame k ← that clip's frame 0 (`latentFrames`).
  */
 export class MotionDynamics implements Controller {
   readonly name = 'MotionDynamics';
@@ -115,8 +116,37 @@ export class MotionDynamics implements Controller {
         `MotionDynamics: step ${this.step} is the last of ${state.numSteps}, so the frames would never be denoised after the translation`,
       );
     }
-    return translateFrames(state.latents, this.dx, this.dy);
+    return translateFrames(state.latents, this.dx, this.dy, latentFrames(state));
   }
+}
+
+/**
+ * For each latent row, its clip's frame-0 row and its frame, from the batch roles' `frame` and `prompt`
+ * (clip) of the conditional rows (the latents have one row per conditional row); undefined when the roles
+ * give no frames (then row k is frame k of one clip).
+ */
+export function latentFrames(state: StepState): FrameSource[] | undefined {
+  const { frame, guidance, prompt } = state.batch;
+  if (!frame) return undefined;
+  const n = state.latents.shape[0] as number;
+  const cond = guidance.flatMap((g, r) => (g === 'cond' ? [r] : []));
+  const roles = cond.length === n ? cond : guidance.length === n ? guidance.map((_, r) => r) : undefined;
+  if (!roles) {
+    throw new Error(
+      `MotionDynamics: ${n} latent rows but the batch roles have ${guidance.length} rows (${cond.length} conditional)`,
+    );
+  }
+  return roles.map((r) => {
+    const from = roles.findIndex((s) => prompt[s] === prompt[r] && frame[s] === 0);
+    if (from < 0) throw new Error(`MotionDynamics: clip ${prompt[r]} has no frame 0; frames must start at 0`);
+    return { from, frame: frame[r]! };
+  });
+}
+
+/** Where a translated latent row comes from: its clip's frame-0 row, and its frame index k (moved by k·δ). */
+export interface FrameSource {
+  from: number;
+  frame: number;
 }
 
 /** Reflects index i into [0, n) about the image's edges, as `grid_sample`'s 'reflection' (align_corners False): −1 → 0. */
@@ -128,8 +158,16 @@ function reflect(i: number, n: number): number {
   return j;
 }
 
-/** Frames (F, C, h, w): frame k ← frame 0 moved by k·(dx, dy) pixels (content moves; nearest, reflected). */
-export function translateFrames(latents: Tensor, dx: number, dy: number): Tensor {
+/**
+ * Frames (F, C, h, w): frame k ← frame 0 moved by k·(dx, dy) pixels (content moves; nearest, reflected). With
+ * `sources` (one per row: several clips in one batch), row r ← row `from` moved by `frame`·(dx, dy).
+ */
+export function translateFrames(
+  latents: Tensor,
+  dx: number,
+  dy: number,
+  sources?: readonly FrameSource[],
+): Tensor {
   if (latents.rank !== 4 || latents.dtype !== 'float32')
     throw new Error(
       `translateFrames: expected float32 frames (F, C, h, w), got ${formatShape(latents.shape)}`,
@@ -137,16 +175,20 @@ export function translateFrames(latents: Tensor, dx: number, dy: number): Tensor
   const [f, c, h, w] = latents.shape as [number, number, number, number];
   const src = latents.data as Float32Array;
   const out = new Float32Array(src.length);
+  if (sources && sources.length !== f)
+    throw new Error(`translateFrames: ${sources.length} frame sources for ${f} rows`);
   const plane = h * w;
-  for (let k = 0; k < f; k++) {
+  for (let r = 0; r < f; r++) {
+    const { from, frame: k } = sources?.[r] ?? { from: 0, frame: r };
     // the output pixel p shows frame 0 at p − k·δ (the reference samples at p + flow, flow = −k·δ)
     const sx = Math.round(k * dx);
     const sy = Math.round(k * dy);
     for (let ch = 0; ch < c; ch++) {
+      const base = (from * c + ch) * plane;
       for (let y = 0; y < h; y++) {
         const yy = reflect(y - sy, h);
         for (let x = 0; x < w; x++)
-          out[(k * c + ch) * plane + y * w + x] = src[ch * plane + yy * w + reflect(x - sx, w)]!;
+          out[(r * c + ch) * plane + y * w + x] = src[base + yy * w + reflect(x - sx, w)]!;
       }
     }
   }
