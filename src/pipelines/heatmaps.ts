@@ -4,7 +4,7 @@
 
 import type { Controller } from '../attention/hooks.js';
 import type { LatentGuidance } from '../methods/application/score-guidance.js';
-import { AttentionStore } from '../methods/map/attention-store.js';
+import { AttentionStore, type StoredMap } from '../methods/map/attention-store.js';
 import { aggregateCrossAttention, GlobalHeatMap } from '../methods/map/heatmap.js';
 import { selfAttentionComponents } from '../methods/map/self-attention-components.js';
 import type { ResizeMode } from '../methods/map/upsample.js';
@@ -31,6 +31,10 @@ export interface HeatMapRunOptions {
   mode?: ResizeMode;
   /** Also aggregate the mid block's maps (default false: DAAM hooks the down and up blocks only). */
   midBlock?: boolean;
+  /** Which recorded cross-attention layers are aggregated (e.g. by `place` or `path`); default all. */
+  layers?: (m: StoredMap) => boolean;
+  /** Heads aggregated, e.g. [0] for one head; default the mean over all. */
+  heads?: readonly number[];
   /** Also the principal components of the self-attention maps of side `res` (default the largest ≤ 32). */
   selfComponents?: { maxCom: number; res?: number };
   /** Score-driven guidance and more controllers for the generation (the maps are then those after guidance). */
@@ -76,7 +80,7 @@ function heatMapRun(
   sd: StableDiffusion,
   opts: Pick<
     HeatMapRunOptions,
-    'prompt' | 'stepRange' | 'resolutions' | 'mode' | 'selfComponents' | 'midBlock'
+    'prompt' | 'stepRange' | 'resolutions' | 'mode' | 'selfComponents' | 'midBlock' | 'layers' | 'heads'
   >,
   store: AttentionStore,
   image: Tensor,
@@ -93,6 +97,8 @@ function heatMapRun(
     latentSize: [h, w],
     mode: opts.mode,
     midBlock: opts.midBlock,
+    layers: opts.layers,
+    heads: opts.heads,
   });
   const heatMap = new GlobalHeatMap(sd.tokenizer, opts.prompt, heat);
   const self = opts.selfComponents;

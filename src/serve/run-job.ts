@@ -1,7 +1,7 @@
 // One job on a loaded model: the pipelines `attnkit generate`, `maps`, `segment` and `edit` run, with a decoded
 // preview every few steps. It returns the job's files as PNG / JSON bytes; writing them is the server's affair.
 
-import type { Controller } from '../attention/index.js';
+import { Attention, type Controller } from '../attention/index.js';
 import { encodeGrayPng, encodePng } from '../io/png.js';
 import { sideBySide } from '../io/render.js';
 import { attentionMask } from '../methods/application/attention-mask.js';
@@ -18,7 +18,7 @@ import { editFeatures } from '../pipelines/feature-edit.js';
 import { defaultHeatResolutions, generateWithHeatMaps, heatStepRange } from '../pipelines/heatmaps.js';
 import type { StableDiffusion, StepEvent } from '../pipelines/stable-diffusion.js';
 import type { Tensor } from '../tensor/index.js';
-import { defaultSteps, type EfficiencyOptions, type JobSpec } from './spec.js';
+import { DAAM_PLACES, defaultSteps, type EfficiencyOptions, type JobSpec, type MapsSpec } from './spec.js';
 
 /** A job's outputs: file name → bytes, and facts about the run (seconds, the words, the mask's area…). */
 export interface JobOutput {
@@ -83,16 +83,28 @@ export function runJob(sd: StableDiffusion, spec: JobSpec, onProgress: (p: JobPr
       return { files: { 'image.png': encodePng(images) }, meta: { seconds: s } };
     }
     case 'maps': {
+      const places = spec.places ?? DAAM_PLACES;
+      checkMapChoice(sd, spec);
       const run = generateWithHeatMaps(sd, {
         ...sampling,
         prompt: spec.prompt,
         stepRange: spec.mapSteps,
         resolutions: spec.resolutions,
+        midBlock: places.includes('mid'),
+        layers: (m) => places.includes(m.place) && (!spec.layers || spec.layers.includes(m.path)),
+        heads: spec.head === undefined ? undefined : [spec.head],
       });
       const s = seconds();
       const [h, w] = run.heatMap.heatMaps.shape.slice(1) as [number, number];
       const words = run.heatMap.wordHeatMaps().map((m) => ({ word: m.word, map: [...m.map.toArray()] }));
-      const maps = { size: [h, w], steps: run.store.numSteps, words };
+      // every recorded layer (the choices a client has), in forward order
+      const layers = run.store.maps().map((m) => ({
+        path: m.path,
+        place: m.place,
+        size: m.size,
+        heads: m.map.shape[1],
+      }));
+      const maps = { size: [h, w], steps: run.store.numSteps, places, head: spec.head, layers, words };
       return {
         files: {
           'image.png': encodePng(run.image),
@@ -147,6 +159,32 @@ export function runJob(sd: StableDiffusion, spec: JobSpec, onProgress: (p: JobPr
       };
     }
   }
+}
+
+/**
+ * A maps job's layers and head against the model, before it runs: each named layer is one of its cross-attention
+ * layers, and the head is one every chosen layer has. Throws naming the field.
+ */
+function checkMapChoice(sd: StableDiffusion, spec: MapsSpec): void {
+  const cross = [...sd.unet.namedModules()].flatMap(([path, m]) =>
+    m instanceof Attention && m.info.kind === 'cross' ? [{ path, place: m.info.place, heads: m.heads }] : [],
+  );
+  const names = cross.map((l) => l.path);
+  for (const path of spec.layers ?? [])
+    if (!names.includes(path))
+      throw new Error(
+        `body/layers: '${path}' is not a cross-attention layer of this model; pick from: ${names.slice(0, 8).join(', ')}` +
+          (names.length > 8 ? ` … (${names.length} in all; a maps job's maps.json lists them)` : ''),
+      );
+  const places: readonly string[] = spec.places ?? DAAM_PLACES;
+  const chosen = cross.filter(
+    (l) => places.includes(l.place) && (!spec.layers || spec.layers.includes(l.path)),
+  );
+  const heads = Math.min(...chosen.map((l) => l.heads));
+  if (spec.head !== undefined && chosen.length > 0 && spec.head >= heads)
+    throw new Error(
+      `body/head ${spec.head}: the chosen layers have ${heads} heads; pick 0–${heads - 1}, or leave head out for their mean`,
+    );
 }
 
 /** The latents (B, C, h, w) decoded, the batch side by side, as a PNG. */

@@ -29,6 +29,10 @@ export const LIMITS = {
   words: 16,
   wordChars: 64,
   blockCache: 50,
+  /** Attention heads a request may pick from (SD 1.5 has 8 per layer, SDXL up to 20). */
+  heads: 64,
+  /** Layers a maps request may name (SD 1.5 has 16 cross-attention layers, SDXL 70). */
+  layers: 128,
   /** Request bodies over this many bytes are refused with 413 before they are parsed. */
   bodyBytes: 64 * 1024,
 } as const;
@@ -60,7 +64,13 @@ export interface GenerateSpec extends CommonSpec {
   height?: number;
 }
 
-/** Text to image with DAAM's per-word cross-attention heat-maps, aggregated over `mapSteps` and `resolutions`. */
+/** A UNet place, as `AttentionCall.place` names it: the down, mid or up blocks. */
+export type UNetPlace = 'down' | 'mid' | 'up';
+
+/**
+ * Text to image with DAAM's per-word cross-attention heat-maps, aggregated over the layers (the `AttentionCall`
+ * fields: steps, map sides, places, module paths) and heads a request chooses.
+ */
 export interface MapsSpec extends CommonSpec {
   kind: 'maps';
   prompt: string;
@@ -68,6 +78,15 @@ export interface MapsSpec extends CommonSpec {
   mapSteps?: [number, number];
   /** Map sides aggregated, e.g. [16] (default every side). */
   resolutions?: number[];
+  /** UNet places aggregated (default down and up: DAAM leaves the mid block out). */
+  places?: UNetPlace[];
+  /**
+   * Cross-attention layers aggregated, by module path as the attention store names them
+   * (`up_blocks.2.attentions.0.transformer_blocks.0.attn2`); default every layer of the chosen places and sides.
+   */
+  layers?: string[];
+  /** One attention head (0-based) instead of the mean over heads (the default). */
+  head?: number;
 }
 
 /** A word's mask from its cross-attention (DAAM map + threshold), as `attnkit segment`. */
@@ -147,6 +166,20 @@ export function jobSchema(kind: JobKind, models: readonly string[]): Schema {
             items: int(0, LIMITS.steps),
           },
           resolutions: { type: 'array', minItems: 1, maxItems: 8, items: int(1, LIMITS.imageSide) },
+          places: {
+            type: 'array',
+            minItems: 1,
+            maxItems: 3,
+            uniqueItems: true,
+            items: { type: 'string', enum: [...UNET_PLACES] },
+          },
+          layers: {
+            type: 'array',
+            minItems: 1,
+            maxItems: LIMITS.layers,
+            items: { type: 'string', maxLength: 200, pattern: '^[a-z0-9_]+(\\.[a-z0-9_]+)*$' },
+          },
+          head: int(0, LIMITS.heads - 1),
         },
         ['prompt'],
       );
@@ -204,6 +237,16 @@ export function checkSpec(spec: JobSpec): string | undefined {
     if (!(a < b && b <= steps))
       return `body/mapSteps [${a}, ${b}) is not a range of the ${steps} steps; give 0 ≤ start < end ≤ steps`;
   }
+  if (spec.kind === 'maps' && spec.layers) {
+    const places = spec.places ?? DAAM_PLACES;
+    for (const path of spec.layers) {
+      const place = placeOfLayer(path);
+      if (!place)
+        return `body/layers: '${path}' is not a layer of the down, mid or up blocks; name cross-attention layers as the maps job's maps.json lists them`;
+      if (!places.includes(place))
+        return `body/layers: '${path}' is in the ${place} blocks, which body/places (${places.join(', ')}) leaves out; add ${place} to places or leave the layer out`;
+    }
+  }
   if (spec.kind === 'segment' && !promptWords(spec.prompt).includes(spec.word.toLowerCase()))
     return `body/word '${spec.word}' is not a word of the prompt; pick one of: ${promptWords(spec.prompt).join(', ')}`;
   if (spec.kind === 'edit') {
@@ -216,6 +259,24 @@ export function checkSpec(spec: JobSpec): string | undefined {
         return `body/${spec.blend?.includes(w) ? 'blend' : 'reweight'}: '${w}' is not a word of the prompts`;
   }
   return undefined;
+}
+
+/** The UNet places, in forward order. */
+export const UNET_PLACES: readonly UNetPlace[] = ['down', 'mid', 'up'];
+
+/** The places a maps job aggregates by default: DAAM hooks the down and up blocks only. */
+export const DAAM_PLACES: readonly UNetPlace[] = ['down', 'up'];
+
+/** The UNet place of a layer's module path (diffusers naming), or undefined outside the down, mid and up blocks. */
+export function placeOfLayer(path: string): UNetPlace | undefined {
+  const head = path.split('.')[0];
+  return head === 'down_blocks'
+    ? 'down'
+    : head === 'mid_block'
+      ? 'mid'
+      : head === 'up_blocks'
+        ? 'up'
+        : undefined;
 }
 
 /**

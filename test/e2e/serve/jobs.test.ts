@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { decodePng, encodePng } from '../../../src/io/png.js';
+import { AttentionStore } from '../../../src/methods/map/attention-store.js';
 import { StableDiffusion } from '../../../src/pipelines/stable-diffusion.js';
 import { LocalQueue } from '../../../src/serve/local-queue.js';
 import { followJob, MODELS, post, startServer, type TestServer } from './helpers.js';
@@ -120,4 +121,103 @@ test('serve: a server shutting down answers 503 and cancels what waited', async 
     waiting.map((w) => server.board.get(w.json.id)!.status),
     ['cancelled', 'cancelled'],
   );
+});
+
+test('serve: maps by place and head differ, and each equals a hand aggregation of the stored maps', async () => {
+  const prompt = 'a red circle';
+  const base = { prompt, seed: 1, steps: 4, guidance: 5, resolutions: [16] };
+  const choices = [
+    {},
+    { places: ['up'] },
+    { places: ['down'] },
+    { places: ['up'], head: 1 },
+    { places: ['down', 'up'], layers: ['up_blocks.2.attentions.1.transformer_blocks.0.attn2'], head: 3 },
+  ];
+  const got: { size: number[]; words: { word: string; map: number[] }[]; layers: { path: string }[] }[] = [];
+  for (const c of choices) {
+    const { status, json } = await post(`${server.url}/api/jobs/maps`, { ...base, ...c });
+    assert.equal(status, 202, JSON.stringify(json));
+    const end = (await followJob(server.url, json.id)).at(-1)!;
+    assert.equal(end.type, 'done', end.job.error);
+    got.push(JSON.parse(new TextDecoder().decode(await file(json.id, 'maps.json'))));
+  }
+  // the stored maps of the same run, recorded here: (1, heads, 256, 32) per 16 × 16 cross-attention layer
+  const sd = StableDiffusion.fromPretrained(MODELS['shapes-v1']);
+  const store = new AttentionStore({
+    kinds: ['cross'],
+    maxTokens: 1 << 20,
+    layers: (c) => c.size![0] === 16,
+  });
+  sd.generate({ prompt, seed: 1, steps: 4, guidanceScale: 5, controllers: [store] });
+  const stored = store.maps();
+  assert.deepEqual(
+    got[0]!.layers.map((l) => l.path),
+    stored.map((m) => m.path),
+  );
+  const ids = sd.tokenizer.call(prompt, { padding: false }).ids[0]!; // bos a red circle eos
+  assert.equal(ids.length, 5);
+  // by hand: mean over the chosen layers and heads of max(p, 0), each word its one token (positions 1..3)
+  const hand = (keep: (path: string) => boolean, head?: number): number[][] => {
+    const words = [1, 2, 3].map(() => new Float64Array(256));
+    let n = 0;
+    for (const m of stored.filter((m) => keep(m.path))) {
+      const p = m.map.toArray();
+      const heads = m.map.shape[1] as number;
+      for (const h of head === undefined ? [...Array(heads).keys()] : [head]) {
+        n++;
+        for (let w = 0; w < 3; w++)
+          for (let q = 0; q < 256; q++) {
+            const sum = words[w]!;
+            sum[q] = sum[q]! + Math.max(0, p[(h * 256 + q) * 32 + 1 + w]!);
+          }
+      }
+    }
+    return words.map((x) => [...x].map((v) => v / n));
+  };
+  const up = (p: string) => p.startsWith('up_blocks');
+  const down = (p: string) => p.startsWith('down_blocks');
+  const expected = [
+    hand(() => true),
+    hand(up),
+    hand(down),
+    hand(up, 1),
+    hand((p) => p === 'up_blocks.2.attentions.1.transformer_blocks.0.attn2', 3),
+  ];
+  const maxDiff = (a: number[][], b: number[][]) =>
+    Math.max(...a.flatMap((x, i) => x.map((v, j) => Math.abs(v - b[i]![j]!))));
+  got.forEach((g, k) => {
+    assert.deepEqual(g.size, [16, 16]);
+    assert.deepEqual(
+      g.words.map((w) => w.word),
+      ['a', 'red', 'circle'],
+    );
+    const d = maxDiff(
+      g.words.map((w) => w.map),
+      expected[k]!,
+    );
+    assert.ok(d < 1e-6, `choice ${JSON.stringify(choices[k])}: ${d} from the hand aggregation`);
+  });
+  // and the choices change the maps (well past the tolerance above)
+  const circle = (k: number) => [got[k]!.words[2]!.map];
+  for (const [a, b] of [
+    [1, 2],
+    [1, 3],
+    [0, 1],
+    [3, 4],
+  ] as const)
+    assert.ok(maxDiff(circle(a), circle(b)) > 1e-3, `choices ${a} and ${b} gave the same 'circle' map`);
+  // what only the model knows fails the job before it runs, naming the field
+  for (const [bad, words] of [
+    [
+      { layers: ['up_blocks.7.attentions.0.transformer_blocks.0.attn2'] },
+      /body\/layers: 'up_blocks.7[^']*' is not a cross-attention layer of this model; pick from: down_blocks.0/,
+    ],
+    [{ head: 4 }, /body\/head 4: the chosen layers have 4 heads; pick 0–3/],
+  ] as const) {
+    const { json } = await post(`${server.url}/api/jobs/maps`, { ...base, ...bad });
+    const end = (await followJob(server.url, json.id)).at(-1)!;
+    assert.equal(end.type, 'failed');
+    assert.match(end.job.error!, words);
+    assert.equal(end.job.step, 0, 'the model ran before the check');
+  }
 });
