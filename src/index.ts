@@ -49,7 +49,9 @@ export * from './methods/application/score-guidance.js';
 export { TokenMerging, type TokenMergingOptions } from './methods/application/token-merging.js';
 export {
   CrossFrameAttention,
+  type FrameSource,
   firstFrameRows,
+  latentFrames,
   MotionDynamics,
   type MotionDynamicsOptions,
   motionWarpStep,
@@ -94,6 +96,7 @@ export {
 export type { CrossReplaceSteps, StepBounds } from './methods/map/token-alignment.js';
 export { type GroundedWord, type GroundingLoss, TokenGrounding } from './methods/map/token-grounding.js';
 export type { ResizeMode } from './methods/map/upsample.js';
+export { VideoP2P } from './methods/map/video-p2p.js';
 export {
   type CustomDiffusionLayer,
   type CustomDiffusionWeights,
@@ -278,6 +281,7 @@ export {
   type StepEvent,
 } from './pipelines/stable-diffusion.js';
 export {
+  editVideo,
   encodeGif,
   frameStrip,
   generateVideo,
@@ -285,6 +289,8 @@ export {
   MOTION_DIRECTIONS,
   type MotionDirection,
   VIDEO_METHODS,
+  type VideoEditOptions,
+  type VideoEditResult,
   type VideoMethod,
   type VideoOptions,
   type VideoResult,
