@@ -86,6 +86,18 @@ export {
   type GlobalHeatMapOptions,
 } from './methods/map/heatmap.js';
 export {
+  boxRegion,
+  type CompositionPart,
+  complementRegion,
+  fullRegion,
+  MapComposition,
+  type MapCompositionOptions,
+  type MapSource,
+  poolRegion,
+  rowSource,
+  type TokenRegion,
+} from './methods/map/map-composition.js';
+export {
   boxMask,
   cellMeans,
   type PaintedWord,
