@@ -12,6 +12,7 @@ import { writeOutput } from '../io/output.js';
 import { encodePng } from '../io/png.js';
 import { progressBar } from '../io/progress.js';
 import { parseMotionCaption } from '../lab/motion/caption.js';
+import { measureVideoEdit } from '../lab/motion/edit.js';
 import { measureVideo } from '../lab/motion/measure.js';
 import type { ClipSummary } from '../lab/motion/metrics.js';
 import { T2V_ZERO_T0 } from '../methods/feature/cross-frame-attention.js';
@@ -39,6 +40,7 @@ import {
   parseSingleFile,
   startRun,
 } from './options.js';
+import { reportVideoEdit } from './video-eval-edit.js';
 
 interface VideoFlags {
   out: string;
@@ -174,6 +176,9 @@ interface VideoEvalFlags {
   shared: boolean;
   json?: string;
   adapter?: string;
+  edit: boolean;
+  crossReplace: number;
+  selfReplace: number;
 }
 
 const pct = (r: { correct: number; total: number; rate: number | null }) =>
@@ -213,9 +218,27 @@ export function registerVideoEval(program: Command): void {
       false,
     )
     .option('--json <file>', 'write the settings, summaries and per-clip results')
-    .option('--adapter <dir>', "MotionAdapter folder for the method 'motion'");
+    .option('--adapter <dir>', "MotionAdapter folder for the method 'motion'")
+    .option(
+      '--edit',
+      "Video-P2P's word swap of object 0's colour instead (methods default t2v-zero,motion-only)",
+      false,
+    )
+    .option(
+      '--cross-replace <f>',
+      'with --edit: fraction of steps cross-attention is replaced',
+      floatIn('--cross-replace', { min: 0, max: 1 }),
+      0.8,
+    )
+    .option(
+      '--self-replace <f>',
+      'with --edit: fraction of steps self-attention is replaced',
+      floatIn('--self-replace', { min: 0, max: 1 }),
+      0.4,
+    );
   addSamplingOptions(cmd, { seed: false, steps: 25, guidance: 5 });
-  addRunOptions(cmd).action((f: VideoEvalFlags) => {
+  addRunOptions(cmd).action((f: VideoEvalFlags, command: Command) => {
+    if (f.edit && command.getOptionValueSource('methods') === 'default') f.methods = 't2v-zero,motion-only';
     const methods = f.methods.split(',').map((m) => m.trim());
     const bad = methods.filter((m) => !(VIDEO_METHODS as readonly string[]).includes(m));
     if (bad.length > 0 || methods.length === 0)
@@ -225,6 +248,24 @@ export function registerVideoEval(program: Command): void {
     const sd = loadModel(parseModel(f), log, [], parseSingleFile(f));
     const bar = progressBar('clips', f.clips * methods.length, { quiet: run.quiet });
     const t0 = performance.now();
+    if (f.edit) {
+      const e = measureVideoEdit(sd, {
+        clips: f.clips,
+        start: f.start,
+        methods: methods as VideoMethod[],
+        steps,
+        guidanceScale: guidance,
+        t0: f.t0,
+        ...(f.strength !== undefined ? { strength: f.strength } : {}),
+        sharedDirection: f.shared,
+        crossReplaceSteps: f.crossReplace,
+        selfReplaceSteps: f.selfReplace,
+        onClip: (done) => bar.update(done),
+      });
+      bar.stop();
+      reportVideoEdit(e, (performance.now() - t0) / 1000, f.json);
+      return;
+    }
     const m = measureVideo(sd, {
       clips: f.clips,
       start: f.start,

@@ -1,0 +1,183 @@
+// Video word swap on Moving Shapes clips (Video-P2P's setting): object 0's colour swapped to a colour no object
+// of the clip has, the source and target clips from the same noise with the same motion, the target clip's
+// maps taken frame by frame from the source clip's (`editVideo`). Scored per frame as the image colour swap
+// (measure/swap.ts): the edited object has the new colour and its shape, its detected mask's IoU with the
+// source frame's; per clip, the share of frames with the new colour and the edited clip's identity.
+
+import {
+  editVideo,
+  type StableDiffusion,
+  T2V_ZERO_MOTION,
+  T2V_ZERO_T0,
+  type Tensor,
+  type VideoMethod,
+} from '../../index.js';
+import { scoreSwap } from '../measure/swap.js';
+import { rightObject } from '../metrics.js';
+import { heldOutSeed } from '../seeds.js';
+import { COLORS, evaluate } from '../shapes/index.js';
+import { captionOfClip } from './caption.js';
+import { type Clip, type ClipOptions, sampleClip } from './clip.js';
+import { scoreClip } from './metrics.js';
+
+/** Options of the video word-swap measurement: clips, methods, sampling, the motion warp and the edit steps. */
+export interface VideoEditMeasureOptions extends ClipOptions {
+  /** Clips (default 20). */
+  clips?: number;
+  /** First held-out index (default 0; development clips from 100 000). */
+  start?: number;
+  /** How the frames are tied (default t2v-zero: Video-P2P with cross-frame attention, and motion-only). */
+  methods?: readonly VideoMethod[];
+  steps?: number;
+  guidanceScale?: number;
+  strength?: number;
+  t0?: number;
+  /** Prompt-to-Prompt's cross- and self-attention replacement (default 0.8, 0.4: the reference's). */
+  crossReplaceSteps?: number;
+  selfReplaceSteps?: number;
+  /** Share of a clip's frames that must show the new colour (default 0.8). */
+  frameShare?: number;
+  onClip?: (done: number, total: number) => void;
+}
+
+/** One clip's edit by one method: per-frame scores and the clip's. */
+export interface VideoEditRow {
+  seed: number;
+  source: string;
+  target: string;
+  method: VideoMethod;
+  /** Per frame: the edited object has the new colour (and its shape). */
+  changed: boolean[];
+  /** Per frame: the source frame's object is right (colour and shape), so its mask is the object's. */
+  sourceValid: boolean[];
+  /** Per frame: IoU of the object's detected masks, source frame vs edited frame (0 when either is missing). */
+  iou: number[];
+  /** The source and edited clips keep their objects' identity (clip metrics against their captions). */
+  sourceIdentity: boolean;
+  editedIdentity: boolean;
+  frames?: { source: Tensor; edited: Tensor };
+}
+
+/** One method's video word-swap summary. */
+export interface VideoEditSummary {
+  clips: number;
+  /** Clips with the new colour in at least `frameShare` of their frames. */
+  clipsChanged: number;
+  clipsChangedRate: number | null;
+  /** Frames with the new colour, over all frames. */
+  framesChangedRate: number | null;
+  /** Mean per-frame object IoU over frames whose source object is right. */
+  meanIoU: number | null;
+  validFrames: number;
+  sourceIdentityRate: number | null;
+  editedIdentityRate: number | null;
+}
+
+/** The video word-swap measurement's result: settings, rows and one summary per method. */
+export interface VideoEditMeasurement {
+  settings: Required<Omit<VideoEditMeasureOptions, 'onClip' | 'objects'>>;
+  rows: VideoEditRow[];
+  summary: Partial<Record<VideoMethod, VideoEditSummary>>;
+}
+
+/** The clip with object 0 in another colour (its motion and everything else kept). */
+export function recolouredClip(clip: Clip, colour: string): Clip {
+  const objects = clip.scene.objects.map((o, i) => (i === 0 ? { ...o, color: colour } : o));
+  return { ...clip, scene: { ...clip.scene, objects } as Clip['scene'] };
+}
+
+/** Runs the word swap with every method on the same clips; `keepFrames` keeps the first clips' frames. */
+export function measureVideoEdit(
+  sd: StableDiffusion,
+  options: VideoEditMeasureOptions = {},
+  keepFrames = 0,
+): VideoEditMeasurement {
+  const settings = {
+    clips: options.clips ?? 20,
+    start: options.start ?? 0,
+    methods: options.methods ?? (['t2v-zero', 'motion-only'] as const),
+    steps: options.steps ?? 25,
+    guidanceScale: options.guidanceScale ?? 5,
+    strength: options.strength ?? T2V_ZERO_MOTION,
+    t0: options.t0 ?? T2V_ZERO_T0,
+    crossReplaceSteps: options.crossReplaceSteps ?? 0.8,
+    selfReplaceSteps: options.selfReplaceSteps ?? 0.4,
+    frameShare: options.frameShare ?? 0.8,
+    frames: options.frames ?? 8,
+    speed: options.speed ?? 1.5,
+    stillChance: options.stillChance ?? 0.2,
+    sharedDirection: options.sharedDirection ?? false,
+  };
+  const rows: VideoEditRow[] = [];
+  const total = settings.clips * settings.methods.length;
+  for (let i = 0; i < settings.clips; i++) {
+    const seed = heldOutSeed(settings.start + i);
+    const clip = sampleClip(seed, { ...settings, ...(options.objects ? { objects: options.objects } : {}) });
+    const free = COLORS.filter((c) => !clip.scene.objects.some((o) => o.color === c));
+    const colour = free[seed % free.length]!;
+    const [source, target] = [captionOfClip(clip), captionOfClip(recolouredClip(clip, colour))];
+    const direction = clip.motions.find((m) => m !== null) ?? undefined;
+    for (const method of settings.methods) {
+      const r = editVideo(sd, {
+        prompt: source.still.text,
+        target: target.still.text,
+        editMethod: 'replace',
+        crossReplaceSteps: settings.crossReplaceSteps,
+        selfReplaceSteps: settings.selfReplaceSteps,
+        frames: settings.frames,
+        method,
+        direction,
+        strength: settings.strength,
+        t0: settings.t0,
+        seed,
+        steps: settings.steps,
+        guidanceScale: settings.guidanceScale,
+      });
+      const src = r.source.split(settings.frames, 0);
+      const out = r.edited.split(settings.frames, 0);
+      const scores = src.map((s, k) => {
+        const report = evaluate(s, source.still.text);
+        const score = scoreSwap(s, report, out[k]!, target.still.text, 'color');
+        return { valid: rightObject(report.objects[0]), changed: score.changed, iou: score.iou };
+      });
+      rows.push({
+        seed,
+        source: source.text,
+        target: target.text,
+        method,
+        changed: scores.map((s) => s.changed),
+        sourceValid: scores.map((s) => s.valid),
+        iou: scores.map((s) => s.iou),
+        sourceIdentity: scoreClip(src, source.text).identity,
+        editedIdentity: scoreClip(out, target.text).identity,
+        ...(i < keepFrames ? { frames: { source: r.source, edited: r.edited } } : {}),
+      });
+      options.onClip?.(rows.length, total);
+    }
+  }
+  const summary: VideoEditMeasurement['summary'] = {};
+  for (const m of settings.methods)
+    summary[m] = summarizeVideoEdit(
+      rows.filter((r) => r.method === m),
+      settings.frameShare,
+    );
+  return { settings, rows, summary };
+}
+
+/** A method's rows summarised: clips with the new colour in ≥ `frameShare` of their frames, IoU, identity. */
+export function summarizeVideoEdit(rows: readonly VideoEditRow[], frameShare: number): VideoEditSummary {
+  const share = (xs: readonly boolean[]) => xs.filter(Boolean).length / xs.length;
+  const rate = (xs: readonly boolean[]) => (xs.length > 0 ? share(xs) : null);
+  const changedClips = rows.filter((r) => share(r.changed) >= frameShare).length;
+  const ious = rows.flatMap((r) => r.iou.filter((_, k) => r.sourceValid[k]));
+  return {
+    clips: rows.length,
+    clipsChanged: changedClips,
+    clipsChangedRate: rows.length > 0 ? changedClips / rows.length : null,
+    framesChangedRate: rate(rows.flatMap((r) => r.changed)),
+    meanIoU: ious.length > 0 ? ious.reduce((a, b) => a + b, 0) / ious.length : null,
+    validFrames: ious.length,
+    sourceIdentityRate: rate(rows.map((r) => r.sourceIdentity)),
+    editedIdentityRate: rate(rows.map((r) => r.editedIdentity)),
+  };
+}
