@@ -21,6 +21,7 @@ import { float, int, intIn } from './args.js';
 import { BATCH, CHANNELS, LAYERS } from './limits.js';
 import { addRunOptions, startRun } from './options.js';
 import { registerTrainAdapters } from './train-adapter.js';
+import { registerTrainDiT } from './train-dit.js';
 import { registerTrainMotion } from './train-motion.js';
 
 interface TrainFlags {
@@ -121,6 +122,7 @@ export function registerTrain(program: Command): void {
   const train = program.command('train').description('train a model');
   registerTrainAdapters(train);
   registerTrainMotion(train);
+  registerTrainDiT(train);
   const shapes = train
     .command('shapes')
     .description(

@@ -1,0 +1,136 @@
+// attnkit train dit — trains an SD3-style MM-DiT with flow matching (src/train/dit.ts) on the Shapes world, on
+// the frozen VAE and CLIP text encoder of an image model (the built-in Shapes model by default), and, with
+// --export, writes the built-in DiT model folder (models/shapes-dit-v1: model_index.json, transformer/ in
+// float16, the base model's vae/, text_encoder/ and tokenizer/, a flow-matching scheduler/).
+//
+// Examples come from the UNet stage's data seed (2: scene seeds 2·10⁷ + k), never the held-out ≥ 10⁹.
+
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { writeOutput } from '../io/output.js';
+import { shapesTrainingData } from '../lab/train-data.js';
+import { DIT_DATA, DIT_DEFAULTS, type DiTConfig, trainDiT } from '../train/dit.js';
+import { floatIn, intIn } from './args.js';
+import { loadModel } from './models.js';
+import { addModelOption, addRunOptions, log, parseModel, startRun } from './options.js';
+
+interface TrainDiTFlags {
+  out: string;
+  steps: number;
+  minutes?: number;
+  batch: number;
+  lr: number;
+  decay: 'constant' | 'cosine';
+  layers: number;
+  heads: number;
+  headDim: number;
+  shift: number;
+  timesteps: DiTConfig['timesteps'];
+  ema?: number;
+  seed: number;
+  checkpointMinutes: number;
+  resume?: boolean;
+}
+
+export function registerTrainDiT(train: Command): void {
+  const cmd = train
+    .command('dit')
+    .description(
+      'train an SD3-style MM-DiT with flow matching on the Shapes world, on the (frozen) VAE and text encoder of --model',
+    );
+  addModelOption(cmd)
+    .option('--out <dir>', 'checkpoint folder (resumable)', 'runs/dit')
+    .option('--steps <n>', 'total optimizer steps', intIn('--steps', { min: 1, max: 10_000_000 }), 20_000)
+    .option(
+      '--minutes <m>',
+      'stop (and save) after this many minutes',
+      floatIn('--minutes', { min: 0, max: 1e6 }),
+    )
+    .option('--batch <n>', 'images per step', intIn('--batch', { min: 1, max: 256 }), 8)
+    .option('--lr <x>', 'peak learning rate', floatIn('--lr', { min: 0, max: 1 }), 3e-4)
+    .option('--decay <kind>', 'learning-rate decay after warm-up: constant or cosine', 'constant')
+    .option(
+      '--layers <n>',
+      'joint transformer blocks (new runs)',
+      intIn('--layers', { min: 1, max: 64 }),
+      DIT_DEFAULTS.layers,
+    )
+    .option(
+      '--heads <n>',
+      'attention heads (new runs)',
+      intIn('--heads', { min: 1, max: 64 }),
+      DIT_DEFAULTS.heads,
+    )
+    .option(
+      '--head-dim <n>',
+      'channels per head (new runs)',
+      intIn('--head-dim', { min: 4, max: 256 }),
+      DIT_DEFAULTS.headDim,
+    )
+    .option(
+      '--shift <s>',
+      "SD3's timestep shift in training and sampling",
+      floatIn('--shift', { min: 0.1, max: 20 }),
+      DIT_DEFAULTS.shift,
+    )
+    .option('--timesteps <kind>', 'σ sampling: logit-normal (SD3) or uniform', DIT_DEFAULTS.timesteps)
+    .option(
+      '--ema <decay>',
+      'keep a moving average of the weights (exported instead of them)',
+      floatIn('--ema', { min: 0, max: 1 }),
+    )
+    .option('--seed <n>', 'initialisation and noise seed', intIn('--seed', { min: 0, max: 2 ** 31 }), 0)
+    .option(
+      '--checkpoint-minutes <m>',
+      'save a checkpoint this often',
+      floatIn('--checkpoint-minutes', { min: 0.1, max: 1e6 }),
+      5,
+    )
+    .option('--resume', 'continue the checkpoint in --out (same total --steps)');
+  addRunOptions(cmd).action((f: TrainDiTFlags) => {
+    if (f.timesteps !== 'logit-normal' && f.timesteps !== 'uniform')
+      throw new Error(`train dit: --timesteps must be logit-normal or uniform, got '${f.timesteps}'`);
+    if (f.decay !== 'constant' && f.decay !== 'cosine')
+      throw new Error(`train dit: --decay must be constant or cosine, got '${f.decay}'`);
+    const run = startRun(f);
+    const model = parseModel(f);
+    const sd = loadModel(model, log, []);
+    const config: DiTConfig = {
+      ...DIT_DEFAULTS,
+      layers: f.layers,
+      heads: f.heads,
+      headDim: f.headDim,
+      shift: f.shift,
+      timesteps: f.timesteps,
+      ...(f.ema !== undefined ? { ema: f.ema } : {}),
+    };
+    const latentSize = sd.unet.config.sampleSize;
+    const { result, history } = trainDiT(
+      sd,
+      (step, b) => {
+        const { images, captions } = shapesTrainingData.examples(DIT_DATA, step * b, b);
+        return { images, captions };
+      },
+      latentSize,
+      config,
+      {
+        out: f.out,
+        steps: f.steps,
+        batchSize: f.batch,
+        lr: f.lr,
+        warmup: 100,
+        decay: f.decay,
+        ...(f.minutes !== undefined ? { minutes: f.minutes } : {}),
+        seed: f.seed,
+        resume: f.resume ?? false,
+        checkpointMinutes: f.checkpointMinutes,
+        quiet: run.quiet,
+        log,
+      },
+    );
+    writeOutput(join(f.out, 'loss.json'), `${JSON.stringify(history.map((h) => h.loss))}\n`);
+    log(
+      `train dit: at step ${result.step} (${result.reason}), ${result.secondsPerStep.toFixed(2)} s/step this run`,
+    );
+  });
+}
