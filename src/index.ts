@@ -267,6 +267,14 @@ export {
   type TextConditioning,
 } from './pipelines/inversion.js';
 export {
+  type FlowSampling,
+  isSD3Folder,
+  SD3_PIPELINE,
+  type SD3GenerateOptions,
+  StableDiffusion3,
+  sampleFlow,
+} from './pipelines/sd3.js';
+export {
   encodeSDXLPrompt,
   type MicroConditioning,
   type SDXLParts,
