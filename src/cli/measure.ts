@@ -24,6 +24,7 @@ import { float, floatIn, int, intIn } from './args.js';
 import { BATCH, COUNT, UNIT } from './limits.js';
 import { parseIntList, parseStepRange } from './maps.js';
 import { registerMeasureGuidance } from './measure-guidance.js';
+import { registerMeasureNewConcept } from './measure-new-concept.js';
 import { packageRoot, resolveModel } from './models.js';
 import {
   addModelOption,
@@ -178,6 +179,7 @@ export function registerMeasure(program: Command): void {
     .command('measure')
     .description('measurements of the attention methods on a Shapes model');
   registerMeasureGuidance(measure);
+  registerMeasureNewConcept(measure);
   const editsCmd = measure.command('edits').description(`issue-5 measurements: ${MEASUREMENTS.join(', ')}`);
   addModelOption(editsCmd)
     .option('--only <names>', `comma-separated subset of ${MEASUREMENTS.join(',')}`)

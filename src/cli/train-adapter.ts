@@ -1,6 +1,6 @@
-// attnkit train lora / attnkit train custom-diffusion — fit a weight-level adapter to a model (the built-in
-// one by default) on a folder of images + captions or on Shapes scenes, resumably, and write the adapter
-// file `generate --lora` (LoRA) or the API (Custom Diffusion) reads.
+// attnkit train lora / custom-diffusion / full — fit a weight-level adapter (or, as the baseline, every UNet
+// weight) to a model (the built-in one by default) on a folder of images + captions or on Shapes scenes,
+// resumably, and write the adapter file `generate --lora` (LoRA) or the API (Custom Diffusion) reads.
 
 import type { Command } from 'commander';
 import { shapesTrainingData } from '../lab/train-data.js';
@@ -125,7 +125,7 @@ function register(train: Command, method: AdapterMethod, description: string, lr
   });
 }
 
-/** Registers `train lora` and `train custom-diffusion` under the `train` command. */
+/** Registers `train lora`, `train custom-diffusion` and `train full` under the `train` command. */
 export function registerTrainAdapters(train: Command): void {
   register(
     train,
@@ -137,6 +137,12 @@ export function registerTrainAdapters(train: Command): void {
     train,
     'custom-diffusion',
     'fit Custom Diffusion (the UNet’s cross-attention K and V) to images + captions',
+    '1e-5',
+  );
+  register(
+    train,
+    'full',
+    'fine-tune every UNet weight on images + captions (writes the UNet’s weights, diffusers names)',
     '1e-5',
   );
 }

@@ -48,15 +48,15 @@ export interface AdapterBase {
   schedulerConfig: JsonConfig;
 }
 
-/** The weight-level methods `trainAdapter` fits. */
-export type AdapterMethod = 'lora' | 'custom-diffusion';
+/** The weight-level methods `trainAdapter` fits ('full': every UNet weight, the baseline they are held to). */
+export type AdapterMethod = 'lora' | 'custom-diffusion' | 'full';
 
 /** A set of trainable weights that acts on the frozen UNet through a controller, and is written as a file. */
 export interface Adapter extends Module {
   /** Text states of the captions when the adapter trains part of the text side, else undefined. */
   textStates?(base: AdapterBase, captions: readonly string[]): Tensor | undefined;
   /** The controller that applies the current weights to the UNet (made anew each step: they change). */
-  controller(): Controller;
+  controller?(): Controller;
   /** Writes the adapter in the layout its loader reads. */
   write(path: string): void;
 }
@@ -202,6 +202,23 @@ export class CustomDiffusionKV extends Module implements Adapter {
   }
 }
 
+/**
+ * Full fine-tuning: every weight of the UNet trains (the text encoder and VAE stay frozen), as DreamBooth
+ * (Ruiz et al. 2023) does without a text-encoder part. The weights are the model's own, so no controller;
+ * the file is the UNet's state dict in diffusers' names (float32), read back with `loadStateDict`.
+ */
+export class FullUNet extends Module implements Adapter {
+  readonly unet: UNet2DConditionModel;
+  constructor(unet: UNet2DConditionModel) {
+    super();
+    this.unet = unet;
+  }
+  /** Writes the fine-tuned UNet as `diffusion_pytorch_model.safetensors` holds it. */
+  write(path: string): void {
+    writeSafetensors(path, this.unet.stateDict(), { metadata: { format: 'pt', method: 'full' } });
+  }
+}
+
 /** How `trainAdapter` runs: the method, its rank, the data stream, the loop's settings and the output file. */
 export interface AdapterTrainOptions extends Omit<LoopOptions, 'label' | 'extra'> {
   method: AdapterMethod;
@@ -248,7 +265,7 @@ export function adapterLoss(
     numSteps: 1,
     timestep: t[0] as number,
     batch: { guidance: captions.map(() => 'cond' as const), prompt: captions.map(() => 0) },
-    controllers: [adapter.controller()],
+    controllers: adapter.controller ? [adapter.controller()] : [],
   };
   const pred = base.unet.forward(zt, t, context, { ctx });
   const prediction = noise.config.prediction_type;
@@ -275,10 +292,12 @@ export function trainAdapter(
   const adapter: Adapter =
     o.method === 'lora'
       ? new LoraFactors(base.unet, o.rank ?? 4, gen)
-      : new CustomDiffusionKV(
-          base.unet,
-          o.modifierToken === undefined ? undefined : { ...base, word: o.modifierToken },
-        );
+      : o.method === 'full'
+        ? new FullUNet(base.unet)
+        : new CustomDiffusionKV(
+            base.unet,
+            o.modifierToken === undefined ? undefined : { ...base, word: o.modifierToken },
+          );
   const params = adapter.parameters();
   for (const p of params) p.value.requiresGrad = true;
   const noise = DDPMScheduler.fromConfig(base.schedulerConfig);

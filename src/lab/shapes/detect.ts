@@ -14,7 +14,14 @@
 
 import { formatShape, type Tensor } from '../../index.js';
 import { fitBackground } from './background.js';
-import { placementWindow, rasterize, SHAPES, type ShapeName, unitMoments } from './geometry.js';
+import {
+  placementWindow,
+  rasterize,
+  SHAPES,
+  type ShapeName,
+  type UnitMoments,
+  unitMoments,
+} from './geometry.js';
 import { type Cell, cellAt } from './grid.js';
 import { type BackgroundTone, COLORS, type ColorName, nearestTone, PALETTE, type Rgb } from './palette.js';
 import type { Box } from './render.js';
@@ -38,6 +45,27 @@ export interface DetectedObject {
   /** Soft IoU of the best template, and the best other shape's. */
   fit: number;
   runnerUp: { shape: ShapeName; fit: number };
+  /**
+   * Only with `DetectOptions.extraShapes`: the extra shape whose template fits better than every built-in
+   * one (`shape` and `fit` stay the best built-in shape's), with its soft IoU.
+   */
+  extraShape?: { name: string; fit: number };
+}
+
+/**
+ * A shape outside the Shapes world's own (a new concept, e.g. new-concept.ts's diamond) that the detector
+ * fits as well when asked: its unit area and centroid, and its anti-aliased rasterisation.
+ */
+export interface ShapeTemplate {
+  name: string;
+  moments: UnitMoments;
+  rasterize(
+    p: { cx: number; cy: number; scale: number },
+    width: number,
+    height: number,
+    out: Float32Array,
+    window: { x0: number; y0: number; x1: number; y1: number },
+  ): Float32Array;
 }
 
 /** Everything detected in an image: its size, the background's colour and tone, the objects. */
@@ -56,6 +84,8 @@ export interface DetectOptions {
   maxResidual?: number;
   /** Fewest pixels of a component, counted at 64 × 64 (scaled with the image). Default 8. */
   minArea?: number;
+  /** Opt-in: shapes fitted besides the built-in ones (default none: detection as without them). */
+  extraShapes?: readonly ShapeTemplate[];
 }
 
 /** (1, 3, H, W) or (3, H, W) float32 in [-1, 1] → planes of 8-bit levels (float). */
@@ -94,8 +124,17 @@ function unmix(rgb: Float32Array, bg: Float32Array, plane: number, p: number, k:
   return [alpha, Math.sqrt(res)];
 }
 
+type Placement = { cx: number; cy: number; scale: number };
+type Window = { x0: number; y0: number; x1: number; y1: number };
+
 /** Best template for a soft mask: shape, fitted placement and soft IoU, per shape. */
-function fitShapes(soft: Float32Array, width: number, height: number, scratch: Float32Array) {
+function fitShapes(
+  soft: Float32Array,
+  width: number,
+  height: number,
+  scratch: Float32Array,
+  extraShapes: readonly ShapeTemplate[] = [],
+) {
   let area = 0;
   let mx = 0;
   let my = 0;
@@ -118,12 +157,12 @@ function fitShapes(soft: Float32Array, width: number, height: number, scratch: F
   }
   mx /= area;
   my /= area;
-  const fitAt = (shape: ShapeName, factor: number) => {
-    const m = unitMoments(shape);
+  const softIoU = (m: UnitMoments, factor: number, draw: (p: Placement, win: Window) => void) => {
     const scale = Math.sqrt(area / m.area) * factor;
-    const placement = { shape, cx: mx - scale * m.cu, cy: my - scale * m.cv, scale };
-    const win = placementWindow(placement, width, height);
-    rasterize(placement, width, height, scratch, win);
+    const placement = { cx: mx - scale * m.cu, cy: my - scale * m.cv, scale };
+    // the window depends on centre and scale only
+    const win = placementWindow({ shape: SHAPES[0], ...placement }, width, height);
+    draw(placement, win);
     let inter = 0;
     let union = 0;
     const x0 = Math.min(win.x0, bx0);
@@ -140,8 +179,14 @@ function fitShapes(soft: Float32Array, width: number, height: number, scratch: F
         scratch[p] = 0;
       }
     }
-    return { shape, fit: union > 0 ? inter / union : 0, cx: placement.cx, cy: placement.cy, scale };
+    return { fit: union > 0 ? inter / union : 0, cx: placement.cx, cy: placement.cy, scale };
   };
+  const fitAt = (shape: ShapeName, factor: number) => ({
+    shape,
+    ...softIoU(unitMoments(shape), factor, (p, win) =>
+      rasterize({ shape, ...p }, width, height, scratch, win),
+    ),
+  });
   // every shape at the area-matched scale, then the two best also ×0.94 and ×1.06
   const fits = SHAPES.map((shape) => fitAt(shape, 1)).sort((a, b) => b.fit - a.fit);
   for (let i = 0; i < 2; i++) {
@@ -151,7 +196,15 @@ function fitShapes(soft: Float32Array, width: number, height: number, scratch: F
     }
   }
   fits.sort((a, b) => b.fit - a.fit);
-  return { fits, area, box: { x0: bx0, y0: by0, x1: bx1, y1: by1 } };
+  // opt-in extra shapes, each at the area-matched scale and ×0.94, ×1.06
+  let extra: { name: string; fit: number; cx: number; cy: number; scale: number } | undefined;
+  for (const t of extraShapes) {
+    for (const factor of [1, 0.94, 1.06]) {
+      const f = softIoU(t.moments, factor, (p, win) => t.rasterize(p, width, height, scratch, win));
+      if (f.fit > fits[0]!.fit && f.fit > (extra?.fit ?? 0)) extra = { name: t.name, ...f };
+    }
+  }
+  return { fits, extra, area, box: { x0: bx0, y0: by0, x1: bx1, y1: by1 } };
 }
 
 /** The objects ShapesEval sees in an image. */
@@ -234,7 +287,7 @@ export function detectObjects(image: Tensor, options: DetectOptions = {}): Detec
         }
       }
     }
-    const { fits, area, box } = fitShapes(soft, width, height, scratch);
+    const { fits, extra, area, box } = fitShapes(soft, width, height, scratch, options.extraShapes);
     const best = fits[0]!;
     objects.push({
       color: COLORS[k]!,
@@ -248,6 +301,7 @@ export function detectObjects(image: Tensor, options: DetectOptions = {}): Detec
       box,
       fit: best.fit,
       runnerUp: { shape: fits[1]!.shape, fit: fits[1]!.fit },
+      ...(extra ? { extraShape: { name: extra.name, fit: extra.fit } } : {}),
     });
   }
   objects.sort((a, b) => b.area - a.area);

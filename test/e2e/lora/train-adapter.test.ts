@@ -9,6 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { writePng } from '../../../src/io/png.js';
+import { readSafetensors } from '../../../src/io/safetensors.js';
+import { applyConcept } from '../../../src/lab/measure/new-concept.js';
 import { readCustomDiffusion } from '../../../src/methods/weight/custom-diffusion.js';
 import { readModifierTokens, singleTokenId } from '../../../src/methods/weight/modifier-token.js';
 import { readLora } from '../../../src/models/lora-file.js';
@@ -212,4 +214,39 @@ test('LoRA training lowers the loss on its images under fixed noise draws', () =
   const start = new LoraFactors(sd.unet, 4, new Generator(1)); // B = 0: the base model's loss
   const [before, after] = [fixed(start), fixed(adapter as LoraFactors)];
   assert.ok(after < 0.985 * before, `loss ${before.toFixed(4)} → ${after.toFixed(4)}`);
+});
+
+test('full fine-tuning: every UNet weight trains, the file loads strictly, applyConcept puts the base back', () => {
+  // its own model: full fine-tuning changes the UNet in place
+  const own = StableDiffusion.fromPretrained(goldenDir());
+  const base = new Map([...own.unet.namedParameters()].map(([k, p]) => [k, p.value]));
+  const text = own.textEncoder.text_model.embeddings.token_embedding.weight.value;
+  const out = join(dir, 'full.safetensors');
+  trainAdapter(own, source, {
+    ...common,
+    method: 'full',
+    lr: 1e-3,
+    steps: 2,
+    dir: join(dir, 'run-full'),
+    out,
+    resume: false,
+  });
+  assert.equal(
+    own.textEncoder.text_model.embeddings.token_embedding.weight.value,
+    text,
+    'text encoder frozen',
+  );
+  const tuned = readSafetensors(out).tensors;
+  assert.equal(tuned.size, base.size, 'one tensor per UNet weight');
+  let moved = 0;
+  for (const [k, w] of base) if (tuned.get(k)!.sub(w).abs().max().item() > 0) moved++;
+  assert.ok(moved > 0.9 * base.size, `${moved} of ${base.size} weights moved`);
+  // into a fresh model and out again: the base weights bit for bit
+  const fresh = StableDiffusion.fromPretrained(goldenDir());
+  const restore = applyConcept(fresh, 'full', out);
+  for (const [k, p] of fresh.unet.namedParameters())
+    assert.deepEqual(p.value.toArray(), tuned.get(k)!.toArray(), k);
+  restore();
+  for (const [k, p] of fresh.unet.namedParameters())
+    assert.deepEqual(p.value.toArray(), base.get(k)!.toArray(), k);
 });
