@@ -1,7 +1,8 @@
 // The attention explorer (runs in the browser; bundled by esbuild, explorer-bundle.ts). A prompt runs as a
 // `maps` job: the image with live progress, then DAAM's per-word cross-attention maps, drawn over the image when
-// a word of the token strip is hovered or clicked (a click also segments the word). The step range and the map
-// resolution re-run the job with the same seed, so the image stays and the maps change. The edit panel runs
+// a word of the token strip is hovered or clicked (a click also segments the word). The step range, the map
+// resolution, the blocks (down / mid / up), one layer and one head (AttentionCall's fields) re-run the job with the
+// same seed, so the image stays and the maps change. The edit panel runs
 // Prompt-to-Prompt (word swap, refine, reweight, LocalBlend), MasaCtrl or Plug-and-Play and shows source | target.
 
 interface JobRecord {
@@ -15,9 +16,18 @@ interface JobRecord {
   error?: string;
 }
 
+/** One recorded cross-attention layer, as maps.json lists it. */
+interface LayerInfo {
+  path: string;
+  place: 'down' | 'mid' | 'up';
+  size: [number, number];
+  heads: number;
+}
+
 interface WordMaps {
   size: [number, number];
   steps: number;
+  layers: LayerInfo[];
   words: { word: string; map: number[] }[];
 }
 
@@ -151,12 +161,45 @@ function showTokens(): void {
   });
 }
 
-/** The prompt as a maps job over the chosen steps and resolution. */
+const PLACES = ['down', 'mid', 'up'] as const;
+
+/** The checked blocks. */
+function places(): string[] {
+  return PLACES.filter((p) => $<HTMLInputElement>(`place-${p}`).checked);
+}
+
+/** Offers the last run's layers of the checked blocks and their heads, keeping a choice that is still offered. */
+function offerLayers(): void {
+  const layers = (maps?.layers ?? []).filter((l) => places().includes(l.place));
+  const fill = (id: string, first: string, options: [string, string][]) => {
+    const select = $<HTMLSelectElement>(id);
+    const keep = select.value;
+    select.replaceChildren(new Option(first, ''), ...options.map(([v, text]) => new Option(text, v)));
+    select.value = options.some(([v]) => v === keep) ? keep : '';
+  };
+  fill(
+    'layer',
+    'all of those blocks',
+    layers.map((l) => [l.path, `${l.path} (${l.size.join('×')})`]),
+  );
+  const chosen = layers.filter((l) => !value('layer') || l.path === value('layer'));
+  const heads = chosen.length ? Math.min(...chosen.map((l) => l.heads)) : 0;
+  fill(
+    'head',
+    'mean',
+    Array.from({ length: heads }, (_, h) => [String(h), String(h)]),
+  );
+}
+
+/** The prompt as a maps job over the chosen steps, resolution, blocks, layer and head. */
 async function generate(): Promise<void> {
   const steps = num('steps');
   const from = Math.min(num('stepFrom'), steps - 1);
   const to = Math.min(Math.max(num('stepTo'), from + 1), steps);
   const res = value('res');
+  const blocks = places();
+  const layer = value('layer');
+  const head = value('head');
   try {
     const job = await runJob(
       'maps',
@@ -166,6 +209,9 @@ async function generate(): Promise<void> {
         steps,
         ...(from > 0 || to < steps ? { mapSteps: [from, to] } : {}),
         ...(res ? { resolutions: [Number(res)] } : {}),
+        ...(blocks.join() === 'down,up' ? {} : { places: blocks }),
+        ...(layer ? { layers: [layer] } : {}),
+        ...(head ? { head: Number(head) } : {}),
         ...efficiency(),
       },
       async (png) => {
@@ -176,6 +222,7 @@ async function generate(): Promise<void> {
     image = await loadImage(`api/jobs/${job.id}/files/image.png`);
     maps = (await (await fetch(`api/jobs/${job.id}/files/maps.json`)).json()) as WordMaps;
     pinned = undefined;
+    offerLayers();
     showTokens();
     draw();
     status(
@@ -255,6 +302,7 @@ $('cancel').onclick = () => {
   if (running) void fetch(`api/jobs/${running}`, { method: 'DELETE' });
 };
 for (const id of ['steps', 'stepFrom', 'stepTo', 'rwScale']) $(id).addEventListener('input', syncSliders);
+for (const id of [...PLACES.map((p) => `place-${p}`), 'layer']) $(id).addEventListener('change', offerLayers);
 $('steps').addEventListener('change', () => {
   $<HTMLInputElement>('stepTo').value = value('steps');
   syncSliders();

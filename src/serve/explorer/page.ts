@@ -33,6 +33,13 @@ export const EXPLORER_HTML = `<!doctype html>
       <label>steps from <input id="stepFrom" type="range" min="0" max="15" value="0"> <span id="stepFromV">0</span></label>
       <label>to <input id="stepTo" type="range" min="1" max="15" value="15"> <span id="stepToV">15</span></label>
       <label>resolution <select id="res"><option value="">all</option><option>16</option><option>8</option><option>4</option></select></label>
+      <fieldset id="places" title="the UNet blocks whose cross-attention is aggregated (DAAM: down and up)"><legend>blocks</legend>
+        <label><input id="place-down" type="checkbox" checked> down</label>
+        <label><input id="place-mid" type="checkbox"> mid</label>
+        <label><input id="place-up" type="checkbox" checked> up</label>
+      </fieldset>
+      <label title="one cross-attention layer by module path (the list fills in after a run)">layer <select id="layer"><option value="">all of those blocks</option></select></label>
+      <label title="one attention head, or the mean over heads">head <select id="head"><option value="">mean</option></select></label>
       <button id="remap">Update maps</button>
     </div>
     <canvas id="mask" width="192" height="192" data-testid="mask"></canvas>
@@ -65,6 +72,8 @@ canvas#mask { width: 192px; height: 192px; image-rendering: pixelated; border: 1
 #tokens button { border: 1px solid #888; background: #f4f4f4; border-radius: 3px; padding: .1rem .4rem; cursor: pointer; }
 #tokens button.on { background: #ffd54f; }
 #mapControls, #edit { display: flex; flex-direction: column; gap: .4rem; }
+#places { display: flex; gap: .6rem; border: 1px solid #ccc; padding: .1rem .5rem .3rem; margin: 0; max-width: 360px; }
+#layer { max-width: 330px; }
 #pair { display: flex; gap: .5rem; } #pair img { width: 192px; height: 192px; image-rendering: pixelated; border: 1px solid #ccc; }
 figure { margin: 0; } figcaption { text-align: center; }
 `;

@@ -97,6 +97,48 @@ test('explorer: generate with progress, hover a word (the overlay changes the ca
   await page.screenshot({ path: join(SHOTS, '3-segment.png') });
 });
 
+/** Clicks a button that re-runs the maps job and waits until it has finished. */
+async function remap(): Promise<void> {
+  await page.evaluate(() => {
+    document.getElementById('status')!.textContent = '';
+  });
+  await page.click('#remap');
+  await page.waitForFunction(
+    () => /^(done|failed)/.test(document.getElementById('status')!.textContent ?? ''),
+    null,
+    { timeout: 60_000 },
+  );
+  assert.match((await page.textContent('#status'))!, /^done/);
+}
+
+test('explorer: the blocks and the head change the overlay, not the image', { skip }, async () => {
+  await page.mouse.move(1000, 880); // off the token strip: the image alone (the pinned word is unpinned by a run)
+  await page.click('#tokens button[data-word="circle"]'); // unpin
+  await page.mouse.move(1000, 880);
+  const plain = await canvasPixels();
+  await page.hover('#tokens button[data-word="circle"]');
+  const downUp = await canvasPixels();
+  await page.uncheck('#place-down');
+  await remap();
+  await page.mouse.move(1000, 880);
+  assert.equal(await canvasPixels(), plain, 'the image changed with the blocks');
+  await page.hover('#tokens button[data-word="circle"]');
+  const up = await canvasPixels();
+  assert.notEqual(up, downUp, 'the up blocks alone drew the same overlay as down and up');
+  await page.screenshot({ path: join(SHOTS, '3b-up-blocks.png') });
+  // the layer and head lists filled in from the run: up blocks only, 4 heads (the built-in model)
+  const layers = await page.$$eval('#layer option', (o) => o.map((x) => (x as HTMLOptionElement).value));
+  assert.ok(layers.length > 1 && layers.slice(1).every((p) => p.startsWith('up_blocks.')), layers.join());
+  await page.selectOption('#head', '0');
+  await remap();
+  await page.hover('#tokens button[data-word="circle"]');
+  assert.notEqual(await canvasPixels(), up, 'head 0 drew the same overlay as the mean');
+  // back to DAAM's choice for the steps that follow
+  await page.selectOption('#head', '');
+  await page.check('#place-down');
+  await remap();
+});
+
 test('explorer: a reweight edit shows source and target side by side', { skip }, async () => {
   await page.selectOption('#p2p', 'reweight');
   await page.fill('#rwWord', 'red');
