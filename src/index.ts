@@ -75,8 +75,11 @@ export { AttentionReweight, type AttentionReweightOptions } from './methods/map/
 export {
   AttentionStore,
   type AttentionStoreOptions,
+  framePairMap,
   type StoredMap,
+  type StoredTemporalMap,
   type StoreKey,
+  temporalHeatMap,
 } from './methods/map/attention-store.js';
 export {
   aggregateCrossAttention,
