@@ -108,6 +108,15 @@ export {
   type PaintWithWordsOptions,
   type RegionMask,
 } from './methods/map/paint-with-words.js';
+export {
+  OBJECT_MASK_THRESHOLD,
+  PROMPT_MIX_STEPS,
+  PromptMixing,
+  type PromptMixingOptions,
+  proxyPrompts,
+  SHAPE_LOCALIZATION_STEPS,
+  shapeLocalization,
+} from './methods/map/prompt-mixing.js';
 export type { CrossReplaceSteps, StepBounds } from './methods/map/token-alignment.js';
 export { type GroundedWord, type GroundingLoss, TokenGrounding } from './methods/map/token-grounding.js';
 export type { ResizeMode } from './methods/map/upsample.js';
@@ -284,6 +293,12 @@ export {
   type SDXLText,
   sdxlAddedConditions,
 } from './pipelines/sdxl.js';
+export {
+  BACKGROUND_BLEND_STEP,
+  type ShapeVariationsOptions,
+  type ShapeVariationsResult,
+  shapeVariations,
+} from './pipelines/shape-variations.js';
 export {
   readSingleFile,
   type SingleFileConfigOverrides,

@@ -12,6 +12,7 @@ import { type EditPromptOptions, editPrompt, type PromptEditMethod } from '../pi
 import { float } from './args.js';
 import { masactrlMethod, pnpMethod } from './edit-features.js';
 import type { EditMethod } from './edit-method.js';
+import { shapeVariationsMethod } from './edit-shape-variations.js';
 import { loadModel } from './models.js';
 import {
   addModelOption,
@@ -140,6 +141,7 @@ export const EDIT_METHODS: Record<string, EditMethod> = {
   p2p: promptToPrompt,
   masactrl: masactrlMethod,
   pnp: pnpMethod,
+  'shape-variations': shapeVariationsMethod,
 };
 
 /** --blend words, with --blend-threshold when given (the second, subtracted-words threshold stays). */

@@ -1,0 +1,46 @@
+// `attnkit edit --method shape-variations --source "<prompt>" --word circle --proxies square star`: Object-Shape
+// Variations (src/pipelines/shape-variations.ts) as an entry of the edit command's method table. The target
+// image is the variations side by side, one per proxy; --image edits a real image (DDIM inversion).
+
+import { Option } from 'commander';
+import { sideBySide } from '../io/render.js';
+import { shapeVariations } from '../pipelines/shape-variations.js';
+import { float } from './args.js';
+import type { EditMethod } from './edit-method.js';
+import { numberFlag, stringFlag, stringsFlag } from './options.js';
+
+export const shapeVariationsMethod: EditMethod = {
+  description:
+    'Object-Shape Variations: prompt-mixing with proxy words, the rest kept by self-attention maps',
+  options: [
+    new Option('--word <word>', 'shape-variations: the object word of --source whose shape varies'),
+    new Option('--proxies <words...>', 'shape-variations: proxy words, one variation each'),
+    new Option(
+      '--mask-threshold <t>',
+      "shape-variations: threshold on the word's normalised cross-attention for its region (0.05, the reference's)",
+    ).argParser(float('--mask-threshold')),
+  ],
+  run(c, flags) {
+    const word = stringFlag(flags, 'word');
+    const proxies = stringsFlag(flags, 'proxies');
+    if (!word) throw new Error('--method shape-variations needs --word <word>: the object word of --source');
+    if (!proxies?.length)
+      throw new Error('--method shape-variations needs --proxies <words...>: one proxy word per variation');
+    if (c.target !== c.source)
+      throw new Error('--method shape-variations takes no --target: the proxies give the variations');
+    if (c.image) c.log(`inverting ${c.image.path} with the source prompt (DDIM, ${c.steps} steps)`);
+    const r = shapeVariations(c.sd, {
+      source: c.source,
+      word,
+      proxies,
+      maskThreshold: numberFlag(flags, 'maskThreshold'),
+      image: c.image?.pixels,
+      seed: c.seed,
+      steps: c.steps,
+      guidanceScale: c.guidance,
+      onStep: (e) => c.onStep(e.step + 1),
+    });
+    c.log(`variations: ${r.prompts.map((p) => `"${p}"`).join(', ')}`);
+    return { source: r.source, target: sideBySide(r.variations) };
+  },
+};
