@@ -1,6 +1,10 @@
 // Load on `attnkit serve` (issue 30), loopback only and bounded. Fires N concurrent generate requests on the
 // built-in model and follows every accepted job to its end: each request must end as a completed job or a 429
 // (none lost); reports p50 / p95 latency (submit → done) and throughput (completed jobs per second of wall time).
+// Each job is followed as a client would, by its server-sent events (polling every job's record every 100 ms cost
+// the server's process, on the same cores as the workers, more CPU than Redis and the server's own work together).
+// With --redis it also reports CPU seconds per job of each process (this one: the server and its clients; Redis;
+// the workers with their model workers), from /proc: the share that is not the model.
 //
 //   node --import tsx bench/serve-load.ts                     in-process queue (bound 16), 50 requests
 //   node --import tsx bench/serve-load.ts --redis 1,2         BullMQ on a throwaway redis-server, 1 then 2
@@ -10,7 +14,7 @@
 // Throughput only scales with workers on a machine with a core free per worker: measure on a quiet machine.
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,6 +34,13 @@ function arg(name: string, fallback: string): string {
   return at >= 0 && process.argv[at + 1] ? process.argv[at + 1]! : fallback;
 }
 
+/** CPU seconds (user + system) of processes, from /proc (Linux). */
+interface CpuSeconds {
+  server: number;
+  redis?: number;
+  workers?: number;
+}
+
 interface RunResult {
   queue: string;
   requests: number;
@@ -41,6 +52,59 @@ interface RunResult {
   wallSeconds: number;
   throughputPerSecond: number;
   latencySeconds: { p50: number; p95: number; max: number };
+  /** CPU seconds per completed job, by process. */
+  cpuSecondsPerJob?: CpuSeconds;
+}
+
+const CLOCK_TICKS = 100; // Linux's USER_HZ
+
+/** CPU seconds of `pid` and every process under it (the worker, its re-launched child, its model worker). */
+function treeCpuSeconds(pid: number): number {
+  let stats: { pid: number; ppid: number; ticks: number }[];
+  try {
+    stats = readdirSync('/proc')
+      .filter((d) => /^\d+$/.test(d))
+      .flatMap((d) => {
+        try {
+          // fields after the command's closing parenthesis: state ppid … utime (14) stime (15)
+          const f = readFileSync(`/proc/${d}/stat`, 'utf8').split(') ')[1]!.split(' ');
+          return [{ pid: Number(d), ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) }];
+        } catch {
+          return []; // ended meanwhile
+        }
+      });
+  } catch {
+    return Number.NaN; // no /proc
+  }
+  let total = 0;
+  const todo = [pid];
+  while (todo.length) {
+    const p = todo.pop()!;
+    for (const s of stats) {
+      if (s.pid === p) total += s.ticks;
+      if (s.ppid === p) todo.push(s.pid);
+    }
+  }
+  return total / CLOCK_TICKS;
+}
+
+function ownCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+/** Follows a job's server-sent events to its end: the status it ended with. */
+async function follow(url: string, id: string): Promise<string> {
+  const res = await fetch(`${url}/api/jobs/${id}/events`);
+  let last = '';
+  let tail = '';
+  const decoder = new TextDecoder();
+  for await (const chunk of res.body!) {
+    tail += decoder.decode(chunk as Uint8Array, { stream: true });
+    for (const m of tail.matchAll(/^event: (\w+)$/gm)) last = m[1]!;
+    tail = tail.slice(Math.max(0, tail.lastIndexOf('\n\n')));
+  }
+  return last;
 }
 
 function quantile(sorted: number[], q: number): number {
@@ -57,12 +121,24 @@ async function freePort(): Promise<number> {
 }
 
 /** N concurrent generate requests against a server over `queue`, each followed to its end. */
-async function load(name: string, makeQueue: (b: JobBoard) => Promise<JobQueue>, n: number, steps: number) {
+async function load(
+  name: string,
+  makeQueue: (b: JobBoard) => Promise<JobQueue>,
+  n: number,
+  steps: number,
+  pids: { redis?: number; workers?: number[] } = {},
+) {
+  const cpu = () => ({
+    server: ownCpuSeconds(),
+    ...(pids.redis ? { redis: treeCpuSeconds(pids.redis) } : {}),
+    ...(pids.workers ? { workers: pids.workers.reduce((a, p) => a + treeCpuSeconds(p), 0) } : {}),
+  });
   const out = mkdtempSync(path.join(os.tmpdir(), 'attnkit-serve-load-'));
   const board = new JobBoard(out);
   const queue = await makeQueue(board);
   const app = buildServer({ board, queue, models: Object.keys(MODELS) });
   const url = await app.listen({ port: 0, host: '127.0.0.1' });
+  const cpu0 = cpu();
   const t0 = performance.now();
   const answers = await Promise.all(
     Array.from({ length: n }, (_, i) =>
@@ -76,15 +152,12 @@ async function load(name: string, makeQueue: (b: JobBoard) => Promise<JobQueue>,
   const accepted = answers.filter((a) => a.status === 202);
   const ends = await Promise.all(
     accepted.map(async (a) => {
-      for (;;) {
-        const j = (await (await fetch(`${url}/api/jobs/${a.job.id}`)).json()) as JobRecord;
-        if (j.finishedAt !== undefined)
-          return { status: j.status, seconds: (performance.now() - a.at) / 1000 };
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      const status = await follow(url, a.job.id);
+      return { status, seconds: (performance.now() - a.at) / 1000 };
     }),
   );
   const wall = (performance.now() - t0) / 1000;
+  const cpu1 = cpu();
   await queue.close();
   await app.close();
   rmSync(out, { recursive: true, force: true });
@@ -102,12 +175,18 @@ async function load(name: string, makeQueue: (b: JobBoard) => Promise<JobQueue>,
     wallSeconds: wall,
     throughputPerSecond: done.length / wall,
     latencySeconds: { p50: quantile(lat, 0.5), p95: quantile(lat, 0.95), max: lat.at(-1) ?? Number.NaN },
+    cpuSecondsPerJob: Object.fromEntries(
+      Object.entries(cpu1).map(([k, v]) => [
+        k,
+        (v - cpu0[k as keyof CpuSeconds]!) / Math.max(1, done.length),
+      ]),
+    ) as unknown as CpuSeconds,
   };
   console.log(JSON.stringify(result));
   return result;
 }
 
-async function withRedis<T>(fn: (url: string) => Promise<T>): Promise<T> {
+async function withRedis<T>(fn: (url: string, pid: number) => Promise<T>): Promise<T> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'attnkit-redis-'));
   const port = await freePort();
   const redis = spawn(
@@ -121,7 +200,7 @@ async function withRedis<T>(fn: (url: string) => Promise<T>): Promise<T> {
     redis.stdout!.on('data', (d: Buffer) => d.toString().includes('Ready to accept') && resolve());
   });
   try {
-    return await fn(`redis://127.0.0.1:${port}`);
+    return await fn(`redis://127.0.0.1:${port}`, redis.pid!);
   } finally {
     redis.kill();
     rmSync(dir, { recursive: true, force: true });
@@ -156,12 +235,15 @@ async function main(): Promise<void> {
   const runs: RunResult[] = [];
   if (!redis) runs.push(await load('in-process', async (b) => new LocalQueue(b, MODELS, bound), n, steps));
   else
-    await withRedis(async (url) => {
+    await withRedis(async (url, redisPid) => {
       for (const count of redis) {
         const workers = await startWorkers(url, count, arg('--worker-threads', '1'));
         // warm-up jobs (two per worker): the model workers start and load the model before the clock runs
         await load(`bullmq warm-up`, (b) => BullQueue.connect(b, url, 10_000), 2 * count, 2);
-        runs.push(await load(`bullmq, ${count} workers`, (b) => BullQueue.connect(b, url, 10_000), n, steps));
+        const pids = { redis: redisPid, workers: workers.map((w) => w.pid!) };
+        runs.push(
+          await load(`bullmq, ${count} workers`, (b) => BullQueue.connect(b, url, 10_000), n, steps, pids),
+        );
         for (const w of workers) w.kill();
       }
     });
