@@ -18,6 +18,7 @@ import type { ClipSummary } from '../lab/motion/metrics.js';
 import { T2V_ZERO_T0 } from '../methods/feature/cross-frame-attention.js';
 import { MotionAdapter } from '../models/motion-module.js';
 import {
+  editVideo,
   encodeGif,
   frameStrip,
   generateVideo,
@@ -27,6 +28,7 @@ import {
   VIDEO_METHODS,
   type VideoMethod,
 } from '../pipelines/video.js';
+import { concat, type Tensor } from '../tensor/index.js';
 import { floatIn, intIn } from './args.js';
 import { IMAGE_SIDE } from './limits.js';
 import { BUILTIN_MODEL, loadModel, resolveModel } from './models.js';
@@ -53,6 +55,29 @@ interface VideoFlags {
   height?: number;
   delay: number;
   adapter?: string;
+  edit?: string;
+  source?: string;
+}
+
+/**
+ * The target of a video edit: its prompt (motion words kept, for the motion modules) and its text without them.
+ * A motion phrase in the target must ask for the source's motion: the edit changes what is drawn, not how it moves.
+ */
+function editTarget(
+  target: string,
+  source: { text: string; direction?: MotionDirection },
+  model: Parameters<typeof resolveModel>[0],
+): { prompt: string; text: string } {
+  const m = motionOfPrompt(target, resolveModel(model, () => {}) === BUILTIN_MODEL);
+  if (m.direction !== undefined && m.direction !== source.direction) {
+    throw new Error(
+      `video: --edit asks for motion "${m.direction}" but the prompt for ${source.direction ? `"${source.direction}"` : 'none'}; ` +
+        "an edit keeps the motion, so give the target the prompt's motion phrase or none",
+    );
+  }
+  if (m.text === source.text)
+    throw new Error(`video: --edit "${target}" is the prompt itself; change a word (e.g. a colour)`);
+  return { prompt: target, text: m.text };
 }
 
 /** The prompt without its motion phrases, and the one direction they give (none: the content stays). */
@@ -125,12 +150,19 @@ export function registerVideo(program: Command): void {
       125,
     )
     .option('--width <px>', 'frame width', intIn('--width', IMAGE_SIDE))
-    .option('--height <px>', 'frame height', intIn('--height', IMAGE_SIDE));
+    .option('--height <px>', 'frame height', intIn('--height', IMAGE_SIDE))
+    .option(
+      '--edit <target>',
+      'Video-P2P: the clip edited to this prompt (a word swapped); --out gets the edit',
+    )
+    .option('--source <file>', 'with --edit: also write the source clip as a GIF');
   addSamplingOptions(cmd, { steps: 25, guidance: 5 });
   addRunOptions(cmd).action((prompt: string, f: VideoFlags) => {
     if (!(VIDEO_METHODS as readonly string[]).includes(f.method))
       throw new Error(`video: --method must be one of ${VIDEO_METHODS.join(', ')}, got '${f.method}'`);
-    const run = startRun(f, { '--out': f.out, '--strip': f.strip });
+    if (f.source !== undefined && f.edit === undefined)
+      throw new Error('video: --source writes the source clip of an edit; give --edit "<target prompt>"');
+    const run = startRun(f, { '--out': f.out, '--strip': f.strip, '--source': f.source });
     const { seed, steps, guidance } = parseSampling(f);
     const model = parseModel(f);
     const motion = motionOfPrompt(prompt, resolveModel(model, () => {}) === BUILTIN_MODEL);
@@ -138,11 +170,12 @@ export function registerVideo(program: Command): void {
       throw new Error(
         'video: --method motion takes a MotionAdapter folder (--adapter <dir>), and --adapter only goes with it',
       );
+    const target = f.edit === undefined ? undefined : editTarget(f.edit, motion, model);
     const motionAdapter = f.adapter ? MotionAdapter.fromPretrained(f.adapter) : undefined;
     const t0 = performance.now();
-    const sd = loadModel(model, log, [motion.text], parseSingleFile(f));
+    const sd = loadModel(model, log, [motion.text, ...(target ? [target.text] : [])], parseSingleFile(f));
     const bar = progressBar('denoising', steps, { quiet: run.quiet });
-    const { frames } = generateVideo(sd, {
+    const options = {
       prompt: f.method === 'motion' ? prompt : motion.text,
       ...(motionAdapter ? { motionAdapter } : {}),
       frames: f.frames,
@@ -155,13 +188,25 @@ export function registerVideo(program: Command): void {
       guidanceScale: guidance,
       width: f.width,
       height: f.height,
-      onStep: (e) => bar.update(e.step + 1),
-    });
+      onStep: (e: { step: number }) => bar.update(e.step + 1),
+    };
+    let frames: Tensor;
+    let strip: Tensor;
+    if (target) {
+      // Video-P2P: the source clip and the edited clip from one noise; the strip shows the source above the edit
+      const edit = editVideo(sd, { ...options, target: f.method === 'motion' ? target.prompt : target.text });
+      frames = edit.edited;
+      strip = concat([frameStrip(edit.source), frameStrip(edit.edited)], 2);
+      if (f.source) writeFileAtomic(f.source, encodeGif(edit.source, f.delay));
+    } else {
+      frames = generateVideo(sd, options).frames;
+      strip = frameStrip(frames);
+    }
     bar.stop();
     writeFileAtomic(f.out, encodeGif(frames, f.delay));
-    if (f.strip) writeFileAtomic(f.strip, encodePng(frameStrip(frames)));
+    if (f.strip) writeFileAtomic(f.strip, encodePng(strip));
     log(
-      `wrote ${f.out}${f.strip ? ` and ${f.strip}` : ''} (${f.frames} frames of ${frames.shape[3]}×${frames.shape[2]}, ` +
+      `wrote ${f.out}${f.source ? `, ${f.source}` : ''}${f.strip ? ` and ${f.strip}` : ''} (${target ? `edited to "${target.text}", ` : ''}${f.frames} frames of ${frames.shape[3]}×${frames.shape[2]}, ` +
         `${motion.direction ? `moving ${motion.direction}` : 'no motion'}, ${((performance.now() - t0) / 1000).toFixed(1)} s)`,
     );
   });

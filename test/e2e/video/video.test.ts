@@ -89,6 +89,37 @@ test('attnkit video: a playable GIF of the asked frames and a frame strip', () =
   assert.deepEqual(readPng(strip).shape, [1, 3, 64, 3 * 64]);
 });
 
+test('attnkit video --edit: the edited clip, the source clip and a strip of both (Video-P2P)', () => {
+  const [gif, source, strip] = ['edit.gif', 'source.gif', 'edit.png'].map((n) => join(dir, n)) as [
+    string,
+    string,
+    string,
+  ];
+  const r = attnkit(
+    'a red circle moving right',
+    '--frames',
+    '2',
+    '--steps',
+    '2',
+    '--edit',
+    'a blue circle moving right',
+    '--out',
+    gif,
+    '--source',
+    source,
+    '--strip',
+    strip,
+  );
+  assert.equal(r.status, 0, r.stderr);
+  for (const file of [gif, source]) {
+    const info = readGif(readFileSync(file));
+    assert.equal(info.frames.length, 2, file);
+    assert.deepEqual([info.width, info.height], [64, 64]);
+  }
+  assert.notDeepEqual(readFileSync(gif), readFileSync(source));
+  assert.deepEqual(readPng(strip).shape, [1, 3, 2 * 64, 2 * 64]); // source frames above the edited ones
+});
+
 test('attnkit video: bad input is an error naming it, and nothing is written', () => {
   const cases: [string[], RegExp][] = [
     [['a red circle', '--frames', '1'], /--frames must be an integer from 2 to 64, got '1'/],
@@ -103,6 +134,12 @@ test('attnkit video: bad input is an error naming it, and nothing is written', (
       ['a red circle', '--method', 'warp'],
       /--method must be one of t2v-zero, independent, motion-only, motion, got 'warp'/,
     ],
+    [
+      ['a red circle moving right', '--edit', 'a blue circle moving left'],
+      /--edit asks for motion "left" but the prompt for "right"/,
+    ],
+    [['a red circle moving right', '--edit', 'a red circle'], /is the prompt itself; change a word/],
+    [['a red circle', '--source', join(dir, 'src.gif')], /--source writes the source clip of an edit/],
   ];
   for (const [args, message] of cases) {
     const out = join(dir, 'bad.gif');
