@@ -125,12 +125,14 @@ export interface ModelWithExternalData {
 
 /**
  * Serializes a graph whose initializers larger than `minBytes` live in an external data file named
- * `location` beside the model (ONNX's external data format; needed past protobuf's 2 GB limit).
+ * `location` beside the model (ONNX's external data format; needed past protobuf's 2 GB limit). With
+ * `separate`, each one is a file of its own, `location.k` = `chunks[k]` (a view of its data, not a copy).
  */
 export function buildModelWithExternalData(
   g: GraphSpec,
   location: string,
   minBytes = 1024,
+  separate = false,
 ): ModelWithExternalData {
   const inline: (TensorValue & { name: string })[] = [];
   const external: onnxProto.onnx.ITensorProto[] = [];
@@ -139,6 +141,23 @@ export function buildModelWithExternalData(
   for (const t of g.initializers ?? []) {
     if (t.data.byteLength < minBytes) {
       inline.push(t);
+      continue;
+    }
+    if (separate) {
+      // one "file" per initializer (`location.k`, chunk k): handed to onnxruntime from memory, no copy
+      const bytes = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+      external.push({
+        name: t.name,
+        dims: [...t.dims],
+        dataType: ONNX_DTYPE[t.dtype],
+        dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+        externalData: [
+          { key: 'location', value: `${location}.${chunks.length}` },
+          { key: 'offset', value: '0' },
+          { key: 'length', value: String(t.data.byteLength) },
+        ],
+      });
+      chunks.push(bytes);
       continue;
     }
     const pad = (4096 - (offset % 4096)) % 4096;

@@ -141,6 +141,22 @@ export function createSession(model: Uint8Array, opts: Partial<SessionSettings> 
   return session;
 }
 
+/**
+ * Creates a session for a graph of many ops from model bytes whose external data files are given from memory
+ * (`files`: name → bytes, as buildModelWithExternalData lays them out), spinning only within a run like a
+ * whole-graph session (src/kernels/subgraph.ts).
+ */
+export function createGraphSession(
+  model: Uint8Array,
+  files: readonly { path: string; data: Uint8Array }[],
+  opts: Partial<SessionSettings> = {},
+): NativeSession {
+  const session = new (binding().InferenceSession)();
+  const options = { ...sessionOptions(opts, 'within-run'), externalData: files };
+  session.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, options);
+  return session;
+}
+
 /** Creates a session from an .onnx file (external data files are found beside it), e.g. a whole exported model. */
 export function createSessionFromFile(path: string, opts: Partial<SessionSettings> = {}): NativeSession {
   const session = new (binding().InferenceSession)();

@@ -8,6 +8,7 @@ import { type AttentionContext, type BlockBranch, blockTokenReduction } from '..
 import { Attention } from '../attention/index.js';
 import { Conv2d, GroupNorm, LayerNorm, Linear, Module, ModuleList } from '../nn/index.js';
 import { concat, interpolate, linearChunks, Tensor } from '../tensor/index.js';
+import { gatedForward } from './subgraph-gate.js';
 
 // timestep embedding
 
@@ -78,8 +79,23 @@ export class ResnetBlock2D extends Module {
     this.outputScaleFactor = c.outputScaleFactor ?? 1;
   }
 
-  /** `ctx` hands the residual branch to the controllers' `resnet` hooks (UNet blocks only). */
+  /**
+   * `ctx` hands the residual branch to the controllers' `resnet` hooks (UNet blocks only). Without such a hook
+   * the block runs as one cached subgraph session (models/subgraph-gate.ts).
+   */
   forward(x: Tensor, temb?: Tensor, ctx?: AttentionContext): Tensor {
+    const t = this.time_emb_proj && temb;
+    return gatedForward({
+      module: this,
+      name: this.info.path || 'resnet',
+      inputs: t ? [x, t] : [x],
+      ctx,
+      blockHooks: ['resnet'],
+      eager: (c) => [this.#forward(x, t || undefined, c)],
+    })[0] as Tensor;
+  }
+
+  #forward(x: Tensor, temb?: Tensor, ctx?: AttentionContext): Tensor {
     let h = this.conv1.forward(this.norm1.forward(x).silu());
     if (this.time_emb_proj && temb) {
       const t = this.time_emb_proj.forward(temb.silu()); // (B, C)
@@ -130,8 +146,12 @@ export class Downsample2D extends Module {
     this.conv = new Conv2d(channels, channels, 3, { stride: 2, padding });
   }
   forward(x: Tensor): Tensor {
-    const input = this.padding === 0 ? x.pad([0, 0, 0, 0, 0, 0, 1, 1]) : x;
-    return this.conv.forward(input);
+    return gatedForward({
+      module: this,
+      name: 'downsample',
+      inputs: [x],
+      eager: () => [this.conv.forward(this.padding === 0 ? x.pad([0, 0, 0, 0, 0, 0, 1, 1]) : x)],
+    })[0] as Tensor;
   }
 }
 
@@ -143,8 +163,14 @@ export class Upsample2D extends Module {
   }
   /** Nearest-neighbour ×2 (or to `size`, to match a skip connection), then a 3×3 conv. */
   forward(x: Tensor, size?: readonly [number, number]): Tensor {
-    const up = size ? interpolate(x, { size: [size[0], size[1]] }) : interpolate(x, { scale: 2 });
-    return this.conv.forward(up);
+    const up = () => (size ? interpolate(x, { size: [size[0], size[1]] }) : interpolate(x, { scale: 2 }));
+    return gatedForward({
+      module: this,
+      name: 'upsample',
+      key: size ? size.join('x') : '',
+      inputs: [x],
+      eager: () => [this.conv.forward(up())],
+    })[0] as Tensor;
   }
 }
 
@@ -182,7 +208,13 @@ export class FeedForward extends Module {
     this.net = new FeedForwardNet(dim, dim * mult);
   }
   forward(x: Tensor): Tensor {
-    return this.net['2'].forward(this.net['0'].forward(x));
+    // no hook inside: a cached subgraph unless gradients are recorded (models/subgraph-gate.ts)
+    return gatedForward({
+      module: this,
+      name: 'ff',
+      inputs: [x],
+      eager: () => [this.net['2'].forward(this.net['0'].forward(x))],
+    })[0] as Tensor;
   }
 }
 
@@ -279,7 +311,22 @@ export class Transformer2DModel extends Module {
       : new Conv2d(inner, c.inChannels, 1);
   }
 
+  /**
+   * The block's output. Where no hook applies to it (none of its attention calls, no block hook), it runs as
+   * one cached subgraph session (models/subgraph-gate.ts).
+   */
   forward(x: Tensor, context: Tensor, ctx?: AttentionContext): Tensor {
+    return gatedForward({
+      module: this,
+      name: this.info.path || 'transformer',
+      inputs: [x, context],
+      ctx,
+      blockHooks: ['transformer', 'reuseTransformer'],
+      eager: (c) => [this.#forward(x, context, c)],
+    })[0] as Tensor;
+  }
+
+  #forward(x: Tensor, context: Tensor, ctx?: AttentionContext): Tensor {
     if (!ctx?.controllers.some((c) => c.transformer || c.reuseTransformer))
       return this.#branch(x, context, ctx).add(x);
     // block hooks: a reused branch (block caching) skips the computation; `transformer` hooks see either

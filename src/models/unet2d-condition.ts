@@ -3,14 +3,16 @@
 
 import { join } from 'node:path';
 import { assignAttentionLayers } from '../attention/attention.js';
-import type { HookOptions } from '../attention/hooks.js';
+import type { AttentionContext, HookOptions } from '../attention/hooks.js';
 import { Conv2d, GroupNorm, loadStateDict, Module, ModuleList } from '../nn/index.js';
 import { concat, formatShape, Tensor } from '../tensor/index.js';
 import { type JsonConfig, readConfig } from './config.js';
 import type { MotionAdapter, MotionModules } from './motion-module.js';
 import { type FromPretrainedOptions, pretrainedFolder, readPretrainedWeights } from './pretrained.js';
+import { gatedForward } from './subgraph-gate.js';
 import {
   assignBlocks,
+  type BlockMotion,
   TimestepEmbedding,
   timestepEmbedding,
   UNetBlock2D,
@@ -130,6 +132,29 @@ export class UNet2DConditionModel extends Module {
         ? timestep.reshape([-1]).expand([b])
         : Tensor.from(typeof timestep === 'number' ? new Array<number>(b).fill(timestep) : timestep);
     if (ts.size !== b) throw new Error(`unet: ${ts.size} timesteps for a batch of ${b}`);
+    if (motion) return this.#forward(sample, ts, context, ctx, added, motion);
+    // no hook anywhere: the whole UNet as one cached subgraph session (models/subgraph-gate.ts)
+    const extra = added ? [added.textEmbeds, added.timeIds] : [];
+    return gatedForward({
+      module: this,
+      name: 'unet',
+      inputs: [sample, ts, context, ...extra],
+      ctx,
+      blockHooks: ['resnet', 'transformer', 'reuseTransformer'],
+      eager: (c) => [this.#forward(sample, ts, context, c, added)],
+    })[0] as Tensor;
+  }
+
+  #forward(
+    sample: Tensor,
+    ts: Tensor,
+    context: Tensor,
+    ctx: AttentionContext | undefined,
+    added: AddedConditions | undefined,
+    motion?: { down: BlockMotion[]; mid?: BlockMotion; up: BlockMotion[] },
+  ): Tensor {
+    const c = this.config;
+    const b = sample.shape[0] as number;
 
     // time embedding
     const tEmb = timestepEmbedding(ts, c.blockOutChannels[0] as number, c.flipSinToCos, c.freqShift);

@@ -1,0 +1,111 @@
+// A module's forward as one cached onnxruntime session (issue 32, kernels/subgraph.ts): the first call for an
+// input signature runs eagerly under a trace (tensor/trace.ts, as `attnkit export` does), and the traced
+// graph — the module's parameters as constant initializers — becomes a session; later calls with the same
+// signature run that session. The eager path stays the reference and runs whenever gradients are recorded, a
+// trace is already open (an export, or a bigger subgraph being traced), subgraphs are off, or the caller's
+// `accept` refuses the traced graph (a hook applied while it was traced).
+
+import {
+  addSubgraph,
+  dropSubgraph,
+  findSubgraph,
+  runSubgraph,
+  type Subgraph,
+  subgraphsEnabled,
+} from '../kernels/subgraph.js';
+import { activeTrace, GraphTrace, isGradEnabled, Tensor, tracksGrad, withTrace } from '../tensor/index.js';
+import type { Module, Parameter } from './module.js';
+
+/** One cached forward: its module (owner of the session and its constants), key and name in errors. */
+export interface SubgraphCall {
+  /** The module whose parameters the graph holds as constants; the cache drops the graph if one is replaced. */
+  module: Module;
+  /** What else makes a different graph than the inputs' shapes (an upsampling size, a branch taken). */
+  key?: string;
+  /** The module's path, for errors. */
+  name: string;
+  /**
+   * Called after a traced (eager) run, before its graph is kept: false means the run was not the hook-free
+   * path (a hook applied), so the graph is discarded and the output, computed eagerly, is used as it is.
+   */
+  accept?: () => boolean;
+}
+
+const paramsOf = new WeakMap<Module, Parameter[]>();
+/** The parameter values each session was traced with: a replaced tensor (LoRA merge, load) makes it stale. */
+const tracedWith = new WeakMap<Subgraph, Tensor[]>();
+
+function params(m: Module): Parameter[] {
+  let p = paramsOf.get(m);
+  if (!p) {
+    p = m.parameters();
+    paramsOf.set(m, p);
+  }
+  return p;
+}
+
+/** True when this call must run eagerly: subgraphs off, a trace open, or gradients to record. */
+export function mustRunEager(module: Module, inputs: readonly Tensor[]): boolean {
+  if (!subgraphsEnabled() || activeTrace()) return true;
+  if (!isGradEnabled()) return false;
+  return inputs.some(tracksGrad) || params(module).some((p) => tracksGrad(p.value));
+}
+
+function signature(inputs: readonly Tensor[], key: string | undefined): string {
+  let s = key ?? '';
+  for (const x of inputs) s += `|${x.dtype}[${x.shape.join(',')}]`;
+  return s;
+}
+
+function current(s: Subgraph, ps: readonly Parameter[]): boolean {
+  const traced = tracedWith.get(s);
+  if (!traced || traced.length !== ps.length) return false;
+  for (let i = 0; i < ps.length; i++) if ((ps[i] as Parameter).value !== traced[i]) return false;
+  return true;
+}
+
+/**
+ * Runs `eager` (the module's forward on `inputs`, every tensor it reads that is not a parameter or a
+ * constant of the shapes among `inputs`) as a cached subgraph session, or eagerly where it must; returns its
+ * outputs. The caller decides that no hook applies before calling this.
+ */
+export function subgraphForward(
+  call: SubgraphCall,
+  inputs: readonly Tensor[],
+  eager: () => readonly Tensor[],
+): Tensor[] {
+  if (mustRunEager(call.module, inputs)) return [...eager()];
+  const key = signature(inputs, call.key);
+  const ps = params(call.module);
+  let s = findSubgraph(call.module, key);
+  if (s && !current(s, ps)) {
+    dropSubgraph(s);
+    s = undefined;
+  }
+  if (s) {
+    const out = runSubgraph(
+      s,
+      inputs.map((x) => x.ort()),
+    );
+    return out.map((t) => Tensor.fromOrt(t));
+  }
+  // first call for this signature: run eagerly while tracing it
+  const trace = new GraphTrace();
+  inputs.forEach((x, i) => {
+    trace.input(`x${i}`, x);
+  });
+  const outs = withTrace(trace, eager);
+  // a tensor fed twice would be one graph input; a hook that applied makes the graph not the hook-free one
+  if (new Set(inputs).size !== inputs.length || (call.accept && !call.accept())) return [...outs];
+  const g = trace.graph(
+    outs.map((t, i) => ({ name: `y${i}`, tensor: t })),
+    call.name,
+  );
+  const built = addSubgraph(call.module, key, g, call.name);
+  if (built)
+    tracedWith.set(
+      built,
+      ps.map((p) => p.value),
+    );
+  return [...outs];
+}
