@@ -20,6 +20,13 @@ export {
 } from './io/safetensors.js';
 export { setThreads } from './kernels/ort.js';
 export {
+  clearSubgraphCache,
+  setSubgraphBudget,
+  setSubgraphs,
+  subgraphStats,
+  subgraphsEnabled,
+} from './kernels/subgraph.js';
+export {
   AttendAndExcite,
   type AttendAndExciteOptions,
   attendAndExciteLoss,
