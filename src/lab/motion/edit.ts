@@ -16,7 +16,7 @@ import { scoreSwap } from '../measure/swap.js';
 import { rightObject } from '../metrics.js';
 import { heldOutSeed } from '../seeds.js';
 import { COLORS, evaluate } from '../shapes/index.js';
-import { captionOfClip } from './caption.js';
+import { captionOfClip, parseMotionCaption } from './caption.js';
 import { type Clip, type ClipOptions, sampleClip } from './clip.js';
 import { scoreClip } from './metrics.js';
 
@@ -133,23 +133,18 @@ export function measureVideoEdit(
         steps: settings.steps,
         guidanceScale: settings.guidanceScale,
       });
-      const src = r.source.split(settings.frames, 0);
-      const out = r.edited.split(settings.frames, 0);
-      const scores = src.map((s, k) => {
-        const report = evaluate(s, source.still.text);
-        const score = scoreSwap(s, report, out[k]!, target.still.text, 'color');
-        return { valid: rightObject(report.objects[0]), changed: score.changed, iou: score.iou };
-      });
+      const scores = scoreVideoEdit(
+        r.source.split(settings.frames, 0),
+        r.edited.split(settings.frames, 0),
+        source.text,
+        target.text,
+      );
       rows.push({
         seed,
         source: source.text,
         target: target.text,
         method,
-        changed: scores.map((s) => s.changed),
-        sourceValid: scores.map((s) => s.valid),
-        iou: scores.map((s) => s.iou),
-        sourceIdentity: scoreClip(src, source.text).identity,
-        editedIdentity: scoreClip(out, target.text).identity,
+        ...scores,
         ...(i < keepFrames ? { frames: { source: r.source, edited: r.edited } } : {}),
       });
       options.onClip?.(rows.length, total);
@@ -162,6 +157,33 @@ export function measureVideoEdit(
       settings.frameShare,
     );
   return { settings, rows, summary };
+}
+
+/**
+ * A colour swap of object 0 scored frame by frame — frames (1, 3, H, W), captions with motion phrases — as the
+ * image colour swap (`scoreSwap`), and the identity of both clips.
+ */
+export function scoreVideoEdit(
+  source: readonly Tensor[],
+  edited: readonly Tensor[],
+  sourceCaption: string,
+  targetCaption: string,
+): Pick<VideoEditRow, 'changed' | 'sourceValid' | 'iou' | 'sourceIdentity' | 'editedIdentity'> {
+  if (source.length !== edited.length)
+    throw new Error(`scoreVideoEdit: ${source.length} source frames but ${edited.length} edited ones`);
+  const [from, to] = [parseMotionCaption(sourceCaption), parseMotionCaption(targetCaption)];
+  const scores = source.map((s, k) => {
+    const report = evaluate(s, from.stillText);
+    const score = scoreSwap(s, report, edited[k]!, to.stillText, 'color');
+    return { valid: rightObject(report.objects[0]), changed: score.changed, iou: score.iou };
+  });
+  return {
+    changed: scores.map((s) => s.changed),
+    sourceValid: scores.map((s) => s.valid),
+    iou: scores.map((s) => s.iou),
+    sourceIdentity: scoreClip(source, from).identity,
+    editedIdentity: scoreClip(edited, to).identity,
+  };
 }
 
 /** A method's rows summarised: clips with the new colour in ≥ `frameShare` of their frames, IoU, identity. */
