@@ -15,6 +15,7 @@ import {
   splitHeads,
 } from './functions.js';
 import type { AttentionContext, Controller, HookOptions, ProjectionWeights } from './hooks.js';
+import { featureLevel, type JointViews, jointViews, mapLevel, viewsUse } from './joint-view.js';
 
 /** Context for a forward pass with no controllers (plain inference). */
 export const NO_CONTROL: AttentionContext = {
@@ -64,6 +65,7 @@ function chooseFunction(
   call: AttentionCall,
   active: readonly Controller[],
   training: boolean,
+  views?: JointViews,
 ): AttentionFunction {
   let chosen: { fn: AttentionFunction; by: string } | undefined;
   for (const c of active) {
@@ -77,10 +79,11 @@ function chooseFunction(
     }
     chosen = { fn, by: c.name };
   }
-  const needsProbs = active.some((c) => c.scores || c.map);
+  const readers = [...active, ...(views ? [...views.cross.controllers, ...views.self.controllers] : [])];
+  const needsProbs = readers.some((c) => c.scores || c.map);
   if (chosen) {
     if (needsProbs && !chosen.fn.explicit) {
-      const reader = active.find((c) => c.scores || c.map)?.name;
+      const reader = readers.find((c) => c.scores || c.map)?.name;
       throw new Error(
         `attention layer ${call.path}: ${reader} reads attention probabilities but ${chosen.by} computes ` +
           `attention with '${chosen.fn.name}', which never forms them; restrict one of them with appliesTo()`,
@@ -120,9 +123,11 @@ export function attend(a: AttendArgs): Tensor {
     ...(a.joint && { joint: { image: [0, tx], text: [tx, tx + tt] } as const }),
   };
   const active = ctx.controllers.filter((c) => !c.appliesTo || c.appliesTo(call));
+  // a joint call's image→text and image→image blocks as cross / self calls, for the others (joint-view.ts)
+  const views = jointViews(call, ctx.controllers, active);
   const outShape = [x.shape[0], tx + tt, a.weights.out.weight.shape[0]] as [number, number, number];
   let out = reusedOutput(call, active, outShape);
-  if (!out) out = computeAttention(a, call, active, x, context, headDim);
+  if (!out) out = computeAttention(a, call, active, x, context, headDim, views);
   // application level
   for (const c of active) if (c.output) out = c.output(call, out);
   return out;
@@ -156,6 +161,7 @@ function computeAttention(
   x: Tensor,
   context: Tensor,
   headDim: number,
+  views?: JointViews,
 ): Tensor {
   const scale = a.scale ?? 1 / Math.sqrt(headDim);
 
@@ -178,8 +184,11 @@ function computeAttention(
   const training =
     recordsGrad(x, context, w.q.weight, w.k.weight, w.v.weight) ||
     (j !== undefined && recordsGrad(j.x, j.weights.q.weight, j.weights.k.weight, j.weights.v.weight));
-  const fn = chooseFunction(call, active, training);
-  const needSplit = !fn.runPacked || a.bias !== undefined || active.some((c) => c.features);
+  const fn = chooseFunction(call, active, training, views);
+  const readsMaps =
+    active.some((c) => c.scores || c.map) || viewsUse(views, 'scores') || viewsUse(views, 'map');
+  const needSplit =
+    !fn.runPacked || a.bias !== undefined || active.some((c) => c.features) || viewsUse(views, 'features');
 
   let out: Tensor;
   if (!needSplit && fn.runPacked) {
@@ -187,14 +196,14 @@ function computeAttention(
   } else {
     // feature level: (B, H, T, d)
     let f = { q: splitHeads(q, a.heads), k: splitHeads(k, a.heads), v: splitHeads(v, a.heads) };
-    for (const c of active) if (c.features) f = c.features(call, f);
+    f = featureLevel(call, active, views, f);
     ({ q, k, v } = f);
-    if (fn.explicit && active.some((c) => c.scores || c.map)) {
-      // map level: logits, then probabilities, each open to hooks
+    if (fn.explicit && readsMaps) {
+      // map level: logits, then probabilities, each open to hooks (a joint call's views on their blocks)
       let s = attentionScores({ q, k, v, scale, bias: a.bias }); // (B, H, Tq, Tk)
-      for (const c of active) if (c.scores) s = c.scores(call, s);
+      s = mapLevel(call, active, views, 'scores', s);
       let p = softmax(s, -1);
-      for (const c of active) if (c.map) p = c.map(call, p);
+      p = mapLevel(call, active, views, 'map', p);
       out = mergeHeads(p.matmul(v));
     } else {
       out = mergeHeads(fn.run({ q, k, v, scale, bias: a.bias }));

@@ -53,6 +53,11 @@ export interface AttentionCall extends AttentionLayerInfo, StepInfo {
   keyTokens: number;
   /** Joint attention only: where each stream's tokens lie in the joint sequence (see `JointTokens`). */
   joint?: JointTokens;
+  /**
+   * 'joint' when this call is a view of a joint call's block (joint-view.ts): its image→text block seen as a
+   * 'cross' call, its image→image block as a 'self' call.
+   */
+  view?: 'joint';
 }
 
 /**

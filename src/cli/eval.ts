@@ -8,6 +8,7 @@ import { progressBar } from '../io/progress.js';
 import { imageGrid } from '../io/render.js';
 import { evalRunJSON, formatEvalRun, formatReport, runShapesEval } from '../lab/index.js';
 import { HEAT_MAP_SIDE, HEAT_MAP_THRESHOLD } from '../pipelines/heatmaps.js';
+import { isSD3Folder, StableDiffusion3 } from '../pipelines/sd3.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import { float, floatIn, int, intIn } from './args.js';
@@ -93,7 +94,10 @@ export function registerEval(program: Command): void {
     const run = startRun(f, { '--out': f.out, '--grid': f.grid });
     const { steps, guidance } = parseSampling(f);
     const model = resolveModel(parseModel(f), log);
-    const sd = StableDiffusion.fromPretrained(model);
+    // an SD3-style folder (StableDiffusion3Pipeline: MM-DiT + flow matching) or a UNet one
+    const sd = isSD3Folder(model)
+      ? StableDiffusion3.fromPretrained(model)
+      : StableDiffusion.fromPretrained(model);
     const heatMaps = f.heatmaps === true ? 100 : (f.heatmaps ?? 0);
     const bar = progressBar('eval', f.prompts, { quiet: run.quiet });
     let done = 0;
@@ -103,7 +107,8 @@ export function registerEval(program: Command): void {
       steps,
       guidanceScale: guidance,
       ...(f.guidanceRescale !== undefined ? { guidanceRescale: f.guidanceRescale } : {}),
-      scheduler: f.scheduler,
+      // an SD3-style model samples with its flow-matching scheduler (--scheduler's default, ddim, is left out)
+      ...(sd instanceof StableDiffusion3 && f.scheduler === 'ddim' ? {} : { scheduler: f.scheduler }),
       batchSize: f.batch,
       heatMaps,
       threshold: f.threshold,

@@ -3,9 +3,11 @@
 import type { Command } from 'commander';
 import { writePng } from '../io/png.js';
 import { progressBar } from '../io/progress.js';
+import { isSD3Folder } from '../pipelines/sd3.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import { float, intIn, intPairIn } from './args.js';
 import { addEfficiencyOptions, type EfficiencyFlags, efficiencyControllers } from './efficiency.js';
+import { checkDiTFlags, generateDiT } from './generate-dit.js';
 import { addGuidanceOptions, type GuidanceFlags, guidanceFromFlags } from './guidance-options.js';
 import { IMAGE_SIDE } from './limits.js';
 import { addLoraOptions, applyLoras, type LoraFlags } from './lora-options.js';
@@ -73,6 +75,24 @@ export function registerGenerate(program: Command): void {
   addEfficiencyOptions(cmd).action((prompt: string, f: GenerateFlags) => {
     const run = startRun(f, { '--out': f.out });
     const { seed, steps, guidance } = parseSampling(f);
+    const dir = parseModel(f);
+    if (dir && isSD3Folder(dir)) {
+      checkDiTFlags(f);
+      const { negative, width, height, attention } = f;
+      return generateDiT({
+        dir,
+        prompt,
+        out: f.out,
+        seed,
+        steps,
+        guidance,
+        quiet: run.quiet,
+        negative,
+        width,
+        height,
+        attention,
+      });
+    }
     const controllers = efficiencyControllers(f);
     const t0 = performance.now();
     const sd = loadModel(parseModel(f), log, [prompt], parseSingleFile(f));

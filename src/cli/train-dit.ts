@@ -9,9 +9,11 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { writeOutput } from '../io/output.js';
 import { shapesTrainingData } from '../lab/train-data.js';
-import { DIT_DATA, DIT_DEFAULTS, type DiTConfig, trainDiT } from '../train/dit.js';
+import { readCheckpointMeta } from '../train/checkpoint.js';
+import { DIT_DATA, DIT_DEFAULTS, type DiTConfig, ditTransformerConfigJson, trainDiT } from '../train/dit.js';
+import { exportDiTModel } from '../train/dit-export.js';
 import { floatIn, intIn } from './args.js';
-import { loadModel } from './models.js';
+import { loadModel, resolveModel } from './models.js';
 import { addModelOption, addRunOptions, log, parseModel, startRun } from './options.js';
 
 interface TrainDiTFlags {
@@ -133,4 +135,28 @@ export function registerTrainDiT(train: Command): void {
       `train dit: at step ${result.step} (${result.reason}), ${result.secondsPerStep.toFixed(2)} s/step this run`,
     );
   });
+}
+
+/** `attnkit train export-dit`: a DiT run as an SD3 folder (e.g. the built-in models/shapes-dit-v1). */
+export function registerExportDiT(train: Command): void {
+  const cmd = train
+    .command('export-dit')
+    .description(
+      'write a DiT run as a diffusers SD3 folder (float16), with the base model’s VAE and text encoder',
+    );
+  addModelOption(cmd)
+    .option('--run <dir>', 'the DiT checkpoint folder', 'runs/dit')
+    .requiredOption('--out <dir>', 'the model folder to write (replaced whole), e.g. models/shapes-dit-v1')
+    .action((f: { run: string; out: string }) => {
+      const base = resolveModel(parseModel(f), log);
+      const sd = loadModel(base, log, []);
+      const meta = readCheckpointMeta(f.run);
+      const json = ditTransformerConfigJson(
+        meta.extra.config as DiTConfig,
+        sd,
+        meta.extra.latentSize as number,
+      );
+      const { step, ema } = exportDiTModel(f.run, base, f.out, json);
+      log(`export-dit: step ${step}${ema ? `, moving average of ${ema} updates` : ''} → ${f.out}`);
+    });
 }

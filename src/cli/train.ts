@@ -21,7 +21,7 @@ import { float, int, intIn } from './args.js';
 import { BATCH, CHANNELS, LAYERS } from './limits.js';
 import { addRunOptions, startRun } from './options.js';
 import { registerTrainAdapters } from './train-adapter.js';
-import { registerTrainDiT } from './train-dit.js';
+import { registerExportDiT, registerTrainDiT } from './train-dit.js';
 import { registerTrainMotion } from './train-motion.js';
 
 interface TrainFlags {
@@ -123,6 +123,7 @@ export function registerTrain(program: Command): void {
   registerTrainAdapters(train);
   registerTrainMotion(train);
   registerTrainDiT(train);
+  registerExportDiT(train);
   const shapes = train
     .command('shapes')
     .description(

@@ -18,12 +18,15 @@ import {
   attentionMask,
   concat,
   defaultHeatResolutions,
+  type GenerateOptions,
+  type GenerateResult,
   GlobalHeatMap,
   HEAT_MAP_THRESHOLD,
   heatStepRange,
   initialNoise,
   type SchedulerName,
   type StableDiffusion,
+  StableDiffusion3,
   type Tensor,
 } from '../index.js';
 import { Pace } from './jobs.js';
@@ -39,10 +42,13 @@ import {
   summarize,
 } from './shapes/index.js';
 
+/** A model ShapesEval runs: a UNet Stable Diffusion, or an SD3-style MM-DiT (pipelines/sd3.ts). */
+export type EvalModel = StableDiffusion | StableDiffusion3;
+
 /** Initial noise N(0, I) (n, C, h, w): one row per seed, each seeded alone (as `initialNoise`). */
-export function seededLatents(sd: StableDiffusion, seeds: readonly number[]): Tensor {
+export function seededLatents(sd: EvalModel, seeds: readonly number[]): Tensor {
   return concat(
-    seeds.map((s) => initialNoise(sd, s)),
+    seeds.map((s) => (sd instanceof StableDiffusion3 ? sd.initialNoise(s) : initialNoise(sd, s))),
     0,
   );
 }
@@ -165,7 +171,8 @@ export interface ShapesEvalRun {
     guidanceScale: number;
     /** Present when guidance was rescaled. */
     guidanceRescale?: number;
-    scheduler: SchedulerName;
+    /** The sampler; 'flow-match-euler' for an SD3-style model. */
+    scheduler: SchedulerName | 'flow-match-euler';
     batchSize: number;
     /** 'generate' (the default) or 'reconstruct' (VAE round trips of the rendered scenes). */
     mode: 'generate' | 'reconstruct';
@@ -192,16 +199,21 @@ export function headlineOf(summary: EvalSummary): EvalHeadline {
 }
 
 /** Generates the held-out prompts in batches and scores every image with ShapesEval. */
-export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {}): ShapesEvalRun {
+export function runShapesEval(sd: EvalModel, opts: ShapesEvalOptions = {}): ShapesEvalRun {
   const n = opts.prompts ?? 200;
   const start = opts.start ?? 0;
   const steps = opts.steps ?? 25;
   const guidanceScale = opts.guidanceScale ?? 5;
-  const scheduler = opts.scheduler ?? 'ddim';
+  const dit = sd instanceof StableDiffusion3;
+  if (dit && (opts.scheduler || opts.guidanceRescale))
+    throw new Error(
+      'runShapesEval: an SD3-style model samples with its flow-matching scheduler; drop scheduler and guidanceRescale',
+    );
+  const scheduler = dit ? 'flow-match-euler' : (opts.scheduler ?? 'ddim');
   const batchSize = opts.batchSize ?? 16;
   const heatN = Math.min(opts.heatMaps ?? 0, n);
   const threshold = opts.threshold ?? HEAT_MAP_THRESHOLD;
-  const resolutions = opts.resolutions ?? defaultHeatResolutions(sd);
+  const resolutions = opts.resolutions ?? (dit ? undefined : defaultHeatResolutions(sd));
   const heatSteps = heatStepRange(steps, opts.heatSteps, 'runShapesEval');
   if (!Number.isInteger(n) || n < 1)
     throw new Error(`runShapesEval: prompts must be a positive integer, got ${n}`);
@@ -226,7 +238,7 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
         : undefined;
     const { images: out, latents } = opts.reconstruct
       ? roundTrip(sd, batch)
-      : sd.generate({
+      : generateBatch(sd, {
           prompt: batch.map((p) => p.caption.text),
           latents: seededLatents(
             sd,
@@ -235,7 +247,7 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
           steps,
           guidanceScale,
           ...(opts.guidanceRescale ? { guidanceRescale: opts.guidanceRescale } : {}),
-          scheduler,
+          scheduler: scheduler as SchedulerName,
           controllers: store ? [store] : [],
           onStep: (e) => opts.onStep?.(e.step + 1, e.numSteps),
         });
@@ -252,7 +264,8 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
       const heatMap = new GlobalHeatMap(
         sd.tokenizer,
         p.caption.text,
-        aggregateCrossAttention(maps, { latentSize: [lh, lw], prompt: k, resolutions }),
+        // a DiT's joint layers all sit at place 'mid' (one resolution): none is left out as DAAM leaves the UNet's mid block
+        aggregateCrossAttention(maps, { latentSize: [lh, lw], prompt: k, resolutions, midBlock: dit }),
       );
       p.caption.objects.forEach((phrase, o) => {
         const word = phrase.shape;
@@ -334,11 +347,21 @@ export function runShapesEval(sd: StableDiffusion, opts: ShapesEvalOptions = {})
   return run;
 }
 
+/** One batch through either model's generate (the DiT takes no scheduler name or rescaling). */
+function generateBatch(sd: EvalModel, o: GenerateOptions & { prompt: string[] }): GenerateResult {
+  if (!(sd instanceof StableDiffusion3)) return sd.generate(o);
+  return sd.generate({
+    prompt: o.prompt,
+    ...(o.latents ? { latents: o.latents } : {}),
+    ...(o.steps ? { steps: o.steps } : {}),
+    ...(o.guidanceScale !== undefined ? { guidanceScale: o.guidanceScale } : {}),
+    ...(o.controllers ? { controllers: o.controllers } : {}),
+    ...(o.onStep ? { onStep: o.onStep } : {}),
+  });
+}
+
 /** The VAE round trip of the prompts' rendered scenes, as generate() returns images and latents. */
-function roundTrip(
-  sd: StableDiffusion,
-  batch: readonly HeldOutPrompt[],
-): { images: Tensor; latents: Tensor } {
+function roundTrip(sd: EvalModel, batch: readonly HeldOutPrompt[]): { images: Tensor; latents: Tensor } {
   const latents = sd.encodeImage(
     concat(
       batch.map((p) => renderScene(p.scene).image),
