@@ -109,6 +109,7 @@ const bench: Bench = {
     });
     const unmerged = summary(samples.unmerged as number[]);
     const cost = unmerged.min / base.min;
+    const mergedCost = summary(samples.merged as number[]).min / base.min;
     return {
       name: 'lora',
       rows,
@@ -119,6 +120,13 @@ const bench: Bench = {
           value: cost,
           unit: '×',
           pass: cost <= 1.1,
+        },
+        {
+          name: 'merged LoRA per step',
+          requirement: '≈ 1.00× the base model: the same work (≤ 1.05× of fastest samples, timing noise)',
+          value: mergedCost,
+          unit: '×',
+          pass: mergedCost <= 1.05,
         },
       ],
       notes: [`${deltas.length} rank-${RANK} deltas on the attention projections`],
