@@ -22,6 +22,7 @@ import {
   LayoutGuidance,
   type LayoutGuidanceOptions,
   PaintWithWords,
+  type PaintWithWordsOptions,
   type StableDiffusion,
 } from '../../index.js';
 import { Pace } from '../jobs.js';
@@ -39,6 +40,15 @@ import { seededLatents } from '../shapes-eval.js';
  * paint-with-words.
  */
 export type GuidanceMethodName = 'plain' | 'excite' | 'layout' | 'boxdiff' | 'paint';
+
+/**
+ * Paint-with-words' settings in the measurement: the bias's steps, map sides and hard regions, and whether each
+ * object's colour and size words are painted with its shape word (the whole phrase, as eDiff-I paints phrases).
+ */
+export interface PaintSettings
+  extends Partial<Pick<PaintWithWordsOptions, 'steps' | 'resolutions' | 'hardThreshold'>> {
+  phrase?: boolean;
+}
 
 /**
  * Options of the guidance measurement: held-out prompt ranges, sampling, each method's settings and progress
@@ -63,6 +73,10 @@ export interface GuidanceMeasureOptions {
   layout?: Partial<Omit<LayoutGuidanceOptions, 'tokenizer' | 'prompts' | 'boxes'>>;
   boxdiff?: Partial<Omit<BoxDiffOptions, 'tokenizer' | 'prompts' | 'boxes'>>;
   paintScale?: number;
+  /** Paint-with-words' other settings (defaults: the reference's; tuned on development prompts, docs/guidance.md). */
+  paint?: PaintSettings;
+  /** The layout part's methods (default plain, layout, boxdiff, paint). */
+  layoutMethods?: readonly GuidanceMethodName[];
   /** Time budget per run of one method on one prompt set; batches that would overrun it are not started. */
   minutesPerRun?: number;
   /** Called as a run advances: its label, prompts done and total. */
@@ -104,6 +118,7 @@ export interface GuidanceMeasurement {
     layout: GuidanceMeasureOptions['layout'];
     boxdiff: GuidanceMeasureOptions['boxdiff'];
     paintScale?: number;
+    paint?: PaintSettings;
   };
   /** Attend-and-Excite: on three-object prompts, and on the one- and two-object ones. */
   excite?: { three: RunScore[]; others: RunScore[] };
@@ -202,6 +217,7 @@ export function measureGuidance(sd: StableDiffusion, opts: GuidanceMeasureOption
       layout: opts.layout,
       boxdiff: opts.boxdiff,
       ...(opts.paintScale !== undefined ? { paintScale: opts.paintScale } : {}),
+      ...(opts.paint ? { paint: opts.paint } : {}),
     },
   };
   const plain: RunSpec['make'] = () => ({});
@@ -260,14 +276,22 @@ export function measureGuidance(sd: StableDiffusion, opts: GuidanceMeasureOption
               tokenizer,
               prompts: texts(b),
               words: layouts(b).map((r, k) =>
-                r.map((x) => {
-                  const s = (b[k] as HeldOutPrompt).scene;
-                  return { word: x.shapeWord, region: { width: s.width, height: s.height, data: x.mask } };
+                r.flatMap((x, i) => {
+                  const { scene: s, caption } = b[k] as HeldOutPrompt;
+                  const region = { width: s.width, height: s.height, data: x.mask };
+                  const ph = caption.objects[i]!;
+                  const words = opts.paint?.phrase
+                    ? [ph.size, ph.color, ph.shape].flatMap((w) => (w ? [w.index] : []))
+                    : [x.shapeWord];
+                  return words.map((word) => ({ word, region }));
                 }),
               ),
               imageSize: [(b[0] as HeldOutPrompt).scene.height, (b[0] as HeldOutPrompt).scene.width],
               alphasCumprod: sd.scheduler().alphasCumprod,
               ...(opts.paintScale !== undefined ? { scale: opts.paintScale } : {}),
+              ...(opts.paint?.steps ? { steps: opts.paint.steps } : {}),
+              ...(opts.paint?.resolutions ? { resolutions: opts.paint.resolutions } : {}),
+              ...(opts.paint?.hardThreshold !== undefined ? { hardThreshold: opts.paint.hardThreshold } : {}),
             }),
           ],
         }),
@@ -275,6 +299,7 @@ export function measureGuidance(sd: StableDiffusion, opts: GuidanceMeasureOption
     ];
     m.layout = [];
     for (const [method, make] of makers) {
+      if (opts.layoutMethods && !opts.layoutMethods.includes(method)) continue;
       m.layout.push(run(sd, { method, label: `${method} (layout)`, prompts, make }, o));
       opts.onRun?.(m);
     }

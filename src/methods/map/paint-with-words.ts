@@ -47,6 +47,15 @@ export interface PaintWithWordsOptions {
   alphasCumprod: readonly number[];
   /** w of w · log(1 + σ) · max(QKᵀ) (default 0.4). */
   scale?: number;
+  /** Denoising steps [start, end) that get the bias (default every step, as the reference). */
+  steps?: readonly [number, number];
+  /** Map sides that get the bias, e.g. [16, 8] (default every cross-attention layer, as the reference). */
+  resolutions?: readonly number[];
+  /**
+   * Hard regions: a cell gets the word's full weight where its share of the region is at least this, else none
+   * (default: soft, each cell the region's mean over it, as the reference's downsampled masks).
+   */
+  hardThreshold?: number;
 }
 
 interface Painted {
@@ -107,6 +116,9 @@ export class PaintWithWords implements Controller {
     this.scale = opts.scale ?? 0.4;
     if (!(Number.isFinite(this.scale) && this.scale >= 0))
       throw new Error(`${m}: scale must be ≥ 0, got ${this.scale}`);
+    const t = opts.hardThreshold;
+    if (t !== undefined && !(t > 0 && t <= 1))
+      throw new Error(`${m}: hardThreshold must be in (0, 1], got ${t}`);
     const masks = words.map((row) =>
       row.map((p) => {
         if (p.weight !== undefined && !(Number.isFinite(p.weight) && p.weight >= 0)) {
@@ -142,10 +154,13 @@ export class PaintWithWords implements Controller {
   }
 
   appliesTo(call: AttentionCall): boolean {
+    const { steps, resolutions } = this.opts;
     return (
       call.kind === 'cross' &&
       !!call.size &&
-      (call.place === 'down' || call.place === 'mid' || call.place === 'up')
+      (call.place === 'down' || call.place === 'mid' || call.place === 'up') &&
+      (!steps || (call.step >= steps[0] && call.step < steps[1])) &&
+      (!resolutions || resolutions.includes(call.size[0]))
     );
   }
 
@@ -169,10 +184,12 @@ export class PaintWithWords implements Controller {
       }
       for (const painted of this.painted[p] as Painted[]) {
         const cells = cellMeans(painted.mask, height, width, h, w);
+        const hard = this.opts.hardThreshold;
         for (let q = 0; q < tq; q++) {
+          const cell = hard === undefined ? (cells[q] as number) : (cells[q] as number) >= hard ? 1 : 0;
           for (const t of painted.tokens) {
             const at = (row * tq + q) * tk + t;
-            data[at] = (data[at] as number) + painted.weight * (cells[q] as number);
+            data[at] = (data[at] as number) + painted.weight * cell;
           }
         }
       }

@@ -120,3 +120,60 @@ test('bad regions and words are refused when it is made', () => {
   );
   assert.throws(make([{ word: 'circle', region: [0, 0, 1, 1], weight: -1 }]), /weight of "circle"/);
 });
+
+test('hard regions, the step range and the map sides that get the bias', () => {
+  const alphas = new Array<number>(10).fill(0.2); // σ = 2
+  const t = sd.tokenizer.tokenIndices(prompt, 'circle')[0] as number;
+  const tk = sd.tokenizer.modelMaxLength;
+  // a 4 × 4 image's left column and one more pixel: on a 2 × 2 grid the cells hold 3/4, 0, 1/2, 0 of the region
+  const mask = Float32Array.from([1, 1, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0]);
+  const make = (o: Partial<ConstructorParameters<typeof PaintWithWords>[0]>) =>
+    new PaintWithWords({
+      tokenizer: sd.tokenizer,
+      prompts: prompt,
+      words: [{ word: 'circle', region: { width: 4, height: 4, data: mask } }],
+      imageSize: [4, 4],
+      alphasCumprod: alphas,
+      scale: 1,
+      ...o,
+    });
+  const call = (step: number, side: number): AttentionCall => ({
+    path: 'up_blocks.0.attentions.0.transformer_blocks.0.attn2',
+    kind: 'cross',
+    place: 'up',
+    index: 0,
+    step,
+    numSteps: 10,
+    timestep: 3,
+    batch: guidedBatch(1),
+    size: [side, side],
+    heads: 1,
+    headDim: 4,
+    queryTokens: side * side,
+    keyTokens: tk,
+  });
+  const s = new Float32Array(2 * 4 * tk).fill(0.5);
+  s[4 * tk + 1] = 2; // the conditional row's max
+  const painted = (p: PaintWithWords) => {
+    const out = p.scores(call(0, 2), new Tensor(s, [2, 1, 4, tk])).toArray();
+    return [0, 1, 2, 3].map((q) => (out[(4 + q) * tk + t] as number) - 0.5);
+  };
+  const unit = Math.log(3) * 2; // w · log(1 + σ) · max
+  // soft: each cell its share of the region (3/4, 0, 1/2, 0); hard at 0.6: only the first cell, at full weight
+  for (const [o, cells] of [
+    [{}, [0.75, 0, 0.5, 0]],
+    [{ hardThreshold: 0.6 }, [1, 0, 0, 0]],
+    [{ hardThreshold: 0.5 }, [1, 0, 1, 0]],
+  ] as const) {
+    const got = painted(make(o));
+    for (let q = 0; q < 4; q++) close(got[q]!, cells[q]! * unit);
+  }
+  const ranged = make({ steps: [2, 5], resolutions: [2] });
+  assert.deepEqual(
+    [0, 1, 2, 4, 5, 9].map((step) => ranged.appliesTo(call(step, 2))),
+    [false, false, true, true, false, false],
+  );
+  assert.equal(ranged.appliesTo(call(3, 1)), false);
+  assert.equal(make({}).appliesTo(call(0, 1)), true);
+  assert.throws(() => make({ hardThreshold: 0 }), /hardThreshold must be in \(0, 1\]/);
+});
