@@ -124,6 +124,13 @@ export {
   SHAPE_LOCALIZATION_STEPS,
   shapeLocalization,
 } from './methods/map/prompt-mixing.js';
+export {
+  TF_ICON_BACKGROUND_STEPS,
+  TF_ICON_TAU_A,
+  TF_ICON_TAU_B,
+  type TFIconOptions,
+  tfIconAttention,
+} from './methods/map/tf-icon.js';
 export type { CrossReplaceSteps, StepBounds } from './methods/map/token-alignment.js';
 export { type GroundedWord, type GroundingLoss, TokenGrounding } from './methods/map/token-grounding.js';
 export type { ResizeMode } from './methods/map/upsample.js';
@@ -237,6 +244,14 @@ export {
 export { parseVAEConfig, type VAEConfig } from './models/vae-config.js';
 export * from './nn/index.js';
 export { BUILTIN_MODEL } from './pipelines/builtin-model.js';
+export {
+  type ComposeOptions,
+  type ComposeResult,
+  composeImage,
+  exceptionalPromptEmbeds,
+  type PixelBox,
+  placeObject,
+} from './pipelines/compose.js';
 // editing, inversion, heat-maps
 export {
   type EditPromptOptions,

@@ -16,7 +16,7 @@
 import type { AttentionCall } from '../../attention/call.js';
 import type { Controller, Features } from '../../attention/hooks.js';
 import type { TokenLookup } from '../../attention/tokens.js';
-import { concat, type Tensor } from '../../tensor/index.js';
+import { concat } from '../../tensor/index.js';
 import { complementRegion, MapComposition, rowSource, type TokenRegion } from './map-composition.js';
 import { boundsOf, checkStepBounds, type StepBounds } from './token-alignment.js';
 
