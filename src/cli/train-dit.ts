@@ -8,6 +8,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { writeOutput } from '../io/output.js';
+import { readSafetensors } from '../io/safetensors.js';
 import { shapesTrainingData } from '../lab/train-data.js';
 import { readCheckpointMeta } from '../train/checkpoint.js';
 import { DIT_DATA, DIT_DEFAULTS, type DiTConfig, ditTransformerConfigJson, trainDiT } from '../train/dit.js';
@@ -32,6 +33,7 @@ interface TrainDiTFlags {
   seed: number;
   checkpointMinutes: number;
   resume?: boolean;
+  initFrom?: string;
 }
 
 export function registerTrainDiT(train: Command): void {
@@ -88,7 +90,11 @@ export function registerTrainDiT(train: Command): void {
       floatIn('--checkpoint-minutes', { min: 0.1, max: 1e6 }),
       5,
     )
-    .option('--resume', 'continue the checkpoint in --out (same total --steps)');
+    .option('--resume', 'continue the checkpoint in --out (same total --steps)')
+    .option(
+      '--init-from <dir>',
+      'new runs: start from the transformer of an exported DiT folder (e.g. models/shapes-dit-v1); AdamW starts afresh',
+    );
   addRunOptions(cmd).action((f: TrainDiTFlags) => {
     if (f.timesteps !== 'logit-normal' && f.timesteps !== 'uniform')
       throw new Error(`train dit: --timesteps must be logit-normal or uniform, got '${f.timesteps}'`);
@@ -125,6 +131,13 @@ export function registerTrainDiT(train: Command): void {
         ...(f.minutes !== undefined ? { minutes: f.minutes } : {}),
         seed: f.seed,
         resume: f.resume ?? false,
+        ...(f.initFrom
+          ? {
+              initFrom: readSafetensors(
+                join(f.initFrom, 'transformer', 'diffusion_pytorch_model.safetensors'),
+              ).tensors,
+            }
+          : {}),
         checkpointMinutes: f.checkpointMinutes,
         quiet: run.quiet,
         log,

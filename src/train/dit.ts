@@ -199,6 +199,11 @@ export interface DiTTrainOptions {
   checkpointMinutes: number;
   quiet?: boolean;
   log?: (line: string) => void;
+  /**
+   * New runs only: start from these transformer weights (diffusers names, e.g. an exported folder's
+   * transformer/) instead of the adaLN-Zero initialisation; AdamW's moments start afresh.
+   */
+  initFrom?: ReadonlyMap<string, Tensor>;
 }
 
 /** Examples of the training data: images (B, 3, H, W) in [-1, 1] and their captions. */
@@ -217,10 +222,17 @@ export function trainDiT(
 ): { result: LoopResult; model: SD3Transformer2DModel; history: Record<string, number>[] } {
   // a resumed run keeps the architecture and objective it started with
   if (o.resume && hasCheckpoint(o.out)) {
+    if (o.initFrom) o.log?.(`train dit: resuming ${o.out}, so the initial weights given are not used`);
     const saved = readCheckpointMeta(o.out).extra.config as DiTConfig;
     c = { ...c, ...pick(saved, ['layers', 'heads', 'headDim', 'patchSize', 'shift', 'timesteps']) };
   }
+  const resuming = o.resume && hasCheckpoint(o.out);
   const model = buildDiT(ditTransformerConfigJson(c, base, latentSize), o.seed);
+  if (o.initFrom && !resuming) {
+    model.load(o.initFrom); // strict: the architecture must be this run's
+    model.requiresGrad();
+    model.pos_embed.pos_embed.value.requiresGrad = false;
+  }
   base.vae.requiresGrad(false);
   base.textEncoder.requiresGrad(false);
   const table = model.pos_embed.pos_embed;

@@ -73,3 +73,30 @@ test('flow matching on one repeated batch: the loss starts at E‖ε − x₀‖
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('--init-from: a new run starts from the given transformer weights (lr 0 keeps them)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dit-'));
+  try {
+    const c: DiTConfig = { ...DIT_DEFAULTS, layers: 1, heads: 2, headDim: 8 };
+    const source = buildDiT(ditTransformerConfigJson(c, sd, 16), 0);
+    source.proj_out.weight.value = new Generator(4).randn(source.proj_out.weight.value.shape);
+    const init = new Map([...source.namedParameters()].map(([k, p]) => [k, p.value]));
+    const images = sd.decodeLatents(new Generator(1).randn([1, 4, 16, 16]));
+    const { model } = trainDiT(sd, () => ({ images, captions: ['a red circle'] }), 16, c, {
+      out: dir,
+      steps: 1,
+      batchSize: 1,
+      lr: 0,
+      warmup: 1,
+      seed: 3,
+      resume: false,
+      checkpointMinutes: 100,
+      quiet: true,
+      initFrom: init,
+    });
+    assert.deepEqual(model.proj_out.weight.value.toArray(), source.proj_out.weight.value.toArray());
+    assert.ok(model.proj_out.weight.value.abs().max().item() > 0);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
