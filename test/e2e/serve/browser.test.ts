@@ -1,6 +1,6 @@
 // The explorer in a real browser: Debian's Chromium, headless, driven by playwright-core. Load the page,
 // generate with live progress, hover a word and check its heat-map changed the canvas's pixels, click it for its
-// mask, run a reweight edit and check source and target both appear, cancel a running job. Screenshots of each
+// mask, switch the blocks and the head (the overlay changes, the image does not), run a reweight edit and check source and target both appear, cancel a running job. Screenshots of each
 // step go to test-artifacts/serve/ (gitignored). Skipped with a message when Chromium is not installed.
 
 import assert from 'node:assert/strict';

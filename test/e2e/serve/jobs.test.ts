@@ -1,7 +1,7 @@
 // attnkit serve end to end with the in-process queue and a real model worker: a generate job streams progress
 // (steps in order, an ETA, decoded previews) and its image is the bits the pipeline gives directly; maps, segment
-// and an edit return their files; a running job is cancelled and the next still runs; a full queue answers 429,
-// a closing one 503.
+// and an edit return their files; maps by place, layer and head equal a hand aggregation of the stored maps; a
+// running job is cancelled and the next still runs; a full queue answers 429, a closing one 503.
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -107,22 +107,6 @@ test('serve: a running job is cancelled, the next one runs; past the queue bound
     assert.equal((await followJob(server.url, j.json.id)).at(-1)!.type, 'done');
 });
 
-test('serve: a server shutting down answers 503 and cancels what waited', async () => {
-  const waiting = [];
-  for (let i = 0; i < 2; i++)
-    waiting.push(
-      await post(`${server.url}/api/jobs/generate`, { prompt: 'a red circle', steps: 50, seed: i }),
-    );
-  await server.queue.close();
-  const late = await post(`${server.url}/api/jobs/generate`, { prompt: 'a red circle' });
-  assert.equal(late.status, 503);
-  assert.match(late.json.error, /shutting down/);
-  assert.deepEqual(
-    waiting.map((w) => server.board.get(w.json.id)!.status),
-    ['cancelled', 'cancelled'],
-  );
-});
-
 test('serve: maps by place and head differ, and each equals a hand aggregation of the stored maps', async () => {
   const prompt = 'a red circle';
   const base = { prompt, seed: 1, steps: 4, guidance: 5, resolutions: [16] };
@@ -220,4 +204,20 @@ test('serve: maps by place and head differ, and each equals a hand aggregation o
     assert.match(end.job.error!, words);
     assert.equal(end.job.step, 0, 'the model ran before the check');
   }
+});
+
+test('serve: a server shutting down answers 503 and cancels what waited', async () => {
+  const waiting = [];
+  for (let i = 0; i < 2; i++)
+    waiting.push(
+      await post(`${server.url}/api/jobs/generate`, { prompt: 'a red circle', steps: 50, seed: i }),
+    );
+  await server.queue.close();
+  const late = await post(`${server.url}/api/jobs/generate`, { prompt: 'a red circle' });
+  assert.equal(late.status, 503);
+  assert.match(late.json.error, /shutting down/);
+  assert.deepEqual(
+    waiting.map((w) => server.board.get(w.json.id)!.status),
+    ['cancelled', 'cancelled'],
+  );
 });
