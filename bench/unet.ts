@@ -6,6 +6,13 @@
 //   (b) the same model traced by attnkit's exporter (`exportUNet`) into one ONNX graph, written with external
 //       data (`writeOnnx`), loaded with `createSessionFromFile` and run with `runSession`: the baseline.
 //
+//   (c) issue 32: eager with subgraph sessions (src/kernels/subgraph.ts, `setSubgraphs(true)`) beside pure eager
+//       (a), with no hooks, a store-only controller on the 16×16 cross-attention layers (DAAM's setting) and
+//       Prompt-to-Prompt on every layer; at 1 and 2 threads; the graph (b) is the baseline of each. Then the
+//       diffusers/PyTorch column (bench/diffusers-unet.py) where Debian's python3 and /root/oracle exist.
+//       UNET_BENCH_SIZES, UNET_BENCH_THREADS, UNET_BENCH_HOOKS (comma-separated) and UNET_BENCH_RUNS_32 / _64
+//       (timed rounds after the warm-up; default 2 / 1) pick a subset.
+//
 // The graph's output must match the eager output within 1e-4 (max abs). Also: the largest SD1.5
 // self-attention (batch 2, 8 heads, 4096 tokens, head size 40), `flashAttention` vs `softmaxAttention`.
 //
@@ -30,13 +37,24 @@
 // Conv 7.8 vs 6.7 s (+0.3 s NCHWc reorders), Gemm 3.8 vs 3.4, MultiHeadAttention 2.9 vs 3.6, Split (GEGLU
 // chunk) 0.78 vs 0.24, GroupNorm 0.8 vs ≈0.7 (ORT expands it into primitives in both), Gelu 0.42 vs 0.25.
 
-import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  readSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { flashAttention, softmaxAttention } from '../src/attention/functions.js';
+import type { AttentionContext } from '../src/attention/hooks.js';
+import type { TokenLookup } from '../src/attention/tokens.js';
 import { initializerBytes, writeOnnx } from '../src/io/onnx.js';
 import { startProfile, stopProfile } from '../src/kernels/dispatch.js';
 import type { GraphSpec } from '../src/kernels/graph.js';
@@ -49,6 +67,9 @@ import {
   setThreads,
   threads,
 } from '../src/kernels/ort.js';
+import { setSubgraphs, subgraphStats } from '../src/kernels/subgraph.js';
+import { AttentionReplace } from '../src/methods/map/attention-replace.js';
+import { AttentionStore } from '../src/methods/map/attention-store.js';
 import { randomSD15UNet, SD15_UNET_CONFIG } from '../src/models/random-sd15.js';
 import { exportUNet } from '../src/pipelines/export.js';
 import { noGrad, Tensor } from '../src/tensor/index.js';
@@ -63,9 +84,18 @@ const TIMESTEP = 981;
 /** Latent sizes; UNET_BENCH_SIZES=32 (comma-separated) measures a subset. */
 const SIZES: readonly number[] = (process.env['UNET_BENCH_SIZES'] ?? '32,64').split(',').map(Number);
 /** Timed evaluations per size after the warm-up (the 64×64 ones take several seconds each). */
-const RUNS: Record<number, number> = { 32: 5, 64: 3 };
+const RUNS: Record<number, number> = {
+  32: Number(process.env['UNET_BENCH_RUNS_32'] ?? 2),
+  64: Number(process.env['UNET_BENCH_RUNS_64'] ?? 1),
+};
 const PARITY_TOL = 1e-4;
-const EAGER_VS_GRAPH_MAX = 1.25;
+/** Issue 32's targets: eager with subgraphs vs the exported graph, without hooks and with a 16×16 store. */
+const SUBGRAPH_VS_GRAPH_MAX: Record<BenchHooks, number> = { none: 1.05, store: 1.15, p2p: Number.NaN };
+/** Eager with subgraphs vs pure eager, max |Δ| of the UNet output. */
+const SUBGRAPH_TOL = 1e-5;
+/** Peak RSS of the subgraph child without hooks, as a multiple of the float32 weights. */
+const SUBGRAPH_RSS_MAX = 1.3;
+const HOOKS = (process.env['UNET_BENCH_HOOKS'] ?? 'none,store,p2p').split(',') as BenchHooks[];
 const ATTN = { batch: 2, heads: 8, tokens: 4096, headDim: 40 };
 const FLASH_TOL = 1e-5;
 
@@ -270,10 +300,58 @@ interface Variant {
   extra?: Record<string, unknown>;
 }
 
-function setupEager(size: number): Variant {
+/**
+ * The hook settings of issue 32's comparison: none; a store-only controller on the 16×16 cross-attention layers
+ * (DAAM's setting: the maps of one guided step's conditional row); Prompt-to-Prompt's replacement on every
+ * attention layer (the reference's defaults: every cross-attention layer, self-attention up to 16² queries) of
+ * a batch of [source, target]. A fresh controller per evaluation, as one generation step would see it.
+ */
+export type BenchHooks = 'none' | 'store' | 'p2p';
+
+/** One token per word at positions 1, 2, … of 77 text states: what P2P's replacement needs of a tokenizer. */
+const wordPerToken: TokenLookup = {
+  modelMaxLength: TEXT_TOKENS,
+  wordTokens: (prompt) => prompt.split(' ').map((word, i) => ({ word, indices: [i + 1] })),
+  tokenIndices(prompt, word) {
+    const words = prompt.split(' ');
+    const i = typeof word === 'number' ? word : words.indexOf(word);
+    if (i < 0 || i >= words.length) throw new Error(`bench tokens: no word ${word} in '${prompt}'`);
+    return [i + 1];
+  },
+  keptTokenIndices(prompt, word) {
+    return this.tokenIndices(prompt, word);
+  },
+  call: (prompt) => ({ ids: [[0, ...prompt.split(' ').map((_, i) => i + 1), 49407]] }),
+};
+
+function benchContext(hooks: BenchHooks): AttentionContext | undefined {
+  const step = { step: 0, numSteps: 1, timestep: TIMESTEP };
+  if (hooks === 'store') {
+    const store = new AttentionStore({
+      kinds: ['cross'],
+      layers: (c) => c.size?.[0] === 16 && c.size[1] === 16,
+    });
+    return { ...step, controllers: [store], batch: { guidance: ['uncond', 'cond'], prompt: [0, 0] } };
+  }
+  if (hooks === 'p2p') {
+    const prompts = ['a cat riding a bike', 'a dog riding a bike'];
+    const p2p = new AttentionReplace({
+      tokenizer: wordPerToken,
+      prompts,
+      crossReplaceSteps: 1,
+      selfReplaceSteps: 1,
+    });
+    return { ...step, controllers: [p2p], batch: { guidance: ['cond', 'cond'], prompt: [0, 1] } };
+  }
+  return undefined;
+}
+
+function setupEager(size: number, subgraphs = false, hooks: BenchHooks = 'none'): Variant {
+  setSubgraphs(subgraphs);
   const unet = buildUNet();
   const inputs = unetInputs(size);
-  const forward = () => noGrad(() => unet.forward(inputs.sample, inputs.timestep, inputs.context));
+  const forward = () =>
+    noGrad(() => unet.forward(inputs.sample, inputs.timestep, inputs.context, { ctx: benchContext(hooks) }));
   return {
     step: () => forward().data as Float32Array,
     profile() {
@@ -363,7 +441,7 @@ async function serve(mode: string, args: Record<string, unknown>): Promise<void>
   let baseline = mem();
   const t0 = now();
   let variant: Variant;
-  if (mode === 'eager') variant = setupEager(size);
+  if (mode === 'eager') variant = setupEager(size, args['subgraphs'] === true, args['hooks'] as BenchHooks);
   else if (mode === 'graph') variant = setupGraph(args as unknown as GraphArgs);
   else if (mode === 'attention') {
     variant = setupAttention(args['impl'] as 'flash' | 'softmax');
@@ -395,6 +473,7 @@ async function serve(mode: string, args: Record<string, unknown>): Promise<void>
         afterSetup,
         peak,
         maxAbs: last ? maxAbs(last) : 0,
+        extra: { subgraphs: subgraphStats() },
       };
       say('RESULT', report);
       lines.close();
@@ -561,7 +640,9 @@ const unet: Bench = {
   async run(): Promise<BenchResult> {
     const cores = os.availableParallelism();
     // UNET_BENCH_THREADS=1 measures single-threaded kernels (less sensitive to other processes' load)
-    const nThreads = Number(process.env['UNET_BENCH_THREADS'] ?? cores);
+    // UNET_BENCH_THREADS=1 (comma-separated) measures a subset of the thread counts
+    const threadCounts = (process.env['UNET_BENCH_THREADS'] ?? '1,2').split(',').map(Number);
+    const nThreads = Math.max(...threadCounts);
     // UNET_BENCH_ANALYSIS=1 adds the graph variants that split the eager/graph gap (see `analyse`)
     const analysis = process.env['UNET_BENCH_ANALYSIS'] === '1';
     const tmp = mkdtempSync(path.join(os.tmpdir(), 'attnkit-bench-unet-'));
@@ -595,60 +676,9 @@ const unet: Bench = {
       config: SD15_UNET_CONFIG,
     };
     try {
-      // ── attention functions
-      const { batch, heads, tokens, headDim } = ATTN;
-      const attnCase = `self-attention ${batch}×${heads}×${tokens}×${headDim}`;
-      log(`${attnCase}: flash vs softmax`);
-      const [soft, flash] = (await measure(
-        [
-          {
-            mode: 'attention',
-            args: { impl: 'softmax', threads: nThreads, out: path.join(tmp, 'a-softmax') },
-          },
-          { mode: 'attention', args: { impl: 'flash', threads: nThreads, out: path.join(tmp, 'a-flash') } },
-        ],
-        3,
-      )) as [Measured, Measured];
-      const attnDiff = maxAbsDiff(loadF32(path.join(tmp, 'a-softmax')), loadF32(path.join(tmp, 'a-flash')));
-      const tSoft = secondsOf(soft);
-      const tFlash = secondsOf(flash);
-      rows.push(
-        {
-          case: attnCase,
-          impl: 'softmaxAttention (reference)',
-          timing: tSoft,
-          baseline: true,
-          speedVsBaseline: 1,
-          note: `peak +${gb(peakOverBaseline(soft))} over inputs`,
-        },
-        {
-          case: attnCase,
-          impl: 'flashAttention',
-          timing: tFlash,
-          speedVsBaseline: tSoft.median / tFlash.median,
-          speedVsBaselineMin: tSoft.min / tFlash.min,
-          note: `peak +${gb(peakOverBaseline(flash))} over inputs; max |Δ| ${attnDiff.toExponential(2)}`,
-        },
-      );
-      const memFraction = peakOverBaseline(flash) / peakOverBaseline(soft);
-      targets.push(
-        {
-          name: 'flash vs softmax reference',
-          requirement: 'max |Δ| ≤ 1e-5 (shown ×1e-6)',
-          value: attnDiff / 1e-6,
-          unit: '×1e-6',
-          pass: attnDiff <= FLASH_TOL,
-        },
-        {
-          name: 'flash peak memory',
-          requirement: '< 1/4 of the reference’s (fraction shown)',
-          value: memFraction,
-          unit: '',
-          pass: memFraction < 0.25,
-        },
-      );
-      details['attention'] = { ...ATTN, flash, softmax: soft, maxAbsDiff: attnDiff };
-
+      // ── attention functions (UNET_BENCH_ATTENTION=0 skips them)
+      if (process.env['UNET_BENCH_ATTENTION'] !== '0')
+        await attentionCase(nThreads, tmp, rows, targets, details);
       // ── the UNet: export both sizes from one process (a graph's shapes are those of its traced call)
       log(`exporting the UNet at ${SIZES.join(' and ')} into ${tmp}`);
       const exportChild = new Child('export', {
@@ -672,86 +702,26 @@ const unet: Bench = {
 
       for (const size of SIZES) {
         const g = exp.graphs.find((x) => x.size === size)!;
-        const c = `unet ${BATCH}×4×${size}×${size}, ${TEXT_TOKENS} tokens`;
-        log(`${c}: graph vs eager, ${RUNS[size]} rounds`);
-        const [graph, eager] = (await measure(
-          [
-            {
-              mode: 'graph',
-              args: { size, threads: nThreads, file: g.file, out: path.join(tmp, `g-${size}`) },
-            },
-            {
-              mode: 'eager',
-              args: { size, threads: nThreads, out: path.join(tmp, `e-${size}`) },
-              profile: true,
-            },
-          ],
-          RUNS[size]!,
-        )) as [Measured, Measured];
-        if (analysis && size === ANALYSIS_SIZE) {
-          rows.push(...(await analyse(c, g.file, graph, eager, nThreads, tmp)));
+        for (const n of threadCounts) {
+          const pair = await subgraphCases(size, n, g.file, weightBytes, tmp, rows, targets, notes, details);
+          if (analysis && size === ANALYSIS_SIZE && n === threadCounts[0] && pair)
+            rows.push(...(await analyse(`unet ${size}×${size}`, g.file, pair.graph, pair.eager, n, tmp)));
         }
         rmSync(g.file, { force: true });
         rmSync(`${g.file}.data`, { force: true });
-        const diff = maxAbsDiff(loadF32(path.join(tmp, `e-${size}`)), loadF32(path.join(tmp, `g-${size}`)));
-        const tg = secondsOf(graph);
-        const te = secondsOf(eager);
-        const ratio = te.median / tg.median;
-        rows.push(
-          {
-            case: c,
-            impl: 'onnxruntime, exported graph (one session)',
-            timing: tg,
-            baseline: true,
-            speedVsBaseline: 1,
-            note: `${memNote(graph)}; CPU ${cpuOf(graph).toFixed(2)} s/eval; load ${graph.setupSeconds.toFixed(1)} s`,
-          },
-          {
-            case: c,
-            impl: 'attnkit eager forward',
-            timing: te,
-            speedVsBaseline: tg.median / te.median,
-            speedVsBaselineMin: tg.min / te.min,
-            note:
-              `${memNote(eager)}; CPU ${cpuOf(eager).toFixed(2)} s/eval; eager/graph ${ratio.toFixed(2)}× ` +
-              `(CPU ${(cpuOf(eager) / cpuOf(graph)).toFixed(2)}×); max |Δ| vs graph ${diff.toExponential(2)}`,
-          },
-        );
-        targets.push(
-          {
-            name: `eager time ${size}×${size}`,
-            requirement: `≤ ${EAGER_VS_GRAPH_MAX}× the exported graph`,
-            value: ratio,
-            unit: '×',
-            pass: ratio <= EAGER_VS_GRAPH_MAX,
-          },
-          {
-            name: `eager peak memory ${size}×${size}`,
-            requirement: `peak RSS ≤ 2× weights = ${gb(2 * weightBytes)}`,
-            value: eager.report.peak.hwm / GB,
-            unit: 'GB',
-            pass: eager.report.peak.hwm <= 2 * weightBytes,
-          },
-          {
-            name: `graph vs eager output ${size}×${size}`,
-            requirement: 'max |Δ| ≤ 1e-4 (shown ×1e-6)',
-            value: diff / 1e-6,
-            unit: '×1e-6',
-            pass: diff <= PARITY_TOL,
-          },
-        );
-        notes.push(`${c}: ${othersNote([graph, eager])}`);
-        details[`unet${size}`] = {
-          graph,
-          eager,
-          maxAbsDiff: diff,
-          outputMaxAbs: eager.report.maxAbs,
-          eagerOverGraph: ratio,
-          eagerOverGraphMin: te.min / tg.min,
-          eagerOverGraphCpu: cpuOf(eager) / cpuOf(graph),
-        };
-        printCase(c, graph, eager, weightBytes);
       }
+      const py = runDiffusers(threadCounts);
+      details['diffusers'] = py;
+      if ('results' in py) {
+        for (const r of py.results) {
+          rows.push({
+            case: `unet ${BATCH}×4×${r.size}×${r.size}, ${TEXT_TOKENS} tokens, ${r.threads} thread(s), no hooks`,
+            impl: `diffusers ${py.diffusers} on PyTorch ${py.torch}`,
+            timing: timing(r.seconds),
+            note: 'run after the attnkit children, not alternated with them',
+          });
+        }
+      } else notes.push(`diffusers/PyTorch column: not run (${py.notRun})`);
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
@@ -768,7 +738,242 @@ const unet: Bench = {
   },
 };
 
+/** flashAttention vs softmaxAttention on the largest SD1.5 self-attention, each in its own child. */
+async function attentionCase(
+  nThreads: number,
+  tmp: string,
+  rows: BenchRow[],
+  targets: Target[],
+  details: Record<string, unknown>,
+): Promise<void> {
+  const { batch, heads, tokens, headDim } = ATTN;
+  const attnCase = `self-attention ${batch}×${heads}×${tokens}×${headDim}`;
+  log(`${attnCase}: flash vs softmax`);
+  const [soft, flash] = (await measure(
+    [
+      {
+        mode: 'attention',
+        args: { impl: 'softmax', threads: nThreads, out: path.join(tmp, 'a-softmax') },
+      },
+      { mode: 'attention', args: { impl: 'flash', threads: nThreads, out: path.join(tmp, 'a-flash') } },
+    ],
+    3,
+  )) as [Measured, Measured];
+  const attnDiff = maxAbsDiff(loadF32(path.join(tmp, 'a-softmax')), loadF32(path.join(tmp, 'a-flash')));
+  const tSoft = secondsOf(soft);
+  const tFlash = secondsOf(flash);
+  rows.push(
+    {
+      case: attnCase,
+      impl: 'softmaxAttention (reference)',
+      timing: tSoft,
+      baseline: true,
+      speedVsBaseline: 1,
+      note: `peak +${gb(peakOverBaseline(soft))} over inputs`,
+    },
+    {
+      case: attnCase,
+      impl: 'flashAttention',
+      timing: tFlash,
+      speedVsBaseline: tSoft.median / tFlash.median,
+      speedVsBaselineMin: tSoft.min / tFlash.min,
+      note: `peak +${gb(peakOverBaseline(flash))} over inputs; max |Δ| ${attnDiff.toExponential(2)}`,
+    },
+  );
+  const memFraction = peakOverBaseline(flash) / peakOverBaseline(soft);
+  targets.push(
+    {
+      name: 'flash vs softmax reference',
+      requirement: 'max |Δ| ≤ 1e-5 (shown ×1e-6)',
+      value: attnDiff / 1e-6,
+      unit: '×1e-6',
+      pass: attnDiff <= FLASH_TOL,
+    },
+    {
+      name: 'flash peak memory',
+      requirement: '< 1/4 of the reference’s (fraction shown)',
+      value: memFraction,
+      unit: '',
+      pass: memFraction < 0.25,
+    },
+  );
+  details['attention'] = { ...ATTN, flash, softmax: soft, maxAbsDiff: attnDiff };
+}
+
 const ANALYSIS_SIZE = 32;
+
+/**
+ * Issue 32's comparison at one size and thread count: for each hook setting, pure eager (one session per op) and
+ * eager with subgraph sessions, timed alternately — with the exported graph too in the first setting, the
+ * baseline every setting is compared with.
+ */
+async function subgraphCases(
+  size: number,
+  threads: number,
+  file: string,
+  weightBytes: number,
+  tmp: string,
+  rows: BenchRow[],
+  targets: Target[],
+  notes: string[],
+  details: Record<string, unknown>,
+): Promise<{ graph: Measured; eager: Measured } | undefined> {
+  const c = `unet ${BATCH}×4×${size}×${size}, ${TEXT_TOKENS} tokens, ${threads} thread(s)`;
+  let graph: Measured | undefined;
+  let plain: { graph: Measured; eager: Measured } | undefined;
+  const out = (name: string) => path.join(tmp, `${name}-${size}-${threads}`);
+  for (const hooks of HOOKS) {
+    log(`${c}, hooks ${hooks}: ${graph ? '' : 'graph, '}eager, eager + subgraphs; ${RUNS[size]} rounds`);
+    const eagerArgs = (subgraphs: boolean) => ({
+      size,
+      threads,
+      subgraphs,
+      hooks,
+      out: out(`${hooks}-${subgraphs ? 'sub' : 'eager'}`),
+    });
+    const specs: { mode: string; args: object }[] = [
+      { mode: 'eager', args: eagerArgs(false) },
+      { mode: 'eager', args: eagerArgs(true) },
+    ];
+    if (!graph) specs.unshift({ mode: 'graph', args: { size, threads, file, out: out('graph') } });
+    const ms = await measure(specs, RUNS[size]!);
+    if (!graph) graph = ms.shift() as Measured;
+    const [eager, sub] = ms as [Measured, Measured];
+    if (hooks === 'none') plain = { graph, eager };
+    const tg = secondsOf(graph);
+    const te = secondsOf(eager);
+    const ts = secondsOf(sub);
+    const diff = maxAbsDiff(loadF32(eagerArgs(true).out), loadF32(eagerArgs(false).out));
+    const cc = `${c}, ${hooks === 'none' ? 'no hooks' : hooks === 'store' ? 'store on 16×16 cross-attention' : 'P2P on every layer'}`;
+    const row = (impl: string, m: Measured, extra = ''): BenchRow => {
+      const t = secondsOf(m);
+      return {
+        case: cc,
+        impl,
+        timing: t,
+        speedVsBaseline: tg.median / t.median,
+        speedVsBaselineMin: tg.min / t.min,
+        note: `${memNote(m)}; CPU ${cpuOf(m).toFixed(2)} s/eval${extra}`,
+      };
+    };
+    if (hooks === HOOKS[0]) {
+      const gdiff = maxAbsDiff(loadF32(out('graph')), loadF32(eagerArgs(false).out));
+      rows.push({ ...row('onnxruntime, exported graph (one session)', graph), baseline: true });
+      if (hooks === 'none')
+        targets.push({
+          name: `graph vs eager output ${size}×${size}, ${threads} thread(s)`,
+          requirement: 'max |Δ| ≤ 1e-4 (shown ×1e-6)',
+          value: gdiff / 1e-6,
+          unit: '×1e-6',
+          pass: gdiff <= PARITY_TOL,
+        });
+    }
+    const stats = sub.report.extra?.['subgraphs'] as { sessions: number; bytes: number } | undefined;
+    rows.push(
+      row('attnkit eager (one session per op)', eager),
+      row(
+        'attnkit eager + subgraph sessions',
+        sub,
+        `; ${stats?.sessions ?? '?'} sessions holding ${gb(stats?.bytes ?? 0)}; vs pure eager ` +
+          `${(ts.median / te.median).toFixed(2)}×, max |Δ| ${diff.toExponential(2)}`,
+      ),
+    );
+    const limit = SUBGRAPH_VS_GRAPH_MAX[hooks];
+    const at = `${size}×${size}, ${threads} thread(s)`;
+    if (Number.isFinite(limit))
+      targets.push({
+        name: `subgraphs vs graph, ${hooks === 'none' ? 'no hooks' : '16×16 store'}, ${at}`,
+        requirement: `≤ ${limit}× the exported graph`,
+        value: ts.median / tg.median,
+        unit: '×',
+        pass: ts.median / tg.median <= limit,
+      });
+    else
+      targets.push({
+        name: `subgraphs vs pure eager, P2P everywhere, ${at}`,
+        requirement: 'no slower than pure eager (≤ 1×)',
+        value: ts.median / te.median,
+        unit: '×',
+        pass: ts.median <= te.median,
+      });
+    targets.push({
+      name: `subgraphs vs pure eager output, ${hooks}, ${at}`,
+      requirement: `max |Δ| ≤ ${SUBGRAPH_TOL} (shown ×1e-6)`,
+      value: diff / 1e-6,
+      unit: '×1e-6',
+      pass: diff <= SUBGRAPH_TOL,
+    });
+    if (hooks === 'none')
+      targets.push({
+        name: `subgraphs peak RSS, no hooks, ${at}`,
+        requirement: `≤ ${SUBGRAPH_RSS_MAX}× the float32 weights (${gb(SUBGRAPH_RSS_MAX * weightBytes)})`,
+        value: sub.report.peak.hwm / weightBytes,
+        unit: '× weights',
+        pass: sub.report.peak.hwm <= SUBGRAPH_RSS_MAX * weightBytes,
+      });
+    notes.push(`${cc}: ${othersNote([graph, eager, sub])}`);
+    details[`unet${size}-t${threads}-${hooks}`] = {
+      graph: hooks === HOOKS[0] ? graph : undefined,
+      eager,
+      subgraphs: sub,
+      maxAbsDiff: diff,
+      subgraphsOverGraph: ts.median / tg.median,
+      eagerOverGraph: te.median / tg.median,
+      subgraphsOverEager: ts.median / te.median,
+    };
+    console.log(
+      `\n${cc}\n  graph ${tg.median.toFixed(2)} s, eager ${te.median.toFixed(2)} s, eager + subgraphs ` +
+        `${ts.median.toFixed(2)} s (${(ts.median / tg.median).toFixed(2)}× graph, ${(ts.median / te.median).toFixed(2)}× eager); ` +
+        `max |Δ| ${diff.toExponential(2)}; peak RSS graph ${gb(graph.report.peak.hwm)}, eager ` +
+        `${gb(eager.report.peak.hwm)}, subgraphs ${gb(sub.report.peak.hwm)} (weights ${gb(weightBytes)}); ` +
+        `runs ${sub.samples.map((x) => x.seconds.toFixed(2)).join(' ')} s, first ${sub.first.seconds.toFixed(2)} s`,
+    );
+  }
+  return plain;
+}
+
+interface DiffusersResult {
+  torch: string;
+  diffusers: string;
+  results: { size: number; threads: number; seconds: number[]; median: number }[];
+}
+
+/** The diffusers/PyTorch column (bench/diffusers-unet.py) where Debian's python3 and the oracle sources exist. */
+function runDiffusers(threadCounts: readonly number[]): DiffusersResult | { notRun: string } {
+  const py = '/usr/bin/python3';
+  const oracle = process.env['ATTNKIT_ORACLE'] ?? '/root/oracle';
+  const shims = process.env['ATTNKIT_ORACLE_SHIMS'] ?? '/work/shared/oracle/shims';
+  if (!existsSync(py) || !existsSync(path.join(oracle, 'diffusers/src/diffusers')))
+    return { notRun: `no ${py} or no diffusers sources under ${oracle}` };
+  log(`diffusers/PyTorch: ${SIZES.join(', ')} × ${threadCounts.join(', ')} thread(s)`);
+  const r = spawnSync(
+    py,
+    [
+      path.join(path.dirname(THIS_FILE), 'diffusers-unet.py'),
+      '--sizes',
+      SIZES.join(','),
+      '--threads',
+      threadCounts.join(','),
+      '--runs',
+      SIZES.map((s) => RUNS[s] ?? 1).join(','),
+    ],
+    {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: {
+        ...process.env,
+        PYTHONPATH: [`${oracle}/diffusers/src`, `${oracle}/hub/src`, `${oracle}/clip/clip`, shims].join(':'),
+      },
+    },
+  );
+  const last = (r.stdout ?? '').trim().split('\n').pop() ?? '';
+  if (r.status !== 0) return { notRun: `python exited with ${r.status ?? r.signal}` };
+  try {
+    return JSON.parse(last) as DiffusersResult;
+  } catch {
+    return { notRun: `unreadable output: ${last.slice(0, 200)}` };
+  }
+}
 
 /**
  * Splits the eager/graph gap at one size with two more variants of the exported graph, timed in alternation
@@ -833,26 +1038,6 @@ async function analyse(
       `  ${r.impl.padEnd(46)} ${r.timing.median.toFixed(2)} s (min ${r.timing.min.toFixed(2)}); ${r.note}`,
     );
   return rows;
-}
-
-function printCase(c: string, graph: Measured, eager: Measured, weightBytes: number): void {
-  const line = (name: string, m: Measured) =>
-    `  ${name.padEnd(6)} RSS baseline ${gb(m.report.baseline.rss)}, after setup ${gb(m.report.afterSetup.rss)}, ` +
-    `peak ${gb(m.report.peak.hwm)} (+${gb(peakOverBaseline(m))}; weights ${gb(weightBytes)}); ` +
-    `setup ${m.setupSeconds.toFixed(1)} s, first run ${m.first.seconds.toFixed(2)} s, ` +
-    `runs ${m.samples.map((s) => s.seconds.toFixed(2)).join(' ')} s (CPU ${m.samples.map((s) => s.cpu.toFixed(2)).join(' ')} s)`;
-  console.log(`\n${c}\n${line('graph', graph)}\n${line('eager', eager)}`);
-  if (eager.profile) {
-    const total = eager.profile.ops.reduce((n, p) => n + p.ms, 0) / 1000;
-    console.log(
-      `  eager time by op type (one profiled run: ${eager.profile.seconds.toFixed(2)} s, ${total.toFixed(2)} s in kernels)`,
-    );
-    for (const p of eager.profile.ops.slice(0, 12)) {
-      console.log(
-        `    ${p.op.padEnd(22)} ${String(p.calls).padStart(5)} calls ${(p.ms / 1000).toFixed(3).padStart(7)} s`,
-      );
-    }
-  }
 }
 
 export default unet;
