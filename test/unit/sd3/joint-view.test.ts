@@ -2,15 +2,17 @@
 // written for the UNet's cross- and self-attention run on joint calls unchanged. An AttentionStore of kind
 // 'cross' records exactly the image→text blocks, and DAAM's aggregation of them equals a hand aggregation;
 // Prompt-to-Prompt's word swap replaces exactly the target's image→text block with the source's, its
-// self-attention replacement exactly the image→image block; the text rows stay as they were.
+// self-attention replacement exactly the image→image block; the text rows stay as they were. MasaCtrl (feature
+// level, self view) swaps exactly the image tokens' K and V.
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { type AttentionCall, plainBatch } from '../../../src/attention/call.js';
-import type { AttentionContext, Controller } from '../../../src/attention/hooks.js';
+import type { AttentionContext, Controller, Features } from '../../../src/attention/hooks.js';
 import { jointViewCalls } from '../../../src/attention/joint-view.js';
 import { readSafetensors } from '../../../src/io/safetensors.js';
+import { MutualSelfAttention } from '../../../src/methods/feature/mutual-self-attention.js';
 import { AttentionReplace } from '../../../src/methods/map/attention-replace.js';
 import { AttentionStore } from '../../../src/methods/map/attention-store.js';
 import { aggregateCrossAttention } from '../../../src/methods/map/heatmap.js';
@@ -153,4 +155,33 @@ test('P2P self-attention replacement on joint calls replaces exactly the image�
     maxAbsError(block(row(after, 1), text, [0, text[1]]), block(row(before, 1), text, [0, text[1]])),
     0,
   );
+});
+
+test("MasaCtrl on joint calls: the target's image K, V become the source's; its text K, V and Q stay", () => {
+  const features = (): Controller & { seen: Features[] } => {
+    const seen: Features[] = [];
+    return {
+      name: 'features',
+      seen,
+      appliesTo: (c) => c.kind === 'joint',
+      features(_c, f) {
+        seen.push(f);
+        return f;
+      },
+    };
+  };
+  const plain = features();
+  run(plain);
+  const edited = features();
+  run(new MutualSelfAttention({ startStep: 0, startLayer: 0 }), edited);
+  const [before, after] = [plain.seen[0]!, edited.seen[0]!];
+  const n = 12; // 4 × 3 image tokens, then the text tokens
+  const t = before.k.shape[2] as number;
+  const part = (x: Tensor, r: number, a: number, b: number) => x.slice(0, r, r + 1).slice(2, a, b);
+  for (const key of ['k', 'v'] as const) {
+    assert.ok(maxAbsError(part(before[key], 1, 0, n), part(before[key], 0, 0, n)) > 1e-3);
+    assert.equal(maxAbsError(part(after[key], 1, 0, n), part(before[key], 0, 0, n)), 0);
+    assert.equal(maxAbsError(part(after[key], 1, n, t), part(before[key], 1, n, t)), 0);
+  }
+  assert.equal(maxAbsError(after.q, before.q), 0);
 });
