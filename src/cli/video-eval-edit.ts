@@ -7,12 +7,13 @@ import { writeOutput } from '../io/output.js';
 import type { VideoEditMeasurement, VideoEditSummary } from '../lab/motion/edit.js';
 
 const pct = (x: number | null) => (x === null ? '—' : `${(100 * x).toFixed(1)}%`);
+const num = (x: number | null | undefined) => (x == null ? '—' : x.toFixed(3));
 
 /** One markdown row of a method's video word-swap summary. */
 export function editSummaryRow(name: string, s: VideoEditSummary): string {
   return (
     `| ${name} | ${pct(s.clipsChangedRate)} (${s.clipsChanged}/${s.clips}) | ${pct(s.framesChangedRate)} | ` +
-    `${s.meanIoU === null ? '—' : s.meanIoU.toFixed(3)} (${s.validFrames} frames) | ${pct(s.sourceIdentityRate)} | ` +
+    `${num(s.meanIoU)} (${s.validFrames} frames) | ${num(s.meanIoUSamePlace)} | ${pct(s.sourceIdentityRate)} | ` +
     `${pct(s.editedIdentityRate)} |`
   );
 }
@@ -23,8 +24,8 @@ export function reportVideoEdit(m: VideoEditMeasurement, seconds: number, json?:
   const lines = [
     `${s.clips} clips from held-out index ${s.start}, ${s.steps} steps, guidance ${s.guidanceScale}, t0 ${s.t0}, ` +
       `cross-replace ${s.crossReplaceSteps}, self-replace ${s.selfReplaceSteps}, ${seconds.toFixed(0)} s`,
-    `| method | clips with the new colour in ≥ ${100 * s.frameShare}% of frames | frames with the new colour | object IoU with the source frame | source identity | edited identity |`,
-    '|---|---|---|---|---|---|',
+    `| method | clips with the new colour in ≥ ${100 * s.frameShare}% of frames | frames with the new colour | object IoU with the source frame | IoU, copy in the source's place | source identity | edited identity |`,
+    '|---|---|---|---|---|---|---|',
     ...s.methods.map((name) => editSummaryRow(name, m.summary[name]!)),
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -52,6 +52,11 @@ export interface VideoEditRow {
   sourceValid: boolean[];
   /** Per frame: IoU of the object's detected masks, source frame vs edited frame (0 when either is missing). */
   iou: number[];
+  /**
+   * Per frame: IoU with the edited frame's copy in the source object's place (`SwapScore.iouSamePlace`): where
+   * the model draws the object twice, the matched masks can be two different copies although nothing moved.
+   */
+  iouSamePlace: number[];
   /** The source and edited clips keep their objects' identity (clip metrics against their captions). */
   sourceIdentity: boolean;
   editedIdentity: boolean;
@@ -68,6 +73,8 @@ export interface VideoEditSummary {
   framesChangedRate: number | null;
   /** Mean per-frame object IoU over frames whose source object is right. */
   meanIoU: number | null;
+  /** The same with the copy in the source object's place. */
+  meanIoUSamePlace: number | null;
   validFrames: number;
   sourceIdentityRate: number | null;
   editedIdentityRate: number | null;
@@ -168,19 +175,24 @@ export function scoreVideoEdit(
   edited: readonly Tensor[],
   sourceCaption: string,
   targetCaption: string,
-): Pick<VideoEditRow, 'changed' | 'sourceValid' | 'iou' | 'sourceIdentity' | 'editedIdentity'> {
+): Pick<
+  VideoEditRow,
+  'changed' | 'sourceValid' | 'iou' | 'iouSamePlace' | 'sourceIdentity' | 'editedIdentity'
+> {
   if (source.length !== edited.length)
     throw new Error(`scoreVideoEdit: ${source.length} source frames but ${edited.length} edited ones`);
   const [from, to] = [parseMotionCaption(sourceCaption), parseMotionCaption(targetCaption)];
   const scores = source.map((s, k) => {
     const report = evaluate(s, from.stillText);
     const score = scoreSwap(s, report, edited[k]!, to.stillText, 'color');
-    return { valid: rightObject(report.objects[0]), changed: score.changed, iou: score.iou };
+    const valid = rightObject(report.objects[0]);
+    return { valid, changed: score.changed, iou: score.iou, iouSamePlace: score.iouSamePlace };
   });
   return {
     changed: scores.map((s) => s.changed),
     sourceValid: scores.map((s) => s.valid),
     iou: scores.map((s) => s.iou),
+    iouSamePlace: scores.map((s) => s.iouSamePlace),
     sourceIdentity: scoreClip(source, from).identity,
     editedIdentity: scoreClip(edited, to).identity,
   };
@@ -191,13 +203,16 @@ export function summarizeVideoEdit(rows: readonly VideoEditRow[], frameShare: nu
   const share = (xs: readonly boolean[]) => xs.filter(Boolean).length / xs.length;
   const rate = (xs: readonly boolean[]) => (xs.length > 0 ? share(xs) : null);
   const changedClips = rows.filter((r) => share(r.changed) >= frameShare).length;
-  const ious = rows.flatMap((r) => r.iou.filter((_, k) => r.sourceValid[k]));
+  const valid = (xs: readonly number[], r: VideoEditRow) => xs.filter((_, k) => r.sourceValid[k]);
+  const mean = (xs: readonly number[]) => (xs.length > 0 ? xs.reduce((a, b) => a + b, 0) / xs.length : null);
+  const ious = rows.flatMap((r) => valid(r.iou, r));
   return {
     clips: rows.length,
     clipsChanged: changedClips,
     clipsChangedRate: rows.length > 0 ? changedClips / rows.length : null,
     framesChangedRate: rate(rows.flatMap((r) => r.changed)),
-    meanIoU: ious.length > 0 ? ious.reduce((a, b) => a + b, 0) / ious.length : null,
+    meanIoU: mean(ious),
+    meanIoUSamePlace: mean(rows.flatMap((r) => valid(r.iouSamePlace ?? [], r))),
     validFrames: ious.length,
     sourceIdentityRate: rate(rows.map((r) => r.sourceIdentity)),
     editedIdentityRate: rate(rows.map((r) => r.editedIdentity)),

@@ -48,7 +48,7 @@ test('scoreVideoEdit on rendered clips: the true recolouring is a perfect edit, 
   const perfect = scoreVideoEdit(frames(clip), frames(re), src, tgt);
   assert.deepEqual(perfect.changed, [true, true, true, true]);
   assert.deepEqual(perfect.sourceValid, [true, true, true, true]);
-  for (const v of perfect.iou) assert.ok(v > 0.99, `IoU ${v}`);
+  for (const v of [...perfect.iou, ...perfect.iouSamePlace]) assert.ok(v > 0.99, `IoU ${v}`);
   assert.equal(perfect.sourceIdentity, true);
   assert.equal(perfect.editedIdentity, true);
   const none = scoreVideoEdit(frames(clip), frames(clip), src, tgt);
@@ -65,6 +65,7 @@ test('summarizeVideoEdit: clips with the new colour in ≥ 80 % of frames, IoU o
     method: 't2v-zero',
     changed,
     iou,
+    iouSamePlace: iou.map((v) => v / 2),
     sourceValid: valid,
     sourceIdentity: true,
     editedIdentity: false,
@@ -83,6 +84,7 @@ test('summarizeVideoEdit: clips with the new colour in ≥ 80 % of frames, IoU o
   assert.equal(s.framesChangedRate, 0.7);
   assert.equal(s.validFrames, 7);
   assert.equal(s.meanIoU, 6 / 7);
+  assert.equal(s.meanIoUSamePlace, 3 / 7);
   assert.equal(s.sourceIdentityRate, 1);
   assert.equal(s.editedIdentityRate, 0);
 });
