@@ -46,7 +46,7 @@ export type GuidanceMethodName = 'plain' | 'excite' | 'layout' | 'boxdiff' | 'pa
  * object's colour and size words are painted with its shape word (the whole phrase, as eDiff-I paints phrases).
  */
 export interface PaintSettings
-  extends Partial<Pick<PaintWithWordsOptions, 'steps' | 'resolutions' | 'hardThreshold'>> {
+  extends Partial<Pick<PaintWithWordsOptions, 'steps' | 'resolutions' | 'hardThreshold' | 'outsideWeight'>> {
   phrase?: boolean;
 }
 
@@ -292,6 +292,7 @@ export function measureGuidance(sd: StableDiffusion, opts: GuidanceMeasureOption
               ...(opts.paint?.steps ? { steps: opts.paint.steps } : {}),
               ...(opts.paint?.resolutions ? { resolutions: opts.paint.resolutions } : {}),
               ...(opts.paint?.hardThreshold !== undefined ? { hardThreshold: opts.paint.hardThreshold } : {}),
+              ...(opts.paint?.outsideWeight ? { outsideWeight: opts.paint.outsideWeight } : {}),
             }),
           ],
         }),

@@ -56,6 +56,11 @@ export interface PaintWithWordsOptions {
    * (default: soft, each cell the region's mean over it, as the reference's downsampled masks).
    */
   hardThreshold?: number;
+  /**
+   * Also lower the word's scores outside its region by this weight times the cell's share outside it (default 0,
+   * the reference's positive bias only; an inside-outside mask, not in eDiff-I).
+   */
+  outsideWeight?: number;
 }
 
 interface Painted {
@@ -116,6 +121,8 @@ export class PaintWithWords implements Controller {
     this.scale = opts.scale ?? 0.4;
     if (!(Number.isFinite(this.scale) && this.scale >= 0))
       throw new Error(`${m}: scale must be ≥ 0, got ${this.scale}`);
+    const out = opts.outsideWeight ?? 0;
+    if (!(Number.isFinite(out) && out >= 0)) throw new Error(`${m}: outsideWeight must be ≥ 0, got ${out}`);
     const t = opts.hardThreshold;
     if (t !== undefined && !(t > 0 && t <= 1))
       throw new Error(`${m}: hardThreshold must be in (0, 1], got ${t}`);
@@ -186,7 +193,8 @@ export class PaintWithWords implements Controller {
         const cells = cellMeans(painted.mask, height, width, h, w);
         const hard = this.opts.hardThreshold;
         for (let q = 0; q < tq; q++) {
-          const cell = hard === undefined ? (cells[q] as number) : (cells[q] as number) >= hard ? 1 : 0;
+          const inside = hard === undefined ? (cells[q] as number) : (cells[q] as number) >= hard ? 1 : 0;
+          const cell = inside - (this.opts.outsideWeight ?? 0) * (1 - inside);
           for (const t of painted.tokens) {
             const at = (row * tq + q) * tk + t;
             data[at] = (data[at] as number) + painted.weight * cell;

@@ -24,6 +24,13 @@ const SETTINGS: Record<string, [number, PaintSettings]> = {
   'w1-first-half': [1, { steps: [0, 12] }],
   'w1-first-quarter': [1, { steps: [0, 6] }],
   'w2-phrase-hard': [2, { phrase: true, hardThreshold: 0.5 }],
+  'w1-out1': [1, { outsideWeight: 1 }],
+  'w2-out1': [2, { outsideWeight: 1 }],
+  'w1-out0.5': [1, { outsideWeight: 0.5 }],
+  'w1-res16': [1, { resolutions: [16] }],
+  'w2-res16-8': [2, { resolutions: [16, 8] }],
+  'w1-out1-res16-8': [1, { outsideWeight: 1, resolutions: [16, 8] }],
+  'w2-phrase-out1': [2, { phrase: true, outsideWeight: 1 }],
 };
 
 const [start, prompts] = [Number(process.argv[2] ?? 100_000), Number(process.argv[3] ?? 16)];

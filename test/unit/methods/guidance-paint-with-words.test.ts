@@ -164,6 +164,9 @@ test('hard regions, the step range and the map sides that get the bias', () => {
     [{}, [0.75, 0, 0.5, 0]],
     [{ hardThreshold: 0.6 }, [1, 0, 0, 0]],
     [{ hardThreshold: 0.5 }, [1, 0, 1, 0]],
+    // inside − outsideWeight · (1 − inside)
+    [{ outsideWeight: 1 }, [0.5, -1, 0, -1]],
+    [{ outsideWeight: 2, hardThreshold: 0.6 }, [1, -2, -2, -2]],
   ] as const) {
     const got = painted(make(o));
     for (let q = 0; q < 4; q++) close(got[q]!, cells[q]! * unit);
@@ -176,4 +179,5 @@ test('hard regions, the step range and the map sides that get the bias', () => {
   assert.equal(ranged.appliesTo(call(3, 1)), false);
   assert.equal(make({}).appliesTo(call(0, 1)), true);
   assert.throws(() => make({ hardThreshold: 0 }), /hardThreshold must be in \(0, 1\]/);
+  assert.throws(() => make({ outsideWeight: -1 }), /outsideWeight must be ≥ 0/);
 });
