@@ -75,6 +75,8 @@ export interface VideoEditSummary {
   meanIoU: number | null;
   /** The same with the copy in the source object's place. */
   meanIoUSamePlace: number | null;
+  /** Mean object IoU at each frame index (over clips whose source object is right in that frame). */
+  meanIoUByFrame: (number | null)[];
   validFrames: number;
   sourceIdentityRate: number | null;
   editedIdentityRate: number | null;
@@ -213,6 +215,9 @@ export function summarizeVideoEdit(rows: readonly VideoEditRow[], frameShare: nu
     framesChangedRate: rate(rows.flatMap((r) => r.changed)),
     meanIoU: mean(ious),
     meanIoUSamePlace: mean(rows.flatMap((r) => valid(r.iouSamePlace ?? [], r))),
+    meanIoUByFrame: Array.from({ length: Math.max(0, ...rows.map((r) => r.iou.length)) }, (_, k) =>
+      mean(rows.flatMap((r) => (r.sourceValid[k] && r.iou[k] !== undefined ? [r.iou[k]] : []))),
+    ),
     validFrames: ious.length,
     sourceIdentityRate: rate(rows.map((r) => r.sourceIdentity)),
     editedIdentityRate: rate(rows.map((r) => r.editedIdentity)),

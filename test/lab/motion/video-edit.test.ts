@@ -85,6 +85,7 @@ test('summarizeVideoEdit: clips with the new colour in ≥ 80 % of frames, IoU o
   assert.equal(s.validFrames, 7);
   assert.equal(s.meanIoU, 6 / 7);
   assert.equal(s.meanIoUSamePlace, 3 / 7);
+  assert.deepEqual(s.meanIoUByFrame, [0.75, 0.75, 1, 1, 1]);
   assert.equal(s.sourceIdentityRate, 1);
   assert.equal(s.editedIdentityRate, 0);
 });
