@@ -28,15 +28,20 @@ export interface VideoEditMeasureOptions extends ClipOptions {
   start?: number;
   /** How the frames are tied (default t2v-zero: Video-P2P with cross-frame attention, and motion-only). */
   methods?: readonly VideoMethod[];
+  /** Denoising steps (default 25). */
   steps?: number;
+  /** Classifier-free guidance (default 5, as ShapesEval). */
   guidanceScale?: number;
+  /** Motion per frame as a fraction of the image side (default the reference's 12/512). */
   strength?: number;
+  /** Timestep of the motion warp (default the reference's t0, 881; the measured runs use 150). */
   t0?: number;
   /** Prompt-to-Prompt's cross- and self-attention replacement (default 0.8, 0.4: the reference's). */
   crossReplaceSteps?: number;
   selfReplaceSteps?: number;
   /** Share of a clip's frames that must show the new colour (default 0.8). */
   frameShare?: number;
+  /** Called after each clip of each method. */
   onClip?: (done: number, total: number) => void;
 }
 
