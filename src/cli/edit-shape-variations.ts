@@ -1,8 +1,11 @@
 // `attnkit edit --method shape-variations --source "<prompt>" --word circle --proxies square star`: Object-Shape
-// Variations (src/pipelines/shape-variations.ts) as an entry of the edit command's method table. The target
-// image is the variations side by side, one per proxy; --image edits a real image (DDIM inversion).
+// Variations (src/pipelines/shape-variations.ts) as an entry of the edit command's method table. The target is
+// the first variation; the whole sweep (source, then one variation per proxy) goes to <out>.variations.png;
+// --image edits a real image (DDIM inversion).
 
+import { basename, dirname, extname, join } from 'node:path';
 import { Option } from 'commander';
+import { writePng } from '../io/png.js';
 import { sideBySide } from '../io/render.js';
 import { shapeVariations } from '../pipelines/shape-variations.js';
 import { float } from './args.js';
@@ -40,7 +43,11 @@ export const shapeVariationsMethod: EditMethod = {
       guidanceScale: c.guidance,
       onStep: (e) => c.onStep(e.step + 1),
     });
-    c.log(`variations: ${r.prompts.map((p) => `"${p}"`).join(', ')}`);
-    return { source: r.source, target: sideBySide(r.variations) };
+    // the edit command writes source | target: the target is the first variation, the sweep goes beside it
+    const out = stringFlag(flags, 'out') ?? 'edit.png';
+    const sweep = join(dirname(out), `${basename(out, extname(out))}.variations${extname(out) || '.png'}`);
+    writePng(sweep, sideBySide([r.source, ...r.variations]));
+    c.log(`wrote ${sweep} (source | ${r.prompts.map((p) => `"${p}"`).join(' | ')})`);
+    return { source: r.source, target: r.variations[0]! };
   },
 };

@@ -2,6 +2,7 @@
 
 import { Command } from 'commander';
 import { registerBench } from './bench.js';
+import { registerCompose } from './compose.js';
 import { registerEdit } from './edit.js';
 import { registerEval } from './eval.js';
 import { registerExport } from './export.js';
@@ -23,6 +24,7 @@ registerGenerate(program);
 registerBench(program);
 registerExport(program);
 registerEdit(program);
+registerCompose(program);
 registerMaps(program);
 registerEval(program);
 registerMeasure(program);
