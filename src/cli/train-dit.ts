@@ -13,6 +13,7 @@ import { shapesTrainingData } from '../lab/train-data.js';
 import { readCheckpointMeta } from '../train/checkpoint.js';
 import { DIT_DATA, DIT_DEFAULTS, type DiTConfig, ditTransformerConfigJson, trainDiT } from '../train/dit.js';
 import { exportDiTModel } from '../train/dit-export.js';
+import { plotCurves } from '../train/plot.js';
 import { floatIn, intIn } from './args.js';
 import { loadModel, resolveModel } from './models.js';
 import { addModelOption, addRunOptions, log, parseModel, startRun } from './options.js';
@@ -160,7 +161,8 @@ export function registerExportDiT(train: Command): void {
   addModelOption(cmd)
     .option('--run <dir>', 'the DiT checkpoint folder', 'runs/dit')
     .requiredOption('--out <dir>', 'the model folder to write (replaced whole), e.g. models/shapes-dit-v1')
-    .action((f: { run: string; out: string }) => {
+    .option('--plot <png>', 'also write the run’s loss curve as a PNG')
+    .action((f: { run: string; out: string; plot?: string }) => {
       const base = resolveModel(parseModel(f), log);
       const sd = loadModel(base, log, []);
       const meta = readCheckpointMeta(f.run);
@@ -171,5 +173,10 @@ export function registerExportDiT(train: Command): void {
       );
       const { step, ema } = exportDiTModel(f.run, base, f.out, json);
       log(`export-dit: step ${step}${ema ? `, moving average of ${ema} updates` : ''} → ${f.out}`);
+      if (f.plot) {
+        const values = meta.history.map((h) => h.loss as number);
+        plotCurves(f.plot, [{ title: 'dit v mse', values, colour: [40, 90, 200] }]);
+        log(`export-dit: loss curve (${values.length} steps) → ${f.plot}`);
+      }
     });
 }
