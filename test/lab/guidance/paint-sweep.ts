@@ -31,6 +31,10 @@ const SETTINGS: Record<string, [number, PaintSettings]> = {
   'w2-res16-8': [2, { resolutions: [16, 8] }],
   'w1-out1-res16-8': [1, { outsideWeight: 1, resolutions: [16, 8] }],
   'w2-phrase-out1': [2, { phrase: true, outsideWeight: 1 }],
+  'w2-out2': [2, { outsideWeight: 2 }],
+  'w4-out2': [4, { outsideWeight: 2 }],
+  'w2-out4': [2, { outsideWeight: 4 }],
+  'w4-out4': [4, { outsideWeight: 4 }],
 };
 
 const [start, prompts] = [Number(process.argv[2] ?? 100_000), Number(process.argv[3] ?? 16)];
