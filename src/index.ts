@@ -65,6 +65,8 @@ export {
   T2V_ZERO_MOTION,
   T2V_ZERO_T0,
   translateFrames,
+  WARP_SAMPLINGS,
+  type WarpSampling,
 } from './methods/feature/cross-frame-attention.js';
 export {
   MASACTRL_START_STEP,

@@ -15,7 +15,7 @@ import { parseMotionCaption } from '../lab/motion/caption.js';
 import { measureVideoEdit } from '../lab/motion/edit.js';
 import { measureVideo } from '../lab/motion/measure.js';
 import type { ClipSummary } from '../lab/motion/metrics.js';
-import { T2V_ZERO_T0 } from '../methods/feature/cross-frame-attention.js';
+import { T2V_ZERO_T0, WARP_SAMPLINGS, type WarpSampling } from '../methods/feature/cross-frame-attention.js';
 import { MotionAdapter } from '../models/motion-module.js';
 import {
   editVideo,
@@ -57,6 +57,7 @@ interface VideoFlags {
   adapter?: string;
   edit?: string;
   source?: string;
+  warp: string;
 }
 
 /**
@@ -78,6 +79,13 @@ function editTarget(
   if (m.text === source.text)
     throw new Error(`video: --edit "${target}" is the prompt itself; change a word (e.g. a colour)`);
   return { prompt: target, text: m.text };
+}
+
+/** The --warp flag checked. */
+function warpOf(flag: string): WarpSampling {
+  if (!(WARP_SAMPLINGS as readonly string[]).includes(flag))
+    throw new Error(`video: --warp must be one of ${WARP_SAMPLINGS.join(', ')}, got '${flag}'`);
+  return flag as WarpSampling;
 }
 
 /** The prompt without its motion phrases, and the one direction they give (none: the content stays). */
@@ -155,7 +163,8 @@ export function registerVideo(program: Command): void {
       '--edit <target>',
       'Video-P2P: the clip edited to this prompt (a word swapped); --out gets the edit',
     )
-    .option('--source <file>', 'with --edit: also write the source clip as a GIF');
+    .option('--source <file>', 'with --edit: also write the source clip as a GIF')
+    .option('--warp <mode>', `motion warp sampling: ${WARP_SAMPLINGS.join(' | ')}`, 'nearest-reflection');
   addSamplingOptions(cmd, { steps: 25, guidance: 5 });
   addRunOptions(cmd).action((prompt: string, f: VideoFlags) => {
     if (!(VIDEO_METHODS as readonly string[]).includes(f.method))
@@ -183,6 +192,7 @@ export function registerVideo(program: Command): void {
       ...(motion.direction ? { direction: motion.direction } : {}),
       ...(f.strength !== undefined ? { strength: f.strength } : {}),
       t0: f.t0,
+      warp: warpOf(f.warp),
       seed,
       steps,
       guidanceScale: guidance,
@@ -224,6 +234,7 @@ interface VideoEvalFlags {
   edit: boolean;
   crossReplace: number;
   selfReplace: number;
+  warp: string;
 }
 
 const pct = (r: { correct: number; total: number; rate: number | null }) =>
@@ -264,6 +275,7 @@ export function registerVideoEval(program: Command): void {
     )
     .option('--json <file>', 'write the settings, summaries and per-clip results')
     .option('--adapter <dir>', "MotionAdapter folder for the method 'motion'")
+    .option('--warp <mode>', `motion warp sampling: ${WARP_SAMPLINGS.join(' | ')}`, 'nearest-reflection')
     .option(
       '--edit',
       "Video-P2P's word swap of object 0's colour instead (methods default t2v-zero,motion-only)",
@@ -304,6 +316,7 @@ export function registerVideoEval(program: Command): void {
         ...(f.strength !== undefined ? { strength: f.strength } : {}),
         sharedDirection: f.shared,
         crossReplaceSteps: f.crossReplace,
+        warp: warpOf(f.warp),
         selfReplaceSteps: f.selfReplace,
         onClip: (done) => bar.update(done),
       });
@@ -320,6 +333,7 @@ export function registerVideoEval(program: Command): void {
       t0: f.t0,
       ...(f.strength !== undefined ? { strength: f.strength } : {}),
       sharedDirection: f.shared,
+      warp: warpOf(f.warp),
       ...(f.adapter ? { motionAdapter: MotionAdapter.fromPretrained(f.adapter) } : {}),
       onClip: (done) => bar.update(done),
     });

@@ -12,6 +12,7 @@ import {
   motionWarpStep,
   T2V_ZERO_MOTION,
   T2V_ZERO_T0,
+  type WarpSampling,
 } from '../methods/feature/cross-frame-attention.js';
 import type { CrossReplaceSteps, StepBounds } from '../methods/map/token-alignment.js';
 import { VideoP2P } from '../methods/map/video-p2p.js';
@@ -54,6 +55,8 @@ export interface VideoOptions extends SamplingOptions {
   strength?: number;
   /** Timestep of the motion warp (default the reference's t0, 881). */
   t0?: number;
+  /** How the motion warp samples the latents (default the reference's nearest sample with reflection). */
+  warp?: WarpSampling;
   width?: number;
   height?: number;
   scheduler?: SchedulerName;
@@ -118,6 +121,7 @@ function videoPlan(sd: StableDiffusion, opts: VideoOptions, what: string) {
         dx: (ux * strength * width) / f,
         dy: (uy * strength * height) / f,
         step: motionWarpStep([...scheduler.timesteps], opts.t0 ?? T2V_ZERO_T0),
+        ...(opts.warp ? { sampling: opts.warp } : {}),
       }),
     );
   }

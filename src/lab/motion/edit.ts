@@ -11,6 +11,7 @@ import {
   T2V_ZERO_T0,
   type Tensor,
   type VideoMethod,
+  type WarpSampling,
 } from '../../index.js';
 import { scoreSwap } from '../measure/swap.js';
 import { rightObject } from '../metrics.js';
@@ -36,6 +37,8 @@ export interface VideoEditMeasureOptions extends ClipOptions {
   strength?: number;
   /** Timestep of the motion warp (default the reference's t0, 881; the measured runs use 150). */
   t0?: number;
+  /** How the motion warp samples the latents (default the reference's nearest sample with reflection). */
+  warp?: WarpSampling;
   /** Prompt-to-Prompt's cross- and self-attention replacement (default 0.8, 0.4: the reference's). */
   crossReplaceSteps?: number;
   selfReplaceSteps?: number;
@@ -114,6 +117,7 @@ export function measureVideoEdit(
     guidanceScale: options.guidanceScale ?? 5,
     strength: options.strength ?? T2V_ZERO_MOTION,
     t0: options.t0 ?? T2V_ZERO_T0,
+    warp: options.warp ?? 'nearest-reflection',
     crossReplaceSteps: options.crossReplaceSteps ?? 0.8,
     selfReplaceSteps: options.selfReplaceSteps ?? 0.4,
     frameShare: options.frameShare ?? 0.8,
@@ -143,6 +147,7 @@ export function measureVideoEdit(
         direction,
         strength: settings.strength,
         t0: settings.t0,
+        warp: settings.warp,
         seed,
         steps: settings.steps,
         guidanceScale: settings.guidanceScale,

@@ -11,6 +11,7 @@ import {
   T2V_ZERO_T0,
   type Tensor,
   type VideoMethod,
+  type WarpSampling,
 } from '../../index.js';
 import { heldOutSeed } from '../seeds.js';
 import { captionOfClip } from './caption.js';
@@ -32,6 +33,8 @@ export interface VideoMeasureOptions extends ClipOptions {
   strength?: number;
   /** Timestep of the motion warp (default the reference's t0, 881). */
   t0?: number;
+  /** How the motion warp samples the latents (default the reference's nearest sample with reflection). */
+  warp?: WarpSampling;
   /** The motion modules of method 'motion' (prompted with the whole caption, motion words included). */
   motionAdapter?: MotionAdapter;
   /** Called after each clip of each method. */
@@ -68,6 +71,7 @@ export function measureVideo(
     guidanceScale: options.guidanceScale ?? 5,
     strength: options.strength ?? T2V_ZERO_MOTION,
     t0: options.t0 ?? T2V_ZERO_T0,
+    warp: options.warp ?? 'nearest-reflection',
     frames: options.frames ?? 8,
     speed: options.speed ?? 1.5,
     stillChance: options.stillChance ?? 0.2,
@@ -89,6 +93,7 @@ export function measureVideo(
         direction,
         strength: settings.strength,
         t0: settings.t0,
+        warp: settings.warp,
         seed,
         steps: settings.steps,
         guidanceScale: settings.guidanceScale,

@@ -82,7 +82,18 @@ export interface MotionDynamicsOptions {
   dy: number;
   /** Warp after this denoising step (0-based); see `motionWarpStep`. */
   step: number;
+  /** How the moved latents are sampled (default 'nearest-reflection', the reference's). */
+  sampling?: WarpSampling;
 }
+
+/**
+ * How `translateFrames` samples the moved frame: the reference's nearest sample reflected at the edges
+ * (`grid_sample(mode='nearest', padding_mode='reflection')`), or a sub-pixel bilinear sample with the edge pixel
+ * repeated ('border') or zero latents ('zeros') outside.
+ */
+export const WARP_SAMPLINGS = ['nearest-reflection', 'bilinear-border', 'bilinear-zeros'] as const;
+/** One of `WARP_SAMPLINGS`. */
+export type WarpSampling = (typeof WARP_SAMPLINGS)[number];
 
 /**
  * Text2Video-Zero's motion dynamics: after denoising step `step`, latent row k (frame k) ← row 0 translated by
@@ -94,6 +105,7 @@ export class MotionDynamics implements Controller {
   readonly dx: number;
   readonly dy: number;
   readonly step: number;
+  readonly sampling: WarpSampling;
 
   constructor(opts: MotionDynamicsOptions) {
     for (const [key, v] of [
@@ -107,6 +119,11 @@ export class MotionDynamics implements Controller {
     this.dx = opts.dx;
     this.dy = opts.dy;
     this.step = opts.step;
+    this.sampling = opts.sampling ?? 'nearest-reflection';
+    if (!WARP_SAMPLINGS.includes(this.sampling))
+      throw new Error(
+        `MotionDynamics: sampling must be one of ${WARP_SAMPLINGS.join(', ')}, got '${this.sampling}'`,
+      );
   }
 
   afterStep(state: StepState): Tensor | undefined {
@@ -116,7 +133,7 @@ export class MotionDynamics implements Controller {
         `MotionDynamics: step ${this.step} is the last of ${state.numSteps}, so the frames would never be denoised after the translation`,
       );
     }
-    return translateFrames(state.latents, this.dx, this.dy, latentFrames(state));
+    return translateFrames(state.latents, this.dx, this.dy, latentFrames(state), this.sampling);
   }
 }
 
@@ -159,14 +176,33 @@ function reflect(i: number, n: number): number {
 }
 
 /**
- * Frames (F, C, h, w): frame k ← frame 0 moved by k·(dx, dy) pixels (content moves; nearest, reflected). With
- * `sources` (one per row: several clips in one batch), row r ← row `from` moved by `frame`·(dx, dy).
+ * The taps that output pixel p of an axis of n pixels reads when the content moves by `shift`: [index, weight]
+ * pairs (index −1: a zero outside). Nearest with reflection reads p − round(shift); bilinear the two pixels
+ * around u = p − shift, u clamped into [0, n − 1] for 'border', pixels outside the axis zero for 'zeros'.
+ */
+function taps(p: number, shift: number, n: number, sampling: WarpSampling): [number, number][] {
+  if (sampling === 'nearest-reflection') return [[reflect(p - Math.round(shift), n), 1]];
+  const u = p - shift;
+  const v = sampling === 'bilinear-border' ? Math.min(n - 1, Math.max(0, u)) : u;
+  const i = Math.floor(v);
+  const a = v - i;
+  const inside = (j: number) => (j >= 0 && j < n ? j : -1);
+  const out: [number, number][] = [[inside(i), 1 - a]];
+  if (a > 0) out.push([inside(i + 1), a]);
+  return out;
+}
+
+/**
+ * Frames (F, C, h, w): frame k ← frame 0 moved by k·(dx, dy) pixels (content moves; by default nearest,
+ * reflected, as the reference). With `sources` (one per row: several clips in one batch), row r ← row `from`
+ * moved by `frame`·(dx, dy).
  */
 export function translateFrames(
   latents: Tensor,
   dx: number,
   dy: number,
   sources?: readonly FrameSource[],
+  sampling: WarpSampling = 'nearest-reflection',
 ): Tensor {
   if (latents.rank !== 4 || latents.dtype !== 'float32')
     throw new Error(
@@ -181,14 +217,19 @@ export function translateFrames(
   for (let r = 0; r < f; r++) {
     const { from, frame: k } = sources?.[r] ?? { from: 0, frame: r };
     // the output pixel p shows frame 0 at p − k·δ (the reference samples at p + flow, flow = −k·δ)
-    const sx = Math.round(k * dx);
-    const sy = Math.round(k * dy);
+    const xs = Array.from({ length: w }, (_, x) => taps(x, k * dx, w, sampling));
+    const ys = Array.from({ length: h }, (_, y) => taps(y, k * dy, h, sampling));
     for (let ch = 0; ch < c; ch++) {
       const base = (from * c + ch) * plane;
       for (let y = 0; y < h; y++) {
-        const yy = reflect(y - sy, h);
-        for (let x = 0; x < w; x++)
-          out[(r * c + ch) * plane + y * w + x] = src[base + yy * w + reflect(x - sx, w)]!;
+        for (let x = 0; x < w; x++) {
+          let v = 0;
+          for (const [yy, wy] of ys[y]!) {
+            if (yy < 0) continue;
+            for (const [xx, wx] of xs[x]!) if (xx >= 0) v += wy * wx * src[base + yy * w + xx]!;
+          }
+          out[(r * c + ch) * plane + y * w + x] = v;
+        }
       }
     }
   }

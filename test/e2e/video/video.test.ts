@@ -140,6 +140,10 @@ test('attnkit video: bad input is an error naming it, and nothing is written', (
     ],
     [['a red circle moving right', '--edit', 'a red circle'], /is the prompt itself; change a word/],
     [['a red circle', '--source', join(dir, 'src.gif')], /--source writes the source clip of an edit/],
+    [
+      ['a red circle', '--warp', 'cubic'],
+      /--warp must be one of nearest-reflection, bilinear-border, bilinear-zeros, got 'cubic'/,
+    ],
   ];
   for (const [args, message] of cases) {
     const out = join(dir, 'bad.gif');

@@ -111,6 +111,25 @@ test('motion dynamics: frame k is frame 0 moved by k·δ, reflected at the edges
   assert.deepEqual([...translateFrames(col, 0, 1).data], [1, 2, 1, 1]);
 });
 
+test('motion dynamics: bilinear warp with border or zero padding (hand-worked)', () => {
+  // one row [1 2 3 4], 3 frames, content moves right 0.5 a frame: frame 1 reads x − 0.5, frame 2 x − 1
+  const x = new Tensor(Float32Array.from([1, 2, 3, 4, 9, 9, 9, 9, 9, 9, 9, 9]), [3, 1, 1, 4]);
+  const border = translateFrames(x, 0.5, 0, undefined, 'bilinear-border');
+  assert.deepEqual([...border.data], [1, 2, 3, 4, 1, 1.5, 2.5, 3.5, 1, 1, 2, 3]);
+  const zeros = translateFrames(x, 0.5, 0, undefined, 'bilinear-zeros');
+  assert.deepEqual([...zeros.data], [1, 2, 3, 4, 0.5, 1.5, 2.5, 3.5, 0, 1, 2, 3]);
+  // up 0.25 a frame on a column [1 2]ᵀ: frame 1 reads y + 0.25 → [1.25, 2] (border), [1.25, 1.5] (zeros)
+  const col = new Tensor(Float32Array.from([1, 2, 0, 0]), [2, 1, 2, 1]);
+  assert.deepEqual([...translateFrames(col, 0, -0.25, undefined, 'bilinear-border').data], [1, 2, 1.25, 2]);
+  assert.deepEqual([...translateFrames(col, 0, -0.25, undefined, 'bilinear-zeros').data], [1, 2, 1.25, 1.5]);
+  // a whole-pixel move: bilinear equals nearest away from the edge
+  assert.deepEqual([...translateFrames(x, 1, 0, undefined, 'bilinear-border').data].slice(5, 8), [1, 2, 3]);
+  assert.throws(
+    () => new MotionDynamics({ dx: 1, dy: 0, step: 1, sampling: 'cubic' as never }),
+    /sampling must be one of nearest-reflection, bilinear-border, bilinear-zeros, got 'cubic'/,
+  );
+});
+
 test('motion dynamics: warps after the step that reaches t0, and only then', () => {
   const ts = [999, 959, 919, 879, 839, 799];
   assert.equal(motionWarpStep(ts, 881), 2);
