@@ -23,6 +23,22 @@ export {
 export { type CheckpointMeta, hasCheckpoint, readCheckpointMeta, type TrainState } from './checkpoint.js';
 export type { ObjectWord, TrainingBatch, TrainingData } from './data.js';
 export { trainingBatch } from './data.js';
+export {
+  buildDiT,
+  DIT_DATA,
+  DIT_DEFAULTS,
+  type DiTBase,
+  type DiTBatches,
+  type DiTConfig,
+  type DiTTrainOptions,
+  ditSchedulerConfigJson,
+  ditTransformerConfigJson,
+  encodeDiTText,
+  flowMatchingLoss,
+  sampleSigmas,
+  trainDiT,
+} from './dit.js';
+export { exportDiTModel } from './dit-export.js';
 export { EMA } from './ema.js';
 export { exportShapesModel } from './export.js';
 export { folderTrainingData, MAX_FOLDER_IMAGES } from './folder-data.js';
