@@ -65,9 +65,10 @@ function current(s: Subgraph, ps: readonly Parameter[]): boolean {
 }
 
 /**
- * Runs `eager` (the module's forward on `inputs`, every tensor it reads that is not a parameter or a
- * constant of the shapes among `inputs`) as a cached subgraph session, or eagerly where it must; returns its
- * outputs. The caller decides that no hook applies before calling this.
+ * Runs `eager`, the module's forward, as a cached subgraph session, or eagerly where it must; returns its
+ * outputs. Every tensor `eager` reads must be one of `inputs`, a parameter of the module, or a constant that
+ * depends only on the inputs' shapes: anything else would be frozen into the graph as it was when traced.
+ * The caller decides that no hook applies before calling this (models/subgraph-gate.ts).
  */
 export function subgraphForward(
   call: SubgraphCall,
