@@ -51,6 +51,7 @@ export { type HeatMapsResult, measureHeatMaps } from './heatmaps.js';
 export { type InversionResult, measureInversion, type RealEditSummary } from './inversion.js';
 export { EqualizerSweep, measureReweight, type ReweightResult } from './reweight.js';
 export { measureShapeSwap } from './shape-swap.js';
+export * from './shape-variations.js';
 export {
   type SwapMethodSummary,
   type SwapResult,
@@ -59,6 +60,7 @@ export {
   scoreSwap,
   summarizeSwap,
 } from './swap.js';
+export * from './tf-icon.js';
 
 /**
  * Options of `measureEdits`: scene offset and counts, sampling, the methods' settings, the time budget and a

@@ -1,0 +1,208 @@
+// Shape variations (issue 33): Object-Shape Variations on rendered one- and two-object scenes. Each scene is
+// DDIM-inverted with its caption; object 0's shape word is swept over proxies (shapes not in the scene), and each
+// variation is scored with ShapesEval: does object 0 take the proxy's shape (its colour kept), do the other
+// objects keep colour, shape and place (detected-mask IoU ≥ 0.9 with the source's), and how far the background
+// moves (mean abs error to the rendered scene away from every object) against the inversion's own
+// reconstruction error (regeneration with the caption from the inverted noise, no pinning). Plain regeneration
+// with each proxy prompt from the same inverted noise is scored beside it.
+
+import {
+  concat,
+  type ShapeVariationsOptions,
+  type StableDiffusion,
+  shapeVariations,
+  type Tensor,
+} from '../../index.js';
+import { maskOf, mean, meanAbsError, outsideOf, rate, rightObject, sizeOf } from '../metrics.js';
+import { heldOutSeed } from '../seeds.js';
+import {
+  captionOf,
+  evaluate,
+  maskIoU,
+  renderScene,
+  type Scene,
+  SHAPES,
+  sampleScene,
+} from '../shapes/index.js';
+import { swappedCaption } from './common.js';
+
+/** Settings of the shape-variations measurement: scenes, sampling, the method's options. */
+export interface ShapeVariationsMeasureOptions {
+  /** Held-out scene indices from here (development: 100 000 …; the report: 0 …). */
+  start: number;
+  scenes: number;
+  /** Proxies per scene (shapes not in the scene, in SHAPES order from the scene's seed). */
+  proxies: number;
+  steps: number;
+  guidanceScale: number;
+  /** The method's options (mixing interval, localisation, threshold, blend). */
+  method?: Pick<
+    ShapeVariationsOptions,
+    'mixSteps' | 'localizationSteps' | 'maskThreshold' | 'backgroundBlend'
+  >;
+  progress?: (done: number, total: number) => void;
+}
+
+/** One variation's scores. */
+export interface VariationScore {
+  /** Object 0 found with the proxy's shape and its own colour. */
+  changed: boolean;
+  /** Per other object: kept its colour and shape with detected-mask IoU ≥ 0.9 against the source. */
+  othersKept: boolean[];
+  othersIoU: number[];
+  /** Mean abs error (8-bit levels) to the rendered scene away from every object. */
+  backgroundError: number;
+  /** The same of the inversion's own reconstruction, on the same pixels. */
+  reconstructionError: number;
+}
+
+/** One scene: its caption, proxies, the reconstruction's background error and each variation's scores. */
+export interface ShapeVariationsRow {
+  seed: number;
+  caption: string;
+  proxies: string[];
+  method: VariationScore[];
+  plain: VariationScore[];
+}
+
+/** Totals of one way of making variations (the method or plain regeneration). */
+export interface VariationSummary {
+  variations: number;
+  changedRate: number | null;
+  othersKeptRate: number | null;
+  othersCount: number;
+  othersMeanIoU: number | null;
+  meanBackgroundError: number | null;
+  /** Mean background error over the reconstruction's mean error on the same pixels. */
+  backgroundRatio: number | null;
+}
+
+/** The measurement's result. */
+export interface ShapeVariationsMeasurement {
+  scenes: number;
+  method: VariationSummary;
+  plain: VariationSummary;
+  rows: ShapeVariationsRow[];
+}
+
+/** The scene of held-out index i and its proxies, or null when object 0's shape is not unique. */
+export function shapeVariationScene(
+  i: number,
+  proxies: number,
+): { seed: number; scene: Scene; proxies: string[] } | null {
+  const seed = heldOutSeed(i);
+  const scene = sampleScene(seed, { objects: [1, 2] });
+  const old = scene.objects[0]!.shape;
+  if (scene.objects.filter((o) => o.shape === old).length > 1) return null;
+  const free = SHAPES.filter((s) => !scene.objects.some((o) => o.shape === s));
+  const first = seed % free.length;
+  const chosen = Array.from(
+    { length: Math.min(proxies, free.length) },
+    (_, k) => free[(first + k) % free.length]!,
+  );
+  return { seed, scene, proxies: chosen };
+}
+
+/** Scores a variation against the source (the pinned reconstruction) and the rendered scene. */
+export function scoreVariation(
+  rendered: Tensor,
+  truth: readonly Float32Array[],
+  source: Tensor,
+  sourceCaption: string,
+  reconstruction: Tensor,
+  image: Tensor,
+  caption: string,
+): VariationScore {
+  const [w, h] = sizeOf(image);
+  const src = evaluate(source, sourceCaption);
+  const rep = evaluate(image, caption);
+  const o = rep.objects[0];
+  const othersIoU: number[] = [];
+  const othersKept: boolean[] = [];
+  src.objects.forEach((s, j) => {
+    if (j === 0) return;
+    const a = maskOf(s, source);
+    const b = maskOf(rep.objects[j], image);
+    const iou = a && b ? maskIoU(a, b) : 0;
+    othersIoU.push(iou);
+    othersKept.push(rightObject(rep.objects[j]) && iou >= 0.9);
+  });
+  const away = outsideOf([...truth, maskOf(o, image), maskOf(src.objects[0], source)], w, h);
+  return {
+    changed: o?.present === true && o.shape && o.color,
+    othersKept,
+    othersIoU,
+    backgroundError: meanAbsError(image, rendered, away),
+    reconstructionError: meanAbsError(reconstruction, rendered, away),
+  };
+}
+
+/** Totals over the rows of the method's or plain regeneration's scores. */
+function summarize(rows: readonly ShapeVariationsRow[], which: 'method' | 'plain'): VariationSummary {
+  const all = rows.flatMap((r) => r[which]);
+  const kept = all.flatMap((v) => v.othersKept);
+  const bg = mean(all.map((v) => v.backgroundError));
+  const rec = mean(all.map((v) => v.reconstructionError));
+  return {
+    variations: all.length,
+    changedRate: rate(all.map((v) => v.changed)),
+    othersKeptRate: rate(kept),
+    othersCount: kept.length,
+    othersMeanIoU: mean(all.flatMap((v) => v.othersIoU)),
+    meanBackgroundError: bg,
+    backgroundRatio: bg !== null && rec ? bg / rec : null,
+  };
+}
+
+/**
+ * The shape-variations measurement (Object-Shape Variations, Patashnik et al. 2023) on held-out rendered scenes,
+ * with plain regeneration from the proxy prompts beside it.
+ */
+export function measureShapeVariations(
+  sd: StableDiffusion,
+  o: ShapeVariationsMeasureOptions,
+): ShapeVariationsMeasurement {
+  const rows: ShapeVariationsRow[] = [];
+  for (let i = o.start; rows.length < o.scenes && i < o.start + 50 * o.scenes + 100; i++) {
+    const item = shapeVariationScene(i, o.proxies);
+    if (!item) continue;
+    const rendering = renderScene(item.scene);
+    const caption = captionOf(item.scene).text;
+    const word = item.scene.objects[0]!.shape;
+    const sampling = { steps: o.steps, guidanceScale: o.guidanceScale };
+    const r = shapeVariations(sd, {
+      ...sampling,
+      ...o.method,
+      source: caption,
+      word,
+      proxies: item.proxies,
+      image: rendering.image,
+    });
+    // plain: the caption (the inversion's own reconstruction) and each proxy prompt from the inverted noise
+    const plain = sd.generate({
+      ...sampling,
+      prompt: [caption, ...r.prompts],
+      latents: concat(new Array(r.prompts.length + 1).fill(r.start), 0),
+      scheduler: 'ddim',
+    });
+    const [rec, ...plainImages] = plain.images.split(r.prompts.length + 1, 0) as Tensor[];
+    const truth = rendering.masks.map((m) => m.mask.data as Float32Array);
+    const proxyCaptions = item.proxies.map((p) => swappedCaption(item.scene, 'shape', p));
+    const score = (img: Tensor, k: number) =>
+      scoreVariation(rendering.image, truth, r.source, caption, rec!, img, proxyCaptions[k]!);
+    rows.push({
+      seed: item.seed,
+      caption,
+      proxies: item.proxies,
+      method: r.variations.map(score),
+      plain: plainImages.map(score),
+    });
+    o.progress?.(rows.length, o.scenes);
+  }
+  return {
+    scenes: rows.length,
+    method: summarize(rows, 'method'),
+    plain: summarize(rows, 'plain'),
+    rows,
+  };
+}
