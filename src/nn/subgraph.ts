@@ -83,13 +83,7 @@ export function subgraphForward(
     dropSubgraph(s);
     s = undefined;
   }
-  if (s) {
-    const out = runSubgraph(
-      s,
-      inputs.map((x) => x.ort()),
-    );
-    return out.map((t) => Tensor.fromOrt(t));
-  }
+  if (s) return run(s, inputs);
   // first call for this signature: run eagerly while tracing it
   const trace = new GraphTrace();
   inputs.forEach((x, i) => {
@@ -103,10 +97,18 @@ export function subgraphForward(
     call.name,
   );
   const built = addSubgraph(call.module, key, g, call.name);
-  if (built)
-    tracedWith.set(
-      built,
-      ps.map((p) => p.value),
-    );
-  return [...outs];
+  if (!built) return [...outs];
+  tracedWith.set(
+    built,
+    ps.map((p) => p.value),
+  );
+  // the session's output, not the traced eager one: every call of a signature then gives the same bits
+  return run(built, inputs);
+}
+
+function run(s: Subgraph, inputs: readonly Tensor[]): Tensor[] {
+  return runSubgraph(
+    s,
+    inputs.map((x) => x.ort()),
+  ).map((t) => Tensor.fromOrt(t));
 }
