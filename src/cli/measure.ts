@@ -23,6 +23,7 @@ import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { float, floatIn, int, intIn } from './args.js';
 import { BATCH, COUNT, UNIT } from './limits.js';
 import { parseIntList, parseStepRange } from './maps.js';
+import { registerMeasureComposition } from './measure-composition.js';
 import { registerMeasureGuidance } from './measure-guidance.js';
 import { registerMeasureNewConcept } from './measure-new-concept.js';
 import { packageRoot, resolveModel } from './models.js';
@@ -179,6 +180,7 @@ export function registerMeasure(program: Command): void {
     .command('measure')
     .description('measurements of the attention methods on a Shapes model');
   registerMeasureGuidance(measure);
+  registerMeasureComposition(measure);
   registerMeasureNewConcept(measure);
   const editsCmd = measure.command('edits').description(`issue-5 measurements: ${MEASUREMENTS.join(', ')}`);
   addModelOption(editsCmd)
