@@ -211,6 +211,25 @@ test('a replaced weight (a merged LoRA, a load) rebuilds the session; a zero bud
   }
 });
 
+test('a full budget refuses new sessions rather than evict ones still in use (no rebuild thrash)', () => {
+  clearSubgraphCache();
+  forward(16); // the whole UNet's session
+  const whole = subgraphStats();
+  const cut: Controller = { name: 'cut', resnet: (_c, h) => h };
+  const eagerCut = withSubgraphs(false, () => forward(16, [cut]));
+  setSubgraphBudget(whole.bytes); // room for the whole UNet only
+  try {
+    forward(16); // keeps it in use
+    for (let i = 0; i < 2; i++) assertClose(forward(16, [cut]), eagerCut, TOL);
+    const after = subgraphStats();
+    assert.ok(after.refused > whole.refused, 'module sessions refused');
+    assert.equal(after.evicted, whole.evicted, 'the whole UNet was not evicted');
+    assert.equal(after.sessions, 1);
+  } finally {
+    setSubgraphBudget(4 * 2 ** 30);
+  }
+});
+
 test('autograd keeps the eager path: gradients bit for bit with subgraphs on and off', () => {
   const grads = () => {
     const { x, context } = inputs(16, 7);
