@@ -48,6 +48,11 @@ export type GuidanceMethodName = 'plain' | 'excite' | 'layout' | 'boxdiff' | 'pa
 export interface PaintSettings
   extends Partial<Pick<PaintWithWordsOptions, 'steps' | 'resolutions' | 'hardThreshold' | 'outsideWeight'>> {
   phrase?: boolean;
+  /**
+   * Paint each object's box scaled by this factor about its centre instead of its mask (the model draws objects
+   * larger than their masks; a smaller region may bring them to size).
+   */
+  shrink?: number;
 }
 
 /**
@@ -278,7 +283,18 @@ export function measureGuidance(sd: StableDiffusion, opts: GuidanceMeasureOption
               words: layouts(b).map((r, k) =>
                 r.flatMap((x, i) => {
                   const { scene: s, caption } = b[k] as HeldOutPrompt;
-                  const region = { width: s.width, height: s.height, data: x.mask };
+                  const f = opts.paint?.shrink;
+                  const [x0, y0, x1, y1] = x.box;
+                  const [cx, cy, hw, hh] = [
+                    (x0 + x1) / 2,
+                    (y0 + y1) / 2,
+                    ((x1 - x0) * (f ?? 1)) / 2,
+                    ((y1 - y0) * (f ?? 1)) / 2,
+                  ];
+                  const region =
+                    f === undefined
+                      ? { width: s.width, height: s.height, data: x.mask }
+                      : ([cx - hw, cy - hh, cx + hw, cy + hh] as [number, number, number, number]);
                   const ph = caption.objects[i]!;
                   const words = opts.paint?.phrase
                     ? [ph.size, ph.color, ph.shape].flatMap((w) => (w ? [w.index] : []))

@@ -35,6 +35,10 @@ const SETTINGS: Record<string, [number, PaintSettings]> = {
   'w4-out2': [4, { outsideWeight: 2 }],
   'w2-out4': [2, { outsideWeight: 4 }],
   'w4-out4': [4, { outsideWeight: 4 }],
+  'w1-shrink0.7': [1, { shrink: 0.7 }],
+  'w1-shrink0.5': [1, { shrink: 0.5 }],
+  'w2-out1-shrink0.7': [2, { outsideWeight: 1, shrink: 0.7 }],
+  'w0.4-shrink0.6': [0.4, { shrink: 0.6 }],
 };
 
 const [start, prompts] = [Number(process.argv[2] ?? 100_000), Number(process.argv[3] ?? 16)];
