@@ -68,7 +68,9 @@ export interface FlowSampling {
   steps: number;
   /** > 1: classifier-free guidance on the velocity; else the context is the conditional rows alone. */
   guidanceScale: number;
+  /** Controllers on every joint attention call. */
   controllers?: readonly Controller[];
+  /** Called after each step with the latents after it. */
   onStep?: (e: StepEvent) => void;
 }
 

@@ -197,7 +197,9 @@ export interface DiTTrainOptions {
   seed: number;
   resume: boolean;
   checkpointMinutes: number;
+  /** No progress bar. */
   quiet?: boolean;
+  /** Where a progress line goes every 25 steps. */
   log?: (line: string) => void;
   /**
    * New runs only: start from these transformer weights (diffusers names, e.g. an exported folder's
