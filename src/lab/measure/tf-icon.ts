@@ -58,7 +58,10 @@ export interface TFIconRow {
   seed: number;
   caption: string;
   box: PixelBox;
+  /** Error outside the box of the exceptional-prompt inversion's reconstruction of the pasted image. */
   reconstructionError: number;
+  /** The same with the composite's caption (DDIM inversion and regeneration at guidance 1, the project's 28 dB). */
+  captionReconstructionError: number;
   tfIcon: CompositeScore;
   sdedit: CompositeScore;
 }
@@ -69,14 +72,16 @@ export interface CompositeSummary {
   othersKeptRate: number | null;
   othersCount: number;
   meanOutsideError: number | null;
-  /** Mean outside error over the mean reconstruction error. */
+  /** Mean outside error over the mean reconstruction error (exceptional prompt; and with the caption). */
   outsideRatio: number | null;
+  outsideRatioCaption: number | null;
 }
 
 /** The measurement's result. */
 export interface TFIconMeasurement {
   cases: number;
   meanReconstructionError: number | null;
+  meanCaptionReconstructionError: number | null;
   tfIcon: CompositeSummary;
   sdedit: CompositeSummary;
   rows: TFIconRow[];
@@ -190,12 +195,14 @@ function summarize(rows: readonly TFIconRow[], which: 'tfIcon' | 'sdedit'): Comp
   const kept = all.flatMap((v) => v.othersKept);
   const err = mean(all.map((v) => v.outsideError));
   const rec = mean(rows.map((r) => r.reconstructionError));
+  const recCaption = mean(rows.map((r) => r.captionReconstructionError));
   return {
     placedRate: rate(all.map((v) => v.placed)),
     othersKeptRate: rate(kept),
     othersCount: kept.length,
     meanOutsideError: err,
     outsideRatio: err !== null && rec ? err / rec : null,
+    outsideRatioCaption: err !== null && recCaption ? err / recCaption : null,
   };
 }
 
@@ -228,12 +235,21 @@ export function measureTFIcon(sd: StableDiffusion, o: TFIconMeasureOptions): TFI
       steps: o.steps,
       scheduler: 'ddim',
     }).images;
+    const byCaption = ddimInvert(sd, { image: r.pasted, prompt: c.caption, steps: o.steps });
+    const recCaption = sd.generate({
+      prompt: [c.caption],
+      latents: byCaption.trajectory[o.steps]!,
+      steps: o.steps,
+      guidanceScale: 1,
+      scheduler: 'ddim',
+    }).images;
     const { width: w, height: h } = c.bg;
     rows.push({
       seed: c.seed,
       caption: c.caption,
       box: c.box,
       reconstructionError: meanAbsError(rec, c.bgRender.image, outsideBox(c.box, w, h)),
+      captionReconstructionError: meanAbsError(recCaption, c.bgRender.image, outsideBox(c.box, w, h)),
       tfIcon: scoreComposite(c, r.image),
       sdedit: scoreComposite(c, sdedit(sd, r.pasted, c.caption, o, c.seed)),
     });
@@ -242,6 +258,7 @@ export function measureTFIcon(sd: StableDiffusion, o: TFIconMeasureOptions): TFI
   return {
     cases: rows.length,
     meanReconstructionError: mean(rows.map((r) => r.reconstructionError)),
+    meanCaptionReconstructionError: mean(rows.map((r) => r.captionReconstructionError)),
     tfIcon: summarize(rows, 'tfIcon'),
     sdedit: summarize(rows, 'sdedit'),
     rows,
