@@ -118,7 +118,10 @@ test('composeImage on tiny-sd-a: checks the box first; runs and returns the comp
     i % size < size / 2 && i < (size * size) / 2 ? 1 : 0,
   );
   const base = { background: bg, object: obj, objectMask: mask, prompt: 'a red circle', steps: 2 };
-  assert.throws(() => composeImage(sd, { ...base, box: [0, 0, size + 1, 8] }), new RegExp(`0 ≤ x0 < x1 ≤ ${size}`));
+  assert.throws(
+    () => composeImage(sd, { ...base, box: [0, 0, size + 1, 8] }),
+    new RegExp(`0 ≤ x0 < x1 ≤ ${size}`),
+  );
   assert.throws(() => composeImage(sd, { ...base, box: [8, 8, 8, 16] }), /must be whole pixels/);
   const r = composeImage(sd, { ...base, box: [size / 2, size / 2, size, size] });
   assert.deepEqual(r.image.shape, [1, 3, size, size]);
