@@ -9,7 +9,8 @@
 //   node --import tsx bench/serve-load.ts                     in-process queue (bound 16), 50 requests
 //   node --import tsx bench/serve-load.ts --redis 1,2         BullMQ on a throwaway redis-server, 1 then 2
 //                                                             `attnkit worker` processes; the 2/1 throughput ratio
-//   options: --requests 50 --steps 10 --queue 16 --worker-threads 1 --out bench/results/serve-load.json
+//   options: --requests 50 --steps 10 --queue 16 --worker-threads 1 --pin (worker i on core i, taskset)
+//            --out bench/results/serve-load.json
 //
 // Throughput only scales with workers on a machine with a core free per worker: measure on a quiet machine.
 
@@ -208,17 +209,32 @@ async function withRedis<T>(fn: (url: string, pid: number) => Promise<T>): Promi
 }
 
 /** `count` worker processes on `url`, resolved once each says it takes jobs. */
-async function startWorkers(url: string, count: number, threads: string): Promise<ChildProcess[]> {
+async function startWorkers(
+  url: string,
+  count: number,
+  threads: string,
+  pin: boolean,
+): Promise<ChildProcess[]> {
   return Promise.all(
-    Array.from({ length: count }, async () => {
-      const w = spawn(
+    Array.from({ length: count }, async (_, i) => {
+      const cmd = [
         process.execPath,
-        ['--import', 'tsx', 'src/cli/main.ts', 'worker', '--redis', url, '--threads', threads],
-        {
-          cwd: root,
-          stdio: ['ignore', 'ignore', 'pipe'],
-        },
-      );
+        '--import',
+        'tsx',
+        'src/cli/main.ts',
+        'worker',
+        '--redis',
+        url,
+        '--threads',
+        threads,
+      ];
+      // --pin: worker i and its model worker on core i (taskset's affinity is inherited), one core per worker as a
+      // deployment runs them; unpinned, one worker's two processes spread over both cores
+      const argv = pin ? ['taskset', '-c', String(i % os.cpus().length), ...cmd] : cmd;
+      const w = spawn(argv[0]!, argv.slice(1), {
+        cwd: root,
+        stdio: ['ignore', 'ignore', 'pipe'],
+      });
       await new Promise<void>((resolve) => {
         w.stderr!.on('data', (d: Buffer) => d.toString().includes('taking jobs') && resolve());
       });
@@ -232,12 +248,13 @@ async function main(): Promise<void> {
   const steps = Number(arg('--steps', '10'));
   const bound = Number(arg('--queue', '16'));
   const redis = process.argv.includes('--redis') ? arg('--redis', '1,2').split(',').map(Number) : undefined;
+  const pin = process.argv.includes('--pin');
   const runs: RunResult[] = [];
   if (!redis) runs.push(await load('in-process', async (b) => new LocalQueue(b, MODELS, bound), n, steps));
   else
     await withRedis(async (url, redisPid) => {
       for (const count of redis) {
-        const workers = await startWorkers(url, count, arg('--worker-threads', '1'));
+        const workers = await startWorkers(url, count, arg('--worker-threads', '1'), pin);
         // warm-up jobs (two per worker): the model workers start and load the model before the clock runs
         await load(`bullmq warm-up`, (b) => BullQueue.connect(b, url, 10_000), 2 * count, 2);
         const pids = { redis: redisPid, workers: workers.map((w) => w.pid!) };
@@ -254,7 +271,7 @@ async function main(): Promise<void> {
     machine: { cpus: os.cpus().length, loadAverage1m: os.loadavg()[0] },
     note: 'loopback; latency is submit → done; throughput is completed jobs / wall seconds',
     steps,
-    ...(redis ? { workerThreads: Number(arg('--worker-threads', '1')) } : {}),
+    ...(redis ? { workerThreads: Number(arg('--worker-threads', '1')), pinned: pin } : {}),
     runs,
     ...(scaling !== undefined ? { throughputRatioLastToFirst: scaling } : {}),
   };
