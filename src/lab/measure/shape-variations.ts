@@ -49,6 +49,7 @@ export interface ShapeVariationsMeasureOptions {
     ShapeVariationsOptions,
     'mixSteps' | 'localizationSteps' | 'maskThreshold' | 'backgroundBlend'
   >;
+  /** Called after each finished case with the count done and the count asked for (a progress bar). */
   progress?: (done: number, total: number) => void;
 }
 

@@ -40,6 +40,7 @@ export interface TFIconMeasureOptions {
   /** SDEdit's strength: the fraction of the schedule re-run (default 0.5). */
   strength?: number;
   method?: Pick<ComposeOptions, 'tauA' | 'tauB'>;
+  /** Called after each finished case with the count done and the count asked for (a progress bar). */
   progress?: (done: number, total: number) => void;
 }
 

@@ -57,8 +57,11 @@ export interface DetectedObject {
  * fits as well when asked: its unit area and centroid, and its anti-aliased rasterisation.
  */
 export interface ShapeTemplate {
+  /** The shape's word, as ShapesEval reports it. */
   name: string;
+  /** Area and centroid of the shape at unit scale. */
   moments: UnitMoments;
+  /** The anti-aliased coverage of the shape at centre (cx, cy) and `scale`, written into `out` inside `window`. */
   rasterize(
     p: { cx: number; cy: number; scale: number },
     width: number,
