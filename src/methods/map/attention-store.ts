@@ -115,16 +115,7 @@ export class AttentionStore implements Controller {
         steps: 1,
         lastStep: call.step,
       });
-    } else {
-      if (e.lastStep === call.step) {
-        throw new Error(
-          `AttentionStore: layer ${call.path} was called twice in step ${call.step}; call reset() between runs`,
-        );
-      }
-      e.sum = e.sum.add(kept);
-      e.steps += 1;
-      e.lastStep = call.step;
-    }
+    } else addStep(e, kept, call);
     return p;
   }
 
@@ -176,16 +167,7 @@ export class AttentionStore implements Controller {
         steps: 1,
         lastStep: call.step,
       });
-    } else {
-      if (e.lastStep === call.step) {
-        throw new Error(
-          `AttentionStore: layer ${call.path} was called twice in step ${call.step}; call reset() between runs`,
-        );
-      }
-      e.sum = e.sum.add(map);
-      e.steps += 1;
-      e.lastStep = call.step;
-    }
+    } else addStep(e, map, call);
     return p;
   }
 
@@ -305,4 +287,20 @@ export function takeRows(x: Tensor, rows: readonly number[]): Tensor {
     rows.map((r) => x.slice(0, r, r + 1)),
     0,
   );
+}
+
+/** Adds one step's maps to a layer's running sum; a second call of the layer within one step is refused. */
+function addStep(
+  e: { sum: Tensor; steps: number; lastStep: number },
+  map: Tensor,
+  call: AttentionCall,
+): void {
+  if (e.lastStep === call.step) {
+    throw new Error(
+      `AttentionStore: layer ${call.path} was called twice in step ${call.step}; call reset() between runs`,
+    );
+  }
+  e.sum = e.sum.add(map);
+  e.steps += 1;
+  e.lastStep = call.step;
 }
