@@ -305,26 +305,8 @@ export function registerVideoEval(program: Command): void {
     const sd = loadModel(parseModel(f), log, [], parseSingleFile(f));
     const bar = progressBar('clips', f.clips * methods.length, { quiet: run.quiet });
     const t0 = performance.now();
-    if (f.edit) {
-      const e = measureVideoEdit(sd, {
-        clips: f.clips,
-        start: f.start,
-        methods: methods as VideoMethod[],
-        steps,
-        guidanceScale: guidance,
-        t0: f.t0,
-        ...(f.strength !== undefined ? { strength: f.strength } : {}),
-        sharedDirection: f.shared,
-        crossReplaceSteps: f.crossReplace,
-        warp: warpOf(f.warp),
-        selfReplaceSteps: f.selfReplace,
-        onClip: (done) => bar.update(done),
-      });
-      bar.stop();
-      reportVideoEdit(e, (performance.now() - t0) / 1000, f.json);
-      return;
-    }
-    const m = measureVideo(sd, {
+    // the clips, sampling and motion settings both measurements share
+    const common = {
       clips: f.clips,
       start: f.start,
       methods: methods as VideoMethod[],
@@ -334,8 +316,21 @@ export function registerVideoEval(program: Command): void {
       ...(f.strength !== undefined ? { strength: f.strength } : {}),
       sharedDirection: f.shared,
       warp: warpOf(f.warp),
+      onClip: (done: number) => bar.update(done),
+    };
+    if (f.edit) {
+      const e = measureVideoEdit(sd, {
+        ...common,
+        crossReplaceSteps: f.crossReplace,
+        selfReplaceSteps: f.selfReplace,
+      });
+      bar.stop();
+      reportVideoEdit(e, (performance.now() - t0) / 1000, f.json);
+      return;
+    }
+    const m = measureVideo(sd, {
+      ...common,
       ...(f.adapter ? { motionAdapter: MotionAdapter.fromPretrained(f.adapter) } : {}),
-      onClip: (done) => bar.update(done),
     });
     bar.stop();
     const seconds = (performance.now() - t0) / 1000;
