@@ -303,7 +303,9 @@ export {
   type TextConditioning,
 } from './pipelines/inversion.js';
 export {
+  type FlowInversion,
   type FlowSampling,
+  invertFlow,
   isSD3Folder,
   SD3_PIPELINE,
   type SD3GenerateOptions,

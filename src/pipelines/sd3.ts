@@ -115,6 +115,58 @@ export function sampleFlow(
   });
 }
 
+/** What flow inversion takes: clean latents and the text they are inverted with (guidance 1). */
+export interface FlowInversion {
+  /** (n, C, h, w) at σ = 0. */
+  latents: Tensor;
+  /** (n, T, joint_attention_dim): the conditional text alone. */
+  context: Tensor;
+  /** (n, pooled_projection_dim). */
+  pooled: Tensor;
+  steps: number;
+  /**
+   * Controllers on every joint attention call, the steps numbered by inversion step (clean to noisy); as in DDIM
+   * inversion (`invertBatch`) their step callbacks are not called.
+   */
+  controllers?: readonly Controller[];
+}
+
+/**
+ * Euler inversion of the flow, the rectified-flow counterpart of DDIM inversion: the sampling schedule run
+ * backwards from σ = 0 to 1, inversion step i from σ_{n−i} to σ_{n−1−i} with the velocity at the noisier end's
+ * timestep t_{n−1−i} evaluated on the current latents, x ← x + (σ_{n−1−i} − σ_{n−i}) v(x, t_{n−1−i}) (as DDIM
+ * inversion evaluates ε at the next timestep). Inversion step i is sampling step n − 1 − i, so the UNet's
+ * `inversionStepRange` applies. Returns the latents at σ = 1.
+ */
+export function invertFlow(
+  transformer: SD3Transformer2DModel,
+  scheduler: FlowMatchEulerDiscreteScheduler,
+  o: FlowInversion,
+): Tensor {
+  const n = o.latents.shape[0] as number;
+  if (o.context.shape[0] !== n || o.pooled.shape[0] !== n)
+    throw new Error(
+      `invertFlow: ${n} latents need ${n} rows of context and pooled text, got ${o.context.shape[0]} and ` +
+        `${o.pooled.shape[0]}`,
+    );
+  const batch = plainBatch(n);
+  const controllers = o.controllers ?? [];
+  scheduler.setTimesteps(o.steps);
+  const { timesteps, sigmas } = scheduler;
+  const steps = timesteps.length;
+  let latents = o.latents;
+  return noGrad(() => {
+    for (let step = 0; step < steps; step++) {
+      const k = steps - 1 - step; // the sampling step this inversion step mirrors
+      const t = timesteps[k]!;
+      const info = { step, numSteps: steps, timestep: t, batch };
+      const v = transformer.forward(latents, t, o.context, o.pooled, { ctx: { ...info, controllers } });
+      latents = latents.add(v.mul(sigmas[k]! - sigmas[k + 1]!));
+    }
+    return latents;
+  });
+}
+
 /**
  * A Stable Diffusion 3-style model: MM-DiT, VAE, one CLIP text encoder and its tokenizer, the flow-matching
  * scheduler config; text to image with classifier-free guidance on the velocity, every joint attention call
