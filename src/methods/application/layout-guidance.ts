@@ -3,12 +3,15 @@
 // object i with box mask B_i, per head, the activation a = Σ_{u∈B_i} A_u / Σ_u A_u of each token of the word;
 // the loss is the mean over heads of (1 − a)², averaged over the word's tokens, summed over objects, divided by
 // objects × layers. For the first steps (10 of 51), while the loss exceeds 0.2 (at most 5 times a step):
-// z_t ← z_t − ∇(30 · L) · σ_t² (the reference's loss_scale 30 and its LMS scheduler's σ_t).
+// x_t ← x_t − ∇(30 · L) · σ_t² on the reference's LMS latents x_t = z_t / √ᾱ_t (variance exploding, σ_t² =
+// (1 − ᾱ_t) / ᾱ_t). The pipeline's latents are z_t (variance preserving, the UNet's input as is): with
+// ∇_x = √ᾱ_t · ∇_z the same move is z_t ← z_t − ∇(30 · L) · (1 − ᾱ_t) — applying σ_t² to z_t instead makes
+// the first step 1/ᾱ_t times too long (213× at SD's t = 999; the latents blew up to 7× their norm here).
 //
 // From the reference (silent-chen/layout-guidance): the layers are the mid block's and the first attention up
 // block's (8 × 8 and 16 × 16 of SD's 64 × 64 latents: here the mid block and the up path at the latent side / 4); a box
-// covers the cells [⌊x0·W⌋, ⌊x1·W⌋). Differences: the loss is recomputed at each step (the reference carries the
-// last loss of one step into the next step's first check), and σ_t is capped at SD's σ_max (sigmaOf).
+// covers the cells [⌊x0·W⌋, ⌊x1·W⌋). Difference: the loss is recomputed at each step (the reference carries the
+// last loss of one step into the next step's first check).
 
 import type { AttentionCall } from '../../attention/call.js';
 import type { TokenLookup } from '../../attention/tokens.js';
@@ -25,7 +28,6 @@ import {
   lossAndGradient,
   type RecordedMap,
   scaledStep,
-  sigmaOf,
   type WordBox,
   wordTokens,
 } from './score-guidance.js';
@@ -144,7 +146,8 @@ export class LayoutGuidance implements LatentGuidance {
       );
     }
     this.side = Math.max(2, Math.round((step.latents.shape[2] as number) / 4));
-    const scale = (this.opts.lossScale ?? 30) * sigmaOf(step.alphaCumprod) ** 2;
+    // the reference's σ_t² step on LMS latents, carried to the pipeline's DDIM latents: 1 − ᾱ_t (see the top)
+    const scale = (this.opts.lossScale ?? 30) * (1 - step.alphaCumprod);
     const threshold = this.opts.lossThreshold ?? 0.2;
     const lossOf = (maps: readonly RecordedMap[]) => layoutLoss(maps, this.entries, this.objects);
     let x = step.latents;

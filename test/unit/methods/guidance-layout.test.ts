@@ -4,11 +4,14 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { AttentionCall } from '../../../src/attention/call.js';
+import type { Controller } from '../../../src/attention/hooks.js';
 import { BoxDiff, boxDiffLoss } from '../../../src/methods/application/box-diff.js';
 import { LayoutGuidance, layoutLoss } from '../../../src/methods/application/layout-guidance.js';
 import {
   boxCells,
   CrossAttentionRecorder,
+  type GuidanceStep,
   type LatentGuidance,
   lossAndGradient,
 } from '../../../src/methods/application/score-guidance.js';
@@ -161,4 +164,49 @@ test('bad input is refused when the method is made, before anything is generated
       }),
     /four numbers/,
   );
+});
+
+test('a layout guidance step on DDIM latents is lossScale · (1 − ᾱ_t) · ∇L (the reference’s σ_t² on LMS latents)', () => {
+  // A stand-in denoiser whose map for the word is x_q² on a 2×2 map (every other state 1); box = left column.
+  // At x = 1: inside/total = 2/4, L = (1 − 0.5)² = 0.25, ∂L/∂x_q = −2 · 0.5 · 2x_q(total − inside)/total² = −0.25
+  // inside the box, +0.25 outside. lossScale 1, ᾱ 0.75: the step is 0.25 · ∇L, so x → 1.0625 inside, 0.9375
+  // outside (σ_t² = (1 − ᾱ)/ᾱ = 1/3 would give 1.0833: the VE view's step applied to VP latents).
+  const token = sd.tokenizer.tokenIndices(prompt, 'circle')[0] as number;
+  const tk = token + 2;
+  const hot = Float32Array.from({ length: tk }, (_, k) => (k === token ? 1 : 0));
+  const layout = new LayoutGuidance({
+    tokenizer: sd.tokenizer,
+    prompts: prompt,
+    boxes: [{ word: 'circle', box: [0, 0, 0.5, 1] }],
+    lossScale: 1,
+    lossThreshold: 0,
+    maxIter: 1,
+    maxIndexStep: 1,
+    layers: () => true,
+  });
+  const call = { kind: 'cross', place: 'mid', size: [2, 2] } as unknown as AttentionCall;
+  const step = {
+    step: 0,
+    numSteps: 2,
+    timestep: 999,
+    batch: { roles: ['cond'] },
+    latents: Tensor.ones([1, 1, 2, 2]),
+    alphaCumprod: 0.75,
+    denoise(x: Tensor, cs: readonly Controller[]) {
+      const word = x
+        .reshape([1, 1, 4, 1])
+        .pow(2)
+        .matmul(new Tensor(hot, [1, 1, 1, tk]));
+      const p = word.add(
+        new Tensor(
+          hot.map((v) => 1 - v),
+          [1, 1, 1, tk],
+        ),
+      );
+      for (const c of cs) c.map?.(call, p);
+      return x;
+    },
+  } as unknown as GuidanceStep;
+  const x = (layout.guide(step) as Tensor).toArray();
+  for (const [q, v] of [1.0625, 0.9375, 1.0625, 0.9375].entries()) close(x[q] as number, v, 1e-5);
 });
