@@ -58,6 +58,7 @@ interface VideoFlags {
   edit?: string;
   source?: string;
   warp: string;
+  t1?: number;
 }
 
 /**
@@ -164,6 +165,11 @@ export function registerVideo(program: Command): void {
       'Video-P2P: the clip edited to this prompt (a word swapped); --out gets the edit',
     )
     .option('--source <file>', 'with --edit: also write the source clip as a GIF')
+    .option(
+      '--t1 <t>',
+      'Text2Video-Zero: re-noise the moved frames from t0 back to t1 and sample again from there (reference 941)',
+      intIn('--t1', { min: 1, max: 999 }),
+    )
     .option('--warp <mode>', `motion warp sampling: ${WARP_SAMPLINGS.join(' | ')}`, 'nearest-reflection');
   addSamplingOptions(cmd, { steps: 25, guidance: 5 });
   addRunOptions(cmd).action((prompt: string, f: VideoFlags) => {
@@ -192,6 +198,7 @@ export function registerVideo(program: Command): void {
       ...(motion.direction ? { direction: motion.direction } : {}),
       ...(f.strength !== undefined ? { strength: f.strength } : {}),
       t0: f.t0,
+      ...(f.t1 !== undefined ? { t1: f.t1 } : {}),
       warp: warpOf(f.warp),
       seed,
       steps,
@@ -235,6 +242,7 @@ interface VideoEvalFlags {
   crossReplace: number;
   selfReplace: number;
   warp: string;
+  t1?: number;
 }
 
 const pct = (r: { correct: number; total: number; rate: number | null }) =>
@@ -275,6 +283,11 @@ export function registerVideoEval(program: Command): void {
     )
     .option('--json <file>', 'write the settings, summaries and per-clip results')
     .option('--adapter <dir>', "MotionAdapter folder for the method 'motion'")
+    .option(
+      '--t1 <t>',
+      'Text2Video-Zero: re-noise the moved frames from t0 back to t1 and sample again from there (reference 941)',
+      intIn('--t1', { min: 1, max: 999 }),
+    )
     .option('--warp <mode>', `motion warp sampling: ${WARP_SAMPLINGS.join(' | ')}`, 'nearest-reflection')
     .option(
       '--edit',
@@ -300,6 +313,7 @@ export function registerVideoEval(program: Command): void {
     const bad = methods.filter((m) => !(VIDEO_METHODS as readonly string[]).includes(m));
     if (bad.length > 0 || methods.length === 0)
       throw new Error(`video-eval: --methods takes ${VIDEO_METHODS.join(', ')}, got '${f.methods}'`);
+    if (f.edit && f.t1 !== undefined) throw new Error('video-eval: --t1 is not built for --edit (Video-P2P)');
     const run = startRun(f, { '--json': f.json });
     const { steps, guidance } = parseSampling(f);
     const sd = loadModel(parseModel(f), log, [], parseSingleFile(f));
@@ -330,12 +344,13 @@ export function registerVideoEval(program: Command): void {
     }
     const m = measureVideo(sd, {
       ...common,
+      ...(f.t1 !== undefined ? { t1: f.t1 } : {}),
       ...(f.adapter ? { motionAdapter: MotionAdapter.fromPretrained(f.adapter) } : {}),
     });
     bar.stop();
     const seconds = (performance.now() - t0) / 1000;
     const lines = [
-      `${f.clips} clips from held-out index ${f.start}, ${steps} steps, guidance ${guidance}, t0 ${f.t0}, ${seconds.toFixed(0)} s`,
+      `${f.clips} clips from held-out index ${f.start}, ${steps} steps, guidance ${guidance}, t0 ${f.t0}${f.t1 !== undefined ? `, t1 ${f.t1}` : ''}, warp ${f.warp}, ${seconds.toFixed(0)} s`,
       '| method | identity (clips) | direction (objects) | direction, 1-object clips | straightness | 1-object colour + shape per frame | background change |',
       '|---|---|---|---|---|---|---|',
       ...methods.map((name) => summaryRow(name, m.summary[name as VideoMethod]!)),

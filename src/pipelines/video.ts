@@ -8,6 +8,7 @@ import type { BatchRoles } from '../attention/call.js';
 import type { AttentionContext, Controller } from '../attention/hooks.js';
 import {
   CrossFrameAttention,
+  forwardNoise,
   MotionDynamics,
   motionWarpStep,
   T2V_ZERO_MOTION,
@@ -57,6 +58,11 @@ export interface VideoOptions extends SamplingOptions {
   t0?: number;
   /** How the motion warp samples the latents (default the reference's nearest sample with reflection). */
   warp?: WarpSampling;
+  /**
+   * Re-noise the warped latents from t0 back to t1 ≥ t0 and denoise every frame again from t1, frame 0 from its
+   * own latents at t1 (the reference's t1 = 941, `T2V_ZERO_T1`); default none: the warped latents go on from t0.
+   */
+  t1?: number;
   width?: number;
   height?: number;
   scheduler?: SchedulerName;
@@ -112,29 +118,55 @@ function videoPlan(sd: StableDiffusion, opts: VideoOptions, what: string) {
 
   const controllers: Controller[] = [];
   if (method === 't2v-zero') controllers.push(new CrossFrameAttention());
+  let rewind: Rewind | undefined;
   if (method !== 'independent' && method !== 'motion' && opts.direction) {
     const scheduler = sd.scheduler(opts.scheduler);
     scheduler.setTimesteps(steps);
     const [ux, uy] = UNIT[opts.direction];
-    controllers.push(
-      new MotionDynamics({
-        dx: (ux * strength * width) / f,
-        dy: (uy * strength * height) / f,
-        step: motionWarpStep([...scheduler.timesteps], opts.t0 ?? T2V_ZERO_T0),
-        ...(opts.warp ? { sampling: opts.warp } : {}),
-      }),
+    const t0 = opts.t0 ?? T2V_ZERO_T0;
+    const warp = new MotionDynamics({
+      dx: (ux * strength * width) / f,
+      dy: (uy * strength * height) / f,
+      step: motionWarpStep([...scheduler.timesteps], t0),
+      ...(opts.warp ? { sampling: opts.warp } : {}),
+    });
+    controllers.push(warp);
+    if (opts.t1 !== undefined) {
+      if (!(Number.isInteger(opts.t1) && opts.t1 >= t0))
+        throw new Error(`${what}: t1 must be ≥ t0 (${t0}), an integer timestep; got ${opts.t1}`);
+      // going back in the schedule needs a sampler without memory of earlier steps
+      if (scheduler.className !== 'DDIMScheduler')
+        throw new Error(`${what}: t1 re-noises and samples again from t1, which needs scheduler 'ddim'`);
+      // the first step at a level ≤ t1: the loop goes back to it after the warp
+      const step = scheduler.timesteps.findIndex((t) => t <= (opts.t1 as number));
+      if (step <= warp.step) rewind = { step, warp, gen };
+    }
+  } else if (opts.t1 !== undefined) {
+    throw new Error(
+      `${what}: t1: only with methods t2v-zero and motion-only and a direction (it re-noises the warp)`,
     );
   }
   if (method === 'motion' && !opts.motionAdapter)
     throw new Error(`${what}: method 'motion' needs a MotionAdapter (motionAdapter; --adapter <dir>)`);
-  return { frames, method, steps, noise, controllers };
+  return { frames, method, steps, noise, controllers, rewind };
+}
+
+/**
+ * Text2Video-Zero's rewind: after `warp` (at t0) the moved frames are re-noised to the level of `step` (t1) and
+ * denoised again from there, frame 0 from its own latents at that step; `gen` draws the re-noising.
+ */
+interface Rewind {
+  step: number;
+  warp: MotionDynamics;
+  gen: Generator;
 }
 
 /** Generates a clip: `frames` images of one prompt, tied together by `method`. */
 export function generateVideo(sd: StableDiffusion, opts: VideoOptions): VideoResult {
-  const { frames, method, steps, noise, controllers } = videoPlan(sd, opts, 'video');
-  if (method === 'motion') {
-    const clips = sampleClips(sd, opts, [opts.prompt], frames, noise, steps, opts.controllers ?? []);
+  const { frames, method, steps, noise, controllers, rewind } = videoPlan(sd, opts, 'video');
+  if (method === 'motion' || rewind) {
+    const all = [...controllers, ...(opts.controllers ?? [])];
+    const clips = sampleClips(sd, opts, [opts.prompt], frames, noise, steps, all, rewind);
     return { frames: clips.images, latents: clips.latents };
   }
   const { images, latents } = sd.generate({
@@ -181,6 +213,8 @@ export interface VideoEditResult {
  * source clip's frame k (`VideoP2P`).
  */
 export function editVideo(sd: StableDiffusion, opts: VideoEditOptions): VideoEditResult {
+  if (opts.t1 !== undefined)
+    throw new Error('editVideo: t1 (re-noising after the warp) is not built for edits');
   const { frames, steps, noise, controllers } = videoPlan(sd, opts, 'editVideo');
   if (typeof opts.target !== 'string' || opts.target.trim() === '')
     throw new Error('editVideo: give the target prompt (target), e.g. the prompt with one word swapped');
@@ -218,6 +252,7 @@ function sampleClips(
   noise: Tensor,
   steps: number,
   controllers: readonly Controller[],
+  rewind?: Rewind,
 ): { images: Tensor; latents: Tensor } {
   const adapter = opts.method === 'motion' ? opts.motionAdapter : undefined;
   const guidance = opts.guidanceScale ?? 7.5;
@@ -242,11 +277,19 @@ function sampleClips(
   const scheduler = sd.scheduler(opts.scheduler);
   scheduler.setTimesteps(steps);
   let latents = noise.mul(scheduler.initNoiseSigma);
+  // the steps in the order they run: with a rewind, 0 … warp, then t1's step … last again, without the warp
+  const all = [...scheduler.timesteps.keys()];
+  const order = rewind ? [...all.slice(0, rewind.warp.step + 1), ...all.slice(rewind.step)] : all;
+  let atT1: Tensor | undefined;
   return noGrad(() => {
-    scheduler.timesteps.forEach((t, step) => {
+    order.forEach((step, i) => {
+      const t = scheduler.timesteps[step] as number;
+      const second = rewind !== undefined && i > rewind.warp.step;
+      const ctrls = second ? controllers.filter((c) => c !== rewind?.warp) : controllers;
+      if (rewind && !second && step === rewind.step) atT1 = latents;
       const info = { step, numSteps: scheduler.timesteps.length, timestep: t, batch };
-      for (const c of controllers) c.beforeStep?.({ ...info, latents });
-      const ctx: AttentionContext = { ...info, controllers };
+      for (const c of ctrls) c.beforeStep?.({ ...info, latents });
+      const ctx: AttentionContext = { ...info, controllers: ctrls };
       const input = scheduler.scaleModelInput(guided ? concat([latents, latents], 0) : latents, t);
       const motion = adapter ? { motion: { adapter, frames } } : {};
       let out = sd.unet.forward(input, t, context, { ctx, ...motion });
@@ -256,11 +299,42 @@ function sampleClips(
         out = u.add(c.sub(u).mul(guidance));
       }
       latents = scheduler.step(out, t, latents).prevSample;
-      for (const c of controllers) latents = c.afterStep?.({ ...info, latents }) ?? latents;
+      for (const c of ctrls) latents = c.afterStep?.({ ...info, latents }) ?? latents;
+      if (rewind && atT1 && !second && step === rewind.warp.step)
+        latents = renoised(latents, atT1, scheduler, rewind, batch.frame ?? []);
       opts.onStep?.({ step, numSteps: info.numSteps, timestep: t, latents });
     });
     return { images: sd.decodeLatents(latents), latents };
   });
+}
+
+/**
+ * The warped latents (at the level after the warp step) re-noised to the rewind step's level, rows of frame 0
+ * replaced by their latents saved at that step (the reference's x_t1 of the first frame).
+ */
+function renoised(
+  warped: Tensor,
+  atT1: Tensor,
+  scheduler: ReturnType<StableDiffusion['scheduler']>,
+  rewind: Rewind,
+  frame: readonly number[],
+): Tensor {
+  const abar = (step: number) => scheduler.alphasCumprod[scheduler.timesteps[step] as number] as number;
+  const noisy = forwardNoise(
+    warped,
+    abar(rewind.warp.step + 1),
+    abar(rewind.step),
+    rewind.gen.randn(warped.shape),
+  );
+  const n = warped.shape[0] as number;
+  const rows = (x: Tensor) => x.split(n, 0) as Tensor[];
+  const [a, b] = [rows(noisy), rows(atT1)];
+  // latent rows are the conditional rows: the batch roles' frames of their first n entries' clip layout
+  const frameOf = (r: number) => frame[frame.length - n + r] ?? r;
+  return concat(
+    a.map((x, r) => (frameOf(r) === 0 ? (b[r] as Tensor) : x)),
+    0,
+  );
 }
 
 /** 8-bit RGBA of frame k of (F, 3, H, W) in [-1, 1]. */

@@ -35,6 +35,8 @@ export interface VideoMeasureOptions extends ClipOptions {
   t0?: number;
   /** How the motion warp samples the latents (default the reference's nearest sample with reflection). */
   warp?: WarpSampling;
+  /** Re-noise the warped latents back to t1 and sample again from there (default none; the reference's 941). */
+  t1?: number;
   /** The motion modules of method 'motion' (prompted with the whole caption, motion words included). */
   motionAdapter?: MotionAdapter;
   /** Called after each clip of each method. */
@@ -52,7 +54,9 @@ export interface VideoMeasureRow {
 
 /** The video measurement's result: settings, rows and a summary per method. */
 export interface VideoMeasurement {
-  settings: Required<Omit<VideoMeasureOptions, 'onClip' | 'objects' | 'motionAdapter'>>;
+  settings: Required<Omit<VideoMeasureOptions, 'onClip' | 'objects' | 'motionAdapter' | 't1'>> & {
+    t1: number | null;
+  };
   rows: VideoMeasureRow[];
   summary: Partial<Record<VideoMethod, ClipSummary>>;
 }
@@ -72,6 +76,7 @@ export function measureVideo(
     strength: options.strength ?? T2V_ZERO_MOTION,
     t0: options.t0 ?? T2V_ZERO_T0,
     warp: options.warp ?? 'nearest-reflection',
+    t1: options.t1 ?? null,
     frames: options.frames ?? 8,
     speed: options.speed ?? 1.5,
     stillChance: options.stillChance ?? 0.2,
@@ -94,6 +99,9 @@ export function measureVideo(
         strength: settings.strength,
         t0: settings.t0,
         warp: settings.warp,
+        ...(settings.t1 !== null && direction && method !== 'independent' && method !== 'motion'
+          ? { t1: settings.t1 }
+          : {}),
         seed,
         steps: settings.steps,
         guidanceScale: settings.guidanceScale,

@@ -10,9 +10,9 @@
 // reference's timestep t0 (881 of 1000: `t0 = 44` of its 50 DDPM timesteps) frame k's latents become frame 1's
 // translated by k·δ, sampled nearest with reflection at the borders as the reference's `grid_sample`. The
 // reference's δ is 12 pixels per frame of a 512-pixel image (`motion_field_strength_x/y`), and it then re-noises
-// the translated latents from t0 to t1 = 941 (`DDPM_forward`) and denoises all frames again from t1; a step hook
-// cannot rewind the sampler, so here the translated latents go on from t0 (the difference is the noise of
-// t0 → t1 that the reference adds back).
+// the translated latents from t0 to t1 = 941 (`DDPM_forward`, here `forwardNoise`) and denoises all frames again
+// from t1. A step hook cannot rewind the sampler, so `MotionDynamics` alone goes on from t0; the video pipeline's
+// own sampler does the rewind when given t1 (pipelines/video.ts).
 
 import type { AttentionCall, BatchRoles } from '../../attention/call.js';
 import type { Controller, Features, StepState } from '../../attention/hooks.js';
@@ -56,6 +56,23 @@ export const T2V_ZERO_T0 = 881;
 
 /** The reference's δ: 12 pixels per frame of a 512-pixel image, as a fraction of the image side. */
 export const T2V_ZERO_MOTION = 12 / 512;
+
+/** The reference's t1: its 50 DDPM timesteps' index 47, t = 941 (the warped latents are re-noised to it). */
+export const T2V_ZERO_T1 = 941;
+
+/**
+ * Text2Video-Zero's re-noising of the warped latents (the reference's `DDPM_forward`): the forward process from
+ * the level ᾱ0 (at t0) to the noisier ᾱ1 (at t1), q(x_t1 | x_t0) = N(√(ᾱ1/ᾱ0) x_t0, (1 − ᾱ1/ᾱ0) I), with `noise`
+ * as the standard normal draw.
+ */
+export function forwardNoise(x: Tensor, alphaBar0: number, alphaBar1: number, noise: Tensor): Tensor {
+  if (!(alphaBar1 > 0 && alphaBar1 <= alphaBar0 && alphaBar0 <= 1))
+    throw new Error(
+      `forwardNoise: ᾱ must not grow from t0 to t1 (0 < ᾱ1 ≤ ᾱ0 ≤ 1), got ᾱ0 = ${alphaBar0}, ᾱ1 = ${alphaBar1}`,
+    );
+  const r = alphaBar1 / alphaBar0;
+  return x.mul(Math.sqrt(r)).add(noise.mul(Math.sqrt(1 - r)));
+}
 
 /**
  * The denoising step after which the latents are at the first timestep ≤ t0 of the schedule (the step to warp
