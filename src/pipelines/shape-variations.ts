@@ -23,7 +23,7 @@ import {
   SHAPE_LOCALIZATION_STEPS,
   shapeLocalization,
 } from '../methods/map/prompt-mixing.js';
-import type { StepBounds } from '../methods/map/token-alignment.js';
+import { boundsOf, checkStepBounds, type StepBounds } from '../methods/map/token-alignment.js';
 import type { SchedulerName } from '../schedulers/index.js';
 import { concat, formatShape, Tensor } from '../tensor/index.js';
 import { ddimInvert, followTrajectory } from './inversion.js';
@@ -48,6 +48,16 @@ export interface ShapeVariationsOptions extends SamplingOptions {
   maskThreshold?: number;
   /** Fraction of steps after which the background is blended in (default 35/50); false: no blend. */
   backgroundBlend?: number | false;
+  /**
+   * Which text positions take the proxy's values: 'all' (default, the reference's whole proxy prompt) or 'word'
+   * (the object word's tokens only; every other word's values stay the source's).
+   */
+  proxyTokens?: 'all' | 'word';
+  /**
+   * Steps after each of which the variation rows take the source's latents outside the object (the same region
+   * as the background blend), as Prompt-to-Prompt's LocalBlend does; default none (the reference blends once).
+   */
+  localBlend?: StepBounds;
   /** A real image (1, 3, H, W) in [-1, 1]: DDIM-inverted with the source prompt, its row pinned to the inversion. */
   image?: Tensor;
   scheduler?: SchedulerName;
@@ -100,18 +110,24 @@ export function shapeVariations(sd: StableDiffusion, opts: ShapeVariationsOption
 
   // 2. the variations beside the source
   const variations = prompts.map((_, i) => i + 1);
-  const controllers: Controller[] = [new PromptMixing({ variations, mixSteps: opts.mixSteps })];
+  const at = wordIndex(opts.source, opts.word);
+  const tokens = opts.proxyTokens === 'word' ? sd.tokenizer.keptTokenIndices(opts.source, at) : undefined;
+  const controllers: Controller[] = [new PromptMixing({ variations, mixSteps: opts.mixSteps, tokens })];
   const loc = opts.localizationSteps ?? SHAPE_LOCALIZATION_STEPS;
   if (loc !== 0) {
     const c = shapeLocalization({ object, variations, steps: loc });
     c.checkLatentSize(grid);
     controllers.push(c);
   }
-  if (opts.backgroundBlend !== false) {
-    const at = opts.backgroundBlend ?? BACKGROUND_BLEND_STEP;
-    if (!(at >= 0 && at <= 1))
-      throw new Error(`shapeVariations: backgroundBlend must be in [0, 1], got ${at}`);
-    controllers.push(...backgroundBlend(sd, wordIndex(opts.source, opts.word), prompts, object, at, th));
+  const once = opts.backgroundBlend === false ? undefined : (opts.backgroundBlend ?? BACKGROUND_BLEND_STEP);
+  if (once !== undefined && !(once >= 0 && once <= 1))
+    throw new Error(`shapeVariations: backgroundBlend must be in [0, 1], got ${once}`);
+  if (opts.localBlend !== undefined) checkStepBounds(opts.localBlend, 'shapeVariations: localBlend');
+  if (once !== undefined || opts.localBlend !== undefined) {
+    const [a, b] = opts.localBlend === undefined ? [0, 0] : boundsOf(opts.localBlend);
+    const blendsAt = (step: number, n: number) =>
+      step === Math.floor(n * (once ?? -1)) || (step >= Math.floor(n * a) && step < Math.floor(n * b));
+    controllers.push(...backgroundBlend(sd, at, prompts, object, blendsAt, th));
   }
   const { images } = sd.generate({
     ...sampling,
@@ -154,26 +170,23 @@ function wordRegion(
 }
 
 /**
- * The reference's background blend after step ⌊n·at⌋: each variation row outside the dilated union of the
- * source's and its own object region (the object word's cross-attention so far) takes the source row's latents.
+ * The reference's background blend after the steps `blendsAt` picks (the reference: step 35 of 50 only): each
+ * variation row outside the dilated union of the source's and its own object region (the object word's
+ * cross-attention so far) takes the source row's latents.
  */
 function backgroundBlend(
   sd: StableDiffusion,
   word: number,
   prompts: readonly string[],
   object: TokenRegion,
-  at: number,
+  blendsAt: (step: number, numSteps: number) => boolean,
   threshold: number,
 ): Controller[] {
   const store = new AttentionStore({ kinds: ['cross'] });
-  let blendStep = -1;
   const blend: Controller = {
     name: 'ShapeVariationsBackgroundBlend',
-    beforeStep(s) {
-      blendStep = Math.floor(s.numSteps * at);
-    },
     afterStep(s: StepState): Tensor | undefined {
-      if (s.step !== blendStep) return undefined;
+      if (!blendsAt(s.step, s.numSteps)) return undefined;
       const [, c, h, w] = s.latents.shape as [number, number, number, number];
       const rows = s.latents.split(s.latents.shape[0] as number, 0);
       prompts.forEach((p, k) => {

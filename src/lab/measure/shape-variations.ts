@@ -47,7 +47,7 @@ export interface ShapeVariationsMeasureOptions {
   /** The method's options (mixing interval, localisation, threshold, blend). */
   method?: Pick<
     ShapeVariationsOptions,
-    'mixSteps' | 'localizationSteps' | 'maskThreshold' | 'backgroundBlend'
+    'mixSteps' | 'localizationSteps' | 'maskThreshold' | 'backgroundBlend' | 'proxyTokens' | 'localBlend'
   >;
   /** Called after each finished case with the count done and the count asked for (a progress bar). */
   progress?: (done: number, total: number) => void;
@@ -64,6 +64,8 @@ export interface VariationScore {
   backgroundError: number;
   /** The same of the inversion's own reconstruction, on the same pixels. */
   reconstructionError: number;
+  /** The same of the reconstruction at guidance 1 (the inversion's own guidance: far more faithful). */
+  reconstructionErrorG1: number;
 }
 
 /** One scene: its caption, proxies, the reconstruction's background error and each variation's scores. */
@@ -85,6 +87,8 @@ export interface VariationSummary {
   meanBackgroundError: number | null;
   /** Mean background error over the reconstruction's mean error on the same pixels. */
   backgroundRatio: number | null;
+  /** The same over the guidance-1 reconstruction's error. */
+  backgroundRatioG1: number | null;
 }
 
 /** The measurement's result. */
@@ -120,6 +124,7 @@ export function scoreVariation(
   source: Tensor,
   sourceCaption: string,
   reconstruction: Tensor,
+  reconstructionG1: Tensor,
   image: Tensor,
   caption: string,
 ): VariationScore {
@@ -144,6 +149,7 @@ export function scoreVariation(
     othersIoU,
     backgroundError: meanAbsError(image, rendered, away),
     reconstructionError: meanAbsError(reconstruction, rendered, away),
+    reconstructionErrorG1: meanAbsError(reconstructionG1, rendered, away),
   };
 }
 
@@ -153,6 +159,7 @@ function summarize(rows: readonly ShapeVariationsRow[], which: 'method' | 'plain
   const kept = all.flatMap((v) => v.othersKept);
   const bg = mean(all.map((v) => v.backgroundError));
   const rec = mean(all.map((v) => v.reconstructionError));
+  const rec1 = mean(all.map((v) => v.reconstructionErrorG1));
   return {
     variations: all.length,
     changedRate: rate(all.map((v) => v.changed)),
@@ -161,6 +168,7 @@ function summarize(rows: readonly ShapeVariationsRow[], which: 'method' | 'plain
     othersMeanIoU: mean(all.flatMap((v) => v.othersIoU)),
     meanBackgroundError: bg,
     backgroundRatio: bg !== null && rec ? bg / rec : null,
+    backgroundRatioG1: bg !== null && rec1 ? bg / rec1 : null,
   };
 }
 
@@ -197,10 +205,18 @@ export function measureShapeVariations(
       scheduler: 'ddim',
     });
     const [rec, ...plainImages] = plain.images.split(r.prompts.length + 1, 0) as Tensor[];
+    // the inversion's own guidance (1): the faithful reconstruction the background is also compared with
+    const rec1 = sd.generate({
+      ...sampling,
+      guidanceScale: 1,
+      prompt: [caption],
+      latents: r.start,
+      scheduler: 'ddim',
+    });
     const truth = rendering.masks.map((m) => m.mask.data as Float32Array);
     const proxyCaptions = item.proxies.map((p) => swappedCaption(item.scene, 'shape', p));
     const score = (img: Tensor, k: number) =>
-      scoreVariation(rendering.image, truth, r.source, caption, rec!, img, proxyCaptions[k]!);
+      scoreVariation(rendering.image, truth, r.source, caption, rec!, rec1.images, img, proxyCaptions[k]!);
     rows.push({
       seed: item.seed,
       caption,

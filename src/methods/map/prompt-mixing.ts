@@ -16,7 +16,7 @@
 import type { AttentionCall } from '../../attention/call.js';
 import type { Controller, Features } from '../../attention/hooks.js';
 import type { TokenLookup } from '../../attention/tokens.js';
-import { concat } from '../../tensor/index.js';
+import { concat, Tensor } from '../../tensor/index.js';
 import { complementRegion, MapComposition, rowSource, type TokenRegion } from './map-composition.js';
 import { boundsOf, checkStepBounds, type StepBounds } from './token-alignment.js';
 
@@ -35,6 +35,12 @@ export interface PromptMixingOptions {
   variations: readonly number[];
   /** Steps [⌊n·start⌋, ⌊n·end⌋) whose cross-attention values come from the proxy (default 7 … 17 of 50). */
   mixSteps?: StepBounds;
+  /**
+   * Text positions whose values come from the proxy (e.g. the object word's tokens); the others stay the
+   * source's. Default: every position (the reference's `get_context_for_v`), so with a causal text encoder every
+   * word after the object word follows the proxy prompt too.
+   */
+  tokens?: readonly number[];
 }
 
 /**
@@ -46,6 +52,7 @@ export class PromptMixing implements Controller {
   readonly source: number;
   readonly variations: readonly number[];
   readonly mixSteps: StepBounds;
+  readonly valueTokens?: readonly number[];
 
   constructor(opts: PromptMixingOptions) {
     checkStepBounds(opts.mixSteps ?? PROMPT_MIX_STEPS, 'PromptMixing: mixSteps');
@@ -55,6 +62,9 @@ export class PromptMixing implements Controller {
       throw new Error(`PromptMixing: prompt ${this.source} is the source; it cannot also be a variation`);
     this.variations = opts.variations;
     this.mixSteps = opts.mixSteps ?? PROMPT_MIX_STEPS;
+    if (opts.tokens && (opts.tokens.length === 0 || opts.tokens.some((t) => !Number.isInteger(t) || t < 0)))
+      throw new Error('PromptMixing: tokens must be text positions (integers ≥ 0), at least one');
+    this.valueTokens = opts.tokens;
   }
 
   appliesTo(call: AttentionCall): boolean {
@@ -73,6 +83,7 @@ export class PromptMixing implements Controller {
     const ks = f.k.split(n, 0);
     const vs = f.v.split(n, 0);
     const mix = this.mixing(call);
+    const pick = mix && this.valueTokens ? this.tokenMask(call, f.v) : undefined;
     let changed = false;
     guidance.forEach((g, r) => {
       if (!this.variations.includes(prompt[r]!)) return;
@@ -84,10 +95,23 @@ export class PromptMixing implements Controller {
         );
       }
       ks[r] = ks[s]!;
+      // x·1 + y·0 is x exactly: the picked positions are the proxy's values bit for bit
       if (!mix) vs[r] = vs[s]!;
+      else if (pick) vs[r] = vs[r]!.mul(pick).add(vs[s]!.mul(pick.neg().add(1)));
       changed = true;
     });
     return changed ? { q: f.q, k: concat(ks, 0), v: concat(vs, 0) } : f;
+  }
+
+  /** A (1, 1, T, 1) mask over values (B, H, T, d), 1 at `tokens`: which text positions take the proxy's. */
+  private tokenMask(call: AttentionCall, v: Tensor): Tensor {
+    const t = v.shape[2] as number;
+    const bad = this.valueTokens!.find((i) => i >= t);
+    if (bad !== undefined)
+      throw new Error(`${this.name}: token ${bad} is past the ${t} text states of layer ${call.path}`);
+    const m = new Float32Array(t);
+    for (const i of this.valueTokens!) m[i] = 1;
+    return new Tensor(m, [1, 1, t, 1]);
   }
 }
 

@@ -29,6 +29,7 @@ test('shape variations: a rendered shape swap changes, keeps the others and the 
       src.image,
       caption,
       src.image,
+      src.image,
       swapped.image,
       swappedCaption(item.scene, 'shape', proxy),
     );
@@ -40,6 +41,7 @@ test('shape variations: a rendered shape swap changes, keeps the others and the 
       truth,
       src.image,
       caption,
+      src.image,
       src.image,
       src.image,
       swappedCaption(item.scene, 'shape', proxy),

@@ -54,6 +54,26 @@ test('prompt-mixing: the variation’s keys are the source’s; its values the p
   }
 });
 
+test('prompt-mixing with tokens: only those text positions take the proxy’s values, the rest the source’s', () => {
+  const pm = new PromptMixing({ variations: [1], tokens: [1] });
+  // values 10·row + 100·position + 2: row and text position readable from each entry
+  const v = new Tensor(
+    Float32Array.from([0, 0, 1, 1, 2, 2, 3, 3].map((r, i) => 10 * r + 100 * (i % 2) + 2)),
+    [4, 1, 2, 1],
+  );
+  const f = pm.features(crossCall(8), { ...features(), v });
+  // rows: uncond source, uncond variation, cond source, cond variation; positions 0, 1 each
+  assert.deepEqual(Array.from(f.v.toArray()), [2, 102, 2, 112, 22, 122, 22, 132]);
+  // outside the interval the variation's values are the source's at every position
+  const g = pm.features(crossCall(30), { ...features(), v });
+  assert.deepEqual(Array.from(g.v.toArray()), [2, 102, 2, 102, 22, 122, 22, 122]);
+  assert.throws(
+    () => pm.features(crossCall(8), { ...features(), v: v.reshape([4, 1, 1, 2]) }),
+    /token 1 is past/,
+  );
+  assert.throws(() => new PromptMixing({ variations: [1], tokens: [] }), /tokens must be text positions/);
+});
+
 test('prompt-mixing: a batch without the source row is an error naming the layer', () => {
   const pm = new PromptMixing({ variations: [1], source: 2 });
   assert.throws(
@@ -96,4 +116,43 @@ test('shape variations on tiny-sd-a: a proxy equal to the word with no mixing is
   assert.notDeepEqual(mixed.variations[0]!.data, mixed.source.data);
   assert.deepEqual(mixed.object.size, [sd.unet.config.sampleSize, sd.unet.config.sampleSize]);
   assert.ok(Array.from(mixed.object.data).includes(1));
+});
+
+test('shape variations on tiny-sd-a: with a local blend every step, the variation leaves the source only near the object', () => {
+  const run = (localBlend?: [number, number]) => {
+    let last: Tensor | undefined;
+    const r = shapeVariations(sd, {
+      source: 'a red circle',
+      word: 'circle',
+      proxies: ['square'],
+      steps: 3,
+      seed: 2,
+      mixSteps: 1,
+      proxyTokens: 'word',
+      maskThreshold: 0.5,
+      backgroundBlend: false,
+      localBlend,
+      onStep: (e) => {
+        last = e.latents;
+      },
+    });
+    // latent cells (over all channels) where the variation row equals the source row
+    const [, c, h, w] = last!.shape as number[];
+    const d = last!.toArray();
+    let same = 0;
+    for (let i = 0; i < h! * w!; i++) {
+      let eq = true;
+      for (let k = 0; k < c!; k++) eq &&= d[k * h! * w! + i] === d[(c! + k) * h! * w! + i];
+      if (eq) same++;
+    }
+    return { same, cells: h! * w!, object: Array.from(r.object.data).filter((v) => v === 1).length };
+  };
+  const free = run();
+  const blended = run([0, 1]);
+  assert.equal(free.same, 0, 'without a blend the proxy changes every latent cell');
+  assert.ok(
+    blended.object < blended.cells,
+    `the object region (${blended.object} cells) is not the whole grid`,
+  );
+  assert.ok(blended.same > 0, 'with the blend the cells away from the object are the source’s');
 });
