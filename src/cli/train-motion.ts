@@ -29,6 +29,7 @@ interface TrainMotionFlags {
   clips: number;
   frames: number;
   lr: number;
+  highNoise: number;
   seed: number;
   resume?: boolean;
 }
@@ -68,6 +69,12 @@ export function registerTrainMotion(train: Command): void {
     .option('--clips <n>', 'clips per step', intIn('--clips', { min: 1, max: 64 }), 2)
     .option('--frames <n>', 'frames per clip', intIn('--frames', { min: 2, max: 32 }), 8)
     .option('--lr <x>', 'learning rate', floatIn('--lr', { min: 0, max: 1 }), 3e-4)
+    .option(
+      '--high-noise <f>',
+      'share of clips whose timestep comes from the noisier half (where layout and motion are decided)',
+      floatIn('--high-noise', { min: 0, max: 1 }),
+      0,
+    )
     .option('--seed <n>', 'initialisation and noise seed', intIn('--seed', { min: 0, max: 2 ** 31 }), 0)
     .option('--resume', 'continue the checkpoint in --out');
   addRunOptions(cmd).action((f: TrainMotionFlags) => {
@@ -79,6 +86,7 @@ export function registerTrainMotion(train: Command): void {
       ...(f.minutes !== undefined ? { minutes: f.minutes } : {}),
       clips: f.clips,
       lr: f.lr,
+      highNoise: f.highNoise,
       seed: f.seed,
       resume: f.resume ?? false,
       quiet: run.quiet,

@@ -41,6 +41,8 @@ export interface MotionTrainOptions {
   lr?: number;
   /** Attention heads of the motion modules (default 4). */
   heads?: number;
+  /** Share of clips whose timestep is drawn from the noisier half [T/2, T) (default 0: uniform, AnimateDiff's). */
+  highNoise?: number;
   seed?: number;
   resume?: boolean;
   checkpointMinutes?: number;
@@ -61,6 +63,19 @@ export function motionConfigFor(sd: StableDiffusion, heads = 4): MotionAdapterCo
     normGroups: 8,
     maxSeqLength: 32,
   };
+}
+
+/**
+ * A training timestep in [0, T): uniform (AnimateDiff's), or with probability `highNoise` uniform over the noisier
+ * half [T/2, T), where this zero-terminal-SNR model decides a clip's layout — and so where the frames' motion
+ * and identity are made (the image model's last steps only refine each frame).
+ */
+export function drawTimestep(gen: Generator, T: number, highNoise = 0): number {
+  if (!(highNoise >= 0 && highNoise <= 1))
+    throw new Error(`train motion: highNoise must be in [0, 1] (a share of clips), got ${highNoise}`);
+  const high = highNoise > 0 && (gen.rand([1]).data[0] as number) < highNoise;
+  const lo = high ? Math.ceil(T / 2) : 0;
+  return gen.randint([1], lo, T).data[0] as number;
 }
 
 /** Trains a MotionAdapter for `sd` (frozen) on `data`; `<out>` holds the checkpoint (weights in diffusers' names). */
@@ -104,7 +119,7 @@ export function trainMotion(
       const drop = (gen.rand([1]).data[0] as number) < 0.1;
       const states = drop ? empty : noGrad(() => sd.encodePrompt([caption]));
       text.push(concat(new Array<Tensor>(f).fill(states), 0));
-      const t = gen.randint([1], 0, abar.length).data[0] as number;
+      const t = drawTimestep(gen, abar.length, o.highNoise ?? 0);
       ts.push(...new Array<number>(f).fill(t));
     }
     const x0 = concat(z0, 0); // (clips·F, C, h, w)
