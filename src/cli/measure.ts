@@ -19,6 +19,7 @@ import {
   type ShapesEvalRun,
 } from '../lab/index.js';
 import { HEAT_MAP_SIDE, HEAT_MAP_THRESHOLD } from '../pipelines/heatmaps.js';
+import { isSD3Folder, StableDiffusion3 } from '../pipelines/sd3.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { float, floatIn, int, intIn } from './args.js';
 import { BATCH, COUNT, UNIT } from './limits.js';
@@ -263,10 +264,14 @@ export function registerMeasure(program: Command): void {
       throw new Error('--reweight-word must be color or shape');
     const weights = f.weights.split(',').map((s) => float('--weights')(s.trim()));
     const model = resolveModel(parseModel(f), log);
-    const sd = StableDiffusion.fromPretrained(model);
+    // an SD3-style folder (the DiT Shapes model) or a UNet one: the same measurements through the joint view
+    const sd = isSD3Folder(model)
+      ? StableDiffusion3.fromPretrained(model)
+      : StableDiffusion.fromPretrained(model);
     let bar: { name: string; bar: Progress } | undefined;
     const results = measureEdits(sd, {
-      only: parseOnly(f.only),
+      // default: every measurement the model runs (a DiT leaves out the DDIM / null-text inversion one)
+      only: f.only ? parseOnly(f.only) : undefined,
       sceneOffset: f.sceneOffset,
       seeds: f.seeds,
       steps,

@@ -4,14 +4,8 @@
 // Every job's prompts are a group with its own controllers (groupControllers), so a batch of 16 prompts is one
 // UNet call per step; each job's noise is seeded by its seed alone, so its images do not depend on the batch.
 
-import {
-  concat,
-  groupControllers,
-  initialNoise,
-  type PromptGroup,
-  type StableDiffusion,
-  type Tensor,
-} from '../index.js';
+import { concat, groupControllers, type PromptGroup, type Tensor } from '../index.js';
+import { type MeasureModel, noiseOf, sampleImages } from './measure/model.js';
 
 /**
  * One job of a batched lab run: its seed (which alone seeds its noise), its prompts and their groups of
@@ -29,7 +23,7 @@ export interface Job {
  * deadline.
  */
 export interface JobOptions {
-  /** DDIM steps. */
+  /** Sampling steps (DDIM on the UNet, the flow's Euler steps on the DiT). */
   steps: number;
   guidanceScale: number;
   /** Prompts per generate call (a job larger than this runs alone). */
@@ -67,7 +61,7 @@ export function chunks<T>(xs: readonly T[], size: number): T[][] {
  * of each job run, in order; `progress` gets the number of jobs done after each batch.
  */
 export function runJobs(
-  sd: StableDiffusion,
+  sd: MeasureModel,
   jobs: readonly Job[],
   o: JobOptions,
   progress: (done: number) => void,
@@ -87,17 +81,16 @@ export function runJobs(
     const latents: Tensor[] = [];
     let offset = 0;
     for (const job of chunk) {
-      const z = initialNoise(sd, job.seed);
+      const z = noiseOf(sd, job.seed);
       for (const _ of job.prompts) latents.push(z);
       for (const g of job.groups) groups.push({ ...g, prompts: g.prompts.map((p) => p + offset) });
       offset += job.prompts.length;
     }
-    const { images } = sd.generate({
+    const images = sampleImages(sd, {
       prompt: chunk.flatMap((j) => j.prompts),
       latents: concat(latents, 0),
       steps: o.steps,
       guidanceScale: o.guidanceScale,
-      scheduler: 'ddim',
       controllers: groups.length > 0 ? [groupControllers(groups)] : [],
     });
     let row = 0;

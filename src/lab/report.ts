@@ -317,7 +317,8 @@ export function editsMarkdown(r: EditMeasurements): string {
           ...(s.methods['masactrl-mask']
             ? [rowOf('MasaCtrl, MaskAuto on the object’s words', 'masactrl-mask')]
             : []),
-          rowOf('Plug-and-Play', 'pnp'),
+          // a DiT has no ResNet features for Plug-and-Play to inject
+          ...(s.methods['pnp'] ? [rowOf('Plug-and-Play', 'pnp')] : []),
           rowOf('plain regeneration', 'none'),
         ],
       ),

@@ -2,18 +2,19 @@
 // the two colour words) against plain regeneration of the target prompt from the same noise: new colour rate,
 // object mask IoU with the source, mean abs error outside the object (swap.ts scores them).
 
-import { AttentionReplace, type StableDiffusion } from '../../index.js';
+import { AttentionReplace } from '../../index.js';
 import { type Job, runJobs } from '../jobs.js';
 import { rightObject } from '../metrics.js';
 import { COLORS, captionOf, evaluate, sampleScene } from '../shapes/index.js';
 import { editOptions, type MeasureSettings, replaceAndBlend, scenes, swappedCaption } from './common.js';
+import type { MeasureModel } from './model.js';
 import { type SwapResult, type SwapRow, scoreSwap, summarizeSwap } from './swap.js';
 
 /**
  * The colour-swap measurement: Prompt-to-Prompt word swaps of an object's colour on held-out scenes, with and
  * without LocalBlend, scored against the Shapes world's ground truth.
  */
-export function measureColourSwap(sd: StableDiffusion, o: MeasureSettings): SwapResult {
+export function measureColourSwap(sd: MeasureModel, o: MeasureSettings): SwapResult {
   const items = scenes(o, 'colour-swap', (seed) => {
     const scene = sampleScene(seed, { objects: [1, 2] });
     const caption = captionOf(scene);

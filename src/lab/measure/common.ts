@@ -7,11 +7,11 @@ import {
   type Controller,
   LOCAL_BLEND_TH,
   LocalBlend,
-  type StableDiffusion,
 } from '../../index.js';
 import type { JobOptions } from '../jobs.js';
 import { heldOutSeed } from '../seeds.js';
 import { captionOfSpec, type Scene, wordingSpec } from '../shapes/index.js';
+import { localBlendExtras, type MeasureModel } from './model.js';
 
 /** The edit measurements of the lab, in the order `attnkit measure` runs them. */
 export const MEASUREMENTS = [
@@ -97,7 +97,7 @@ export function swappedCaption(scene: Scene, attribute: 'color' | 'shape', value
 }
 
 /** Cross-attention edit options of a pair (P2P's reference defaults). */
-export function editOptions(sd: StableDiffusion, prompts: string[]): AttentionEditOptions {
+export function editOptions(sd: MeasureModel, prompts: string[]): AttentionEditOptions {
   return { tokenizer: sd.tokenizer, prompts, crossReplaceSteps: 0.8, selfReplaceSteps: 0.4 };
 }
 
@@ -114,13 +114,19 @@ export const EDIT_BLEND_THRESHOLD = 0.6;
 
 /** A pair's word swap restricted to the words' regions: AttentionReplace, then LocalBlend (P2P's order). */
 export function replaceAndBlend(
-  sd: StableDiffusion,
+  sd: MeasureModel,
   pair: string[],
   words: readonly string[],
   threshold: number,
 ): Controller[] {
   return [
     new AttentionReplace(editOptions(sd, pair)),
-    new LocalBlend({ tokenizer: sd.tokenizer, prompts: pair, words, th: [threshold, LOCAL_BLEND_TH[1]] }),
+    new LocalBlend({
+      tokenizer: sd.tokenizer,
+      prompts: pair,
+      words,
+      th: [threshold, LOCAL_BLEND_TH[1]],
+      ...localBlendExtras(sd),
+    }),
   ];
 }

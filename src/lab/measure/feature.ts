@@ -2,16 +2,7 @@
 // object moves to a cell in another row and column — against plain regeneration: is the object drawn in the new
 // cell with the source's colour, and how far do its colour and the background drift?
 
-import {
-  defaultMaskResolution,
-  defaultPnPLayers,
-  defaultStartLayer,
-  MASACTRL_START_STEP,
-  MutualSelfAttention,
-  maskAutoFor,
-  PlugAndPlay,
-  type StableDiffusion,
-} from '../../index.js';
+import { defaultPnPLayers, MASACTRL_START_STEP, MutualSelfAttention, PlugAndPlay } from '../../index.js';
 import { type Job, runJobs } from '../jobs.js';
 import {
   colourStats,
@@ -26,6 +17,7 @@ import {
 } from '../metrics.js';
 import { type Cell, captionOfSpec, evaluate, type SceneSpec, sampleScene } from '../shapes/index.js';
 import { type MeasureSettings, scenes } from './common.js';
+import { isDiT, type MeasureModel, masaCtrlStartLayer, maskAutoOn, maskResolutionOf } from './model.js';
 
 /**
  * The feature-edit measurement's result: per method (MasaCtrl, MasaCtrl with masks, Plug-and-Play, none),
@@ -68,10 +60,13 @@ function otherCell(cell: Cell, seed: number): Cell {
 
 /**
  * The feature-edit measurement: MasaCtrl and Plug-and-Play edits of held-out scenes, scored against the
- * Shapes world's ground truth.
+ * Shapes world's ground truth. On the DiT, MasaCtrl only: Plug-and-Play injects ResNet features, which an
+ * MM-DiT has none of.
  */
-export function measureFeature(sd: StableDiffusion, o: MeasureSettings): FeatureResult {
-  const methods = ['masactrl', 'masactrl-mask', 'pnp', 'none'] as const;
+export function measureFeature(sd: MeasureModel, o: MeasureSettings): FeatureResult {
+  const methods = isDiT(sd)
+    ? (['masactrl', 'masactrl-mask', 'none'] as const)
+    : (['masactrl', 'masactrl-mask', 'pnp', 'none'] as const);
   const items = scenes(o, 'feature', (seed) => {
     const scene = sampleScene(seed, { objects: 1 });
     const obj = scene.objects[0]!;
@@ -83,27 +78,28 @@ export function measureFeature(sd: StableDiffusion, o: MeasureSettings): Feature
     const target = captionOfSpec(spec(otherCell(obj.cell, seed))).text;
     return { seed, source, target, words: [obj.color, obj.shape] };
   });
-  const startLayer = defaultStartLayer(sd);
+  const startLayer = masaCtrlStartLayer(sd);
   // MasaCtrl from the reference's start step; a run too short for it (a quick check) starts at its last step
   const startStep = Math.min(MASACTRL_START_STEP, o.steps - 1);
-  const pnpLayers = defaultPnPLayers(sd);
+  const pnpLayers = isDiT(sd) ? undefined : defaultPnPLayers(sd);
   const mask = {
     startStep,
     startLayer,
-    maskResolution: o.maskResolution ?? defaultMaskResolution(sd),
+    maskResolution: o.maskResolution ?? maskResolutionOf(sd),
     thres: o.maskThreshold,
   };
+  // rows: the source, then one target per method (the last, 'none', plain regeneration)
   const jobs = items.map(
     (it): Job => ({
       seed: it.seed,
-      prompts: [it.source, it.target, it.target, it.target, it.target],
+      prompts: [it.source, ...methods.map(() => it.target)],
       groups: [
         { prompts: [0, 1], controllers: [new MutualSelfAttention({ startStep, startLayer })] },
         {
           prompts: [0, 2],
-          controllers: [maskAutoFor(sd, [it.source, it.target], { ...mask, words: it.words })],
+          controllers: [maskAutoOn(sd, [it.source, it.target], { ...mask, words: it.words })],
         },
-        { prompts: [0, 3], controllers: [new PlugAndPlay(pnpLayers)] },
+        ...(pnpLayers ? [{ prompts: [0, 3], controllers: [new PlugAndPlay(pnpLayers)] }] : []),
       ],
     }),
   );

@@ -9,14 +9,13 @@ import {
   concat,
   GlobalHeatMap,
   inversionStepRange,
-  invertBatch,
-  type StableDiffusion,
   type Tensor,
 } from '../../index.js';
 import { chunks, Pace } from '../jobs.js';
 import { mean } from '../metrics.js';
 import { captionOf, maskIoU, renderScene, sampleScene } from '../shapes/index.js';
 import { type MeasureSettings, scenes } from './common.js';
+import { invertWithCaptions, isDiT, type MeasureModel } from './model.js';
 
 /**
  * The heat-map measurement's result: mean IoU of DAAM heat-maps with the objects' true masks, per word kind,
@@ -39,7 +38,7 @@ export interface HeatMapsResult {
  * The heat-map measurement: DAAM heat-maps of each object's words on rendered scenes, from the
  * cross-attention of DDIM inversion with the caption, against the true masks.
  */
-export function measureHeatMaps(sd: StableDiffusion, o: MeasureSettings): HeatMapsResult {
+export function measureHeatMaps(sd: MeasureModel, o: MeasureSettings): HeatMapsResult {
   const items = scenes(o, 'heatmaps', (seed) => {
     const scene = sampleScene(seed);
     return { seed, scene, caption: captionOf(scene), rendering: renderScene(scene) };
@@ -61,15 +60,26 @@ export function measureHeatMaps(sd: StableDiffusion, o: MeasureSettings): HeatMa
         0,
       ),
     );
-    const embeds = sd.encodePrompt(chunk.map((c) => c.caption.text));
-    invertBatch(sd, latents, embeds, o.steps, [store]);
+    invertWithCaptions(
+      sd,
+      latents,
+      chunk.map((c) => c.caption.text),
+      o.steps,
+      [store],
+    );
     const maps = store.maps();
     const [, , lh, lw] = latents.shape as [number, number, number, number];
     chunk.forEach((it, k) => {
       const heat = new GlobalHeatMap(
         sd.tokenizer,
         it.caption.text,
-        aggregateCrossAttention(maps, { latentSize: [lh, lw], prompt: k, resolutions: o.resolutions }),
+        aggregateCrossAttention(maps, {
+          latentSize: [lh, lw],
+          prompt: k,
+          resolutions: o.resolutions,
+          // a DiT's joint layers all have place 'mid': DAAM's rule of leaving out the bottleneck does not apply
+          midBlock: isDiT(sd),
+        }),
       );
       const [h, w] = [it.scene.height, it.scene.width];
       it.caption.objects.forEach((phrase, j) => {
@@ -104,7 +114,10 @@ export function measureHeatMaps(sd: StableDiffusion, o: MeasureSettings): HeatMa
     threshold: o.threshold,
     steps: [...o.heatSteps],
     source:
-      'rendered scenes with their ground-truth masks; cross-attention of the UNet passes of DDIM inversion with ' +
+      'rendered scenes with their ground-truth masks; cross-attention of the ' +
+      (isDiT(sd)
+        ? 'MM-DiT passes of flow inversion (image→text blocks of the joint attention) with '
+        : 'UNet passes of DDIM inversion with ') +
       `the caption (sampling steps ${o.heatSteps[0]}–${o.heatSteps[1]} of ${o.steps}, ` +
       `${o.resolutions ? `${o.resolutions.map((r) => `${r} × ${r}`).join(', ')} maps` : 'all layers'}), aggregated ` +
       'as DAAM; word maps min–max normalised',

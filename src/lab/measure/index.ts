@@ -21,17 +21,13 @@
 // ground truth. Errors are in 8-bit levels (0–255), averaged over channels. This file runs them under one time
 // budget; report.ts writes them as markdown.
 
-import {
-  defaultHeatResolutions,
-  HEAT_MAP_THRESHOLD,
-  heatStepRange,
-  type StableDiffusion,
-} from '../../index.js';
+import { HEAT_MAP_THRESHOLD, heatStepRange } from '../../index.js';
 import { measureColourSwap } from './colour-swap.js';
 import { EDIT_BLEND_THRESHOLD, MEASUREMENTS, type MeasurementName, type MeasureSettings } from './common.js';
 import { type FeatureResult, measureFeature } from './feature.js';
 import { type HeatMapsResult, measureHeatMaps } from './heatmaps.js';
 import { type InversionResult, measureInversion } from './inversion.js';
+import { heatResolutionsOf, isDiT, type MeasureModel } from './model.js';
 import { measureReweight, type ReweightResult } from './reweight.js';
 import { measureShapeSwap } from './shape-swap.js';
 import type { SwapResult } from './swap.js';
@@ -49,6 +45,7 @@ export { type FeatureResult, measureFeature } from './feature.js';
 export * from './guidance.js';
 export { type HeatMapsResult, measureHeatMaps } from './heatmaps.js';
 export { type InversionResult, measureInversion, type RealEditSummary } from './inversion.js';
+export { isDiT, type MeasureModel } from './model.js';
 export { EqualizerSweep, measureReweight, type ReweightResult } from './reweight.js';
 export { measureShapeSwap } from './shape-swap.js';
 export * from './shape-variations.js';
@@ -155,9 +152,9 @@ export interface EditMeasurements {
 }
 
 /** Fills in the defaults of `opts` and checks them. */
-function settingsOf(sd: StableDiffusion, opts: MeasureOptions): MeasureSettings {
+function settingsOf(sd: MeasureModel, opts: MeasureOptions): MeasureSettings {
   const steps = opts.steps ?? 25;
-  const resolutions = opts.resolutions ?? defaultHeatResolutions(sd);
+  const resolutions = opts.resolutions ?? heatResolutionsOf(sd);
   const o: MeasureSettings = {
     sceneOffset: opts.sceneOffset ?? 0,
     seeds: opts.seeds ?? 50,
@@ -199,12 +196,20 @@ function settingsOf(sd: StableDiffusion, opts: MeasureOptions): MeasureSettings 
   return o;
 }
 
-/** Runs the chosen measurements in order, each within its share of the time budget. */
-export function measureEdits(sd: StableDiffusion, opts: MeasureOptions = {}): EditMeasurements {
-  const only = [...(opts.only ?? MEASUREMENTS)];
+/**
+ * Runs the chosen measurements in order, each within its share of the time budget, on the UNet Shapes model or
+ * the DiT one (the same methods through the joint view; on the DiT the feature measurement is MasaCtrl alone
+ * and the inversion measurement, built on DDIM and null-text inversion, is not run).
+ */
+export function measureEdits(sd: MeasureModel, opts: MeasureOptions = {}): EditMeasurements {
+  const only = [...(opts.only ?? MEASUREMENTS.filter((m) => !(isDiT(sd) && m === 'inversion')))];
   for (const m of only) {
     if (!MEASUREMENTS.includes(m))
       throw new Error(`measureEdits: unknown measurement '${m}' (${MEASUREMENTS.join(', ')})`);
+    if (isDiT(sd) && m === 'inversion')
+      throw new Error(
+        "measureEdits: 'inversion' (DDIM and null-text inversion) runs on a UNet model only; leave it out for a DiT",
+      );
   }
   const o = settingsOf(sd, opts);
   const { progress: _, deadline: __, ...config } = o;
@@ -220,7 +225,7 @@ export function measureEdits(sd: StableDiffusion, opts: MeasureOptions = {}): Ed
     if (m === 'reweight') out.reweight = measureReweight(sd, mo);
     if (m === 'heatmaps') out.heatMaps = measureHeatMaps(sd, mo);
     if (m === 'feature') out.feature = measureFeature(sd, mo);
-    if (m === 'inversion') out.inversion = measureInversion(sd, mo);
+    if (m === 'inversion' && !isDiT(sd)) out.inversion = measureInversion(sd, mo);
     out.seconds[m] = (performance.now() - t0) / 1000;
   });
   return out;

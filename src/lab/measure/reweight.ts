@@ -1,11 +1,12 @@
 // Reweight: Prompt-to-Prompt attention re-weighting of one word of a 1-object scene over several weights (one
 // target prompt per weight, all the source caption): does the object's area or saturation grow with the weight?
 
-import { AttentionEdit, type AttentionEditOptions, type StableDiffusion, Tensor } from '../../index.js';
+import { AttentionEdit, type AttentionEditOptions, Tensor } from '../../index.js';
 import { type Job, runJobs } from '../jobs.js';
 import { colourStats, maskOf, mean, rate, rightObject } from '../metrics.js';
 import { captionOf, evaluate, sampleScene } from '../shapes/index.js';
 import { editOptions, type MeasureSettings, scenes } from './common.js';
+import type { MeasureModel } from './model.js';
 
 /**
  * The reweight measurement's result: per weight, the edited object's area and saturation against the
@@ -50,7 +51,7 @@ export class EqualizerSweep extends AttentionEdit {
 }
 
 /** Equalizer: weight `w` on the tokens of word `index` of the prompt, 1 elsewhere. */
-function wordEqualizer(sd: StableDiffusion, prompt: string, index: number, w: number): Float32Array {
+function wordEqualizer(sd: MeasureModel, prompt: string, index: number, w: number): Float32Array {
   const eq = new Float32Array(sd.tokenizer.modelMaxLength).fill(1);
   for (const t of sd.tokenizer.tokenIndices(prompt, index)) eq[t] = w;
   return eq;
@@ -63,7 +64,7 @@ const increasing = (xs: readonly (number | null)[]) =>
  * The reweight measurement: Prompt-to-Prompt attention re-weighting of one word of 1-object scenes over
  * several weights.
  */
-export function measureReweight(sd: StableDiffusion, o: MeasureSettings): ReweightResult {
+export function measureReweight(sd: MeasureModel, o: MeasureSettings): ReweightResult {
   const weights = [...o.weights];
   const items = scenes(o, 'reweight', (seed) => {
     const scene = sampleScene(seed, { objects: 1 });

@@ -1,18 +1,18 @@
 // Shape swap: Prompt-to-Prompt word swap of object 0's shape with LocalBlend on the two shape words, in scenes
 // of 2–3 objects: do the other objects keep their masks (swap.ts scores it)?
 
-import type { StableDiffusion } from '../../index.js';
 import { type Job, runJobs } from '../jobs.js';
 import { rightObject } from '../metrics.js';
 import { captionOf, evaluate, SHAPES, sampleScene } from '../shapes/index.js';
 import { type MeasureSettings, replaceAndBlend, scenes, swappedCaption } from './common.js';
+import type { MeasureModel } from './model.js';
 import { type SwapResult, type SwapRow, scoreSwap, summarizeSwap } from './swap.js';
 
 /**
  * The shape-swap measurement: Prompt-to-Prompt word swaps of an object's shape on held-out scenes, with and
  * without LocalBlend, scored against the Shapes world's ground truth.
  */
-export function measureShapeSwap(sd: StableDiffusion, o: MeasureSettings): SwapResult {
+export function measureShapeSwap(sd: MeasureModel, o: MeasureSettings): SwapResult {
   const items = scenes(o, 'shape-swap', (seed) => {
     const scene = sampleScene(seed, { objects: [2, 3] });
     const caption = captionOf(scene);
