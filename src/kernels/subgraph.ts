@@ -4,13 +4,18 @@
 // this file keeps the sessions: keyed by owner (a module) and a key (input shapes, what else changes the
 // graph), built with the current thread count, and bounded by a byte budget.
 //
-// Each session holds its own (prepacked) copy of the weights it uses, beside the JavaScript copy the eager
-// path and training need. The budget bounds that second copy: sessions are counted by their initializers'
-// bytes. A cache that is full evicts the least recently used session only if it was not used during the
+// Each session holds its own (prepacked) copy of the weights it uses. Its graph's weights are written to the
+// spill file (subgraph-spill.ts) and onnxruntime reads them from there, so the JavaScript copies can be
+// dropped (parked, nn/subgraph.ts) before the session is built: a weight then lives once, in the session, and
+// is read back from the spill file only where eager code needs it. The budget bounds the sessions' copies:
+// sessions are counted by their initializers' bytes. A cache that is full evicts the least recently used session only if it was not used during the
 // last round of uses (as many uses as there are sessions); otherwise the new subgraph is not built and its
 // module runs eagerly. That keeps a forward pass whose modules do not all fit from evicting and rebuilding
 // its own sessions on every call.
 
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import onnxProto from 'onnx-proto';
 import { buildModelWithExternalData, type GraphSpec } from './graph.js';
 import {
   assertMainThread,
@@ -20,6 +25,9 @@ import {
   runSession,
   threads,
 } from './ort.js';
+import { spill, spillLocation } from './subgraph-spill.js';
+
+const { onnx } = onnxProto;
 
 interface Entry {
   readonly session: NativeSession;
@@ -131,25 +139,86 @@ export function graphBytes(g: GraphSpec): number {
   return n;
 }
 
+/** A traced graph serialized for onnxruntime, its weights in the spill file (no JavaScript array referenced). */
+export interface SpilledGraph {
+  readonly model: Uint8Array;
+  readonly bytes: number;
+  readonly nodes: number;
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+}
+
+/** Initializers smaller than this stay inside the model bytes (biases of a few channels, scalars). */
+const INLINE_BYTES = 1024;
+
 /**
- * Builds and caches the session of a traced graph for (owner, key); `name` says what it is in errors. Returns
+ * Writes a traced graph's weights to the spill file (those already there are not written again) and serializes
+ * the graph with its weights as external data read from there.
+ */
+export function spillGraph(g: GraphSpec): SpilledGraph {
+  const { model, chunks } = buildModelWithExternalData(g, 'w', INLINE_BYTES, true);
+  const big = (g.initializers ?? []).filter((t) => t.data.byteLength >= INLINE_BYTES);
+  if (big.length !== chunks.length)
+    throw new Error(`${g.name}: ${chunks.length} external chunks for ${big.length} weights`);
+  const proto = onnx.ModelProto.decode(model);
+  const location = spillLocation();
+  for (const t of proto.graph?.initializer ?? []) {
+    const loc = t.externalData?.find((e) => e.key === 'location')?.value;
+    if (!loc) continue;
+    const k = Number(loc.slice(2)); // `w.k`: chunk k, the k-th large initializer
+    const ref = spill((big[k] as (typeof big)[number]).data);
+    t.externalData = [
+      { key: 'location', value: location },
+      { key: 'offset', value: String(ref.offset) },
+      { key: 'length', value: String(ref.length) },
+    ];
+  }
+  return {
+    model: onnx.ModelProto.encode(proto).finish(),
+    bytes: graphBytes(g),
+    nodes: g.nodes.length,
+    inputNames: g.inputs.map((i) => i.name),
+    outputNames: g.outputs.map((o) => o.name),
+  };
+}
+
+/** Whether the budget has room for a session of `bytes`, evicting idle sessions if that makes room. */
+export function subgraphRoom(bytes: number): boolean {
+  if (makeRoom(bytes)) return true;
+  state.refused++;
+  return false;
+}
+
+let collectGarbage: (() => void) | undefined;
+
+/**
+ * Runs V8's garbage collector now: after a module's weights were parked, so that their arrays are freed before
+ * onnxruntime allocates its own copy (otherwise both may be alive at once — the peak this cache exists to avoid).
+ */
+export function freeParkedArrays(): void {
+  if (!collectGarbage) {
+    setFlagsFromString('--expose-gc');
+    collectGarbage = runInNewContext('gc') as () => void;
+  }
+  collectGarbage();
+}
+
+/**
+ * Builds and caches the session of a spilled graph for (owner, key); `name` says what it is in errors. Returns
  * undefined, building nothing, when the budget has no room for it (the caller runs its module eagerly).
  */
-export function addSubgraph(owner: object, key: string, g: GraphSpec, name: string): Subgraph | undefined {
-  const bytes = graphBytes(g);
-  if (!makeRoom(bytes)) {
+export function addSubgraph(owner: object, key: string, g: SpilledGraph, name: string): Subgraph | undefined {
+  if (!makeRoom(g.bytes)) {
     state.refused++;
     return undefined;
   }
   assertMainThread();
-  const { model, chunks, location } = buildModelWithExternalData(g, 'w', 1024, true);
-  const files = chunks.map((data, k) => ({ path: `${location}.${k}`, data }));
   let session: NativeSession;
   try {
-    session = createGraphSession(model, files);
+    session = createGraphSession(g.model, []);
   } catch (e) {
     throw new Error(
-      `${name}: onnxruntime could not build its subgraph session (${g.nodes.length} nodes); ` +
+      `${name}: onnxruntime could not build its subgraph session (${g.nodes} nodes); ` +
         `set ATTNKIT_SUBGRAPHS=0 to run it op by op: ${(e as Error).message}`,
     );
   }
@@ -159,15 +228,15 @@ export function addSubgraph(owner: object, key: string, g: GraphSpec, name: stri
   if (old) drop(id, old);
   const e: Entry = {
     session,
-    inputNames: g.inputs.map((i) => i.name),
-    outputNames: g.outputs.map((o) => o.name),
-    bytes,
+    inputNames: g.inputNames,
+    outputNames: g.outputNames,
+    bytes: g.bytes,
     owner: ownerId(owner),
     id,
     lastUse: ++state.tick,
   };
   entries.set(id, e);
-  state.used += bytes;
+  state.used += g.bytes;
   return e;
 }
 

@@ -10,11 +10,18 @@ import { formatShape, type Shape, Tensor } from '../tensor/index.js';
 export class Parameter {
   readonly shape: Shape;
   #value: Tensor | null;
+  /** Set while the value is parked: reads it back (the same values) on the next read of `value`. */
+  #restore: (() => Tensor) | null = null;
+  #version = 0;
   constructor(init: Shape | Tensor) {
     this.shape = init instanceof Tensor ? init.shape : Object.freeze([...init]);
     this.#value = init instanceof Tensor ? init : null;
   }
   get value(): Tensor {
+    if (this.#restore) {
+      this.#value = this.#restore();
+      this.#restore = null;
+    }
     if (!this.#value) this.#value = Tensor.zeros(this.shape);
     return this.#value;
   }
@@ -25,6 +32,24 @@ export class Parameter {
       );
     }
     this.#value = t;
+    this.#restore = null;
+    this.#version++;
+  }
+  /** Counts the tensors set into this slot; parking and reading back a parked value leave it unchanged. */
+  get version(): number {
+    return this.#version;
+  }
+  /** The value if it is held in memory, else null (parked or never set); never reads a parked value back. */
+  get resident(): Tensor | null {
+    return this.#restore ? null : this.#value;
+  }
+  /**
+   * Drops the value from memory while something else holds its numbers (a subgraph session's weight copy,
+   * issue 32); `restore` must give the same values back, and runs the next time `value` is read.
+   */
+  park(restore: () => Tensor): void {
+    this.#value = null;
+    this.#restore = restore;
   }
 }
 
