@@ -56,6 +56,11 @@ export interface AttendAndExciteOptions {
   kernelSize?: number;
   /** At most this many updates per refinement step (default 20). */
   maxRefinementSteps?: number;
+  /**
+   * Leave eos and the padding after it out of the softmax over text tokens (the reference's normalize_eot, on
+   * for SD 2.1; default false: every state between bos and the last, as for SD 1.x).
+   */
+  normalizeEot?: boolean;
 }
 
 /**
@@ -95,19 +100,25 @@ export interface ExciteLoss {
 
 /**
  * Attend-and-Excite's loss on maps (B, side², Tk) averaged over layers and heads; `tokens[b]` are row b's
- * subjects' text positions. `smoothing` is gaussianSmoothingMatrix(side) or undefined for none.
+ * subjects' text positions. `smoothing` is gaussianSmoothingMatrix(side) or undefined for none. `eos[b]`, when
+ * given, is row b's eos position: it and the padding after it leave the softmax (the reference's normalize_eot).
  */
 export function attendAndExciteLoss(
   map: Tensor,
   tokens: readonly (readonly number[][])[],
   smoothing?: Tensor,
+  eos?: readonly number[],
 ): ExciteLoss {
-  const tk = map.shape[2] as number;
-  // the text tokens between bos and the last state, sharpened × 100, normalised over tokens
-  const text = map
-    .slice(2, 1, tk - 1)
-    .mul(100)
-    .softmax(-1); // (B, Tq, Tk − 2)
+  const [b, tk] = [map.shape[0] as number, map.shape[2] as number];
+  // the text tokens between bos and the last state (or eos), sharpened × 100, normalised over tokens
+  let scores = map.slice(2, 1, tk - 1).mul(100); // (B, Tq, Tk − 2)
+  if (eos) {
+    const off = new Float32Array(b * (tk - 2));
+    for (let r = 0; r < b; r++)
+      for (let t = (eos[r] as number) - 1; t < tk - 2; t++) off[r * (tk - 2) + t] = -1e9;
+    scores = scores.add(new Tensor(off, [b, 1, tk - 2]));
+  }
+  const text = scores.softmax(-1);
   const subjects = text.matmul(wordSelection(tokens, tk - 2, -1)); // (B, Tq, W)
   let perSubject = subjects.transpose(1, 2); // (B, W, Tq)
   if (smoothing) perSubject = perSubject.matmul(smoothing.transpose(0, 1));
@@ -161,6 +172,7 @@ export class AttendAndExcite implements LatentGuidance {
   /** Each row's loss after the last altered step's update was computed (for reports). */
   losses: { step: number; losses: number[] }[] = [];
   protected readonly tokens: number[][][];
+  private readonly eos?: number[];
   private readonly recorder = new CrossAttentionRecorder((call) => call.size?.[0] === this.side);
   private side = 0;
 
@@ -174,6 +186,10 @@ export class AttendAndExcite implements LatentGuidance {
       if (s.length === 0) throw new Error(`${method}: prompt ${r} ("${prompts[r]}") has no subject`);
     });
     this.tokens = wordTokens(method, opts.tokenizer, prompts, subjects);
+    // eos's position: the prompt's unpadded length − 1
+    this.eos = opts.normalizeEot
+      ? prompts.map((p) => (opts.tokenizer.call(p, { padding: false }).ids[0] as number[]).length - 1)
+      : undefined;
     const check = (name: string, v: number | undefined, ok: (v: number) => boolean) => {
       if (v !== undefined && !ok(v)) throw new Error(`${method}: ${name} ${v} is out of range`);
     };
@@ -188,7 +204,7 @@ export class AttendAndExcite implements LatentGuidance {
 
   /** Attend-and-Excite's loss for both (BoxDiff overrides it); `map` (B, side², Tk). */
   protected objective(map: Tensor, _side: number, smoothing?: Tensor): ExciteObjective {
-    const { loss } = attendAndExciteLoss(map, this.tokens, smoothing);
+    const { loss } = attendAndExciteLoss(map, this.tokens, smoothing, this.eos);
     return { refine: loss, update: loss };
   }
 

@@ -1,11 +1,13 @@
-// Layout guidance diagnosed on one development prompt (held-out index ≥ 100 000; never the reported 0–199): per
-// guided step, the loss before and after the update, |∇L|, the step actually applied to the latents relative to
-// |z_t|, then each object's detected box against its ground-truth box (plain generation from the same seed first).
+// Layout guidance or Attend-and-Excite diagnosed on one development prompt (held-out index ≥ 100 000; never the
+// reported 0–199): per guided step, the loss before and after the update, the step actually applied to the
+// latents relative to |z_t|, then each object's detected box against its ground-truth box (plain generation from
+// the same seed first). Layout guidance runs one update a step here, so its step is lossScale · (1 − ᾱ_t) · ∇L.
 //
-//   nice -n 10 node --import tsx test/lab/guidance/layout-diagnose.ts [index] [json settings of LayoutGuidance]
+//   nice -n 10 node --import tsx test/lab/guidance/layout-diagnose.ts [index] [json settings] [layout|excite]
 
 import { BUILTIN_MODEL } from '../../../src/cli/models.js';
 import {
+  AttendAndExcite,
   type GuidanceStep,
   type LatentGuidance,
   LayoutGuidance,
@@ -23,6 +25,7 @@ import {
 
 const index = Number(process.argv[2] ?? 100_000);
 const settings = JSON.parse(process.argv[3] ?? '{}') as Partial<LayoutGuidanceOptions>;
+const method = process.argv[4] ?? 'layout';
 if (index < 100_000) throw new Error('layout-diagnose: development prompts only (index ≥ 100 000)');
 const sd = StableDiffusion.fromPretrained(BUILTIN_MODEL);
 const p = heldOutPrompts(1, index)[0]!;
@@ -30,17 +33,26 @@ const truth = groundTruthLayout(p.scene, p.caption);
 const boxes = truth.map((x) => ({ word: x.shapeWord, box: x.box }));
 const norm = (t: Tensor) => Math.sqrt(t.mul(t).sum().item());
 const opts = { tokenizer: sd.tokenizer, prompts: [p.caption.text], boxes, ...settings };
+const subjects = [truth.map((t) => t.shapeWord)];
+const excite = { tokenizer: sd.tokenizer, prompts: [p.caption.text], subjects };
 
 /** Wraps layout guidance with one update a step and logs what it did. */
 class Logged implements LatentGuidance {
   readonly name = 'Logged';
-  inner = new LayoutGuidance({ ...opts, maxIter: 1 });
+  inner =
+    method === 'excite'
+      ? new AttendAndExcite({ ...excite, ...settings })
+      : new LayoutGuidance({ ...opts, maxIter: 1 });
   guide(step: GuidanceStep): Tensor | undefined {
     const before = this.inner.losses.length;
     const x = this.inner.guide(step);
     if (!x) return undefined;
-    const probe = new LayoutGuidance({ ...opts, maxIter: 1, lossThreshold: Number.POSITIVE_INFINITY });
-    probe.guide(step.latents === x ? step : { ...step, latents: x });
+    // the loss at the new latents, by the same method without a step
+    const probe =
+      method === 'excite'
+        ? new AttendAndExcite({ ...excite, ...settings, scaleFactor: 0, thresholds: new Map() })
+        : new LayoutGuidance({ ...opts, maxIter: 1, lossThreshold: Number.POSITIVE_INFINITY });
+    probe.guide({ ...step, latents: x });
     const d = norm(x.sub(step.latents));
     console.log(
       JSON.stringify({
@@ -58,14 +70,14 @@ class Logged implements LatentGuidance {
 }
 
 console.log(JSON.stringify({ index, text: p.caption.text, boxes: truth.map((t) => t.pixelBox), settings }));
-for (const method of ['plain', 'layout']) {
+for (const run of ['plain', method]) {
   const { images } = sd.generate({
     prompt: [p.caption.text],
     latents: seededLatents(sd, [p.seed]),
     steps: 25,
     guidanceScale: 5,
     scheduler: 'ddim',
-    ...(method === 'layout' ? { guidance: [new Logged()] } : {}),
+    ...(run === 'plain' ? {} : { guidance: [new Logged()] }),
   });
   const report = evaluate(images, p.caption.text);
   const got = truth.map((t, i) => {
@@ -76,5 +88,5 @@ for (const method of ['plain', 'layout']) {
       iou: d ? +boxIoU(d.box, t.pixelBox).toFixed(3) : null,
     };
   });
-  console.log(JSON.stringify({ method, objects: got }));
+  console.log(JSON.stringify({ method: run, objects: got }));
 }

@@ -82,6 +82,26 @@ test('the loss on a hand-made 2×2 map: softmax(100 · text tokens), max per sub
   close(smoothed, Math.max(at(0, 0), at(0, 1), at(1, 0), at(1, 1)));
 });
 
+test('normalizeEot: eos and the padding after it leave the softmax (the reference’s normalize_eot)', () => {
+  // (1, 4 queries, 6 states: bos, w1, w2, eos, pad, last); eos and pad hold more attention than the words
+  const words = [
+    [0.5, 0.5],
+    [0.51, 0.5],
+    [0.5, 0.52],
+    [0.5, 0.5],
+  ];
+  const map = new Tensor(Float32Array.from(words.flatMap((w) => [0, ...w, 0.6, 0.6, 0])), [1, 4, 6]);
+  const sig = (d: number) => 1 / (1 + Math.exp(-d));
+  // states 1…2 only (eos at 3): the 2×2 case above, word 1's max σ(1), word 2's σ(2)
+  const { maxima, loss } = attendAndExciteLoss(map, [[[1], [2]]], undefined, [3]);
+  close(maxima.toArray()[0] as number, sig(1));
+  close(maxima.toArray()[1] as number, sig(2));
+  close(loss.toArray()[0] as number, 1 - sig(1));
+  // states 1…4 (the default, SD 1.x's 1:-1): eos and pad win by 10 per × 100 → word 1's max e¹ / (e¹ + 1 + 2e¹⁰)
+  const all = attendAndExciteLoss(map, [[[1], [2]]]).maxima.toArray()[0] as number;
+  close(all, Math.E / (Math.E + 1 + 2 * Math.exp(10)), 1e-7);
+});
+
 const sd = StableDiffusion.fromPretrained(goldenDir());
 
 test('a guidance step lowers the loss (tiny-sd-a, 8×8 maps)', () => {
