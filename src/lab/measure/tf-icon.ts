@@ -39,7 +39,7 @@ export interface TFIconMeasureOptions {
   guidanceScale: number;
   /** SDEdit's strength: the fraction of the schedule re-run (default 0.5). */
   strength?: number;
-  method?: Pick<ComposeOptions, 'tauA' | 'tauB'>;
+  method?: Pick<ComposeOptions, 'tauA' | 'tauB' | 'exceptionalToken'>;
   /** Called after each finished case with the count done and the count asked for (a progress bar). */
   progress?: (done: number, total: number) => void;
 }
@@ -212,7 +212,7 @@ function summarize(rows: readonly TFIconRow[], which: 'tfIcon' | 'sdedit'): Comp
  */
 export function measureTFIcon(sd: StableDiffusion, o: TFIconMeasureOptions): TFIconMeasurement {
   const rows: TFIconRow[] = [];
-  const e = exceptionalPromptEmbeds(sd);
+  const e = exceptionalPromptEmbeds(sd, o.method?.exceptionalToken);
   for (let i = o.start; rows.length < o.cases && i < o.start + 50 * o.cases + 100; i++) {
     const c = tfIconCase(i);
     if (!c) continue;
