@@ -4,10 +4,10 @@
 // joint transformer block whose attention runs over image and text tokens as one sequence.
 
 import { attend, type JointStream } from '../attention/attention.js';
-import type { AttentionLayerInfo } from '../attention/call.js';
-import type { HookOptions } from '../attention/hooks.js';
+import type { AttentionLayerInfo, BlockCall, TransformerCall } from '../attention/call.js';
+import { type AttentionContext, blockTokenReduction, type HookOptions } from '../attention/hooks.js';
 import { Conv2d, Linear, Module, ModuleList, Parameter } from '../nn/index.js';
-import { formatShape, layerNorm, linearChunks, Tensor } from '../tensor/index.js';
+import { concat, formatShape, layerNorm, linearChunks, Tensor } from '../tensor/index.js';
 import { TimestepEmbedding, timestepEmbedding } from './unet-blocks.js';
 
 /** LayerNorm without affine over the last axis, ε = 1e-6 (SD3's norms; the modulation supplies scale and shift). */
@@ -293,8 +293,15 @@ export class JointAttention extends Module {
  * One MM-DiT block (SD3, Fig. 2b; diffusers' `JointTransformerBlock`): each stream has its own adaLN-Zero
  * modulation and feed-forward, and both meet in one joint attention. The last block is "context pre-only": its
  * text stream only feeds the attention (continuous adaLN, no text output, feed-forward or to_add_out).
+ *
+ * The UNet's block-level hooks reach it as they reach a UNet's attention block: token merging (`tokens`, on the
+ * image stream before the joint attention and the feed-forward, as ToMe on a UNet's self-attention), and block
+ * caching (`transformer` / `reuseTransformer`) on the block's residual branch, here both streams' updates packed
+ * as (B, N + M, D), image tokens first (N alone for the context-pre-only block).
  */
 export class JointTransformerBlock extends Module {
+  /** Path, place and ordinal of the block among the model's blocks (set by SD3Transformer2DModel). */
+  info: Pick<BlockCall, 'path' | 'place' | 'index'> = { path: '', place: 'mid', index: 0 };
   norm1: AdaLayerNormZero;
   norm1_context: AdaLayerNormZero | AdaLayerNormContinuous;
   attn: JointAttention;
@@ -327,15 +334,69 @@ export class JointTransformerBlock extends Module {
         `sd3 block: expected image (B, N, D) and text (B, M, D), got ${formatShape(x.shape)} and ${formatShape(text.shape)}`,
       );
     }
+    const { ctx } = opts;
+    if (!ctx?.controllers.some((k) => k.transformer || k.reuseTransformer))
+      return this.#streams(x, text, c, size, opts);
+    return this.#cached(x, text, c, size, ctx);
+  }
+
+  /** Block hooks on the residual branch (B, N + M, D): a reused branch skips the block; hooks see either. */
+  #cached(
+    x: Tensor,
+    text: Tensor,
+    c: Tensor,
+    size: readonly [number, number],
+    ctx: AttentionContext,
+  ): { x: Tensor; text?: Tensor } {
+    const { step, numSteps, timestep, batch } = ctx;
+    const call: TransformerCall = { ...this.info, size, step, numSteps, timestep, batch };
+    const n = x.shape[1] as number;
+    const expected = [x.shape[0], n + (this.contextPreOnly ? 0 : (text.shape[1] as number)), x.shape[2]];
+    let branch: Tensor | undefined;
+    for (const k of ctx.controllers) {
+      branch = k.reuseTransformer?.(call);
+      if (!branch) continue;
+      if (branch.shape.some((d, i) => d !== expected[i]) || branch.rank !== 3)
+        throw new Error(
+          `${this.info.path}: ${k.name} reused a branch of shape ${formatShape(branch.shape)}, expected ` +
+            `[${expected.join(', ')}] (image then text tokens)`,
+        );
+      break;
+    }
+    const out = branch ? undefined : this.#streams(x, text, c, size, { ctx });
+    const computed = out && (out.text ? concat([out.x.sub(x), out.text.sub(text)], 1) : out.x.sub(x));
+    let y = (branch ?? computed) as Tensor;
+    for (const k of ctx.controllers) if (k.transformer) y = k.transformer(call, y);
+    if (out && y === computed) return out; // computed and left as it is: the streams themselves, bit for bit
+    return { x: x.add(y.slice(1, 0, n)), ...(this.contextPreOnly ? {} : { text: text.add(y.slice(1, n)) }) };
+  }
+
+  /** The block itself: joint attention and feed-forwards of both streams (token merging on the image's). */
+  #streams(
+    x: Tensor,
+    text: Tensor,
+    c: Tensor,
+    size: readonly [number, number],
+    opts: HookOptions,
+  ): { x: Tensor; text?: Tensor } {
     // joint attention, each stream modulated by its adaLN
     const img = this.norm1.forward(x, c);
     const ctxNorm = this.norm1_context.forward(text, c);
     const txtIn = ctxNorm instanceof Tensor ? ctxNorm : ctxNorm.x;
-    const attn = this.attn.forward(img.x, txtIn, size, opts);
+    // token merging (ToMe) of the image tokens: 'attn1' the joint attention's image queries, 'ff' the feed-forward
+    const { heads } = this.attn;
+    const headDim = (this.attn.to_q.weight.shape[0] as number) / heads;
+    const keyTokens = (x.shape[1] as number) + (text.shape[1] as number);
+    const r =
+      opts.ctx && blockTokenReduction(opts.ctx, this.attn.info, img.x, { size, heads, headDim, keyTokens });
+    const reduce = (b: 'attn1' | 'ff', t: Tensor) => (r?.branches.includes(b) ? r.reduce(t) : t);
+    const restore = (b: 'attn1' | 'ff', t: Tensor) => (r?.branches.includes(b) ? r.restore(t) : t);
+    const attn = this.attn.forward(reduce('attn1', img.x), txtIn, size, opts);
 
     // image stream: gated attention residual, then the gated, modulated feed-forward
-    x = x.add(gated(img.gateMsa, attn.image));
-    x = x.add(gated(img.gateMlp, this.ff.forward(modulate(norm(x), img.shiftMlp, img.scaleMlp))));
+    x = x.add(gated(img.gateMsa, restore('attn1', attn.image)));
+    const ffIn = reduce('ff', modulate(norm(x), img.shiftMlp, img.scaleMlp));
+    x = x.add(gated(img.gateMlp, restore('ff', this.ff.forward(ffIn))));
     if (ctxNorm instanceof Tensor || !this.ff_context) return { x };
 
     // text stream: the same with its own modulation

@@ -126,6 +126,10 @@ export class SD3Transformer2DModel extends Module {
     );
     this.norm_out = new AdaLayerNormContinuous(dim, dim);
     this.proj_out = new Linear(dim, c.patchSize * c.patchSize * c.outChannels);
+    // block hooks' records: the blocks' paths, all at place 'mid' (one resolution throughout)
+    this.transformer_blocks.items.forEach((b, i) => {
+      b.info = { path: `transformer_blocks.${i}`, place: 'mid', index: i };
+    });
     assignAttentionLayers(
       this,
       () => 'mid',

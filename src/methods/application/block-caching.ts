@@ -77,7 +77,13 @@ export class BlockCaching extends PlannedCache<TransformerCall, boolean> impleme
   }
 }
 
+/**
+ * Whether a cached branch fits the call: a UNet block's (B, C, h, w) on its grid; a token model's (B, T, D) (an
+ * MM-DiT block's, image tokens then text) with the h·w image tokens.
+ */
 function sameShape(cached: Tensor, call: TransformerCall): boolean {
+  const rows = call.batch.guidance.length;
+  if (cached.rank === 3) return cached.shape[0] === rows && cached.shape[1]! >= call.size[0] * call.size[1];
   const [b, , h, w] = cached.shape;
-  return b === call.batch.guidance.length && h === call.size[0] && w === call.size[1];
+  return b === rows && h === call.size[0] && w === call.size[1];
 }
