@@ -51,6 +51,11 @@ export interface LayoutGuidanceOptions {
   maxIndexStep?: number;
   /** Which layers' maps the loss reads (default the mid block's, and the up path's at the latent side / 4). */
   layers?: (call: AttentionCall) => boolean;
+  /**
+   * The map sides whose mid-block and up-path layers the loss reads, instead of the default (the built-in
+   * model's 16 × 16 latents give the default only 4 × 4 maps, too coarse for a box).
+   */
+  sides?: readonly number[];
 }
 
 /** One (row, token) entry of the loss: its token position, the weight 1 / (tokens of its word), its box's cells. */
@@ -134,7 +139,10 @@ export class LayoutGuidance implements LatentGuidance {
     // the mid block, and the up path at the latent side / 4 (SD: up_blocks.1, the first attention up block)
     const select = (call: AttentionCall) =>
       call.place === 'mid' || (call.place === 'up' && call.size?.[0] === this.side);
-    this.recorder = new CrossAttentionRecorder(opts.layers ?? select);
+    const sides = opts.sides;
+    const bySide = (call: AttentionCall) =>
+      (call.place === 'mid' || call.place === 'up') && !!sides?.includes(call.size?.[0] ?? 0);
+    this.recorder = new CrossAttentionRecorder(opts.layers ?? (sides ? bySide : select));
   }
 
   guide(step: GuidanceStep): Tensor | undefined {

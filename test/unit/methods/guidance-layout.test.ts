@@ -210,3 +210,52 @@ test('a layout guidance step on DDIM latents is lossScale · (1 − ᾱ_t) · �
   const x = (layout.guide(step) as Tensor).toArray();
   for (const [q, v] of [1.0625, 0.9375, 1.0625, 0.9375].entries()) close(x[q] as number, v, 1e-5);
 });
+
+test('sides: the loss reads the mid-block and up-path layers of those map sides only', () => {
+  // a 8×8 up layer with the word's attention all inside its box (loss 0), and a down layer of side 8, a mid
+  // layer of side 4 and an up layer of side 4 with it spread evenly over the image (loss (1 − ½)² = 0.25 each)
+  const token = sd.tokenizer.tokenIndices(prompt, 'circle')[0] as number;
+  const tk = token + 2;
+  const mapOf = (side: number, inside: boolean) => {
+    const p = new Float32Array(side * side * tk);
+    for (let q = 0; q < side * side; q++) p[q * tk + token] = !inside || q % side < side / 2 ? 1 : 0;
+    return new Tensor(p, [1, 1, side * side, tk]);
+  };
+  const calls = [
+    ['down', 8, false],
+    ['mid', 4, false],
+    ['up', 4, false],
+    ['up', 8, true],
+  ] as const;
+  const lossWith = (sides: number[]) => {
+    const layout = new LayoutGuidance({
+      tokenizer: sd.tokenizer,
+      prompts: prompt,
+      boxes: [{ word: 'circle', box: [0, 0, 0.5, 1] }],
+      lossThreshold: 1,
+      maxIndexStep: 1,
+      sides,
+    });
+    const step = {
+      step: 0,
+      numSteps: 2,
+      timestep: 999,
+      batch: { roles: ['cond'] },
+      latents: Tensor.ones([1, 1, 2, 2]),
+      alphaCumprod: 0.5,
+      denoise(x: Tensor, cs: readonly Controller[]) {
+        for (const [place, side, inside] of calls) {
+          const call = { kind: 'cross', place, size: [side, side] } as unknown as AttentionCall;
+          const p = mapOf(side, inside).mul(x.sum().mul(0.25)); // × 1, on the latents
+          for (const c of cs) if (c.appliesTo?.(call) ?? true) c.map?.(call, p);
+        }
+        return x.mul(0);
+      },
+    } as unknown as GuidanceStep;
+    layout.guide(step);
+    return layout.losses[0]?.losses[0] as number;
+  };
+  close(lossWith([8]), 0);
+  close(lossWith([4]), 0.25);
+  close(lossWith([8, 4]), 0.25 * (2 / 3));
+});
