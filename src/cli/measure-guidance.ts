@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { writeFileAtomic } from '../io/atomic.js';
 import { type Progress, progressBar } from '../io/progress.js';
-import { guidanceMarkdown, measureGuidance } from '../lab/measure/guidance.js';
+import { type GuidanceMethodName, guidanceMarkdown, measureGuidance } from '../lab/measure/guidance.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { float, floatIn, int, intIn } from './args.js';
 import { BATCH, COUNT } from './limits.js';
@@ -31,6 +31,10 @@ interface MeasureGuidanceFlags {
   exciteScale?: number;
   exciteRefine: boolean;
   layoutScale?: number;
+  layoutSides?: string;
+  layoutSteps?: number;
+  layoutMethods?: string;
+  exciteNormalizeEot?: boolean;
   paintScale?: number;
   minutesPerRun?: number;
   out?: string;
@@ -83,11 +87,22 @@ export function registerMeasureGuidance(measure: Command): void {
       floatIn('--excite-scale', { min: 0, max: 10_000 }),
     )
     .option('--no-excite-refine', "skip Attend-and-Excite's iterative refinement")
+    .option('--excite-normalize-eot', "Attend-and-Excite's softmax without eos and padding (normalize_eot)")
     .option(
       '--layout-scale <f>',
       "layout guidance's loss scale (default 30)",
       floatIn('--layout-scale', { min: 0, max: 10_000 }),
     )
+    .option(
+      '--layout-sides <list>',
+      "the map sides layout guidance's loss reads, e.g. 8 (default the mid block and the up path at the latent side / 4)",
+    )
+    .option(
+      '--layout-steps <n>',
+      'layout guidance guides steps [0, n) (default 10 of 51, scaled)',
+      intIn('--layout-steps', { min: 0, max: 10_000 }),
+    )
+    .option('--layout-methods <list>', "the layout part's methods: plain,layout,boxdiff,paint (default all)")
     .option(
       '--paint-scale <w>',
       "paint-with-words' w (default 0.4)",
@@ -106,6 +121,13 @@ export function registerMeasureGuidance(measure: Command): void {
     const parts = f.parts.split(',').map((p) => p.trim());
     for (const p of parts)
       if (p !== 'excite' && p !== 'layout') throw new Error(`--parts: excite or layout, got '${p}'`);
+    const sides = f.layoutSides?.split(',').map((v) => Number(v.trim()));
+    if (sides?.some((v) => !Number.isInteger(v) || v < 1))
+      throw new Error(`--layout-sides: map sides as integers, e.g. 8 or 16,8; got '${f.layoutSides}'`);
+    const methods = f.layoutMethods?.split(',').map((v) => v.trim());
+    for (const m of methods ?? [])
+      if (!['plain', 'layout', 'boxdiff', 'paint'].includes(m))
+        throw new Error(`--layout-methods: plain, layout, boxdiff or paint, got '${m}'`);
     const model = resolveModel(parseModel(f), log);
     const sd = StableDiffusion.fromPretrained(model);
     let bar: { name: string; bar: Progress } | undefined;
@@ -125,8 +147,14 @@ export function registerMeasureGuidance(measure: Command): void {
         ...(f.exciteRes ? { attentionRes: f.exciteRes } : {}),
         ...(f.exciteScale !== undefined ? { scaleFactor: f.exciteScale } : {}),
         ...(f.exciteRefine ? {} : { thresholds: new Map<number, number>() }),
+        ...(f.exciteNormalizeEot ? { normalizeEot: true } : {}),
       },
-      layout: f.layoutScale !== undefined ? { lossScale: f.layoutScale } : {},
+      layout: {
+        ...(f.layoutScale !== undefined ? { lossScale: f.layoutScale } : {}),
+        ...(sides ? { sides } : {}),
+        ...(f.layoutSteps !== undefined ? { maxIndexStep: f.layoutSteps } : {}),
+      },
+      ...(methods ? { layoutMethods: methods as GuidanceMethodName[] } : {}),
       ...(f.paintScale !== undefined ? { paintScale: f.paintScale } : {}),
       ...(f.minutesPerRun !== undefined ? { minutesPerRun: f.minutesPerRun } : {}),
       onProgress: (name, done, total) => {
