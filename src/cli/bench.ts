@@ -7,7 +7,9 @@ import os from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { writeOutput } from '../io/output.js';
+import { isSD3Folder } from '../pipelines/sd3.js';
 import { intIn } from './args.js';
+import { measureShapesDiT } from './bench-dit.js';
 import { type Measured, measureAttention, measureLoop, measureUNet } from './bench-methods.js';
 import { benchTargets, printSection, type Row, type Section } from './bench-report.js';
 import { measureShapes, type ShapesScore, scoreShapes, shapesPrompts } from './bench-shapes.js';
@@ -26,7 +28,9 @@ function work(job: Job): Measured {
   if (job.kind === 'attention') return measureAttention(job.method, job.runs, job.out);
   if (job.kind === 'unet') return measureUNet(job.method, job.size, job.runs, job.out);
   if (job.kind === 'loop') return measureLoop(job.method, job.size, job.steps, job.out);
-  return measureShapes(job.method, job.dir, job.prompts, job.steps, job.out);
+  // the DiT Shapes model (an SD3-style folder) or the UNet one
+  const measure = isSD3Folder(job.dir) ? measureShapesDiT : measureShapes;
+  return measure(job.method, job.dir, job.prompts, job.steps, job.out);
 }
 
 const ATTENTION = ['softmax', 'flash', 'chunked', 'sliced', 'linear-elu', 'linear-relu', 'agent', 'window'];

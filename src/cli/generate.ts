@@ -78,7 +78,7 @@ export function registerGenerate(program: Command): void {
     const dir = parseModel(f);
     if (dir && isSD3Folder(dir)) {
       checkDiTFlags(f);
-      const { negative, width, height, attention } = f;
+      const { negative, width, height, attention, tome, blockCache } = f;
       return generateDiT({
         dir,
         prompt,
@@ -91,6 +91,8 @@ export function registerGenerate(program: Command): void {
         width,
         height,
         attention,
+        tome,
+        blockCache,
       });
     }
     const controllers = efficiencyControllers(f);
