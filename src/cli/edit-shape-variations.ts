@@ -8,8 +8,9 @@ import { Option } from 'commander';
 import { writePng } from '../io/png.js';
 import { sideBySide } from '../io/render.js';
 import { shapeVariations } from '../pipelines/shape-variations.js';
-import { float } from './args.js';
+import { float, floatIn } from './args.js';
 import type { EditMethod } from './edit-method.js';
+import { UNIT } from './limits.js';
 import { numberFlag, stringFlag, stringsFlag } from './options.js';
 
 export const shapeVariationsMethod: EditMethod = {
@@ -22,6 +23,14 @@ export const shapeVariationsMethod: EditMethod = {
       '--mask-threshold <t>',
       "shape-variations: threshold on the word's normalised cross-attention for its region (0.05, the reference's)",
     ).argParser(float('--mask-threshold')),
+    new Option(
+      '--proxy-tokens <which>',
+      "shape-variations: text positions with the proxy's values: all (the reference's) or word (the object word's only)",
+    ).choices(['all', 'word']),
+    new Option(
+      '--local-steps <f>',
+      "shape-variations: the source's latents outside the object after every step of the first fraction f (LocalBlend)",
+    ).argParser(floatIn('--local-steps', UNIT)),
   ],
   run(c, flags) {
     const word = stringFlag(flags, 'word');
@@ -37,6 +46,8 @@ export const shapeVariationsMethod: EditMethod = {
       word,
       proxies,
       maskThreshold: numberFlag(flags, 'maskThreshold'),
+      proxyTokens: stringFlag(flags, 'proxyTokens') as 'all' | 'word' | undefined,
+      localBlend: numberFlag(flags, 'localSteps'),
       image: c.image?.pixels,
       seed: c.seed,
       steps: c.steps,

@@ -3,7 +3,6 @@
 // reconstruction through the VAE); `attnkit edit --method masactrl | pnp [--image]` end to end.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,7 +19,8 @@ import {
 } from '../../../src/pipelines/feature-edit.js';
 import { StableDiffusion } from '../../../src/pipelines/stable-diffusion.js';
 import type { Tensor } from '../../../src/tensor/index.js';
-import { goldenDir, repoRoot } from '../../helpers/fixtures.js';
+import { attnkitTiny } from '../../helpers/cli.js';
+import { goldenDir } from '../../helpers/fixtures.js';
 import { assertClose } from '../../helpers/tolerance.js';
 
 const sd = StableDiffusion.fromPretrained(goldenDir());
@@ -84,23 +84,7 @@ test('a real image: inverted with the source prompt; the source row follows its 
   }
 });
 
-function attnkit(...args: string[]): void {
-  execFileSync(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(repoRoot, 'src/cli/main.ts'),
-      ...args,
-      '--model',
-      goldenDir(),
-      '--threads',
-      '1',
-      '-q',
-    ],
-    { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-}
+const attnkit = attnkitTiny;
 
 test('attnkit edit --method masactrl | pnp, with and without --image', () => {
   const input = join(dir, 'in.png');

@@ -2,7 +2,6 @@
 // write PNGs of the expected sizes; bad boxes, empty masks and missing options are errors naming the option.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,28 +9,12 @@ import { after, test } from 'node:test';
 import { parseBox } from '../../../src/cli/compose.js';
 import { readPng, writePng } from '../../../src/io/png.js';
 import { Tensor } from '../../../src/tensor/index.js';
-import { goldenDir, repoRoot } from '../../helpers/fixtures.js';
+import { attnkitTiny } from '../../helpers/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'attnkit-compose-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function attnkit(...args: string[]): string {
-  return execFileSync(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(repoRoot, 'src/cli/main.ts'),
-      ...args,
-      '--model',
-      goldenDir(),
-      '--threads',
-      '1',
-      '-q',
-    ],
-    { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-}
+const attnkit = attnkitTiny;
 
 const S = 32; // tiny-sd-a's image size
 const bg = join(dir, 'bg.png');
@@ -79,4 +62,10 @@ test('edit --method shape-variations: the source and one variation per proxy; --
   assert.deepEqual(readPng(join(dir, 'sv.variations.png')).shape, [1, 3, S + 4, 3 * S + 4 * 2]);
   assert.throws(() => attnkit('edit', ...args, '--word', 'circle'), /needs --proxies <words\.\.\.>/);
   assert.throws(() => attnkit('edit', ...args, '--proxies', 'star'), /needs --word <word>/);
+  // the object word's values only, the source's latents outside the object every step: same outputs
+  const local = join(dir, 'sv-local.png');
+  const opts = ['--proxy-tokens', 'word', '--local-steps', '1', '--mask-threshold', '0.3'];
+  attnkit('edit', ...args.slice(0, -1), local, '--word', 'circle', '--proxies', 'square', ...opts);
+  assert.deepEqual(readPng(join(dir, 'sv-local.variations.png')).shape, [1, 3, S + 4, 2 * S + 3 * 2]);
+  assert.throws(() => attnkit('edit', ...args, '--word', 'circle', '--proxy-tokens', 'one'), /proxy-tokens/);
 });
