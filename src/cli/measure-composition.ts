@@ -50,6 +50,14 @@ export function registerMeasureComposition(measure: Command): void {
     const scenes = numberFlag(f, 'scenes') ?? 0;
     const cases = numberFlag(f, 'cases') ?? 0;
     const t0 = performance.now();
+    // the JSON is rewritten after every scene and case, so an interrupted run keeps what it measured
+    const done: { shape?: unknown; tfIcon?: unknown } = {};
+    const write = (partial: boolean) => {
+      const secs = (performance.now() - t0) / 1000;
+      const json = { start, steps, guidance, secs, partial, ...done };
+      writeFileAtomic(out, `${JSON.stringify(json, null, 2)}\n`);
+      return secs;
+    };
     const bar = (name: string, n: number) => progressBar(name, n, { quiet: run.quiet });
     const sv = bar('shape variations', scenes);
     const shape =
@@ -61,6 +69,10 @@ export function registerMeasureComposition(measure: Command): void {
             steps,
             guidanceScale: guidance,
             progress: (d) => sv.update(d),
+            partial: (m) => {
+              done.shape = m;
+              write(true);
+            },
           })
         : undefined;
     sv.stop();
@@ -68,11 +80,21 @@ export function registerMeasureComposition(measure: Command): void {
     // TF-ICON's same-domain guidance is the reference's 2.5; the SDEdit baseline uses the same
     const tfIcon =
       cases > 0
-        ? measureTFIcon(sd, { start, cases, steps, guidanceScale: 2.5, progress: (d) => tb.update(d) })
+        ? measureTFIcon(sd, {
+            start,
+            cases,
+            steps,
+            guidanceScale: 2.5,
+            progress: (d) => tb.update(d),
+            partial: (m) => {
+              done.tfIcon = m;
+              write(true);
+            },
+          })
         : undefined;
     tb.stop();
-    const secs = (performance.now() - t0) / 1000;
-    writeFileAtomic(out, `${JSON.stringify({ start, steps, guidance, secs, shape, tfIcon }, null, 2)}\n`);
+    Object.assign(done, { shape, tfIcon });
+    const secs = write(false);
     log(`wrote ${out} (${secs.toFixed(0)} s)${stringFlag(f, 'model') ? '' : ' with the built-in model'}`);
   });
 }

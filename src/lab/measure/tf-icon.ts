@@ -42,6 +42,8 @@ export interface TFIconMeasureOptions {
   method?: Pick<ComposeOptions, 'tauA' | 'tauB' | 'exceptionalToken'>;
   /** Called after each finished case with the count done and the count asked for (a progress bar). */
   progress?: (done: number, total: number) => void;
+  /** Called with the totals so far after each case (a long run writes them as it goes). */
+  partial?: (m: TFIconMeasurement) => void;
 }
 
 /** One composite's scores. */
@@ -255,7 +257,13 @@ export function measureTFIcon(sd: StableDiffusion, o: TFIconMeasureOptions): TFI
       sdedit: scoreComposite(c, sdedit(sd, r.pasted, c.caption, o, c.seed)),
     });
     o.progress?.(rows.length, o.cases);
+    o.partial?.(totals(rows));
   }
+  return totals(rows);
+}
+
+/** The measurement's totals over the rows so far. */
+function totals(rows: TFIconRow[]): TFIconMeasurement {
   return {
     cases: rows.length,
     meanReconstructionError: mean(rows.map((r) => r.reconstructionError)),
