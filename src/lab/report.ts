@@ -147,7 +147,7 @@ function realEditRow(name: string, x: RealEditSummary): string[] {
 export function editsMarkdown(r: EditMeasurements): string {
   const c = r.config;
   const out: string[] = [
-    `Settings: DDIM ${c.steps} steps, guidance ${c.guidanceScale}, up to ${c.seeds} held-out scenes per measurement ` +
+    `Settings: ${c.sampler === 'flow-euler' ? 'flow-matching Euler (the DiT)' : 'DDIM'} ${c.steps} steps, guidance ${c.guidanceScale}, up to ${c.seeds} held-out scenes per measurement ` +
       `(scene seeds ≥ 10⁹; each measurement's own range${c.sceneOffset ? `, shifted by ${c.sceneOffset}: a validation run` : ''}), ` +
       `${c.batchPrompts} prompts per batch. Object masks of ` +
       "generated images are ShapesEval's detected templates; rendered scenes use their ground truth. Errors are " +

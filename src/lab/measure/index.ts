@@ -141,6 +141,8 @@ export interface EditMeasurements {
     only: MeasurementName[];
     /** Absent from results written before it was an option. */
     blendThreshold?: number;
+    /** How the images were sampled: DDIM (the UNet; absent from older results) or the DiT's flow-matching Euler. */
+    sampler?: 'ddim' | 'flow-euler';
   };
   seconds: Partial<Record<MeasurementName, number>>;
   colourSwap?: SwapResult;
@@ -213,7 +215,8 @@ export function measureEdits(sd: MeasureModel, opts: MeasureOptions = {}): EditM
   }
   const o = settingsOf(sd, opts);
   const { progress: _, deadline: __, ...config } = o;
-  const out: EditMeasurements = { config: { ...config, only }, seconds: {} };
+  const sampler = isDiT(sd) ? 'flow-euler' : 'ddim';
+  const out: EditMeasurements = { config: { ...config, only, sampler }, seconds: {} };
   const end = performance.now() + o.minutes * 60_000;
   only.forEach((m, i) => {
     // this measurement's share of the time left, by cost; what one leaves unused goes to the next

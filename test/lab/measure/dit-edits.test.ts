@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { measureEdits, runJobs } from '../../../src/lab/index.js';
+import { editsMarkdown, measureEdits, runJobs } from '../../../src/lab/index.js';
 import { replaceAndBlend } from '../../../src/lab/measure/common.js';
 import type { LocalBlend } from '../../../src/methods/application/local-blend.js';
 import { StableDiffusion3 } from '../../../src/pipelines/sd3.js';
@@ -76,5 +76,8 @@ test('DiT: every measurement but the DDIM / null-text inversion runs end to end 
   assert.ok(r.heatMaps!.objects >= 1);
   assert.match(r.heatMaps!.source, /flow inversion/);
   for (const v of Object.values(r.heatMaps!.meanIoU)) assert.ok(v !== null && v >= 0 && v <= 1);
+  assert.equal(r.config.sampler, 'flow-euler');
+  assert.match(editsMarkdown(r), /^Settings: flow-matching Euler \(the DiT\) 2 steps/);
+  assert.ok(!editsMarkdown(r).includes('Plug-and-Play |'), 'no Plug-and-Play row on the DiT');
   assert.throws(() => measureEdits(dit, { only: ['inversion'] }), /runs on a UNet model only/);
 });
