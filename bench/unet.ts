@@ -11,7 +11,8 @@
 //       Prompt-to-Prompt on every layer; at 1 and 2 threads; the graph (b) is the baseline of each. Then the
 //       diffusers/PyTorch column (bench/diffusers-unet.py) where Debian's python3 and /root/oracle exist.
 //       UNET_BENCH_SIZES, UNET_BENCH_THREADS, UNET_BENCH_HOOKS (comma-separated) and UNET_BENCH_RUNS_32 / _64
-//       (timed rounds after the warm-up; default 2 / 1) pick a subset.
+//       (timed rounds after the warm-up; default 2 / 1) pick a subset; UNET_BENCH_DIFFUSERS=0 leaves the
+//       diffusers column out, =only runs it alone (so that each part fits a time limit).
 //
 // The graph's output must match the eager output within 1e-4 (max abs). Also: the largest SD1.5
 // self-attention (batch 2, 8 heads, 4096 tokens, head size 40), `flashAttention` vs `softmaxAttention`.
@@ -69,6 +70,7 @@ import {
   threads,
 } from '../src/kernels/ort.js';
 import { setSubgraphs, subgraphStats } from '../src/kernels/subgraph.js';
+import { spillBytes, spillReads } from '../src/kernels/subgraph-spill.js';
 import { AttentionReplace } from '../src/methods/map/attention-replace.js';
 import { AttentionStore } from '../src/methods/map/attention-store.js';
 import { randomSD15UNet, SD15_UNET_CONFIG } from '../src/models/random-sd15.js';
@@ -498,7 +500,7 @@ async function serve(mode: string, args: Record<string, unknown>): Promise<void>
         afterSetup,
         peak,
         maxAbs: last ? maxAbs(last) : 0,
-        extra: { subgraphs: subgraphStats() },
+        extra: { subgraphs: subgraphStats(), spill: { written: spillBytes(), read: spillReads() } },
       };
       say('RESULT', report);
       lines.close();
@@ -700,7 +702,26 @@ const unet: Bench = {
       timestep: TIMESTEP,
       config: SD15_UNET_CONFIG,
     };
+    // UNET_BENCH_DIFFUSERS=0: attnkit only; =only: the diffusers/PyTorch column only
+    const diffusers = process.env['UNET_BENCH_DIFFUSERS'] ?? '1';
     try {
+      if (diffusers !== 'only') await attnkitCases();
+      if (diffusers !== '0') diffusersColumn();
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+      cleanup();
+    }
+    notes.push(
+      `load average at end: ${os
+        .loadavg()
+        .map((x) => x.toFixed(2))
+        .join(' ')}`,
+    );
+    const result = { name: 'unet', rows, targets, notes, details };
+    return result;
+
+    async function attnkitCases(): Promise<void> {
       // ── attention functions (UNET_BENCH_ATTENTION=0 skips them)
       if (process.env['UNET_BENCH_ATTENTION'] !== '0')
         await attentionCase(nThreads, tmp, rows, targets, details);
@@ -735,6 +756,9 @@ const unet: Bench = {
         rmSync(g.file, { force: true });
         rmSync(`${g.file}.data`, { force: true });
       }
+    }
+
+    function diffusersColumn(): void {
       const py = runDiffusers(threadCounts);
       details['diffusers'] = py;
       if ('results' in py) {
@@ -747,19 +771,7 @@ const unet: Bench = {
           });
         }
       } else notes.push(`diffusers/PyTorch column: not run (${py.notRun})`);
-    } finally {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-      cleanup();
     }
-    notes.push(
-      `load average at end: ${os
-        .loadavg()
-        .map((x) => x.toFixed(2))
-        .join(' ')}`,
-    );
-    const result = { name: 'unet', rows, targets, notes, details };
-    return result;
   },
 };
 

@@ -19,7 +19,7 @@ export interface SpillRef {
 /** Each entry starts at a page boundary (onnxruntime may map external data). */
 const ALIGN = 4096;
 
-const state: { fd: number; location: string; size: number } = { fd: -1, location: '', size: 0 };
+const state = { fd: -1, location: '', size: 0, reads: 0, readBytes: 0 };
 /** A byte range of some buffer that is in the spill file at `offset`. */
 interface Region {
   readonly start: number;
@@ -110,6 +110,8 @@ export function spilledAt(data: ArrayBufferView): SpillRef | undefined {
 
 /** Reads a spilled array back into fresh memory (it keeps its spill place). */
 export function readSpill(ref: SpillRef): ArrayBuffer {
+  state.reads++;
+  state.readBytes += ref.length;
   const buf = new ArrayBuffer(ref.length);
   const bytes = new Uint8Array(buf);
   for (let off = 0; off < ref.length; ) {
@@ -135,4 +137,9 @@ export function spillLocation(): string {
 /** Bytes written to the spill file so far (padding included). */
 export function spillBytes(): number {
   return state.size;
+}
+
+/** Arrays read back from the spill file so far, and their bytes (parked parameters that eager code read). */
+export function spillReads(): { reads: number; bytes: number } {
+  return { reads: state.reads, bytes: state.readBytes };
 }
