@@ -23,6 +23,7 @@ const SETTINGS: Record<string, Settings> = {
   's100-side16-8': { lossScale: 100, sides: [16, 8] },
   's100-side8-steps10': { lossScale: 100, sides: [8], maxIndexStep: 10 },
   s100: { lossScale: 100 },
+  's50-side8': { lossScale: 50, sides: [8] },
   's300-side8': { lossScale: 300, sides: [8] },
   's1000-side8': { lossScale: 1000, sides: [8] },
   's300-side16-8': { lossScale: 300, sides: [16, 8] },
