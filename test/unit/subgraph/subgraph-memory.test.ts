@@ -4,6 +4,7 @@
 // module: without parking it grows by two copies (JavaScript + onnxruntime's), with it by one.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,4 +100,21 @@ test('resident memory: a 256 MiB module costs one copy of its weights once its s
     `+${after.toFixed(0)} MiB resident after the session was built (weights 256 MiB)`,
   );
   clearSubgraphCache();
+});
+
+test('a spill folder that does not exist: an error naming ATTNKIT_SPILL_DIR, not a crash', () => {
+  const src = new URL('../../../src/kernels/subgraph-spill.ts', import.meta.url).href;
+  const r = spawnSync(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      '--input-type=module',
+      '--eval',
+      `import(${JSON.stringify(src)}).then((m) => { try { m.spill(new Float32Array(1024)); console.log('spilled'); } catch (e) { console.log(e.message); } });`,
+    ],
+    { encoding: 'utf8', env: { ...process.env, ATTNKIT_SPILL_DIR: join(spillDir, 'missing') } },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /spill folder .*missing does not exist; set ATTNKIT_SPILL_DIR/);
 });
