@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { shapesTrainingData } from '../lab/train-data.js';
 import { type AdapterMethod, trainAdapter } from '../train/adapter.js';
 import { folderTrainingData } from '../train/folder-data.js';
-import { float, intIn } from './args.js';
+import { float, floatIn, intIn } from './args.js';
 import { BATCH } from './limits.js';
 import { loadModel } from './models.js';
 import { addModelOption, addRunOptions, log, parseModel, parseSingleFile, startRun } from './options.js';
@@ -26,6 +26,7 @@ interface AdapterFlags {
   priorData?: string;
   priorShapes?: number;
   priorWeight: number;
+  captionDropout: number;
   modifierToken?: string;
 }
 
@@ -66,7 +67,13 @@ function register(train: Command, method: AdapterMethod, description: string, lr
       'prior preservation from Shapes scenes of this data seed',
       intIn('--prior-shapes', { min: 0, max: 2 ** 31 }),
     )
-    .option('--prior-weight <w>', 'weight of the prior-preservation loss', float('--prior-weight'), 1);
+    .option('--prior-weight <w>', 'weight of the prior-preservation loss', float('--prior-weight'), 1)
+    .option(
+      '--caption-dropout <p>',
+      'replace each caption by "" with this probability (the base model’s own training used 0.1)',
+      floatIn('--caption-dropout', { min: 0, max: 1 }),
+      0,
+    );
   addRunOptions(cmd).action((f: AdapterFlags) => {
     const run = startRun(f, { '--out': f.out });
     if ((f.data === undefined) === (f.shapes === undefined)) {
@@ -104,6 +111,7 @@ function register(train: Command, method: AdapterMethod, description: string, lr
       ...(prior ? { prior } : {}),
       ...(f.modifierToken !== undefined ? { modifierToken: f.modifierToken } : {}),
       method,
+      captionDropout: f.captionDropout,
       rank: f.rank,
       batchSize: f.batch,
       dataSeed: f.shapes ?? 0,

@@ -36,7 +36,7 @@ import {
 } from '../index.js';
 import { type TrainingData, trainingBatch } from './data.js';
 import { type LoopOptions, type LoopResult, trainLoop } from './loop.js';
-import { velocity } from './text-to-image.js';
+import { dropCaptions, velocity } from './text-to-image.js';
 import { sampleLatent } from './vae.js';
 
 /** The parts of a Stable Diffusion model adapter training uses (a `StableDiffusion` has them). */
@@ -235,6 +235,11 @@ export interface AdapterTrainOptions extends Omit<LoopOptions, 'label' | 'extra'
   out: string;
   /** Prior preservation: `batchSize` more rows per step from this source, their loss weighted by `weight`. */
   prior?: { data: TrainingData; dataSeed: number; weight: number };
+  /**
+   * Each caption (concept and prior rows) replaced by '' with this probability (default 0), as the base model
+   * was trained: keeps the unconditional prediction, which classifier-free guidance subtracts, trained too.
+   */
+  captionDropout?: number;
 }
 
 /**
@@ -311,11 +316,16 @@ export function trainAdapter(
     state,
     (step) => {
       const batch = trainingBatch(data, o.dataSeed, step, o.batchSize);
-      if (!o.prior)
-        return { loss: adapterLoss(base, adapter, noise, batch.images, batch.captions, gen), logs: {} };
+      // the dropout's draws come from a generator of their own per step: runs without it stay as they were
+      const drop = (c: readonly string[]) =>
+        o.captionDropout ? dropCaptions(c, o.captionDropout, new Generator(o.seed * 1_000_003 + step)) : c;
+      if (!o.prior) {
+        const loss = adapterLoss(base, adapter, noise, batch.images, drop(batch.captions), gen);
+        return { loss, logs: {} };
+      }
       const p = trainingBatch(o.prior.data, o.prior.dataSeed, step, o.batchSize);
       const images = concat([batch.images, p.images], 0);
-      const captions = [...batch.captions, ...p.captions];
+      const captions = drop([...batch.captions, ...p.captions]);
       const prior = { rows: o.batchSize, weight: o.prior.weight };
       return { loss: adapterLoss(base, adapter, noise, images, captions, gen, prior), logs: {} };
     },

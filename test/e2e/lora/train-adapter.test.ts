@@ -164,6 +164,32 @@ test('prior preservation: concept rows and prior rows each averaged, the prior p
   assert.ok(Math.abs((both - first) / 3 - (2 * plain - first)) < 1e-5 * plain);
 });
 
+test('caption dropout 1: the same LoRA as training on empty captions (the unconditional branch CFG uses)', () => {
+  const empty = join(dir, 'data-empty');
+  mkdirSync(empty);
+  for (let i = 0; i < 2; i++) {
+    writeFileSync(join(empty, `img${i}.png`), readFileSync(join(data, `img${i}.png`)));
+    writeFileSync(join(empty, `img${i}.txt`), '');
+  }
+  const run = (src: string, captionDropout: number, name: string) => {
+    const out = join(dir, `${name}.safetensors`);
+    trainAdapter(sd, folderTrainingData(src, 32), {
+      ...common,
+      method: 'lora',
+      rank: 2,
+      steps: 2,
+      captionDropout,
+      dir: join(dir, `run-${name}`),
+      out,
+      resume: false,
+    });
+    return readFileSync(out);
+  };
+  const dropped = run(data, 1, 'drop1');
+  assert.deepEqual(dropped, run(empty, 0, 'empty'));
+  assert.notDeepEqual(dropped, run(data, 0, 'drop0'));
+});
+
 test('Custom Diffusion with a modifier token: the word’s embedding trains and is written beside the K/V', () => {
   const out = join(dir, 'cd-token.safetensors');
   const table = sd.textEncoder.text_model.embeddings.token_embedding.weight;
