@@ -21,6 +21,8 @@ export interface GuidanceFlags {
   excite?: boolean | string;
   box?: WordBox[];
   boxMethod?: string;
+  boxScale?: string;
+  boxSides?: string;
   paint?: PaintSpec[];
   paintScale?: string;
 }
@@ -93,6 +95,11 @@ export function addGuidanceOptions(cmd: Command): Command {
       'layout',
     )
     .option(
+      '--box-scale <f>',
+      "layout guidance's loss scale (default the reference's 30; the built-in model: 100 with --box-sides 16,8)",
+    )
+    .option('--box-sides <list>', 'the map sides layout guidance reads, e.g. 16,8 (default scaled from SD)')
+    .option(
       '--paint <word=mask.png[:weight]>',
       'paint-with-words: the word’s region as a mask PNG of the image’s size (white = inside) or a box; repeatable',
       (v: string, prev: PaintSpec[] = []) => [...prev, parsePaintSpec(v)],
@@ -141,7 +148,15 @@ export function guidanceFromFlags(
   }
   if (f.box && f.box.length > 0) {
     const method = f.boxMethod ?? 'layout';
-    if (method === 'layout') guidance.push(new LayoutGuidance({ tokenizer, prompts: prompt, boxes: f.box }));
+    const lossScale = f.boxScale === undefined ? undefined : Number(f.boxScale);
+    if (lossScale !== undefined && !(lossScale >= 0 && lossScale <= 10_000))
+      throw new Error(`--box-scale must be a number from 0 to 10000, got '${f.boxScale}'`);
+    const sides = f.boxSides?.split(',').map((v) => Number(v.trim()));
+    if (sides?.some((v) => !Number.isInteger(v) || v < 1 || v > 4096))
+      throw new Error(`--box-sides: map sides as integers, e.g. 16,8; got '${f.boxSides}'`);
+    const tuned = { ...(lossScale !== undefined ? { lossScale } : {}), ...(sides ? { sides } : {}) };
+    if (method === 'layout')
+      guidance.push(new LayoutGuidance({ tokenizer, prompts: prompt, boxes: f.box, ...tuned }));
     else if (method === 'boxdiff') guidance.push(new BoxDiff({ tokenizer, prompts: prompt, boxes: f.box }));
     else throw new Error(`--box-method must be layout or boxdiff, got '${method}'`);
   }

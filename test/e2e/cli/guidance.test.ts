@@ -51,7 +51,19 @@ test('the option parsers', () => {
 test('generate --excite, --box (both methods) and --paint write 64×64 images', () => {
   const runs: [string, string[]][] = [
     ['excite', ['--excite']],
-    ['layout', ['--box', 'circle=0,0.2,0.4,0.8', '--box', 'square=0.6,0.2,1,0.8']],
+    [
+      'layout',
+      [
+        '--box',
+        'circle=0,0.2,0.4,0.8',
+        '--box',
+        'square=0.6,0.2,1,0.8',
+        '--box-scale',
+        '100',
+        '--box-sides',
+        '16,8',
+      ],
+    ],
     ['boxdiff', ['--box', 'circle=0,0.2,0.4,0.8', '--box-method', 'boxdiff']],
     ['paint', ['--paint', 'circle=0,0.2,0.4,0.8:2']],
   ];
@@ -76,6 +88,7 @@ test('bad input is refused before anything is generated, naming the problem', ()
     [['--box', 'heart=0,0,1,1'], /"heart" is not a word of the prompt/],
     [['--excite', 'star'], /Attend-and-Excite.*"star"/],
     [['--box', 'circle=0,0,1,1', '--box-method', 'gligen'], /--box-method must be layout or boxdiff/],
+    [['--box', 'circle=0,0,1,1', '--box-sides', '16,x'], /--box-sides: map sides as integers/],
   ];
   const mask = join(dir, 'mask32.png');
   writePng(mask, Tensor.zeros([1, 3, 32, 32]));
