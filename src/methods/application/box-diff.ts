@@ -46,7 +46,7 @@ export interface BoxDiffOptions extends Omit<AttendAndExciteOptions, 'subjects'>
 /** The mean of the k largest values of `values · mask` (k = ⌊P · Σ mask⌋, at least 1) as a 0/1 mask / k. */
 function topKMask(values: ArrayLike<number>, mask: Float32Array, P: number): Float32Array {
   const k = Math.max(1, Math.floor(mask.reduce((a, v) => a + v, 0) * P));
-  const order = Array.from(mask, (m, q) => q).sort((a, b) => values[b]! * mask[b]! - values[a]! * mask[a]!);
+  const order = Array.from(mask, (_m, q) => q).sort((a, b) => values[b]! * mask[b]! - values[a]! * mask[a]!);
   const out = new Float32Array(mask.length);
   for (const q of order.slice(0, k)) out[q] = 1 / k;
   return out;
