@@ -5,10 +5,10 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import { clearSubgraphCache, setSubgraphs, subgraphStats } from '../../../src/kernels/subgraph.js';
 import { spillBytes } from '../../../src/kernels/subgraph-spill.js';
 import { Linear, Module, ModuleList } from '../../../src/nn/index.js';
@@ -19,6 +19,7 @@ import { assertClose } from '../../helpers/tolerance.js';
 // the spill file's folder, read when the first weight is spilled
 const spillDir = mkdtempSync(join(tmpdir(), 'attnkit-spill-test-'));
 process.env['ATTNKIT_SPILL_DIR'] = spillDir;
+after(() => rmSync(spillDir, { recursive: true, force: true }));
 setSubgraphs(true);
 
 class Stack extends Module {
