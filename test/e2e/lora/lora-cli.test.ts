@@ -2,7 +2,6 @@
 // a LoRA changes it, two stacked equal the one at the summed scale, bad values and files are refused.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +9,8 @@ import { after, test } from 'node:test';
 import { parseLoraSpec } from '../../../src/cli/lora-options.js';
 import { readPng } from '../../../src/io/png.js';
 import type { Tensor } from '../../../src/tensor/index.js';
-import { goldenDir, repoRoot } from '../../helpers/fixtures.js';
+import { attnkitTiny } from '../../helpers/cli.js';
+import { repoRoot } from '../../helpers/fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'attnkit-lora-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -18,27 +18,7 @@ const kohya = join(repoRoot, 'test', 'fixtures', 'lora', 'kohya.safetensors');
 
 function generate(name: string, ...flags: string[]): Tensor {
   const out = join(dir, `${name}.png`);
-  execFileSync(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(repoRoot, 'src/cli/main.ts'),
-      'generate',
-      'a red circle',
-      '--steps',
-      '2',
-      '--out',
-      out,
-      ...flags,
-      '--model',
-      goldenDir(),
-      '--threads',
-      '1',
-      '-q',
-    ],
-    { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  attnkitTiny('generate', 'a red circle', '--steps', '2', '--out', out, ...flags);
   return readPng(out);
 }
 const maxDiff = (a: Tensor, b: Tensor) => Math.max(...a.sub(b).abs().toArray());

@@ -2,7 +2,6 @@
 // JSON, heat-map IoU), batch-independent noise, and the detector's mask standing in for ground truth.
 
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +29,8 @@ import { crossAttentionSides } from '../../../src/models/unet2d-config.js';
 import { defaultHeatResolutions } from '../../../src/pipelines/heatmaps.js';
 import { StableDiffusion } from '../../../src/pipelines/stable-diffusion.js';
 import { vocabularyCaptions } from '../../../src/train/shapes.js';
-import { goldenDir, repoRoot } from '../../helpers/fixtures.js';
+import { attnkitTiny } from '../../helpers/cli.js';
+import { goldenDir } from '../../helpers/fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'attnkit-eval-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -153,30 +153,18 @@ test('eval: runs end to end on tiny-sd-a and gives a well-formed table and JSON'
 
 test('eval: attnkit eval prints the table and writes JSON', () => {
   const out = join(dir, 'eval.json');
-  const stdout = execFileSync(
-    process.execPath,
-    [
-      '--import',
-      'tsx',
-      join(repoRoot, 'src/cli/main.ts'),
-      'eval',
-      '-n',
-      '2',
-      '--steps',
-      '1',
-      '--batch',
-      '2',
-      '--heatmaps',
-      '1',
-      '--out',
-      out,
-      '--model',
-      goldenDir(),
-      '--threads',
-      '1',
-      '-q',
-    ],
-    { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] },
+  const stdout = attnkitTiny(
+    'eval',
+    '-n',
+    '2',
+    '--steps',
+    '1',
+    '--batch',
+    '2',
+    '--heatmaps',
+    '1',
+    '--out',
+    out,
   );
   assert.match(stdout, /ShapesEval — 2 prompts/);
   const json = JSON.parse(readFileSync(out, 'utf8'));
