@@ -4,13 +4,10 @@
 // blocks — sampled with the model's flow-matching scheduler; scored by the same ShapesEval code.
 
 import type { AttentionCall, Controller } from '../attention/index.js';
-import { HELD_OUT_SEED_BASE } from '../lab/index.js';
 import { linearAttention, useAttention } from '../methods/function/index.js';
 import { StableDiffusion3 } from '../pipelines/sd3.js';
-import { memory } from '../process/memory.js';
-import { cacheCounts, calibrateOn, type Measured, method } from './bench-methods.js';
-import { shapesPrompts } from './bench-shapes.js';
-import { now, saveF32, startPeak } from './bench-support.js';
+import { type Measured, method } from './bench-methods.js';
+import { timeShapes } from './bench-shapes.js';
 import { forDiT } from './generate-dit.js';
 
 /** The UNet's generate() default guidance, which the UNet rows run with. */
@@ -41,29 +38,7 @@ export function measureShapesDiT(
 ): Measured {
   const sd = StableDiffusion3.fromPretrained(dir);
   const controllers = ditControllers(name);
-  const run = (offset: number, n: number) =>
-    sd.generate({
-      prompt: shapesPrompts(prompts, offset),
-      steps: n,
-      seed: offset,
-      guidanceScale: GUIDANCE,
-      controllers,
-    });
-  // warm-up (op sessions); a calibrated cache calibrates there, on other prompts and another seed
-  const other = HELD_OUT_SEED_BASE + 100_000_000;
-  if (calibrateOn(controllers, () => run(other, steps)) === undefined) run(other, 1);
-  startPeak();
-  const baseline = memory().rss;
-  const t0 = now();
-  const { images } = run(HELD_OUT_SEED_BASE, steps);
-  const seconds = (now() - t0) / steps;
-  const peak = memory().hwm;
-  saveF32(out, images);
-  const counts = cacheCounts(controllers);
-  return {
-    samples: [seconds],
-    baseline,
-    peak,
-    note: [images.shape.join('×'), 'DiT, flow matching', counts].filter(Boolean).join('; '),
-  };
+  const generate = (prompt: string[], n: number, seed: number) =>
+    sd.generate({ prompt, steps: n, seed, guidanceScale: GUIDANCE, controllers });
+  return timeShapes(generate, controllers, prompts, steps, out, 'DiT, flow matching');
 }

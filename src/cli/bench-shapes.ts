@@ -2,6 +2,7 @@
 // same seed; ShapesEval scores every image against its prompt, and every prompt object's detected box is
 // compared with the box of the same object in the reference method's image (mean IoU).
 
+import type { Controller } from '../attention/index.js';
 import { type Box, evaluate, HELD_OUT_SEED_BASE, heldOutPrompts, type SceneReport } from '../lab/index.js';
 import { StableDiffusion } from '../pipelines/stable-diffusion.js';
 import { memory } from '../process/memory.js';
@@ -24,9 +25,25 @@ export function measureShapes(
 ): Measured {
   const sd = StableDiffusion.fromPretrained(dir);
   const controllers = method(name).controllers();
-  const run = (offset: number, n: number) =>
-    sd.generate({ prompt: shapesPrompts(prompts, offset), steps: n, seed: offset, controllers });
-  // warm-up (op sessions); a calibrated cache calibrates there, on other prompts and another seed
+  const generate = (prompt: string[], n: number, seed: number) =>
+    sd.generate({ prompt, steps: n, seed, controllers });
+  return timeShapes(generate, controllers, prompts, steps, out);
+}
+
+/**
+ * The timed part of a Shapes row, for any pipeline: a warm-up (where a calibrated cache calibrates, on other prompts
+ * and another seed), then one batched generation of the held-out prompts; seconds per step, peak memory, images to
+ * `out`. `tag` is added to the row's note.
+ */
+export function timeShapes(
+  generate: (prompt: string[], steps: number, seed: number) => { images: Tensor },
+  controllers: readonly Controller[],
+  prompts: number,
+  steps: number,
+  out: string,
+  tag?: string,
+): Measured {
+  const run = (offset: number, n: number) => generate(shapesPrompts(prompts, offset), n, offset);
   const other = HELD_OUT_SEED_BASE + 100_000_000;
   if (calibrateOn(controllers, () => run(other, steps)) === undefined) run(other, 1);
   startPeak();
@@ -41,7 +58,7 @@ export function measureShapes(
     samples: [seconds],
     baseline,
     peak,
-    note: [images.shape.join('×'), counts].filter(Boolean).join('; '),
+    note: [images.shape.join('×'), tag, counts].filter(Boolean).join('; '),
   };
 }
 
